@@ -1,0 +1,60 @@
+"""``herald`` — the command line (see API.md). Thin: parse, then call the room's code.
+
+Each subcommand lives in ``scripts/cmd_<name>.py`` with ``configure(parser)`` and
+``main(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scripts.runtime import EXIT_USAGE
+
+COMMANDS: dict[str, str] = {
+    "run": "all-in-one: server (unless REDIS_URL), API, projector, scheduler, delivery",
+    "api": "the HTTP API alone",
+    "worker": "consumer processes (projector, scheduler, delivery channels)",
+    "publish": "append one notification",
+    "replay": "rebuild all derived state from the log (or --verify it)",
+    "status": "partitions, groups, lag, pending, dead letters, schedule depth",
+    "dlq": "list, retry or drop dead letters",
+    "token": "mint a user token (development and tests)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herald", description="Herald: an event-sourced notification broker on Redis Streams."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, summary in COMMANDS.items():
+        cmd = sub.add_parser(name, help=summary, description=summary)
+        try:
+            module = importlib.import_module(f"scripts.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"scripts.cmd_{name}":
+                raise
+            cmd.set_defaults(handler=None)
+            continue
+        module.configure(cmd)
+        cmd.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.handler is None:
+        print(f"herald: '{args.command}' is not available yet", file=sys.stderr)
+        return EXIT_USAGE
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The Redis connection: one pool per process, standalone or Cluster.
+
+Responses are bytes (``decode_responses=False``: the log holds msgpack) over
+RESP2 (``protocol=2``), set explicitly. Connection errors are retried with
+back-off by the client; callers translate what is left where they call Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from streams.errors import ServerStartError
+from streams.server import running_server_url
+from streams.settings import Settings
+
+RETRY_ATTEMPTS = 3
+RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+def resolve_url(settings: Settings) -> str:
+    """``REDIS_URL``, else the server running on the data folder; else ServerStartError."""
+    if settings.redis_url:
+        return settings.redis_url
+    url = running_server_url(settings.data_dir)
+    if url is None:
+        raise ServerStartError(
+            f"no server is running on {settings.data_dir}: start `herald run`, or set REDIS_URL"
+        )
+    return url
+
+
+def connect(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
+    """An asyncio client (``redis.asyncio.Redis`` or ``RedisCluster``); close with aclose()."""
+    url = url or resolve_url(settings)
+    common: dict[str, Any] = {
+        "decode_responses": False,
+        "protocol": 2,
+        "health_check_interval": 30,
+        "retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
+        "retry_on_error": list(RETRY_ERRORS),
+    }
+    common.update(kwargs)
+    if settings.redis_cluster:
+        common.pop("health_check_interval")
+        common.pop("retry_on_error")
+        return aioredis.RedisCluster.from_url(url, **common)
+    return aioredis.Redis.from_url(url, **common)
+
+
+def connect_sync(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
+    """A synchronous client, for the sync producer and operator commands."""
+    url = url or resolve_url(settings)
+    common: dict[str, Any] = {
+        "decode_responses": False,
+        "protocol": 2,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
+        "retry_on_error": list(RETRY_ERRORS),
+    }
+    common.update(kwargs)
+    if settings.redis_cluster:
+        common.pop("retry_on_error")
+        return redis.RedisCluster.from_url(url, **common)
+    return redis.Redis.from_url(url, **common)

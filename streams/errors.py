@@ -1,0 +1,44 @@
+"""Errors of the log room; every Herald error derives from :class:`HeraldError`."""
+
+from __future__ import annotations
+
+
+class HeraldError(Exception):
+    """Base of every error Herald raises on purpose."""
+
+
+class SettingsError(HeraldError):
+    """Raised at start when an environment variable is unknown or invalid."""
+
+
+class ValidationError(HeraldError):
+    """Raised when an event or request field breaks a rule; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class CodecError(HeraldError):
+    """Raised when bytes cannot be decoded into an event (or an event encoded).
+
+    ``reason`` is a short machine-readable word: ``malformed``, ``unknown_type``,
+    ``unknown_version``, ``invalid``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PartitionMismatchError(HeraldError):
+    """Raised at start when HERALD_PARTITIONS differs from the count recorded in Redis."""
+
+
+class ServerStartError(HeraldError):
+    """Raised when no Redis-compatible server can be found, started or reached."""
+
+
+class RedisUnavailableError(HeraldError):
+    """Raised when Redis cannot be reached after the connection's retries."""

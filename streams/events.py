@@ -1,0 +1,247 @@
+"""Event types: the envelope and the payloads stored in the log.
+
+Payloads are frozen, slotted, keyword-only dataclasses with past-tense names. Each
+has a stable ``TYPE`` string and an integer ``VERSION``; the registry maps
+``(type, version)`` to the class, never a Python import path, so a rename can't
+break stored data. Unknown types and versions are dead-lettered by consumers.
+
+Positions are Redis stream entry ids (``"1700000000000-0"``) of the partition
+stream; they order all events of one user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# ----------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Payload:
+    """Base of every payload; subclasses set TYPE and VERSION."""
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationContent(Payload):
+    """Fields shared by everything that becomes an inbox item or a delivery.
+
+    ``notification_id`` is None when the notification's id is the event's id;
+    the scheduler sets it so a fired reminder keeps the id it was scheduled with.
+    ``expires_at`` (ms) is the time-to-live: no channel sends it after that.
+    ``recipients`` overrides the profile's addresses for this notification.
+    """
+
+    title: str
+    body: str = ""
+    category: str = "general"
+    data: dict[str, Any] = field(default_factory=dict)
+    channels: tuple[str, ...] = ("in_app",)
+    notification_id: str | None = None
+    expires_at: int | None = None
+    recipients: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationCreated(NotificationContent):
+    TYPE: ClassVar[str] = "notification.created"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationScheduled(NotificationContent):
+    """Becomes a NotificationCreated at ``deliver_at`` (ms) unless cancelled first."""
+
+    TYPE: ClassVar[str] = "notification.scheduled"
+    deliver_at: int
+    cancel_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleCancelled(Payload):
+    """Cancels every not-yet-due schedule under ``cancel_key`` (or one id)."""
+
+    TYPE: ClassVar[str] = "schedule.cancelled"
+    cancel_key: str | None = None
+    notification_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestItemAdded(NotificationContent):
+    """One item collected into the user's digest bucket ``digest_key``.
+
+    The bucket closes at ``window_end`` (ms) and is sent as one summary.
+    """
+
+    TYPE: ClassVar[str] = "digest.item_added"
+    digest_key: str
+    window_end: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationRead(Payload):
+    TYPE: ClassVar[str] = "notification.read"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationUnread(Payload):
+    TYPE: ClassVar[str] = "notification.unread"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationArchived(Payload):
+    TYPE: ClassVar[str] = "notification.archived"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationDeleted(Payload):
+    TYPE: ClassVar[str] = "notification.deleted"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllRead(Payload):
+    """Marks read every item at or below ``up_to`` (a position; None = this event's)."""
+
+    TYPE: ClassVar[str] = "notification.all_read"
+    up_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreferencesChanged(Payload):
+    """Replaces the user's preferences: ``{category: {channel: bool}}``.
+
+    ``"*"`` as a category is the default for categories not listed.
+    """
+
+    TYPE: ClassVar[str] = "preferences.changed"
+    preferences: dict[str, dict[str, bool]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileChanged(Payload):
+    """Replaces the user's delivery addresses (absent fields are cleared)."""
+
+    TYPE: ClassVar[str] = "profile.changed"
+    phone: str | None = None
+    email: str | None = None
+    wechat_openid: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryEvent(Payload):
+    """Base of delivery outcomes: one notification on one channel."""
+
+    notification_id: str
+    channel: str
+    attempt: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryAttempted(DeliveryEvent):
+    TYPE: ClassVar[str] = "delivery.attempted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverySucceeded(DeliveryEvent):
+    TYPE: ClassVar[str] = "delivery.succeeded"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryFailed(DeliveryEvent):
+    """``final`` is True when no further attempt will be made."""
+
+    TYPE: ClassVar[str] = "delivery.failed"
+    final: bool = False
+    retry_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverySkipped(DeliveryEvent):
+    TYPE: ClassVar[str] = "delivery.skipped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryExpired(DeliveryEvent):
+    TYPE: ClassVar[str] = "delivery.expired"
+
+
+PAYLOAD_TYPES: tuple[type[Payload], ...] = (
+    NotificationCreated,
+    NotificationScheduled,
+    ScheduleCancelled,
+    DigestItemAdded,
+    NotificationRead,
+    NotificationUnread,
+    NotificationArchived,
+    NotificationDeleted,
+    AllRead,
+    PreferencesChanged,
+    ProfileChanged,
+    DeliveryAttempted,
+    DeliverySucceeded,
+    DeliveryFailed,
+    DeliverySkipped,
+    DeliveryExpired,
+)
+
+REGISTRY: dict[tuple[str, int], type[Payload]] = {
+    (cls.TYPE, cls.VERSION): cls for cls in PAYLOAD_TYPES
+}
+TYPES: dict[str, type[Payload]] = {cls.TYPE: cls for cls in PAYLOAD_TYPES}
+
+
+# ----------------------------------------------------------------- envelope
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """What every log entry carries around its payload.
+
+    ``id`` is a Herald id (see streams/ids.py) naming the partition; ``time`` is
+    milliseconds since the epoch, set by the producer; ``idempotency_key`` is the
+    producer's key, when one was given; ``correlation`` ties events of one flow.
+    """
+
+    id: str
+    user: str
+    time: int
+    payload: Payload
+    idempotency_key: str | None = None
+    correlation: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.payload.TYPE
+
+    @property
+    def version(self) -> int:
+        return self.payload.VERSION
+
+    @property
+    def notification_id(self) -> str:
+        """The notification an event is about (its own id for a new notification)."""
+        explicit = getattr(self.payload, "notification_id", None)
+        return explicit if explicit else self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an event landed: its id, partition and stream position.
+
+    ``duplicate`` is True when an earlier append under the same idempotency key
+    answered instead (nothing new was appended).
+    """
+
+    id: str
+    partition: int
+    position: str
+    duplicate: bool = False

@@ -1,0 +1,127 @@
+"""Every Redis key Herald uses, built from one prefix.
+
+Keys that an event of partition ``p`` touches carry the hash tag ``{pNN}``, so each
+atomic step (one Lua script or one MULTI) lands in one Redis Cluster slot. The few
+global keys (``meta``, ``replay``, ``ratelimit``) are touched outside event steps.
+
+Projection keys take a namespace ``ns``: ``"v"`` is the live view; ``herald replay``
+builds another namespace and switches (see consumers/replay.py).
+
+No other module builds a key string; tests check every key of a partition lies
+in one slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIVE_NS = "v"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one prefix (``HERALD_PREFIX``)."""
+
+    prefix: str = "herald"
+
+    # ----------------------------------------------------------------- global
+    def tag(self, partition: int) -> str:
+        """``herald:{p07}`` — the partition's hash-tagged key root."""
+        return f"{self.prefix}:{{p{partition:02d}}}"
+
+    def meta(self) -> str:
+        """Hash: partition count and creation time, written on first start."""
+        return f"{self.prefix}:meta"
+
+    def view_pointer(self) -> str:
+        """String: the namespace the live projection reads and writes (default ``v``)."""
+        return f"{self.prefix}:view"
+
+    def replay_state(self) -> str:
+        """Hash: progress of an interrupted ``herald replay`` (resumable)."""
+        return f"{self.prefix}:replay"
+
+    def signal_channel(self, partition: int) -> str:
+        """Pub/sub channel: "user u changed at position x" for partition p."""
+        return f"{self.tag(partition)}:changed"
+
+    def signal_pattern(self) -> str:
+        """Pattern matching every partition's signal channel."""
+        return f"{self.prefix}:{{p*}}:changed"
+
+    def rate_bucket(self, scope: str, name: str) -> str:
+        """Rate-limit bucket (API keys, users, delivery channels)."""
+        return f"{self.prefix}:rl:{{{scope}:{name}}}"
+
+    # -------------------------------------------------------------- the log
+    def stream(self, partition: int) -> str:
+        """Stream: the partition's log; every event of its users, in order."""
+        return f"{self.tag(partition)}:log"
+
+    def idempotency(self, partition: int, key: str) -> str:
+        """String ``event_id position``: the first append under an idempotency key."""
+        return f"{self.tag(partition)}:idem:{key}"
+
+    def dead_letters(self, partition: int) -> str:
+        """Stream: entries a consumer group could not process, with the reason."""
+        return f"{self.tag(partition)}:dlq"
+
+    def lease(self, group: str, partition: int) -> str:
+        """String: the consumer that owns ``partition`` for ``group`` (PX TTL)."""
+        return f"{self.tag(partition)}:lease:{group}"
+
+    # ------------------------------------------------------------ projections
+    def ns_root(self, partition: int, ns: str = LIVE_NS) -> str:
+        return f"{self.tag(partition)}:{ns}"
+
+    def checkpoint(self, partition: int, ns: str = LIVE_NS, group: str = "projector") -> str:
+        """String: last stream position applied to the namespace by ``group``."""
+        return f"{self.ns_root(partition, ns)}:ckpt:{group}"
+
+    def inbox(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's inbox items ordered by log position."""
+        return f"{self.ns_root(partition, ns)}:inbox:{user}"
+
+    def item(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: one notification's content and state."""
+        return f"{self.ns_root(partition, ns)}:item:{notification_id}"
+
+    def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Hash: the user's counters (unread) and markers (read-all position)."""
+        return f"{self.ns_root(partition, ns)}:user:{user}"
+
+    def preferences(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Hash: the user's category/channel opt-in and opt-out."""
+        return f"{self.ns_root(partition, ns)}:prefs:{user}"
+
+    def profile(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Hash: the user's delivery addresses."""
+        return f"{self.ns_root(partition, ns)}:profile:{user}"
+
+    def status(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: per-channel delivery status of one notification."""
+        return f"{self.ns_root(partition, ns)}:status:{notification_id}"
+
+    def schedule(self, partition: int, ns: str = LIVE_NS) -> str:
+        """Sorted set: scheduled notification ids by due time (ms)."""
+        return f"{self.ns_root(partition, ns)}:sched"
+
+    def scheduled(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """String: the encoded event a scheduled notification will become."""
+        return f"{self.ns_root(partition, ns)}:sched:{notification_id}"
+
+    def cancel_key(self, partition: int, cancel_key: str, ns: str = LIVE_NS) -> str:
+        """Set: scheduled notification ids registered under a cancel key."""
+        return f"{self.ns_root(partition, ns)}:cancel:{cancel_key}"
+
+    def digest(self, partition: int, user: str, digest_key: str, ns: str = LIVE_NS) -> str:
+        """Hash: an open digest bucket of one user."""
+        return f"{self.ns_root(partition, ns)}:digest:{user}:{digest_key}"
+
+    def digests_due(self, partition: int, ns: str = LIVE_NS) -> str:
+        """Sorted set: open digest buckets by window end (ms)."""
+        return f"{self.ns_root(partition, ns)}:digests"
+
+    def retry_queue(self, channel: str, partition: int) -> str:
+        """Sorted set: deliveries waiting for their next attempt, by due time."""
+        return f"{self.tag(partition)}:retry:{channel}"

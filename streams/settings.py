@@ -1,0 +1,157 @@
+"""Settings: one frozen object built once per process from the environment.
+
+Every variable is named ``HERALD_*`` except ``REDIS_URL``. An unknown ``HERALD_*``
+variable or an invalid value fails at start with a :class:`SettingsError` that
+names the variable, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.errors import SettingsError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``250ms``, ``30s``, ``5m``, ``1h``, ``7d`` or a bare number of seconds.
+
+    Raises ValueError on anything else, including negative values.
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true/false)")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _env(name: str, parser: Callable[[str], Any], default: Any) -> Any:
+    return field(default=default, metadata={"env": name, "parse": parser})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Process-wide configuration; see the README's configuration table."""
+
+    # --- the log and its server
+    redis_url: str | None = _env("REDIS_URL", str, None)
+    redis_cluster: bool = _env("HERALD_REDIS_CLUSTER", _bool, False)
+    data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
+    appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
+    prefix: str = _env("HERALD_PREFIX", str, "herald")
+    partitions: int = _env("HERALD_PARTITIONS", _positive_int, 64)
+    dedupe_window_s: float = _env("HERALD_DEDUPE_WINDOW", parse_duration, 86400.0)
+    max_event_bytes: int = _env("HERALD_MAX_EVENT_BYTES", _positive_int, 64 * 1024)
+    max_batch: int = _env("HERALD_MAX_BATCH", _positive_int, 1000)
+    # --- logging
+    log_format: str = _env("HERALD_LOG_FORMAT", _choice("auto", "json", "console"), "auto")
+    log_level: str = _env(
+        "HERALD_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info"
+    )
+    # --- consumers
+    inbox_max: int = _env("HERALD_INBOX_MAX", _positive_int, 1000)
+    max_deliveries: int = _env("HERALD_MAX_DELIVERIES", _positive_int, 5)
+    lease_ttl_s: float = _env("HERALD_LEASE_TTL", parse_duration, 10.0)
+    read_batch: int = _env("HERALD_READ_BATCH", _positive_int, 500)
+    claim_idle_s: float = _env("HERALD_CLAIM_IDLE", parse_duration, 30.0)
+    delivery_concurrency: int = _env("HERALD_DELIVERY_CONCURRENCY", _positive_int, 100)
+    rate_limits: str = _env("HERALD_RATE_LIMITS", str, "")
+    status_ttl_s: float = _env("HERALD_STATUS_TTL", parse_duration, 7 * 86400.0)
+    retry_schedule: str = _env("HERALD_RETRY_SCHEDULE", str, "1s,5s,30s,2m,10m")
+    # --- API
+    host: str = _env("HERALD_HOST", str, "127.0.0.1")
+    port: int = _env("HERALD_PORT", int, 8080)
+    api_keys: tuple[str, ...] = _env("HERALD_API_KEYS", _csv, ())
+    token_secret: str = _env("HERALD_TOKEN_SECRET", str, "")
+    max_body_bytes: int = _env("HERALD_MAX_BODY", _positive_int, 256 * 1024)
+    action_wait_s: float = _env("HERALD_ACTION_WAIT", parse_duration, 1.0)
+    request_timeout_s: float = _env("HERALD_REQUEST_TIMEOUT", parse_duration, 30.0)
+    dev_mode: bool = _env("HERALD_DEV", _bool, False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) plus overrides.
+
+        Raises SettingsError naming the variable for an invalid value or an
+        unknown ``HERALD_*`` variable.
+        """
+        env = os.environ if environ is None else environ
+        known = {f.metadata["env"] for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in env if k.startswith("HERALD_") and k not in known)
+        unknown = [k for k in unknown if not k.startswith(_IGNORED_PREFIXES)]
+        if unknown:
+            raise SettingsError(
+                f"unknown setting {unknown[0]}; known HERALD_* variables: "
+                + ", ".join(sorted(k for k in known if k.startswith("HERALD_")))
+            )
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None or (raw == "" and f.default is None):
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from exc
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Cross-field checks; raises SettingsError naming the variable."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", self.prefix):
+            raise SettingsError("HERALD_PREFIX must be 1-32 of A-Z a-z 0-9 _ . -")
+        if self.partitions > 4096:
+            raise SettingsError("HERALD_PARTITIONS must be at most 4096")
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("HERALD_PORT must be between 1 and 65535")
+        if self.max_batch > 10000:
+            raise SettingsError("HERALD_MAX_BATCH must be at most 10000")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and replay namespaces)."""
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+
+# Variables the test-suite and tools read themselves, not settings of a process.
+_IGNORED_PREFIXES = ("HERALD_TEST_", "HERALD_BENCH_")

@@ -1,0 +1,171 @@
+"""Validation of events before they are appended: limits and shapes.
+
+Raises :class:`ValidationError` whose ``field`` names the failing field (dotted
+path, e.g. ``data`` or ``preferences.billing.sms``). The producer validates every
+event, so nothing past these rules ever reaches the log from Herald's own code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from streams.errors import ValidationError
+from streams.events import (
+    DeliveryEvent,
+    DigestItemAdded,
+    Envelope,
+    NotificationContent,
+    NotificationScheduled,
+    Payload,
+    PreferencesChanged,
+    ProfileChanged,
+    ScheduleCancelled,
+)
+from streams.ids import is_id
+from streams.settings import Settings
+
+CHANNELS = ("in_app", "webhook", "sms", "wechat", "email")
+RESERVED_USERS = frozenset({"me"})
+USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits of one event (from settings)."""
+
+    max_title: int = 200
+    max_body: int = 5000
+    max_data_bytes: int = 16 * 1024
+    max_event_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(max_event_bytes=settings.max_event_bytes,
+                   max_data_bytes=min(16 * 1024, settings.max_event_bytes))
+
+
+def check_user(user: Any, field: str = "user") -> str:
+    if not isinstance(user, str) or not USER_RE.match(user):
+        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . @ -")
+    if user in RESERVED_USERS:
+        raise ValidationError(field, f"{user!r} is reserved")
+    return user
+
+
+def check_key(value: Any, field: str) -> str:
+    """Idempotency, cancel and digest keys: 1-200 printable characters, no spaces."""
+    if not isinstance(value, str) or not KEY_RE.match(value):
+        raise ValidationError(field, "must be 1-200 characters of A-Z a-z 0-9 _ . : @ / + = -")
+    return value
+
+
+def check_id(value: Any, field: str = "notification_id") -> str:
+    if not isinstance(value, str) or not is_id(value):
+        raise ValidationError(field, "is not a Herald notification id")
+    return value
+
+
+def _check_text(value: str, field: str, limit: int, required: bool) -> None:
+    if required and not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if len(value) > limit:
+        raise ValidationError(field, f"is longer than {limit} characters")
+
+
+def _check_content(p: NotificationContent, limits: Limits) -> None:
+    _check_text(p.title, "title", limits.max_title, required=True)
+    _check_text(p.body, "body", limits.max_body, required=False)
+    if not CATEGORY_RE.match(p.category):
+        raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    try:
+        size = len(msgpack.packb(p.data, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError("data", f"cannot be stored: {exc}") from exc
+    if size > limits.max_data_bytes:
+        raise ValidationError("data", f"is {size} bytes encoded; the limit is {limits.max_data_bytes}")
+    if not p.channels:
+        raise ValidationError("channels", "must name at least one channel")
+    for i, channel in enumerate(p.channels):
+        if channel not in CHANNELS:
+            raise ValidationError(f"channels.{i}", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+    if len(set(p.channels)) != len(p.channels):
+        raise ValidationError("channels", "names a channel twice")
+    if p.notification_id is not None:
+        check_id(p.notification_id)
+    for name, address in p.recipients.items():
+        if name not in CHANNELS or not isinstance(address, str) or len(address) > 2000:
+            raise ValidationError(f"recipients.{name}", "must be a known channel and an address")
+
+
+def _check_preferences(p: PreferencesChanged) -> None:
+    if len(p.preferences) > 200:
+        raise ValidationError("preferences", "names more than 200 categories")
+    for category, channels in p.preferences.items():
+        if category != "*" and not CATEGORY_RE.match(str(category)):
+            raise ValidationError(f"preferences.{category}", "is not a valid category")
+        if not isinstance(channels, dict):
+            raise ValidationError(f"preferences.{category}", "must map channels to true/false")
+        for channel, enabled in channels.items():
+            if channel not in CHANNELS:
+                raise ValidationError(f"preferences.{category}.{channel}", "unknown channel")
+            if not isinstance(enabled, bool):
+                raise ValidationError(f"preferences.{category}.{channel}", "must be true or false")
+
+
+def _check_profile(p: ProfileChanged) -> None:
+    rules = {"phone": PHONE_RE, "email": EMAIL_RE, "webhook_url": URL_RE}
+    for name, rule in rules.items():
+        value = getattr(p, name)
+        if value is not None and not rule.match(value):
+            raise ValidationError(name, f"is not a valid {name.replace('_', ' ')}")
+    for name in ("wechat_openid", "webhook_secret"):
+        value = getattr(p, name)
+        if value is not None and not 1 <= len(value) <= 256:
+            raise ValidationError(name, "must be 1-256 characters")
+
+
+def validate_payload(payload: Payload, limits: Limits) -> None:
+    """Check one payload's fields; raises ValidationError naming the field."""
+    if isinstance(payload, NotificationContent):
+        _check_content(payload, limits)
+    if isinstance(payload, NotificationScheduled) and payload.cancel_key is not None:
+        check_key(payload.cancel_key, "cancel_key")
+    if isinstance(payload, DigestItemAdded):
+        check_key(payload.digest_key, "digest_key")
+    if isinstance(payload, ScheduleCancelled):
+        if payload.cancel_key is None and payload.notification_id is None:
+            raise ValidationError("cancel_key", "a cancel needs a cancel_key or a notification_id")
+        if payload.cancel_key is not None:
+            check_key(payload.cancel_key, "cancel_key")
+    if isinstance(payload, PreferencesChanged):
+        _check_preferences(payload)
+    if isinstance(payload, ProfileChanged):
+        _check_profile(payload)
+    if isinstance(payload, DeliveryEvent) and payload.channel not in CHANNELS:
+        raise ValidationError("channel", f"unknown channel {payload.channel!r}")
+    nid = getattr(payload, "notification_id", None)
+    if nid is not None:
+        check_id(nid)
+
+
+def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> None:
+    """Check an envelope and its encoded size; raises ValidationError."""
+    check_user(envelope.user)
+    if envelope.idempotency_key is not None:
+        check_key(envelope.idempotency_key, "idempotency_key")
+    if envelope.correlation is not None:
+        check_key(envelope.correlation, "correlation")
+    validate_payload(envelope.payload, limits)
+    if encoded_size > limits.max_event_bytes:
+        raise ValidationError(
+            "event", f"is {encoded_size} bytes encoded; the limit is {limits.max_event_bytes}"
+        )

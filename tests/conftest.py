@@ -1,0 +1,70 @@
+"""Test fixtures: one private server per session, one key prefix per test.
+
+The server is started by Herald's own launcher on a free port in a temporary
+folder (or ``HERALD_TEST_REDIS_URL`` is used). Tests never flush: each works in a
+fresh ``HERALD_PREFIX``, so no test sees another's keys and no server the suite
+did not start is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.connection import connect, connect_sync
+from streams.server import ServerHandle, start_server
+from streams.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    url = os.environ.get("HERALD_TEST_REDIS_URL")
+    if url:
+        yield ServerHandle(url=url)
+        return
+    handle = start_server(tmp_path_factory.mktemp("redis-data"))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: ServerHandle) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    """Settings in a fresh key prefix on the session server; small partition count."""
+    return Settings.from_env(
+        {},
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        prefix=f"t{uuid.uuid4().hex[:12]}",
+        partitions=8,
+        log_format="console",
+    )
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Any]:
+    client = connect(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def sync_redis(settings: Settings) -> Iterator[Any]:
+    client = connect_sync(settings)
+    try:
+        yield client
+    finally:
+        client.close()
