@@ -1,0 +1,111 @@
+"""Codec: exact round-trips (hypothesis) and named failures."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams import codec
+from streams.errors import CodecError
+from streams.events import (
+    AllRead,
+    DeliveryFailed,
+    Envelope,
+    NotificationCreated,
+    NotificationRead,
+    NotificationScheduled,
+    PreferencesChanged,
+    ProfileChanged,
+)
+from streams.ids import new_id
+
+json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
+json_data = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+texts = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
+
+
+def envelope(payload: object, **kw: object) -> Envelope:
+    return Envelope(id=new_id(3), user="u-1", time=1_700_000_000_000, payload=payload, **kw)  # type: ignore[arg-type]
+
+
+@given(
+    title=texts.filter(lambda t: t.strip()),
+    body=texts,
+    data=st.dictionaries(st.text(max_size=8), json_data, max_size=5),
+    channels=st.lists(st.sampled_from(["in_app", "sms", "email"]), min_size=1, unique=True),
+    key=st.none() | st.text(alphabet="abc123-_", min_size=1, max_size=10),
+)
+@settings(max_examples=150, deadline=None)
+def test_created_round_trips_exactly(
+    title: str, body: str, data: dict, channels: list[str], key: str | None
+) -> None:
+    original = envelope(
+        NotificationCreated(title=title, body=body, data=data, channels=tuple(channels)),
+        idempotency_key=key,
+    )
+    assert codec.decode(codec.encode(original)) == original
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        NotificationRead(notification_id=new_id(3)),
+        AllRead(up_to="1700000000000-5"),
+        AllRead(),
+        NotificationScheduled(title="订单未支付", deliver_at=1_800_000_000_000, cancel_key="order-1"),
+        PreferencesChanged(preferences={"billing": {"sms": False}, "*": {"email": True}}),
+        ProfileChanged(phone="+8613800138000", email="a@example.com"),
+        DeliveryFailed(notification_id=new_id(3), channel="sms", attempt=2, final=True),
+    ],
+)
+def test_every_kind_of_payload_round_trips(payload: object) -> None:
+    original = envelope(payload, correlation="c-1")
+    assert codec.decode(codec.encode(original)) == original
+
+
+def test_chinese_text_round_trips_byte_for_byte() -> None:
+    original = envelope(NotificationCreated(title="您的订单即将超时", body="请在 15 分钟内支付 ¥128.00"))
+    decoded = codec.decode(codec.encode(original))
+    assert isinstance(decoded.payload, NotificationCreated)
+    assert decoded.payload.title.encode() == "您的订单即将超时".encode()
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=200, deadline=None)
+def test_garbage_never_escapes_as_anything_but_codec_error(raw: bytes) -> None:
+    try:
+        codec.decode(raw)
+    except CodecError as exc:
+        assert exc.reason in {"malformed", "unknown_type", "unknown_version", "invalid"}
+
+
+def _raw(**overrides: object) -> bytes:
+    doc = {"f": 1, "i": new_id(1), "t": "notification.read", "v": 1, "u": "u", "ts": 1,
+           "d": {"notification_id": new_id(1)}}
+    doc.update(overrides)
+    return msgpack.packb(doc)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xc1not msgpack", "malformed"),
+        (msgpack.packb([1, 2]), "malformed"),
+        (_raw(t="notification.exploded"), "unknown_type"),
+        (_raw(v=99), "unknown_version"),
+        (_raw(f=2), "unknown_version"),
+        (_raw(d={"notification_id": 5}), "invalid"),
+        (_raw(d={"notification_id": "x", "extra": 1}), "invalid"),
+        (_raw(d={}), "invalid"),
+    ],
+)
+def test_bad_entries_raise_codec_error_with_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(CodecError) as info:
+        codec.decode(raw)
+    assert info.value.reason == reason

@@ -1,0 +1,147 @@
+"""Producer: appends, batches, idempotency under concurrency, validation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from streams import codec
+from streams.errors import ValidationError
+from streams.events import Envelope, NotificationCreated, NotificationRead
+from streams.ids import new_id
+from streams.keys import Keys
+from streams.producer import Producer, SyncProducer
+from streams.settings import Settings
+
+
+async def _entries(redis: Any, keys: Keys, partition: int) -> list[Envelope]:
+    return [codec.decode(f[b"e"]) for _, f in await redis.xrange(keys.stream(partition))]
+
+
+async def test_publish_appends_to_the_users_partition(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    env = producer.envelope("alice", NotificationCreated(title="你好", data={"order": 7}))
+    appended = await producer.publish(env)
+    assert not appended.duplicate
+    assert appended.id == env.id
+    assert appended.partition == producer.partition("alice")
+    assert await _entries(redis, producer.keys, appended.partition) == [env]
+
+
+async def test_publish_many_keeps_per_user_order(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    envs = [producer.envelope(f"u{i % 7}", NotificationCreated(title=f"t{i}")) for i in range(300)]
+    results = await producer.publish_many(envs)
+    assert [r.id for r in results] == [e.id for e in envs]
+    for user in {e.user for e in envs}:
+        p = producer.partition(user)
+        stored = [e for e in await _entries(redis, producer.keys, p) if e.user == user]
+        assert stored == [e for e in envs if e.user == user]
+
+
+async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    first = await producer.publish(
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid"))
+    again = await producer.publish(
+        producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-1-paid"))
+    assert again.duplicate and not first.duplicate
+    assert (again.id, again.position) == (first.id, first.position)
+    assert len(await _entries(redis, producer.keys, first.partition)) == 1
+
+
+async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    envs = [producer.envelope("bob", NotificationCreated(title=str(i)), idempotency_key="k")
+            for i in range(5)]
+    results = await producer.publish_many(envs)
+    assert [r.duplicate for r in results] == [False, True, True, True, True]
+    assert {r.id for r in results} == {envs[0].id}
+
+
+async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) -> None:
+    from streams.connection import connect
+
+    clients = [connect(settings) for _ in range(8)]
+    try:
+        producers = [Producer(c, settings) for c in clients]
+
+        async def one(i: int) -> Any:
+            p = producers[i % len(producers)]
+            return await p.publish(
+                p.envelope("carol", NotificationCreated(title=f"try {i}"), idempotency_key="once"))
+
+        results = await asyncio.gather(*(one(i) for i in range(64)))
+        assert sum(not r.duplicate for r in results) == 1
+        assert len({(r.id, r.position) for r in results}) == 1
+        keys = Keys(settings.prefix)
+        assert len(await _entries(clients[0], keys, results[0].partition)) == 1
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_dedupe_window_expires(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings.replace(dedupe_window_s=0.05))
+    a = await producer.publish(producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k"))
+    await asyncio.sleep(0.15)
+    b = await producer.publish(producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k"))
+    assert not b.duplicate and b.id != a.id
+
+
+async def test_a_bad_event_rejects_the_whole_batch(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    good = producer.envelope("erin", NotificationCreated(title="ok"))
+    bad = producer.envelope("erin", NotificationCreated(title="x" * 201))
+    with pytest.raises(ValidationError) as info:
+        await producer.publish_many([good, bad])
+    assert info.value.field == "title"
+    assert await redis.xlen(producer.keys.stream(producer.partition("erin"))) == 0
+
+
+@pytest.mark.parametrize(
+    ("user", "payload", "field"),
+    [
+        ("bad user", NotificationCreated(title="t"), "user"),
+        ("me", NotificationCreated(title="t"), "user"),
+        ("u", NotificationCreated(title="  "), "title"),
+        ("u", NotificationCreated(title="t", category="a b"), "category"),
+        ("u", NotificationCreated(title="t", channels=("pigeon",)), "channels.0"),
+        ("u", NotificationCreated(title="t", data={"blob": "x" * 20000}), "data"),
+        ("u", NotificationRead(notification_id="nope"), "notification_id"),
+    ],
+)
+async def test_validation_names_the_field(
+    redis: Any, settings: Settings, user: str, payload: Any, field: str
+) -> None:
+    producer = Producer(redis, settings)
+    with pytest.raises(ValidationError) as info:
+        await producer.publish(producer.envelope(user, payload))
+    assert info.value.field == field
+
+
+async def test_total_size_limit(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings.replace(max_event_bytes=1024))
+    with pytest.raises(ValidationError) as info:
+        await producer.publish(producer.envelope("u", NotificationCreated(title="t", body="b" * 2000)))
+    assert info.value.field == "event"
+
+
+async def test_id_must_match_the_users_partition(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    wrong = (producer.partition("u") + 1) % settings.partitions
+    env = Envelope(id=new_id(wrong), user="u", time=1, payload=NotificationCreated(title="t"))
+    with pytest.raises(ValidationError, match="partition"):
+        await producer.publish(env)
+
+
+def test_sync_producer(sync_redis: Any, settings: Settings) -> None:
+    producer = SyncProducer(sync_redis, settings)
+    env = producer.envelope("frank", NotificationCreated(title="from django"), idempotency_key="s1")
+    first = producer.publish(env)
+    second = producer.publish(env)
+    assert second.duplicate and second.position == first.position
+    rows = sync_redis.xrange(producer.keys.stream(first.partition))
+    assert [codec.decode(f[b"e"]) for _, f in rows] == [env]
