@@ -53,6 +53,22 @@ class Keys:
         """Rate-limit bucket (API keys, users, delivery channels)."""
         return f"{self.prefix}:rl:{{{scope}:{name}}}"
 
+    def channel_rate(self, channel: str) -> str:
+        """Sorted set: sends allowed on a delivery channel in the current window."""
+        return self.rate_bucket("channel", channel)
+
+    def user_rate(self, channel: str, user: str) -> str:
+        """Sorted set: sends allowed to one user on a channel (same slot as the channel's)."""
+        return f"{self.channel_rate(channel)}:user:{user}"
+
+    def wechat_token(self, appid: str) -> str:
+        """String: the WeChat access token shared by every worker (PX = its lifetime)."""
+        return f"{self.prefix}:wechat:{{{appid}}}:token"
+
+    def wechat_token_lock(self, appid: str) -> str:
+        """String: held (PX) by the one worker fetching a new WeChat access token."""
+        return f"{self.prefix}:wechat:{{{appid}}}:token_lock"
+
     # -------------------------------------------------------------- the log
     def stream(self, partition: int) -> str:
         """Stream: the partition's log; every event of its users, in order."""

@@ -94,6 +94,45 @@ class Settings:
     rate_limits: str = _env("HERALD_RATE_LIMITS", str, "")
     status_ttl_s: float = _env("HERALD_STATUS_TTL", parse_duration, 7 * 86400.0)
     retry_schedule: str = _env("HERALD_RETRY_SCHEDULE", str, "1s,5s,30s,2m,10m")
+    # Per (user, channel) throttle, same syntax as HERALD_RATE_LIMITS; "*" is the
+    # default for channels not listed, e.g. "sms=5/h,*=30/m". Empty = no throttle.
+    user_rate_limits: str = _env("HERALD_USER_RATE_LIMITS", str, "")
+    # --- delivery channels (consumers/channels/); secrets are never logged
+    # webhook: total time per POST (Standard Webhooks recommends 15-30 s).
+    webhook_timeout_s: float = _env("HERALD_WEBHOOK_TIMEOUT", parse_duration, 15.0)
+    # SMS through a Twilio-shaped Messages API: base URL (no trailing path),
+    # account SID and auth token (HTTP basic auth), sender number or a
+    # messaging-service SID ("MG..."), total time per request, and the header that
+    # carries the per-(notification, channel, recipient) idempotency key.
+    sms_base_url: str = _env("HERALD_SMS_BASE_URL", str, "https://api.twilio.com")
+    sms_account_sid: str = _env("HERALD_SMS_ACCOUNT_SID", str, "")
+    sms_auth_token: str = _env("HERALD_SMS_AUTH_TOKEN", str, "")
+    sms_from: str = _env("HERALD_SMS_FROM", str, "")
+    sms_timeout_s: float = _env("HERALD_SMS_TIMEOUT", parse_duration, 10.0)
+    sms_idempotency_header: str = _env(
+        "HERALD_SMS_IDEMPOTENCY_HEADER", str, "I-Twilio-Idempotency-Token"
+    )
+    # WeChat subscribe messages: API base URL, app id and secret (for the access
+    # token), default template id, the template fields that receive the title and
+    # the body, the page opened on tap (empty = none), total time per request.
+    wechat_base_url: str = _env("HERALD_WECHAT_BASE_URL", str, "https://api.weixin.qq.com")
+    wechat_appid: str = _env("HERALD_WECHAT_APPID", str, "")
+    wechat_secret: str = _env("HERALD_WECHAT_SECRET", str, "")
+    wechat_template_id: str = _env("HERALD_WECHAT_TEMPLATE_ID", str, "")
+    wechat_title_field: str = _env("HERALD_WECHAT_TITLE_FIELD", str, "thing1")
+    wechat_body_field: str = _env("HERALD_WECHAT_BODY_FIELD", str, "thing2")
+    wechat_page: str = _env("HERALD_WECHAT_PAGE", str, "")
+    wechat_timeout_s: float = _env("HERALD_WECHAT_TIMEOUT", parse_duration, 10.0)
+    # email over SMTP: server, port, TLS mode (auto = STARTTLS when offered, tls =
+    # implicit TLS, starttls = required, none = plain), optional login, the From
+    # header (its domain also names Message-IDs), total time per send.
+    smtp_host: str = _env("HERALD_SMTP_HOST", str, "localhost")
+    smtp_port: int = _env("HERALD_SMTP_PORT", _positive_int, 25)
+    smtp_tls: str = _env("HERALD_SMTP_TLS", _choice("auto", "tls", "starttls", "none"), "auto")
+    smtp_username: str = _env("HERALD_SMTP_USERNAME", str, "")
+    smtp_password: str = _env("HERALD_SMTP_PASSWORD", str, "")
+    smtp_from: str = _env("HERALD_SMTP_FROM", str, "Herald <herald@localhost>")
+    smtp_timeout_s: float = _env("HERALD_SMTP_TIMEOUT", parse_duration, 30.0)
     # --- API
     host: str = _env("HERALD_HOST", str, "127.0.0.1")
     port: int = _env("HERALD_PORT", int, 8080)
