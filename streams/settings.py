@@ -52,6 +52,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_rate(text: str) -> tuple[float, float] | None:
+    """Parse a Celery-style rate ``100/s``, ``10/m``, ``5000/h`` → (count, period seconds).
+
+    ``off`` (or ``0``) means no limit and gives None. Raises ValueError otherwise.
+    """
+    if text.strip().lower() in {"off", "0", "none"}:
+        return None
+    match = _RATE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"not a rate: {text!r} (use e.g. 100/s, 10/m, or off)")
+    return float(match.group(1)), _DURATION_UNITS[match.group(2)]
+
+
+def _rate(text: str) -> str:
+    parse_rate(text)
+    return text.strip()
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in options:
@@ -142,6 +163,14 @@ class Settings:
     action_wait_s: float = _env("HERALD_ACTION_WAIT", parse_duration, 1.0)
     request_timeout_s: float = _env("HERALD_REQUEST_TIMEOUT", parse_duration, 30.0)
     dev_mode: bool = _env("HERALD_DEV", _bool, False)
+    api_workers: int = _env("HERALD_API_WORKERS", _positive_int, 1)
+    max_page: int = _env("HERALD_MAX_PAGE", _positive_int, 200)
+    api_rate_key: str = _env("HERALD_API_RATE_KEY", _rate, "5000/s")
+    api_rate_user: str = _env("HERALD_API_RATE_USER", _rate, "50/s")
+    api_max_inflight: int = _env("HERALD_API_MAX_INFLIGHT", _positive_int, 2000)
+    ready_max_lag_s: float = _env("HERALD_READY_MAX_LAG", parse_duration, 30.0)
+    access_log: bool = _env("HERALD_ACCESS_LOG", _bool, True)
+    digest_window_s: float = _env("HERALD_DIGEST_WINDOW", parse_duration, 3600.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -184,6 +213,12 @@ class Settings:
             raise SettingsError("HERALD_PORT must be between 1 and 65535")
         if self.max_batch > 10000:
             raise SettingsError("HERALD_MAX_BATCH must be at most 10000")
+        if self.token_secret and len(self.token_secret.encode()) < 32:
+            raise SettingsError("HERALD_TOKEN_SECRET must be at least 32 bytes (HS256 key)")
+        if self.max_page > 1000:
+            raise SettingsError("HERALD_MAX_PAGE must be at most 1000")
+        if self.digest_window_s < 1:
+            raise SettingsError("HERALD_DIGEST_WINDOW must be at least 1s")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and replay namespaces)."""
