@@ -61,6 +61,14 @@ class Keys:
         """Sorted set: sends allowed to one user on a channel (same slot as the channel's)."""
         return f"{self.channel_rate(channel)}:user:{user}"
 
+    def api_key_rate(self, key_fingerprint: str) -> str:
+        """Hash: the request token bucket of one API key (by fingerprint, never the key)."""
+        return self.rate_bucket("api_key", key_fingerprint)
+
+    def api_user_rate(self, user: str) -> str:
+        """Hash: the request token bucket of one user calling with a user token."""
+        return self.rate_bucket("api_user", user)
+
     def wechat_token(self, appid: str) -> str:
         """String: the WeChat access token shared by every worker (PX = its lifetime)."""
         return f"{self.prefix}:wechat:{{{appid}}}:token"
