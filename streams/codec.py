@@ -14,6 +14,7 @@ reason on the dead letter.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from typing import Any
@@ -54,15 +55,23 @@ for _cls in REGISTRY.values():
     )
 
 
+_GETTERS = {
+    cls: (tuple(f[0] for f in spec), operator.attrgetter(*(f[0] for f in spec)))
+    for cls, spec in _FIELDS.items()
+}
+
+
 def payload_to_dict(payload: Payload) -> dict[str, Any]:
-    """The payload's fields as a plain map (None values left out)."""
-    out: dict[str, Any] = {}
-    for name, _types, _opt, is_tuple in _FIELDS[type(payload)]:
-        value = getattr(payload, name)
-        if value is None:
-            continue
-        out[name] = list(value) if is_tuple else value
-    return out
+    """The payload's fields as a plain map (None values left out; tuples as lists)."""
+    names, getter = _GETTERS[type(payload)]
+    values = getter(payload)
+    if len(names) == 1:
+        values = (values,)
+    return {
+        name: list(value) if type(value) is tuple else value
+        for name, value in zip(names, values, strict=True)
+        if value is not None
+    }
 
 
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:

@@ -40,10 +40,9 @@ def partition_of(event_id: str) -> int:
     """The partition encoded in an id; raises ValueError for a malformed one."""
     if not is_id(event_id):
         raise ValueError(f"not a Herald id: {event_id!r}")
-    value = 0
-    for char in event_id:
-        value = (value << 5) | _DECODE[char]
-    return value & (MAX_PARTITIONS - 1)
+    # The low 12 bits live in the last three characters (15 bits).
+    tail = (_DECODE[event_id[-3]] << 10) | (_DECODE[event_id[-2]] << 5) | _DECODE[event_id[-1]]
+    return tail & (MAX_PARTITIONS - 1)
 
 
 def time_of(event_id: str) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import codec
-from streams.errors import ValidationError
+from streams.errors import CodecError, ValidationError
 from streams.events import Appended, Envelope, Payload
 from streams.ids import new_id, partition_of
 from streams.keys import Keys
@@ -85,7 +85,10 @@ class _Base:
             )
         groups: dict[int, _Group] = {}
         for index, env in enumerate(envelopes):
-            raw = codec.encode(env)
+            try:
+                raw = codec.encode(env)
+            except CodecError as exc:
+                raise ValidationError("data", str(exc)) from exc
             validate_envelope(env, len(raw), self.limits)
             partition = self.partition(env.user)
             if partition_of(env.id) != partition:
@@ -97,7 +100,7 @@ class _Base:
             has_key = env.idempotency_key is not None
             if has_key:
                 group.keys.append(self.keys.idempotency(partition, env.idempotency_key or ""))
-            group.args.extend((raw, env.id, b"1" if has_key else b"0"))
+            group.args.extend((raw, env.id.encode(), b"1" if has_key else b"0"))
         return list(groups.values())
 
     def _script_args(self, group: _Group) -> list[Any]:
@@ -107,17 +110,13 @@ class _Base:
     def _results(
         groups: Iterable[_Group], replies: Iterable[Sequence[Any]], count: int
     ) -> list[Appended]:
-        out: list[Appended | None] = [None] * count
+        out: list[Any] = [None] * count
         for group, reply in zip(groups, replies, strict=True):
+            p = group.partition
             for n, index in enumerate(group.indexes):
-                flag, event_id, position = reply[3 * n : 3 * n + 3]
-                out[index] = Appended(
-                    id=_text(event_id),
-                    partition=group.partition,
-                    position=_text(position),
-                    duplicate=int(flag) == 0,
-                )
-        return [a for a in out if a is not None]
+                flag, event_id, position = reply[3 * n], reply[3 * n + 1], reply[3 * n + 2]
+                out[index] = Appended(_text(event_id), p, _text(position), flag == 0)
+        return out
 
 
 def _text(value: Any) -> str:

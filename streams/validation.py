@@ -81,17 +81,14 @@ def _check_text(value: str, field: str, limit: int, required: bool) -> None:
         raise ValidationError(field, f"is longer than {limit} characters")
 
 
-def _check_content(p: NotificationContent, limits: Limits) -> None:
+def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | None) -> None:
     _check_text(p.title, "title", limits.max_title, required=True)
     _check_text(p.body, "body", limits.max_body, required=False)
     if not CATEGORY_RE.match(p.category):
         raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
-    try:
-        size = len(msgpack.packb(p.data, use_bin_type=True))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError("data", f"cannot be stored: {exc}") from exc
-    if size > limits.max_data_bytes:
-        raise ValidationError("data", f"is {size} bytes encoded; the limit is {limits.max_data_bytes}")
+    # The whole event's encoded size bounds the data's: measure data alone only when needed.
+    if p.data and (encoded_size is None or encoded_size > limits.max_data_bytes):
+        _check_data_size(p.data, limits)
     if not p.channels:
         raise ValidationError("channels", "must name at least one channel")
     for i, channel in enumerate(p.channels):
@@ -104,6 +101,15 @@ def _check_content(p: NotificationContent, limits: Limits) -> None:
     for name, address in p.recipients.items():
         if name not in CHANNELS or not isinstance(address, str) or len(address) > 2000:
             raise ValidationError(f"recipients.{name}", "must be a known channel and an address")
+
+
+def _check_data_size(data: dict[str, Any], limits: Limits) -> None:
+    try:
+        size = len(msgpack.packb(data, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError("data", f"cannot be stored: {exc}") from exc
+    if size > limits.max_data_bytes:
+        raise ValidationError("data", f"is {size} bytes encoded; the limit is {limits.max_data_bytes}")
 
 
 def _check_preferences(p: PreferencesChanged) -> None:
@@ -133,10 +139,10 @@ def _check_profile(p: ProfileChanged) -> None:
             raise ValidationError(name, "must be 1-256 characters")
 
 
-def validate_payload(payload: Payload, limits: Limits) -> None:
+def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None = None) -> None:
     """Check one payload's fields; raises ValidationError naming the field."""
     if isinstance(payload, NotificationContent):
-        _check_content(payload, limits)
+        _check_content(payload, limits, encoded_size)
     if isinstance(payload, NotificationScheduled) and payload.cancel_key is not None:
         check_key(payload.cancel_key, "cancel_key")
     if isinstance(payload, DigestItemAdded):
@@ -164,7 +170,7 @@ def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> 
         check_key(envelope.idempotency_key, "idempotency_key")
     if envelope.correlation is not None:
         check_key(envelope.correlation, "correlation")
-    validate_payload(envelope.payload, limits)
+    validate_payload(envelope.payload, limits, encoded_size)
     if encoded_size > limits.max_event_bytes:
         raise ValidationError(
             "event", f"is {encoded_size} bytes encoded; the limit is {limits.max_event_bytes}"
