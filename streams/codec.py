@@ -153,3 +153,23 @@ def decode(raw: bytes) -> Envelope:
     return Envelope(
         id=event_id, user=user, time=ts, payload=payload, idempotency_key=key, correlation=corr
     )
+
+
+def pack_value(value: Any) -> bytes:
+    """msgpack of a plain value (str, bytes, int, float, bool, None, list, map).
+
+    For derived state and Lua arguments, not for log entries. Strings and bytes both
+    use the raw str type: Redis's Lua ``cmsgpack`` has no bin type. Raises CodecError.
+    """
+    try:
+        return msgpack.packb(value, use_bin_type=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError("invalid", f"cannot pack value: {exc}") from exc
+
+
+def unpack_value(raw: bytes) -> Any:
+    """Inverse of :func:`pack_value` (strings come back as str); raises CodecError."""
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise CodecError("malformed", f"not a packed value: {exc}") from exc

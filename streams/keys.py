@@ -34,8 +34,21 @@ class Keys:
         return f"{self.prefix}:meta"
 
     def view_pointer(self) -> str:
-        """String: the namespace the live projection reads and writes (default ``v``)."""
+        """String: the namespace the last ``herald replay`` switched every partition to.
+
+        Informational (``herald status``); the authoritative pointer of partition p is
+        :meth:`partition_view`, which lives in p's slot so the switch is atomic with
+        p's checkpoint.
+        """
         return f"{self.prefix}:view"
+
+    def replay_lock(self) -> str:
+        """String (PX): held by the one ``herald replay`` running against this prefix."""
+        return f"{self.prefix}:replay:lock"
+
+    def members(self, group: str) -> str:
+        """Sorted set: live consumers of a group, scored by heartbeat expiry (ms)."""
+        return f"{self.prefix}:members:{group}"
 
     def replay_state(self) -> str:
         """Hash: progress of an interrupted ``herald replay`` (resumable)."""
@@ -95,8 +108,32 @@ class Keys:
         return f"{self.tag(partition)}:lease:{group}"
 
     # ------------------------------------------------------------ projections
+    # Functions below that end in a name or an id are "prefix + suffix": called with
+    # an empty last argument they give the prefix that Lua scripts append ids to
+    # (consumers/applier.py), so the key format stays defined here.
+    def partition_view(self, partition: int) -> str:
+        """String: the namespace partition p's projection lives in (absent = ``LIVE_NS``)."""
+        return f"{self.tag(partition)}:view"
+
     def ns_root(self, partition: int, ns: str = LIVE_NS) -> str:
         return f"{self.tag(partition)}:{ns}"
+
+    def ns_pattern(self, ns: str, partition: int | None = None) -> str:
+        """SCAN pattern of every projection key of ``ns`` (one partition or all)."""
+        part = "*" if partition is None else f"{partition:02d}"
+        return f"{self.prefix}:{{p{part}}}:{ns}:*"
+
+    def split_ns_key(self, key: str) -> tuple[int, str, str] | None:
+        """``(partition, ns, rest)`` of a key under :meth:`ns_root`, else None."""
+        head = f"{self.prefix}:{{p"
+        if not key.startswith(head):
+            return None
+        tail = key[len(head):]
+        digits, sep, after = tail.partition("}:")
+        ns, sep2, rest = after.partition(":")
+        if not sep or not sep2 or not digits.isdigit():
+            return None
+        return int(digits), ns, rest
 
     def checkpoint(self, partition: int, ns: str = LIVE_NS, group: str = "projector") -> str:
         """String: last stream position applied to the namespace by ``group``."""
@@ -109,6 +146,10 @@ class Keys:
     def item(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
         """Hash: one notification's content and state."""
         return f"{self.ns_root(partition, ns)}:item:{notification_id}"
+
+    def inbox_status(self, partition: int, user: str, status: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's items in one status: ``unread``, ``read`` or ``archived``."""
+        return f"{self.ns_root(partition, ns)}:{status}:{user}"
 
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Hash: the user's counters (unread) and markers (read-all position)."""
