@@ -147,9 +147,18 @@ class Keys:
         """Hash: one notification's content and state."""
         return f"{self.ns_root(partition, ns)}:item:{notification_id}"
 
-    def inbox_status(self, partition: int, user: str, status: str, ns: str = LIVE_NS) -> str:
-        """Sorted set: the user's items in one status: ``unread``, ``read`` or ``archived``."""
-        return f"{self.ns_root(partition, ns)}:{status}:{user}"
+    # Every inbox item is in ``inbox`` and in exactly one of the three status sets.
+    def inbox_unread(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's unread items that are not archived (same members as inbox)."""
+        return f"{self.ns_root(partition, ns)}:unread:{user}"
+
+    def inbox_read(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's read items that are not archived."""
+        return f"{self.ns_root(partition, ns)}:read:{user}"
+
+    def inbox_archived(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's archived items (read or not)."""
+        return f"{self.ns_root(partition, ns)}:archived:{user}"
 
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Hash: the user's counters (unread) and markers (read-all position)."""
