@@ -81,8 +81,8 @@ class RetrySchedule:
         if not self.has_next(attempt):
             return None
         base = self.delays[attempt - 1]
-        rng = rng or random
-        wait = base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+        uniform = rng.uniform if rng is not None else random.uniform
+        wait = base * uniform(1 - self.jitter, 1 + self.jitter)
         if retry_after_s is not None:
             wait = max(wait, min(max(retry_after_s, 0.0), MAX_RETRY_AFTER_S))
         return wait

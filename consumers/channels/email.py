@@ -38,7 +38,8 @@ CONFIG_ERRORS = (
 def message_id(key: str, sender: str) -> str:
     """``<key@domain>`` with the domain of the From address."""
     _, address = parseaddr(sender)
-    domain = address.rpartition("@")[2] or FALLBACK_DOMAIN
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    domain = domain or FALLBACK_DOMAIN
     return f"<{key}@{domain}>"
 
 
@@ -85,6 +86,11 @@ def classify_smtp(exc: Exception) -> SendResult:
         if 400 <= exc.code < 500:
             return SendResult.retry(detail, code=exc.code)
         return SendResult.failed(detail, code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(
+        exc, ConnectionError | TimeoutError
+    ):
+        # no reply code: an extension we asked for (STARTTLS, AUTH) is missing
+        return SendResult.retry(f"SMTP configuration: {error_detail(exc)}")
     return SendResult.retry(error_detail(exc))
 
 

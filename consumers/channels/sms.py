@@ -16,10 +16,10 @@ not an E.164 number (``+`` then 7-15 digits) fails without a request.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
-import aiohttp
 import orjson
 
 from consumers.channels.base import (
@@ -69,7 +69,8 @@ class SmsChannel:
         self._http = HttpSession(settings.sms_timeout_s, settings.delivery_concurrency)
         base = settings.sms_base_url.rstrip("/")
         self._url = f"{base}/2010-04-01/Accounts/{settings.sms_account_sid}/Messages.json"
-        self._auth = aiohttp.BasicAuth(settings.sms_account_sid, settings.sms_auth_token)
+        credentials = f"{settings.sms_account_sid}:{settings.sms_auth_token}".encode()
+        self._authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
 
     def _form(self, message: OutboundMessage) -> dict[str, str]:
         sender = self._settings.sms_from
@@ -85,13 +86,15 @@ class SmsChannel:
             return SendResult.failed("SMS is not configured (HERALD_SMS_ACCOUNT_SID/_FROM)")
         if not E164.match(message.recipient.address):
             return SendResult.failed(f"not an E.164 phone number: {message.recipient.address!r}")
-        headers = {self._settings.sms_idempotency_header: message.idempotency_key}
+        headers = {
+            "Authorization": self._authorization,
+            self._settings.sms_idempotency_header: message.idempotency_key,
+        }
         try:
             async with self._http.get().post(
                 self._url,
                 data=self._form(message),
                 headers=headers,
-                auth=self._auth,
                 allow_redirects=False,
             ) as response:
                 status = response.status

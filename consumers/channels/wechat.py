@@ -65,8 +65,9 @@ def classify_errcode(errcode: int, errmsg: str, msgid: Any = None) -> SendResult
     if errcode == 0:
         return SendResult.sent(str(msgid) if msgid is not None else None, code=0)
     if errcode in RETRY_ERRCODES:
-        return SendResult.retry(f"errcode {errcode} ({RETRY_ERRCODES[errcode]}): {errmsg}",
-                                code=errcode)
+        return SendResult.retry(
+            f"errcode {errcode} ({RETRY_ERRCODES[errcode]}): {errmsg}", code=errcode
+        )
     known = PERMANENT_ERRCODES.get(errcode, "rejected")
     return SendResult.failed(f"errcode {errcode} ({known}): {errmsg}", code=errcode)
 
