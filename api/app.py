@@ -1,0 +1,106 @@
+"""``create_app(settings)``: the aiohttp application of Herald's HTTP API.
+
+Routes come from route modules (each has ``routes(settings) -> list[Route]``);
+``DEFAULT_MODULES`` are this release's, and later ones (live push, preferences,
+delivery status, pages) are added to that tuple or passed as ``modules``. The
+OpenAPI document is built from the same routes.
+
+Middlewares, outermost first: observe (request id, overload guard, access log,
+metrics) → problem+json. Resources that need the loop (the Redis pool unless one
+is given, producer, queries, rate limiter, lag probe) are created in a cleanup
+context at start-up and closed at shutdown. Nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from api import routes_inbox, routes_ops, routes_publish
+from api.auth import Authenticator
+from api.context import (
+    AUTH,
+    LIMITER,
+    METRICS,
+    OPENAPI,
+    PROBE,
+    PRODUCER,
+    QUERIES,
+    REDIS,
+    ROUTES,
+    SETTINGS,
+)
+from api.errors import problem_middleware
+from api.lag import LagProbe
+from api.metrics import Metrics
+from api.middleware import IN_FLIGHT, observe_middleware
+from api.openapi import build_document
+from api.ratelimit import RateLimiter
+from api.routing import Route, add_routes
+from api.schemas import component_schemas
+from streams.connection import connect
+from streams.keys import Keys
+from streams.log import get_logger
+from streams.producer import Producer
+from streams.settings import Settings
+
+log = get_logger(__name__)
+
+
+class RouteModule(Protocol):
+    def routes(self, settings: Settings) -> list[Route]: ...
+
+
+DEFAULT_MODULES: tuple[RouteModule, ...] = (routes_ops, routes_publish, routes_inbox)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    redis: Any = None,
+    modules: Sequence[RouteModule] = DEFAULT_MODULES,
+) -> web.Application:
+    """The API application. ``redis``: a shared client (not closed by the app)."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[observe_middleware, problem_middleware],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[AUTH] = Authenticator(settings)
+    app[IN_FLIGHT] = [0]
+    routes = [route for module in modules for route in module.routes(settings)]
+    schemas = component_schemas(settings)
+    add_routes(app, routes, schemas)
+    app[ROUTES] = routes
+    app[OPENAPI] = build_document(routes, schemas, settings)
+    app.cleanup_ctx.append(_resources(redis))
+    return app
+
+
+def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        from consumers.queries import InboxQueries
+
+        settings = app[SETTINGS]
+        if not settings.api_keys:
+            log.warning("api_keys_missing", detail="HERALD_API_KEYS is empty: no service "
+                        "can publish; set it (or use `herald run`, which makes dev keys)")
+        client = shared if shared is not None else connect(settings)
+        try:
+            producer = Producer(client, settings)
+            await producer.start()
+            queries = InboxQueries(client, settings)
+            app[REDIS] = client
+            app[PRODUCER] = producer
+            app[QUERIES] = queries
+            app[LIMITER] = RateLimiter(client, settings)
+            app[PROBE] = LagProbe(client, queries, Keys(settings.prefix), settings.partitions)
+            yield
+        finally:
+            if shared is None:
+                await client.aclose()
+
+    return context

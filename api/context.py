@@ -1,0 +1,33 @@
+"""Typed application keys: what ``create_app`` puts in the app for handlers to use.
+
+Resources that need the event loop (Redis client, producer, queries, limiter)
+are set by the app's cleanup context at start-up and are absent before it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from api.auth import Authenticator
+    from api.lag import LagProbe
+    from api.metrics import Metrics
+    from api.ratelimit import RateLimiter
+    from api.routing import Route
+    from consumers.queries import InboxQueries
+    from streams.producer import Producer
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", object)
+PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
+QUERIES: web.AppKey[InboxQueries] = web.AppKey("queries")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
+ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
+PROBE: web.AppKey[LagProbe] = web.AppKey("probe")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

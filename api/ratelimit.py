@@ -1,0 +1,87 @@
+"""Request rate limits: one token bucket per API key and per user, kept in Redis.
+
+Buckets live in Redis (``api/lua/ratelimit_take.lua``, one atomic step with the
+server's clock), so every API process shares them. A service key spends from
+its key's bucket (``HERALD_API_RATE_KEY``); a user token from its user's bucket
+(``HERALD_API_RATE_USER``). A rate ``N/period`` allows bursts of N and refills N
+per period; ``off`` disables the limit.
+
+Failure modes: :class:`TooManyRequests` (429) with ``Retry-After`` when the bucket
+is empty; Redis errors propagate (the problem middleware answers 503).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from api.auth import Principal
+from api.errors import TooManyRequests
+from streams.keys import Keys
+from streams.scripts import register
+from streams.settings import Settings, parse_rate
+
+API_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A bucket's shape: ``capacity`` tokens, refilled at ``per_ms`` tokens a millisecond."""
+
+    capacity: float
+    per_ms: float
+
+    @classmethod
+    def from_rate(cls, text: str) -> Bucket | None:
+        rate = parse_rate(text)
+        if rate is None:
+            return None
+        count, period_s = rate
+        return cls(capacity=count, per_ms=count / (period_s * 1000.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_s: float
+    remaining: int
+
+
+class RateLimiter:
+    """Checks and spends a principal's tokens; one instance per app."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self._keys = Keys(settings.prefix)
+        self._take = register(redis, API_DIR, "ratelimit_take")
+        self._key_bucket = Bucket.from_rate(settings.api_rate_key)
+        self._user_bucket = Bucket.from_rate(settings.api_rate_user)
+
+    def _bucket_for(self, principal: Principal) -> tuple[str, str, Bucket | None]:
+        if principal.is_service:
+            return "key", self._keys.api_key_rate(principal.subject), self._key_bucket
+        return "user", self._keys.api_user_rate(principal.subject), self._user_bucket
+
+    async def take(self, principal: Principal, cost: int = 1) -> Decision:
+        """Spend ``cost`` tokens of the principal's bucket; never raises for an empty one."""
+        _scope, key, bucket = self._bucket_for(principal)
+        if bucket is None:
+            return Decision(True, 0.0, -1)
+        allowed, retry_ms, left = await self._take(
+            keys=[key], args=[bucket.capacity, repr(bucket.per_ms), cost]
+        )
+        return Decision(bool(int(allowed)), int(retry_ms) / 1000.0, int(left))
+
+    async def check(self, principal: Principal, cost: int = 1) -> str | None:
+        """Spend tokens or raise TooManyRequests; returns the scope spent from (or None)."""
+        scope, _key, bucket = self._bucket_for(principal)
+        if bucket is None:
+            return None
+        decision = await self.take(principal, cost)
+        if not decision.allowed:
+            who = "this API key" if scope == "key" else "this user"
+            raise TooManyRequests(
+                f"request rate limit of {who} reached; retry in {decision.retry_after_s:.1f}s",
+                retry_after=decision.retry_after_s,
+            )
+        return scope

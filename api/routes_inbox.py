@@ -1,0 +1,145 @@
+"""Inbox routes: the list, the unread count, and the actions on items.
+
+Reads go through the projector's ``InboxQueries``. Actions (read, unread,
+archive, delete, read_all) append one event each, then wait at most
+``HERALD_ACTION_WAIT`` until it is projected and answer with the state as it now
+is (read-your-writes); when the projector is behind they answer 202 with the
+event's position, and the event still applies, in order.
+
+No route tells a caller anything about another user's items: a user token is
+refused (403) for another ``{user}`` before any lookup, and an item that is not in
+this user's inbox is 404 whether or not it exists elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from api.appending import accepted_body, append_and_wait
+from api.context import QUERIES
+from api.errors import NotFound, Unprocessable, field_error
+from api.jsonio import json_response
+from api.routing import Call, Param, Reply, Route
+from api.schemas import CURSOR_PATTERN, NOTIFICATION_ID, POSITION, STATUSES
+from streams.errors import ValidationError
+from streams.events import (
+    AllRead,
+    NotificationArchived,
+    NotificationDeleted,
+    NotificationRead,
+    NotificationUnread,
+)
+from streams.settings import Settings
+
+USER_PARAM = Param("user", "path", {"type": "string"}, True,
+                   "The user id, or `me` with a user token.")
+ID_PARAM = Param("id", "path", NOTIFICATION_ID, True, "The notification id.")
+
+
+async def inbox(call: Call) -> web.Response:
+    q = call.query
+    try:
+        page = await call.app[QUERIES].page(
+            call.owner, status=q["status"], limit=q["limit"], cursor=q["cursor"], after=q["after"]
+        )
+    except (ValueError, ValidationError) as exc:
+        raise Unprocessable(f"query.cursor: {exc}",
+                            errors=[field_error("query.cursor", "is not a cursor this API gave")]
+                            ) from exc
+    return json_response({"items": page.items, "next_cursor": page.next_cursor,
+                          "unread_count": page.unread_count})
+
+
+async def unread_count(call: Call) -> web.Response:
+    return json_response({"unread_count": await call.app[QUERIES].unread_count(call.owner)})
+
+
+async def _existing(call: Call) -> str:
+    notification_id: str = call.path["id"]
+    if await call.app[QUERIES].item(call.owner, notification_id) is None:
+        raise NotFound("no item with this id in this inbox")
+    return notification_id
+
+
+def _action(
+    kind: type[NotificationRead | NotificationUnread | NotificationArchived],
+) -> Callable[[Call], Awaitable[web.Response]]:
+    async def handler(call: Call) -> web.Response:
+        nid = await _existing(call)
+        appended, projected = await append_and_wait(call.app, call.owner, kind(notification_id=nid))
+        if not projected:
+            return json_response(accepted_body(appended, nid), 202)
+        item = await call.app[QUERIES].item(call.owner, nid)
+        if item is None:  # deleted by a concurrent request in the meantime
+            raise NotFound("the item is no longer in this inbox")
+        return json_response(item)
+
+    return handler
+
+
+async def delete(call: Call) -> web.Response:
+    nid = await _existing(call)
+    appended, projected = await append_and_wait(call.app, call.owner,
+                                                NotificationDeleted(notification_id=nid))
+    if not projected:
+        return json_response(accepted_body(appended, nid), 202)
+    return json_response({"id": nid, "deleted": True, "position": appended.position})
+
+
+async def read_all(call: Call) -> web.Response:
+    up_to = (call.body or {}).get("up_to")
+    appended, projected = await append_and_wait(call.app, call.owner, AllRead(up_to=up_to))
+    if not projected:
+        return json_response(accepted_body(appended), 202)
+    count = await call.app[QUERIES].unread_count(call.owner)
+    return json_response({"unread_count": count, "position": appended.position})
+
+
+def routes(settings: Settings) -> list[Route]:
+    tag = "inbox"
+    base = "/v1/users/{user}"
+    default_limit = min(50, settings.max_page)
+    list_params = (
+        USER_PARAM,
+        Param("status", "query", {"enum": list(STATUSES), "default": "all"}),
+        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": settings.max_page,
+                                 "default": default_limit}),
+        Param("cursor", "query", {"type": "string", "pattern": CURSOR_PATTERN},
+              description="next_cursor of the previous page (older items)."),
+        Param("after", "query", POSITION,
+              description="Only items newer than this position."),
+    )
+    item_params = (USER_PARAM, ID_PARAM)
+    item_reply = {200: Reply("The item as it now is.", "InboxItem"),
+                  202: Reply("Logged, not yet projected.", "Accepted")}
+
+    def action(verb: str, kind: Any, summary: str) -> Route:
+        return Route("POST", f"{base}/inbox/{{id}}/{verb}", _action(kind), f"inbox_{verb}",
+                     summary, tag, "user", item_reply, params=item_params, errors=(404, 422))
+
+    return [
+        Route("GET", f"{base}/inbox", inbox, "inbox_list", "The inbox, newest first", tag,
+              "user", {200: Reply("One page of items.", "InboxPage")}, params=list_params,
+              errors=(422,)),
+        Route("GET", f"{base}/unread_count", unread_count, "inbox_unread_count",
+              "Number of unread items", tag, "user",
+              {200: Reply("The unread count.", "UnreadCount")}, params=(USER_PARAM,),
+              errors=(422,)),
+        action("read", NotificationRead, "Mark an item read"),
+        action("unread", NotificationUnread, "Mark an item unread"),
+        action("archive", NotificationArchived, "Archive an item"),
+        Route("POST", f"{base}/inbox/read_all", read_all, "inbox_read_all",
+              "Mark everything up to now (or up_to) read", tag, "user",
+              {200: Reply("Projected; the unread count as it now is.", "AllRead"),
+               202: Reply("Logged, not yet projected.", "Accepted")},
+              params=(USER_PARAM,), body="ReadAllRequest", body_required=False,
+              errors=(400, 413, 422)),
+        Route("DELETE", f"{base}/inbox/{{id}}", delete, "inbox_delete",
+              "Remove an item from the inbox", tag, "user",
+              {200: Reply("Removed.", "Deleted"), 202: Reply("Logged, not yet projected.",
+                                                              "Accepted")},
+              params=item_params, errors=(404, 422)),
+    ]

@@ -1,0 +1,187 @@
+"""Publishing routes (service keys only): one notification, a batch, and cancelling schedules.
+
+A request becomes one event: ``notification.created``; ``notification.scheduled``
+when ``deliver_at`` or ``delay_seconds`` is given (the scheduler turns it into a
+created event when due, unless cancelled first); ``digest.item_added`` when
+``digest_key`` is given (the bucket closes at the end of the current window of
+``digest_window_seconds``, aligned to the epoch so every item of a window shares
+it). 201 with ``id`` and ``position``; an ``idempotency_key`` seen within
+``HERALD_DEDUPE_WINDOW`` answers 200 with the first append's id and appends nothing.
+
+A batch (≤ ``HERALD_MAX_BATCH``) validates each item on its own: invalid items get
+a 422 result, the valid ones are appended together (one pipeline), in order per user.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from api.appending import accepted_body, append_and_wait, count_published
+from api.context import PRODUCER
+from api.errors import Unprocessable, field_error
+from api.jsonio import json_response
+from api.routing import Call, Param, Reply, Route
+from api.schemas import KEY, MAX_SCHEDULE_S, USER, check, notification_request
+from streams import codec
+from streams.errors import CodecError, ValidationError
+from streams.events import (
+    Appended,
+    DigestItemAdded,
+    Envelope,
+    NotificationCreated,
+    NotificationScheduled,
+    Payload,
+    ScheduleCancelled,
+)
+from streams.producer import Producer, now_ms
+from streams.settings import Settings
+from streams.validation import validate_envelope
+
+KINDS = {NotificationCreated: "created", NotificationScheduled: "scheduled",
+         DigestItemAdded: "digest"}
+
+
+def _invalid(path: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{path}: {message}", errors=[field_error(path, message)])
+
+
+def _time_ms(text: str, path: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.upper())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise _invalid(path, f"is not a usable date-time: {exc}") from exc
+
+
+def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload:
+    """The event payload a (schema-valid) notification request stands for."""
+    common: dict[str, Any] = {
+        "title": item["title"],
+        "body": item.get("body", ""),
+        "category": item.get("category", "general"),
+        "data": item.get("data", {}),
+        "channels": tuple(item.get("channels", ("in_app",))),
+        "recipients": item.get("recipients", {}),
+    }
+    if "expires_at" in item:
+        common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
+    scheduled = "deliver_at" in item or "delay_seconds" in item
+    if "deliver_at" in item and "delay_seconds" in item:
+        raise _invalid("delay_seconds", "give deliver_at or delay_seconds, not both")
+    if "cancel_key" in item and not scheduled:
+        raise _invalid("cancel_key", "needs deliver_at or delay_seconds")
+    if "digest_key" in item and scheduled:
+        raise _invalid("digest_key", "cannot be combined with deliver_at or delay_seconds")
+    if "digest_window_seconds" in item and "digest_key" not in item:
+        raise _invalid("digest_window_seconds", "needs digest_key")
+    if scheduled:
+        if "deliver_at" in item:
+            due = _time_ms(item["deliver_at"], "deliver_at")
+            if due > now + MAX_SCHEDULE_S * 1000:
+                raise _invalid("deliver_at", "is more than 366 days ahead")
+        else:
+            due = now + round(float(item["delay_seconds"]) * 1000)
+        return NotificationScheduled(deliver_at=due, cancel_key=item.get("cancel_key"), **common)
+    if "digest_key" in item:
+        window_ms = int(item.get("digest_window_seconds", settings.digest_window_s) * 1000)
+        window_end = (now // window_ms + 1) * window_ms
+        return DigestItemAdded(digest_key=item["digest_key"], window_end=window_end, **common)
+    return NotificationCreated(**common)
+
+
+def build_envelope(producer: Producer, item: dict[str, Any], now: int) -> Envelope:
+    payload = build_payload(item, producer.settings, now)
+    return producer.envelope(item["user"], payload, idempotency_key=item.get("idempotency_key"),
+                             time_ms=now)
+
+
+def published_body(envelope: Envelope, appended: Appended) -> dict[str, Any]:
+    return {"id": appended.id, "position": appended.position, "partition": appended.partition,
+            "duplicate": appended.duplicate, "kind": KINDS[type(envelope.payload)]}
+
+
+async def publish_one(call: Call) -> web.Response:
+    producer = call.app[PRODUCER]
+    envelope = build_envelope(producer, call.body, now_ms())
+    appended = await producer.publish(envelope)
+    count_published(call.app, [envelope], [appended])
+    return json_response(published_body(envelope, appended), 200 if appended.duplicate else 201)
+
+
+def _prevalidate(producer: Producer, schema: dict[str, Any], item: Any, now: int) -> Envelope:
+    check(schema, item)
+    envelope = build_envelope(producer, item, now)
+    try:
+        raw = codec.encode(envelope)
+    except CodecError as exc:
+        raise _invalid("data", str(exc)) from exc
+    validate_envelope(envelope, len(raw), producer.limits)
+    return envelope
+
+
+async def publish_batch(call: Call) -> web.Response:
+    producer = call.app[PRODUCER]
+    schema = notification_request()
+    items = call.body["notifications"]
+    now = now_ms()
+    results: list[dict[str, Any]] = [{} for _ in items]
+    envelopes: list[Envelope] = []
+    indexes: list[int] = []
+    for index, item in enumerate(items):
+        try:
+            envelopes.append(_prevalidate(producer, schema, item, now))
+            indexes.append(index)
+        except Unprocessable as problem:
+            results[index] = {"index": index, "status": 422, "detail": problem.detail,
+                              "errors": problem.errors or []}
+        except ValidationError as exc:
+            results[index] = {"index": index, "status": 422, "detail": str(exc),
+                              "errors": [field_error(exc.field, exc.message)]}
+    appended = await producer.publish_many(envelopes)
+    count_published(call.app, envelopes, appended)
+    for index, envelope, done in zip(indexes, envelopes, appended, strict=True):
+        results[index] = {"index": index, "status": 200 if done.duplicate else 201,
+                          **published_body(envelope, done)}
+    duplicates = sum(1 for a in appended if a.duplicate)
+    return json_response({"results": results, "created": len(appended) - duplicates,
+                          "duplicates": duplicates, "failed": len(items) - len(appended)})
+
+
+async def cancel_scheduled(call: Call) -> web.Response:
+    user, key = call.query["user"], call.path["cancel_key"]
+    appended, projected = await append_and_wait(call.app, user, ScheduleCancelled(cancel_key=key))
+    if not projected:
+        return json_response({**accepted_body(appended), "cancel_key": key, "user": user,
+                              "id": appended.id}, 202)
+    return json_response({"cancel_key": key, "user": user, "id": appended.id,
+                          "position": appended.position, "status": "projected"})
+
+
+def routes(settings: Settings) -> list[Route]:
+    tag = "publishing"
+    errors = (400, 413, 422)
+    return [
+        Route("POST", "/v1/notifications", publish_one, "publish", "Publish one notification",
+              tag, "service", {201: Reply("Appended.", "Published"),
+                               200: Reply("Duplicate idempotency_key: the first append.",
+                                          "Published")},
+              body="NotificationRequest", errors=errors),
+        Route("POST", "/v1/notifications/batch", publish_batch, "publish_batch",
+              f"Publish up to {settings.max_batch} notifications", tag, "service",
+              {200: Reply("Per-item results, in request order.", "BatchResult")},
+              body="BatchRequest", errors=errors),
+        Route("DELETE", "/v1/scheduled/{cancel_key}", cancel_scheduled, "cancel_scheduled",
+              "Cancel what is scheduled under a key and not yet due", tag, "service",
+              {200: Reply("The cancel is projected: nothing under the key will be sent.",
+                          "Cancelled"),
+               202: Reply("The cancel is logged; the projector has not applied it yet.",
+                          "Accepted")},
+              params=(Param("cancel_key", "path", KEY, True),
+                      Param("user", "query", USER, True, "The user the schedule is for.")),
+              errors=(422,)),
+    ]

@@ -1,0 +1,184 @@
+"""Declarative routes: one :class:`Route` both registers a handler and documents it.
+
+A route module exposes ``routes(settings) -> list[Route]``; ``create_app`` adds
+the routes of every module it is given, and api/openapi.py builds the document
+from the same list. That is the extension point for later route modules (live
+push, preferences, delivery status, pages): a new module, no edits to handlers.
+
+The endpoint wrapper does, in order: authenticate (401) → rate limit (429) →
+require a service key where needed (403) → resolve ``{user}`` for the caller
+(403 for another user's, before any lookup) → coerce and validate path and query
+parameters (422) → read and validate the JSON body (400/413/422) → run the
+handler under ``HERALD_REQUEST_TIMEOUT`` (503 when it runs out). Handlers receive
+a :class:`Call` and never parse input themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from api.auth import Principal, act_for, require_service
+from api.context import AUTH, LIMITER, METRICS, SETTINGS
+from api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
+from api.jsonio import read_json
+from api.schemas import check, coerce
+from streams.settings import Settings
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+Auth = Literal["none", "service", "user"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A path or query parameter; query values missing use ``schema['default']``."""
+
+    name: str
+    location: Literal["path", "query"]
+    schema: Mapping[str, Any]
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A documented success response: its schema (component name) and media type."""
+
+    description: str
+    schema: str | None = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation: method, path template, handler and everything the document says.
+
+    ``auth``: ``none`` (anyone), ``service`` (service key only) or ``user`` (a
+    service key, or a user token for its own ``{user}``). ``errors`` adds
+    route-specific problem statuses (e.g. 404) to the ones derived from the rest.
+    ``timeout=False`` is for streaming routes that manage their own lifetime.
+    """
+
+    method: str
+    path: str
+    handler: Callable[[Call], Awaitable[web.StreamResponse]]
+    operation_id: str
+    summary: str
+    tag: str
+    auth: Auth
+    replies: Mapping[int, Reply]
+    params: tuple[Param, ...] = ()
+    body: str | None = None
+    body_required: bool = True
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    timeout: bool = True
+    rate_cost: int = 1
+
+
+@dataclass(slots=True)
+class Call:
+    """A validated request: who calls, for which user, with which parameters and body."""
+
+    request: web.Request
+    principal: Principal | None
+    user: str | None
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+    @property
+    def app(self) -> web.Application:
+        return self.request.app
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app[SETTINGS]
+
+    @property
+    def owner(self) -> str:
+        """The user a ``{user}`` route acts for (resolved and authorized)."""
+        if self.user is None:
+            raise RuntimeError("this route has no {user} segment")
+        return self.user
+
+
+def _query(request: web.Request, params: Sequence[Param]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in params:
+        values = request.query.getall(p.name, [])
+        path = f"query.{p.name}"
+        if len(values) > 1:
+            raise Unprocessable(f"{path} is given more than once",
+                                errors=[field_error(path, "is given more than once")])
+        if not values:
+            if p.required:
+                raise Unprocessable(f"{path} is required",
+                                    errors=[field_error(path, "is required")])
+            out[p.name] = p.schema.get("default")
+            continue
+        out[p.name] = coerce(p.schema, values[0], path)
+    return out
+
+
+def make_endpoint(
+    route: Route, body_schema: Mapping[str, Any] | None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler that validates a request and calls ``route.handler``."""
+    path_params = [p for p in route.params if p.location == "path" and p.name != "user"]
+    query_params = [p for p in route.params if p.location == "query"]
+    has_user = "{user}" in route.path
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        settings = app[SETTINGS]
+        principal: Principal | None = None
+        if route.auth != "none":
+            principal = app[AUTH].authenticate(request.headers.get("Authorization"))
+            request[PRINCIPAL] = principal
+            try:
+                await app[LIMITER].check(principal, route.rate_cost)
+            except TooManyRequests:
+                app[METRICS].rate_limited.labels("key" if principal.is_service else "user").inc()
+                raise
+            if route.auth == "service":
+                require_service(principal)
+        user = act_for(principal, request.match_info["user"]) if has_user and principal else None
+        call = Call(request, principal, user)
+        for p in path_params:
+            call.path[p.name] = coerce(p.schema, request.match_info[p.name], f"path.{p.name}")
+        call.query = _query(request, query_params)
+        if body_schema is not None:
+            call.body = await read_json(request, settings.max_body_bytes,
+                                        required=route.body_required)
+            if call.body is not None or route.body_required:
+                check(body_schema, call.body)
+        if not route.timeout:
+            return await route.handler(call)
+        try:
+            async with asyncio.timeout(settings.request_timeout_s) as scope:
+                return await route.handler(call)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            raise Unavailable(
+                f"the request took longer than {settings.request_timeout_s:g}s; try again",
+                retry_after=1,
+            ) from exc
+
+    endpoint.__name__ = route.operation_id
+    return endpoint
+
+
+def add_routes(
+    app: web.Application, routes: Sequence[Route], schemas: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Register every route on the app's router (no implicit HEAD routes)."""
+    for route in routes:
+        body_schema = schemas[route.body] if route.body else None
+        app.router.add_route(route.method, route.path, make_endpoint(route, body_schema),
+                             name=route.operation_id)
