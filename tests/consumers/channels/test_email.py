@@ -37,8 +37,10 @@ async def test_multipart_with_escaped_html_and_chinese_round_trip(
     assert mail["Auto-Submitted"] == "auto-generated"
     assert mail.get_content_type() == "multipart/alternative"
     # SMTP carries CRLF line ends; compare the text itself
-    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    html = mail.get_body(("html",)).get_content().replace("\r\n", "\n")
+    plain_part, html_part = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert plain_part is not None and html_part is not None
+    plain = plain_part.get_content().replace("\r\n", "\n")
+    html = html_part.get_content().replace("\r\n", "\n")
     assert plain == f"{CHINESE_TITLE}\n\n{CHINESE_BODY}\n"
     assert "<b>不是标签</b>" not in html
     assert "&lt;b&gt;不是标签&lt;/b&gt; &amp; 引号&quot;&#x27;" in html

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
 
-from consumers.channels.base import Outcome
+from consumers.channels.base import OutboundMessage, Outcome
 from consumers.channels.webhook import WebhookChannel, decode_secret, sign
 from streams.settings import Settings
 from tests.consumers.channels.conftest import WEBHOOK_SECRET, FakeServer, Reply, WebhookReceiver
@@ -25,7 +26,7 @@ async def channel(channel_settings: Settings) -> AsyncIterator[WebhookChannel]:
         await webhook.aclose()
 
 
-def to(receiver: FakeServer, path: str = "/hook", **kw: object):  # type: ignore[no-untyped-def]
+def to(receiver: FakeServer, path: str = "/hook", **kw: Any) -> OutboundMessage:
     return message("webhook", receiver.url + path, secret=WEBHOOK_SECRET, **kw)
 
 
