@@ -7,7 +7,8 @@ worker process uses the same one and nobody uses it after it expires.
 
 Refresh is single-flight across processes: the worker that finds no token takes
 a short lock (``SET NX PX``) and fetches; the others poll the key until the
-lock's time is up, then fetch themselves (the lock holder may have died).
+lock is free again (then one of them takes it) or its time is up (then they
+fetch themselves: the holder may hang or have died).
 :meth:`AccessTokens.invalidate` deletes the token only if it is still the one
 the caller saw (Lua compare-and-delete), so a worker holding a stale token never
 throws away a fresh one. Fetching a new token invalidates the old one at WeChat
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets as random_tokens
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +71,20 @@ class AccessTokens:
 
     async def get(self) -> str:
         """The current token, fetching one if none is cached; raises TokenUnavailable."""
-        cached = await self._redis.get(self._key)
-        if cached:
-            return bytes(cached).decode()
-        lock = random_tokens.token_hex(8)
-        if await self._redis.set(self._lock_key, lock, nx=True, px=self._lock_ms):
-            try:
-                return await self._refresh()
-            finally:
-                await self._drop(keys=[self._lock_key], args=[lock])
-        waited = 0.0
-        while waited < self._lock_ms / 1000:
-            await asyncio.sleep(POLL_INTERVAL_S)
-            waited += POLL_INTERVAL_S
+        deadline = time.monotonic() + self._lock_ms / 1000
+        while True:
             cached = await self._redis.get(self._key)
             if cached:
                 return bytes(cached).decode()
-        return await self._refresh()  # the lock holder died or failed: fetch ourselves
+            lock = random_tokens.token_hex(8)
+            if await self._redis.set(self._lock_key, lock, nx=True, px=self._lock_ms):
+                try:
+                    return await self._refresh()
+                finally:
+                    await self._drop(keys=[self._lock_key], args=[lock])
+            if time.monotonic() >= deadline:
+                return await self._refresh()  # the lock holder hangs or died: fetch ourselves
+            await asyncio.sleep(POLL_INTERVAL_S)
 
     async def invalidate(self, token: str) -> bool:
         """Forget ``token`` if it is still the cached one; True if it was deleted."""

@@ -10,7 +10,7 @@ import pytest
 from consumers.channels.base import Outcome
 from consumers.channels.sms import MAX_BODY_CHARS, SmsChannel, sms_text
 from streams.settings import Settings
-from tests.consumers.channels.conftest import FakeTwilio, Reply
+from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeTwilio, Reply
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 PHONE = "+8613800138000"
@@ -111,10 +111,14 @@ async def test_429_with_retry_after_and_no_json(channel: SmsChannel, twilio: Fak
     assert result.retry_after_s == 30.0 and result.code == 429
 
 
-async def test_timeout_is_retryable(channel: SmsChannel, twilio: FakeTwilio) -> None:
+async def test_timeout_is_retryable(channel_settings: Settings, twilio: FakeTwilio) -> None:
     twilio.script(Reply(201, {"sid": "SMlate"}, delay_s=5.0))
+    sms = SmsChannel(configured(channel_settings, twilio, sms_timeout_s=SHORT_TIMEOUT_S))
     started = time.monotonic()
-    result = await channel.send(message("sms", PHONE))
+    try:
+        result = await sms.send(message("sms", PHONE))
+    finally:
+        await sms.aclose()
     assert result.outcome is Outcome.RETRY and "timed out" in result.detail
     assert time.monotonic() - started < 2.0
 

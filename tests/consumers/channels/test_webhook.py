@@ -13,7 +13,14 @@ import pytest
 from consumers.channels.base import OutboundMessage, Outcome
 from consumers.channels.webhook import WebhookChannel, decode_secret, sign
 from streams.settings import Settings
-from tests.consumers.channels.conftest import WEBHOOK_SECRET, FakeServer, Reply, WebhookReceiver
+from tests.consumers.channels.conftest import (
+    SHORT_TIMEOUT_S,
+    WEBHOOK_SECRET,
+    FakeServer,
+    Reply,
+    WebhookReceiver,
+    free_port,
+)
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 
@@ -123,19 +130,21 @@ async def test_429_honours_retry_after(
 
 
 async def test_timeout_is_retryable(
-    channel: WebhookChannel, webhook_receiver: WebhookReceiver
+    channel_settings: Settings, webhook_receiver: WebhookReceiver
 ) -> None:
     webhook_receiver.script(Reply(200, delay_s=5.0))
+    webhook = WebhookChannel(channel_settings.replace(webhook_timeout_s=SHORT_TIMEOUT_S))
     started = time.monotonic()
-    result = await channel.send(to(webhook_receiver))
+    try:
+        result = await webhook.send(to(webhook_receiver))
+    finally:
+        await webhook.aclose()
     assert result.outcome is Outcome.RETRY
     assert "timed out" in result.detail
     assert time.monotonic() - started < 2.0
 
 
 async def test_connection_refused_is_retryable(channel: WebhookChannel) -> None:
-    from tests.consumers.channels.conftest import free_port
-
     msg = message("webhook", f"http://127.0.0.1:{free_port()}/hook", secret=WEBHOOK_SECRET)
     result = await channel.send(msg)
     assert result.outcome is Outcome.RETRY

@@ -14,7 +14,7 @@ from consumers.channels.wechat import WeChatChannel, clip_field
 from consumers.channels.wechat_token import REFRESH_MARGIN_S, token_ttl_ms
 from streams.keys import Keys
 from streams.settings import Settings
-from tests.consumers.channels.conftest import FakeWeChat, Reply
+from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeWeChat, Reply
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -180,11 +180,16 @@ async def test_errcodes_map_to_outcomes(
 
 
 async def test_http_500_and_timeout_are_retryable(
-    channel: WeChatChannel, wechat: FakeWeChat
+    channel_settings: Settings, wechat: FakeWeChat, redis: Any
 ) -> None:
     wechat.script(Reply(500), Reply(200, {"errcode": 0}, delay_s=5.0))
-    assert (await channel.send(message("wechat", OPENID))).outcome is Outcome.RETRY
-    timed_out = await channel.send(message("wechat", OPENID))
+    settings = configured(channel_settings, wechat, wechat_timeout_s=SHORT_TIMEOUT_S)
+    chan = WeChatChannel(settings, redis)
+    try:
+        assert (await chan.send(message("wechat", OPENID))).outcome is Outcome.RETRY
+        timed_out = await chan.send(message("wechat", OPENID))
+    finally:
+        await chan.aclose()
     assert timed_out.outcome is Outcome.RETRY and "timed out" in timed_out.detail
 
 
