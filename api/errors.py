@@ -123,6 +123,8 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     if problem.errors is not None:
         doc["errors"] = problem.errors
     headers = dict(problem.headers)
+    if problem.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="herald"')
     if problem.retry_after is not None:
         seconds = max(1, math.ceil(problem.retry_after))
         headers["Retry-After"] = str(seconds)

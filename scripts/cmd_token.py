@@ -1,0 +1,40 @@
+"""``herald token USER [--ttl 1h]``: mint a user token (development and tests).
+
+Signs with ``HERALD_TOKEN_SECRET``, or with the development secret that
+``herald run`` keeps in the data folder when the variable is unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from api.auth import mint_token
+from api.credentials import with_dev_credentials
+from scripts.runtime import EXIT_OK, UsageError, guarded, load_settings
+from streams.settings import parse_duration
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("user", help="the user id the token acts for (its `sub`)")
+    parser.add_argument("--ttl", default="1h", help="lifetime, e.g. 15m, 1h, 7d (default 1h)")
+
+
+def main(args: argparse.Namespace) -> int:
+    def body() -> int:
+        try:
+            ttl = parse_duration(args.ttl)
+        except ValueError as exc:
+            raise UsageError(f"--ttl: {exc}") from exc
+        if ttl < 1:
+            raise UsageError("--ttl must be at least 1s")
+        settings, _path = with_dev_credentials(load_settings(), create=False)
+        if not settings.token_secret:
+            raise UsageError(
+                "HERALD_TOKEN_SECRET is not set and there is no development secret in "
+                f"{settings.data_dir} (start `herald run` once, or set the variable)"
+            )
+        sys.stdout.write(mint_token(settings.token_secret, args.user, ttl) + "\n")
+        return EXIT_OK
+
+    return guarded(body)
