@@ -24,7 +24,8 @@ import aiosmtplib
 from consumers.channels.base import OutboundMessage, SendResult, error_detail
 from streams.settings import Settings
 
-ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
+# One plain addr-spec: no display name, no list separators, no whitespace.
+ADDRESS = re.compile(r"^[^@\s<>\"(),;:\[\]\\]+@[^@\s<>\"(),;:\[\]\\]+$")
 FALLBACK_DOMAIN = "herald.invalid"
 # SMTP errors that say the configuration (not this message) is wrong: retry.
 CONFIG_ERRORS = (
@@ -63,7 +64,7 @@ def build_email(message: OutboundMessage, sender: str) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = message.recipient.address
-    mail["Subject"] = message.title
+    mail["Subject"] = " ".join(message.title.split())  # a header is one line
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = message_id(message.idempotency_key, sender)
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please

@@ -111,7 +111,10 @@ class WebhookChannel:
         secrets = (message.recipient.secret or "").split()
         if not secrets:
             return SendResult.failed("the endpoint has no webhook secret")
-        body = payload(message)
+        try:
+            body = payload(message)
+        except orjson.JSONEncodeError as exc:
+            return SendResult.failed(f"data is not JSON: {exc}")
         msg_id = message.idempotency_key
         timestamp = int(time.time())
         try:

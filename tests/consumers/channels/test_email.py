@@ -102,3 +102,16 @@ def test_helpers() -> None:
     assert message_id("k1", "Herald <a@b.example>") == "<k1@b.example>"
     assert message_id("k1", "nobody") == "<k1@herald.invalid>"
     assert "<script>" not in html_body("<script>x</script>", "")
+
+
+async def test_list_separators_and_multiline_titles_are_contained(
+    mail_settings: Settings, smtp_server: SmtpServer
+) -> None:
+    channel = EmailChannel(mail_settings)
+    for address in ("a@b.cn,c@d.cn", "a@b.cn;c@d.cn", "Zhang <a@b.cn>"):
+        assert (await channel.send(message("email", address))).outcome is Outcome.FAILED
+    result = await channel.send(message("email", ADDRESS, title="第一行\r\nBcc: evil@x.cn"))
+    assert result.ok
+    ((_, rcpt_tos, mail),) = smtp_server.mailbox.messages
+    assert rcpt_tos == [ADDRESS] and mail["Bcc"] is None
+    assert mail["Subject"] == "第一行 Bcc: evil@x.cn"

@@ -173,3 +173,11 @@ async def test_bad_endpoint_configuration_fails_without_a_request(
     result = await channel.send(message("webhook", address, secret=secret))
     assert result.outcome is Outcome.FAILED
     assert why in result.detail
+
+
+async def test_data_that_is_not_json_fails_permanently(
+    channel: WebhookChannel, webhook_receiver: WebhookReceiver
+) -> None:
+    result = await channel.send(to(webhook_receiver, data={"blob": {1, 2}}))
+    assert result.outcome is Outcome.FAILED and "not JSON" in result.detail
+    assert webhook_receiver.received == []

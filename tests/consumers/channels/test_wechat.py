@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -226,3 +227,17 @@ def test_token_ttl_leaves_a_margin() -> None:
     assert token_ttl_ms(7200) == (7200 - REFRESH_MARGIN_S) * 1000
     assert token_ttl_ms(100) == 50_000
     assert token_ttl_ms(0) == 1000
+
+
+async def test_a_failed_refresh_hands_the_lock_on_without_waiting_it_out(
+    channel: WeChatChannel, wechat: FakeWeChat
+) -> None:
+    wechat.token_errcode = -1  # WeChat busy: every fetch fails
+    started = time.monotonic()
+    results = await asyncio.gather(*(channel.send(message("wechat", OPENID)) for _ in range(3)))
+    assert [r.outcome for r in results] == [Outcome.RETRY] * 3
+    assert all(r.code == -1 and "access token fetch" in r.detail for r in results)
+    assert wechat.token_requests == 3  # one try per send, taken in turn
+    assert time.monotonic() - started < 2.0  # far below the 4 s lock time
+    wechat.token_errcode = None
+    assert (await channel.send(message("wechat", OPENID))).ok
