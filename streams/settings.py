@@ -164,7 +164,7 @@ class Settings:
     request_timeout_s: float = _env("HERALD_REQUEST_TIMEOUT", parse_duration, 30.0)
     dev_mode: bool = _env("HERALD_DEV", _bool, False)
     api_workers: int = _env("HERALD_API_WORKERS", _positive_int, 1)
-    max_page: int = _env("HERALD_MAX_PAGE", _positive_int, 200)
+    max_page: int = _env("HERALD_MAX_PAGE", _positive_int, 100)
     api_rate_key: str = _env("HERALD_API_RATE_KEY", _rate, "5000/s")
     api_rate_user: str = _env("HERALD_API_RATE_USER", _rate, "50/s")
     api_max_inflight: int = _env("HERALD_API_MAX_INFLIGHT", _positive_int, 2000)
@@ -215,8 +215,8 @@ class Settings:
             raise SettingsError("HERALD_MAX_BATCH must be at most 10000")
         if self.token_secret and len(self.token_secret.encode()) < 32:
             raise SettingsError("HERALD_TOKEN_SECRET must be at least 32 bytes (HS256 key)")
-        if self.max_page > 1000:
-            raise SettingsError("HERALD_MAX_PAGE must be at most 1000")
+        if self.max_page > 100:
+            raise SettingsError("HERALD_MAX_PAGE must be at most 100")
         if self.digest_window_s < 1:
             raise SettingsError("HERALD_DIGEST_WINDOW must be at least 1s")
 
