@@ -1,0 +1,191 @@
+"""The applier: one batch of projection writes + the checkpoint = one atomic Redis step.
+
+``prepare`` turns a partition's entries into records (decode, check, project — pure
+Python); ``Applier.apply`` runs consumers/lua/projector_apply.lua once for the whole
+batch. In that one script:
+
+- every record at or below the namespace's checkpoint is skipped (exactly-once
+  effect under at-least-once delivery), the others are applied in log order;
+- the checkpoint moves to the batch's highest position, including entries that
+  were dead-lettered, so a redelivered batch is a no-op;
+- in live mode the script first checks that this consumer still holds the
+  partition's lease (fencing: a paused ex-owner cannot write after a takeover) and
+  that the partition's view pointer still names the namespace the writes were built
+  for (``herald replay`` may have switched it: the caller rebuilds and retries).
+
+The "user changed" signal
+-------------------------
+After the writes, in the same script (so the state is already queryable when a
+subscriber hears it), the script PUBLISHes on ``Keys.signal_channel(p)`` one
+message per user whose inbox the batch changed::
+
+    {"user": "<user id>", "position": "<ms-seq>"}
+
+a JSON object (UTF-8 text) whose ``position`` is the highest position in the batch
+that changed that user (a no-op event — e.g. reading an already-read item —
+publishes nothing). Replay builds publish nothing. Pub/sub is fire-and-forget: a
+subscriber that was away resumes from positions (``InboxQueries.page(after=...)``).
+
+Failure modes: a malformed batch (unknown op) is refused before any write. A
+projection op writes nothing it could not write again: a script that failed half
+way (only on a sick server) is retried from the same checkpoint and reaches the same
+state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consumers import positions
+from consumers.errors import ProjectionError
+from consumers.handler import DeadLetter, Entry, Outcome
+from consumers.projection import Context, project
+from streams import codec
+from streams.errors import CodecError, ValidationError
+from streams.keys import LIVE_NS, Keys
+from streams.partitions import partition_for
+from streams.scripts import register
+from streams.settings import Settings
+from streams.validation import check_user
+
+CONSUMERS_DIR = Path(__file__).resolve().parent
+GROUP = "projector"
+USER_CACHE_MAX = 200_000  # users whose partition was already checked (memory bound)
+
+LIVE, BUILD, LATE = "live", "build", "late"
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch ready for the script: records, one outcome per entry, the target."""
+
+    records: list[list[Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The script's answer: ``status`` is ``ok``, ``fenced`` or ``ns`` (then ``ns`` set)."""
+
+    status: str
+    applied: int = 0
+    skipped: int = 0
+    ns: str = ""
+
+
+class Preparer:
+    """Decode, check and project entries of one partition (pure, no I/O)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = Keys(settings.prefix)
+        self.partitions = settings.partitions
+        self._users: dict[str, int] = {}
+
+    def _check_user(self, user: str, partition: int) -> str | None:
+        known = self._users.get(user)
+        if known is None:
+            try:
+                check_user(user)
+            except ValidationError as exc:
+                return f"invalid: {exc}"
+            if len(self._users) >= USER_CACHE_MAX:
+                self._users.clear()
+            known = self._users[user] = partition_for(user, self.partitions)
+        if known != partition:
+            return f"wrong_partition: user {user!r} belongs to partition {known}"
+        return None
+
+    def prepare(self, partition: int, ns: str, entries: Sequence[Entry]) -> Prepared:
+        """Records for the script and an outcome per entry (dead letters never raise)."""
+        ctx = Context(partition, ns, self.keys)
+        out = Prepared()
+        records, outcomes = out.records, out.outcomes
+        decode, padded = codec.decode, positions.padded
+        for entry in entries:
+            position = entry.position
+            out.target = position
+            if entry.raw is None:
+                outcomes.append(None)
+                continue
+            try:
+                env = decode(entry.raw)
+                problem = self._check_user(env.user, partition)
+                if problem is not None:
+                    outcomes.append(DeadLetter(problem))
+                    continue
+                writes = project(env, position, ctx)
+            except CodecError as exc:
+                outcomes.append(DeadLetter(f"{exc.reason}: {exc}"))
+                continue
+            except ProjectionError as exc:
+                outcomes.append(DeadLetter(str(exc)))
+                continue
+            outcomes.append(None)
+            if writes:
+                records.append([position, padded(position), env.user, *writes])
+        return out
+
+
+class Applier:
+    """Runs the apply script; one instance per process and client."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._script = register(redis, CONSUMERS_DIR, "projector_apply")
+        self._prefixes: dict[tuple[int, str], list[str]] = {}
+
+    def prefixes(self, partition: int, ns: str) -> list[str]:
+        """Key prefixes the script appends ids and users to (see streams/keys.py)."""
+        cached = self._prefixes.get((partition, ns))
+        if cached is None:
+            k, p = self.keys, partition
+            cached = [
+                k.item(p, "", ns), k.inbox(p, "", ns), k.inbox_unread(p, "", ns),
+                k.inbox_read(p, "", ns), k.inbox_archived(p, "", ns), k.user_state(p, "", ns),
+            ]
+            self._prefixes[(partition, ns)] = cached
+        return cached
+
+    def call_args(
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = ""
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one script call."""
+        k = self.keys
+        keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
+                k.partition_view(partition)]
+        channel = "" if mode == BUILD else k.signal_channel(partition)
+        args: list[Any] = [
+            mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
+            self.settings.inbox_max, channel, *self.prefixes(partition, ns),
+            codec.pack_value(batch.records),
+        ]
+        return keys, args
+
+    @staticmethod
+    def parse(reply: Sequence[Any]) -> Applied:
+        status = _text(reply[0])
+        if status == "ok":
+            return Applied("ok", int(reply[1]), int(reply[2]))
+        if status == "ns":
+            return Applied("ns", ns=_text(reply[1]))
+        return Applied(status)
+
+    async def apply(
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = "",
+        client: Any = None,
+    ) -> Applied | None:
+        """Run the script (or queue it on ``client``, a pipeline, and return None)."""
+        keys, args = self.call_args(partition, ns, batch, mode=mode, consumer=consumer)
+        if client is not None:
+            await self._script(keys=keys, args=args, client=client)
+            return None
+        return self.parse(await self._script(keys=keys, args=args))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,140 @@
+"""Consumer-group reads of the partition streams, with Redis errors translated.
+
+- ``ensure``: create the group at the start of the log (``0``, MKSTREAM), never at
+  ``$`` — a group created after events exist still sees them all.
+- ``read_new``: one batched XREADGROUP over many partitions (``>``), blocking up to
+  ``block_ms``; on Redis Cluster, where one command cannot span slots, one
+  non-blocking read per partition in a pipeline.
+- ``read_pending``: take over the group's pending entries of a partition (XAUTOCLAIM
+  to this consumer, min idle per handler), then re-read this consumer's PEL from
+  ``0`` in log order, with each entry's delivery count (XPENDING).
+
+A missing group or stream (NOGROUP) raises :class:`GroupMissingError`; nothing here
+recreates a group after start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+
+from consumers.applier import CONSUMERS_DIR
+from consumers.errors import GroupMissingError
+from consumers.handler import Entry
+from streams.codec import ENTRY_FIELD
+from streams.keys import Keys
+from streams.scripts import register
+
+AUTOCLAIM_PAGE = 1000
+AUTOCLAIM_MAX_PAGES = 1000  # bounds one takeover's claim loop (1M pending entries)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StreamGroup:
+    """One consumer of one group over the partition streams."""
+
+    def __init__(self, redis: Any, keys: Keys, group: str, consumer: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.group = group
+        self.consumer = consumer
+        self._streams: dict[int, str] = {}
+        # redis-py's XAUTOCLAIM JUSTID reply drops the cursor: claim through a script.
+        self._claim = register(redis, CONSUMERS_DIR, "group_claim")
+
+    def stream(self, partition: int) -> str:
+        name = self._streams.get(partition)
+        if name is None:
+            name = self._streams[partition] = self.keys.stream(partition)
+        return name
+
+    def _translate(self, exc: redis.exceptions.ResponseError, partition: int) -> Exception:
+        if str(exc).startswith("NOGROUP"):
+            return GroupMissingError(self.stream(partition), self.group)
+        return exc
+
+    async def ensure(self, partitions: Sequence[int]) -> None:
+        """Create the group on every partition stream at ``0`` (idempotent)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.xgroup_create(self.stream(p), self.group, id="0", mkstream=True)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and not str(reply).startswith("BUSYGROUP"):
+                raise reply
+
+    async def read_new(
+        self, partitions: Sequence[int], count: int, block_ms: int, *, per_partition: bool
+    ) -> dict[int, list[Entry]]:
+        """New entries (``>``) of the given partitions, up to ``count`` each."""
+        if not partitions:
+            return {}
+        by_stream = {self.stream(p): p for p in partitions}
+        try:
+            if per_partition:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for p in partitions:
+                        pipe.xreadgroup(self.group, self.consumer, {self.stream(p): ">"},
+                                        count=count)
+                    replies = await pipe.execute()
+                reply = [item for r in replies if r for item in r]
+            else:
+                reply = await self.redis.xreadgroup(
+                    self.group, self.consumer, {s: ">" for s in by_stream},
+                    count=count, block=block_ms,
+                )
+        except redis.exceptions.ResponseError as exc:
+            raise self._translate(exc, partitions[0]) from exc
+        out: dict[int, list[Entry]] = {}
+        for stream, rows in reply or ():
+            if rows:
+                out[by_stream[_text(stream)]] = [
+                    Entry(_text(pos), fields.get(ENTRY_FIELD) if fields else None)
+                    for pos, fields in rows
+                ]
+        return out
+
+    async def claim_all(self, partition: int, min_idle_ms: int) -> int:
+        """XAUTOCLAIM every pending entry of the group idle ≥ min_idle_ms; how many."""
+        stream, start, claimed = self.stream(partition), "0-0", 0
+        try:
+            for _ in range(AUTOCLAIM_MAX_PAGES):
+                reply = await self._claim(
+                    keys=[stream],
+                    args=[self.group, self.consumer, min_idle_ms, start, AUTOCLAIM_PAGE],
+                )
+                start = _text(reply[0])
+                claimed += int(reply[1])
+                if start == "0-0":
+                    break
+        except redis.exceptions.ResponseError as exc:
+            raise self._translate(exc, partition) from exc
+        return claimed
+
+    async def read_pending(self, partition: int, count: int) -> list[Entry]:
+        """The first ``count`` entries of this consumer's PEL, in order, with counts."""
+        stream = self.stream(partition)
+        try:
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, {stream: "0"}, count=count
+            )
+            rows = reply[0][1] if reply else []
+            if not rows:
+                return []
+            pending = await self.redis.xpending_range(
+                stream, self.group, _text(rows[0][0]), _text(rows[-1][0]), len(rows),
+                self.consumer,
+            )
+        except redis.exceptions.ResponseError as exc:
+            raise self._translate(exc, partition) from exc
+        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        return [
+            Entry(_text(pos), fields.get(ENTRY_FIELD) if fields else None,
+                  counts.get(_text(pos), 1))
+            for pos, fields in rows
+        ]

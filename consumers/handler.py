@@ -1,0 +1,74 @@
+"""The handler interface of the consumer-group runtime (see consumers/runtime.py).
+
+A handler is what one consumer group does with its entries. The runtime owns
+everything else: partition leases, reads, recovery of pending entries, delivery
+counts, dead letters and acks.
+
+    class MyHandler:
+        group = "webhook"            # the consumer group's name, one per channel
+        claim_min_idle_ms = None     # None: settings.claim_idle_s; 0: claim at once
+
+        async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+            ...                      # one outcome per entry, same order
+        async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+            ...                      # `herald dlq retry`: dead letters offered again
+
+    def factory(settings: Settings, redis: Any, consumer: str) -> MyHandler: ...
+
+Contract:
+- ``handle`` gets one partition's entries in log order, only for partitions whose
+  lease this consumer holds, never concurrently for one partition.
+- It returns, per entry, ``OK`` (None) or ``DeadLetter(reason)``. The runtime then
+  acks them all and writes the dead letters, in one fenced atomic step.
+- Raising means "nothing of this batch was done": nothing is acked, the runtime
+  backs off and redelivers the batch (each redelivery counts; beyond
+  ``HERALD_MAX_DELIVERIES`` an entry is dead-lettered without calling the handler).
+  Raise :class:`consumers.errors.LeaseLostError` when a fenced write found another
+  owner: the runtime drops the partition.
+- ``Entry.raw`` is None when the entry was deleted from the stream; such entries are
+  acked by the runtime and never reach the handler.
+- A handler that needs strict per-partition order (the projector) sets
+  ``claim_min_idle_ms = 0``: on takeover every pending entry of the group is claimed
+  at once and re-read in order. Others may leave pending entries of a slow consumer
+  alone until they are ``claim_idle_s`` old.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry as the runtime hands it over."""
+
+    position: str
+    raw: bytes | None
+    deliveries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Outcome: move the entry to the dead-letter stream with ``reason``."""
+
+    reason: str
+
+
+OK: Final = None
+Outcome = DeadLetter | None
+
+
+class Handler(Protocol):
+    group: str
+    claim_min_idle_ms: int | None
+
+    async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]: ...
+
+    async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]: ...
+
+
+HandlerFactory = Callable[[Settings, Any, str], Handler]

@@ -1,0 +1,82 @@
+"""Worker roles: what ``herald worker --roles a,b`` can run in one process.
+
+A role is ``async def run(settings, redis, stop: asyncio.Event) -> None``: it runs
+until ``stop`` is set, then finishes its batch, acks, releases its leases and
+returns. :data:`ROLES` maps names to them; add a role with :func:`register_role`
+(or one line in :data:`ROLES` below). A role that consumes a group with the
+runtime also registers its handler factory in :data:`DLQ_HANDLERS` under the group
+name, so ``herald dlq retry`` can offer that group's dead letters again.
+
+:func:`run_roles` runs several roles until ``stop`` is set; when one role fails,
+the others are stopped gracefully and the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from consumers import projector
+from consumers.errors import UnknownRoleError
+from consumers.handler import HandlerFactory
+from streams.log import get_logger
+from streams.settings import Settings
+
+RoleFactory = Callable[[Settings, Any, asyncio.Event], Awaitable[None]]
+
+ROLES: dict[str, RoleFactory] = {
+    "projector": projector.run,
+}
+
+DLQ_HANDLERS: dict[str, HandlerFactory] = {
+    projector.GROUP: projector.projector_factory,
+}
+
+log = get_logger(__name__)
+
+
+def register_role(name: str, run: RoleFactory, *, group: str | None = None,
+                  handler: HandlerFactory | None = None) -> None:
+    """Add a role (and the handler factory of its group, for ``herald dlq retry``)."""
+    ROLES[name] = run
+    if group is not None and handler is not None:
+        DLQ_HANDLERS[group] = handler
+
+
+def resolve(names: Sequence[str] | None) -> list[str]:
+    """The roles to run (all registered when ``names`` is empty); UnknownRoleError."""
+    if not names:
+        return list(ROLES)
+    unknown = [n for n in names if n not in ROLES]
+    if unknown:
+        raise UnknownRoleError(
+            f"unknown role {unknown[0]!r}; known roles: {', '.join(sorted(ROLES))}"
+        )
+    return list(dict.fromkeys(names))
+
+
+async def run_roles(
+    names: Sequence[str], settings: Settings, redis: Any, stop: asyncio.Event
+) -> None:
+    """Run the named roles until ``stop``; a failing role stops the others, then raises."""
+    tasks = {asyncio.create_task(ROLES[n](settings, redis, stop), name=f"role-{n}"): n
+             for n in resolve(names)}
+    log.info("worker_started", roles=list(tasks.values()))
+    failure: BaseException | None = None
+    pending = set(tasks)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            exc = task.exception() if not task.cancelled() else None
+            if exc is not None and failure is None:
+                failure = exc
+                log.error("role_failed", role=tasks[task], error=str(exc))
+                stop.set()
+            elif not stop.is_set() and exc is None:
+                log.warning("role_ended", role=tasks[task])
+    if failure is not None:
+        raise failure
+    with contextlib.suppress(Exception):
+        log.info("worker_stopped", roles=list(tasks.values()))

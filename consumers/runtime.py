@@ -1,0 +1,286 @@
+"""The consumer-group runtime: leases, batched reads, recovery, dead letters, acks.
+
+One :class:`GroupRuntime` runs one consumer of one group (the projector, or one
+delivery channel) with a handler (interface and contract: consumers/handler.py;
+in short ``async handle(partition, entries) -> [OK | DeadLetter(reason)]``).
+
+Loop, per cycle:
+1. Partitions gained since the last cycle are recovered first: every pending entry
+   of the group is claimed (XAUTOCLAIM, min idle per handler; 0 for the projector)
+   and this consumer's PEL is re-read from ``0`` in log order; only when it is empty
+   are new entries read. The same recovery runs after a failed batch, and every
+   ``claim_idle_s`` to pick up entries other consumers left behind.
+2. New entries: one XREADGROUP over all owned partitions, ``read_batch`` each,
+   blocking up to ``block_ms``.
+3. Each partition's batch goes to the handler (partitions concurrently, one batch
+   per partition at a time); entries delivered more than ``HERALD_MAX_DELIVERIES``
+   times are dead-lettered without calling it.
+4. Settle: ack the batch and write its dead letters in one step, fenced by the
+   lease (consumers/dead_letters.py).
+
+A separate task renews leases and balances partitions (consumers/lease.py).
+
+Failure modes: Redis errors (connection lost, server restarting, BUSY…) are
+logged and retried after a back-off doubling from :data:`BACKOFF_INITIAL_S` to
+:data:`BACKOFF_MAX_S`; the client reconnects by itself once the server is back.
+A handler exception leaves its batch pending (redelivered later, counted). A lost
+lease drops the partition without acking. A vanished group raises
+:class:`GroupMissingError` out of :meth:`GroupRuntime.run`.
+
+Stopping: set the ``stop`` event — the current batch finishes and is acked, leases
+are released, the consumer leaves the member set. Cancelling the task instead is a
+crash as far as Redis can tell: nothing is released, leases expire, others take over
+and redeliver (this is what the crash tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+
+from consumers.dead_letters import DeadLetters
+from consumers.errors import GroupMissingError, LeaseLostError
+from consumers.group import StreamGroup
+from consumers.handler import DeadLetter, Entry, HandlerFactory, Outcome
+from consumers.lease import Leases
+from streams.keys import Keys
+from streams.log import get_logger
+from streams.settings import Settings
+
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 5.0
+BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
+IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
+
+log = get_logger(__name__)
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process and runtime: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``; return early when ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+
+
+class GroupRuntime:
+    """One consumer of one group; see the module docstring."""
+
+    def __init__(
+        self, settings: Settings, redis: Any, factory: HandlerFactory, *,
+        consumer: str | None = None, partitions: Sequence[int] | None = None,
+        block_ms: int = BLOCK_MS, per_partition_reads: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.consumer = consumer or consumer_name()
+        self.handler = factory(settings, redis, self.consumer)
+        self.partitions = list(range(settings.partitions) if partitions is None else partitions)
+        self.keys = Keys(settings.prefix)
+        self.leases = Leases(redis, settings, self.handler.group, self.consumer, self.partitions)
+        self.group = StreamGroup(redis, self.keys, self.handler.group, self.consumer)
+        self.dead_letters = DeadLetters(redis, settings)
+        self.block_ms = block_ms
+        self.per_partition = settings.redis_cluster if per_partition_reads is None \
+            else per_partition_reads
+        idle = self.handler.claim_min_idle_ms
+        self.claim_min_idle_ms = int(settings.claim_idle_s * 1000) if idle is None else idle
+        self.handled = 0
+        self.dead_lettered = 0
+        self._recover: set[int] = set()
+        self._claimed: set[int] = set()
+        self._to_release: set[int] = set()
+        self._wake = asyncio.Event()
+        self._next_sweep = time.monotonic() + settings.claim_idle_s
+        self._log = log.bind(group=self.handler.group, consumer=self.consumer)
+
+    # ------------------------------------------------------------------ running
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set (see the module docstring for cancellation)."""
+        await self._ensure_groups(stop)
+        lease_task = asyncio.create_task(self._lease_loop(stop), name="lease-loop")
+        try:
+            await self._consume_loop(stop, lease_task)
+        except asyncio.CancelledError:
+            lease_task.cancel()  # a crash: keep leases and pending entries as they are
+            raise
+        except BaseException:
+            lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+                await lease_task
+            raise
+        lease_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+            await lease_task
+        await self._shutdown()
+
+    async def _ensure_groups(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while True:
+            try:
+                await self.group.ensure(self.partitions)
+                return
+            except REDIS_ERRORS as exc:
+                if stop.is_set():
+                    raise
+                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
+                await sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _shutdown(self) -> None:
+        owned = sorted(self.leases.owned)
+        try:
+            await self.leases.release(owned)
+            await self.leases.leave()
+        except REDIS_ERRORS as exc:
+            self._log.warning("leases_not_released", error=str(exc), partitions=owned)
+        self._log.info("consumer_stopped", handled=self.handled, released=owned)
+
+    async def _consume_loop(self, stop: asyncio.Event, lease_task: asyncio.Task[None]) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while not stop.is_set():
+            if lease_task.done():
+                lease_task.result()  # re-raise what killed it
+                raise RuntimeError("lease loop ended unexpectedly")
+            try:
+                failed = await self._cycle(stop)
+            except GroupMissingError:
+                raise
+            except REDIS_ERRORS as exc:
+                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
+                failed = True
+            if failed:
+                self._recover.update(self.leases.owned)
+                await sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            else:
+                backoff = BACKOFF_INITIAL_S
+
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while not stop.is_set():
+            try:
+                changes = await self.leases.cycle()
+                backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
+            except REDIS_ERRORS as exc:
+                self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
+                wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
+                await sleep_unless(stop, wait)
+                continue
+            for p in changes.acquired:
+                self._recover.add(p)
+                self._claimed.discard(p)
+                self._log.info("partition_acquired", partition=p)
+            for p in changes.lost:
+                self._forget(p)
+                self._log.warning("lease_lost", partition=p)
+            self._to_release.update(changes.surplus)
+            if changes.acquired or changes.surplus:
+                self._wake.set()
+            await sleep_unless(stop, wait)
+
+    def _forget(self, partition: int) -> None:
+        self.leases.owned.discard(partition)
+        self._recover.discard(partition)
+        self._claimed.discard(partition)
+        self._to_release.discard(partition)
+
+    # -------------------------------------------------------------------- cycle
+    async def _cycle(self, stop: asyncio.Event) -> bool:
+        """Read and handle one round of batches; True when something failed."""
+        if self._to_release:
+            surplus = sorted(self._to_release & self.leases.owned)
+            self._to_release.clear()
+            await self.leases.release(surplus)
+            for p in surplus:
+                self._forget(p)
+            if surplus:
+                self._log.info("partitions_released", partitions=surplus)
+        owned = sorted(self.leases.owned)
+        if not owned:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.block_ms / 1000)
+            return False
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.settings.claim_idle_s
+            self._recover.update(owned)
+            self._claimed.difference_update(owned)
+        batches = await self._read_pending([p for p in owned if p in self._recover])
+        if not batches:
+            fresh = [p for p in owned if p not in self._recover]
+            batches = await self.group.read_new(
+                fresh, self.settings.read_batch, self.block_ms, per_partition=self.per_partition
+            )
+            if not batches and self.per_partition:
+                await sleep_unless(stop, IDLE_POLL_S)
+        results = await asyncio.gather(
+            *(self._process(p, entries) for p, entries in batches.items()),
+            return_exceptions=True,
+        )
+        failed = False
+        for p, result in zip(batches, results, strict=True):
+            if isinstance(result, LeaseLostError):
+                self._forget(p)
+                self._log.warning("lease_lost", partition=p)
+            elif isinstance(result, GroupMissingError):
+                raise result
+            elif isinstance(result, BaseException):
+                failed = True
+                self._recover.add(p)
+                self._log.error("batch_failed", partition=p, error=repr(result),
+                                exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
+        return failed
+
+    async def _read_pending(self, partitions: Sequence[int]) -> dict[int, list[Entry]]:
+        out: dict[int, list[Entry]] = {}
+        for p in partitions:
+            if p not in self._claimed:
+                claimed = await self.group.claim_all(p, self.claim_min_idle_ms)
+                self._claimed.add(p)
+                if claimed:
+                    self._log.info("pending_claimed", partition=p, entries=claimed)
+            entries = await self.group.read_pending(p, self.settings.read_batch)
+            if entries:
+                out[p] = entries
+            else:
+                self._recover.discard(p)
+        return out
+
+    async def _process(self, partition: int, entries: Sequence[Entry]) -> None:
+        outcomes: list[Outcome] = [None] * len(entries)
+        todo: list[Entry] = []
+        index: list[int] = []
+        limit = self.settings.max_deliveries
+        for i, entry in enumerate(entries):
+            if entry.raw is None:
+                self._log.warning("entry_missing", partition=partition, entry_id=entry.position)
+            elif entry.deliveries > limit:
+                outcomes[i] = DeadLetter(
+                    f"max_deliveries: delivered {entry.deliveries} times (limit {limit})"
+                )
+            else:
+                todo.append(entry)
+                index.append(i)
+        if todo:
+            results = await self.handler.handle(partition, todo)
+            for i, outcome in zip(index, results, strict=True):
+                outcomes[i] = outcome
+        if not await self.dead_letters.settle(
+            partition, self.handler.group, self.consumer, entries, outcomes
+        ):
+            raise LeaseLostError(partition, self.handler.group)
+        self.handled += len(entries)
+        self.dead_lettered += sum(1 for o in outcomes if o is not None)

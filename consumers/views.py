@@ -1,0 +1,57 @@
+"""Which namespace each partition's projection lives in (``Keys.partition_view``).
+
+Absent means :data:`LIVE_NS`. ``herald replay`` switches a partition's pointer in
+the same script that checks the rebuilt namespace caught up (consumers/replay.py).
+The cache here is never trusted alone: every reader and writer sends the namespace
+it believes in along with its script or transaction and is told when it changed,
+then calls :meth:`Views.remember` and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from streams.keys import LIVE_NS, Keys
+from streams.settings import Settings
+
+
+def ns_of(value: Any) -> str:
+    """The namespace a pointer read gives (bytes or None)."""
+    if value is None:
+        return LIVE_NS
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Views:
+    """Per-process cache of partition → namespace."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = Keys(settings.prefix)
+        self._ns: dict[int, str] = {}
+
+    def cached(self, partition: int) -> str:
+        """The believed namespace (LIVE_NS before the first read)."""
+        return self._ns.get(partition, LIVE_NS)
+
+    async def ns(self, partition: int) -> str:
+        ns = self._ns.get(partition)
+        if ns is None:
+            value = await self.redis.get(self.keys.partition_view(partition))
+            ns = self._ns[partition] = ns_of(value)
+        return ns
+
+    def remember(self, partition: int, ns: str) -> str:
+        self._ns[partition] = ns
+        return ns
+
+    async def read(self, partitions: Sequence[int]) -> dict[int, str]:
+        """Fresh pointers of many partitions (one pipeline), remembered."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.get(self.keys.partition_view(p))
+            replies = await pipe.execute()
+        for p, value in zip(partitions, replies, strict=True):
+            self._ns[p] = ns_of(value)
+        return {p: self._ns[p] for p in partitions}

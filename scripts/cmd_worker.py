@@ -1,0 +1,67 @@
+"""``herald worker [--roles projector,...]``: consumer roles in one process.
+
+Default: every registered role. SIGTERM or SIGINT stops gracefully (each role
+finishes its batch, acks, releases its leases); a second signal exits at once.
+An unknown role exits 2 naming the known ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from consumers.errors import UnknownRoleError
+from consumers.roles import resolve, run_roles
+from scripts.runtime import (
+    EXIT_OK,
+    UsageError,
+    guarded,
+    load_settings,
+    redis_client,
+    run_async,
+    server,
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--roles", default="",
+                        help="comma-separated roles (default: all registered), e.g. projector")
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def main(args: argparse.Namespace) -> int:
+    def body() -> int:
+        try:
+            names = resolve(_names(args.roles))
+        except UnknownRoleError as exc:
+            raise UsageError(str(exc)) from exc
+        settings = load_settings()
+
+        async def go() -> int:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def on_signal(signum: int) -> None:
+                if stop.is_set():
+                    print("herald: stopping now", file=sys.stderr)
+                    os._exit(130)
+                print(f"herald: {signal.Signals(signum).name}: finishing batches, releasing "
+                      "leases", file=sys.stderr)
+                stop.set()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
+            with server(settings) as srv:
+                async with redis_client(settings, srv.url) as redis:
+                    await run_roles(names, settings, redis, stop)
+            return EXIT_OK
+
+        return run_async(go)
+
+    return guarded(body)
