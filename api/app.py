@@ -40,6 +40,7 @@ from api.openapi import build_document
 from api.ratelimit import RateLimiter
 from api.routing import Route, add_routes
 from api.schemas import component_schemas
+from consumers.queries import InboxQueries
 from streams.connection import connect
 from streams.keys import Keys
 from streams.log import get_logger
@@ -82,8 +83,6 @@ def create_app(
 
 def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        from consumers.queries import InboxQueries
-
         settings = app[SETTINGS]
         if not settings.api_keys:
             log.warning("api_keys_missing", detail="HERALD_API_KEYS is empty: no service "

@@ -20,6 +20,7 @@ from typing import Any
 from streams.keys import Keys
 
 CACHE_S = 1.0
+CONCURRENCY = 8  # checkpoint reads in flight at once (each is one MULTI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,14 @@ class LagProbe:
 
     async def _refresh(self, taken_at: float) -> Reading:
         parts = range(self._partitions)
-        checkpoints = await asyncio.gather(*(self._queries.checkpoint(p) for p in parts))
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def checkpoint(p: int) -> str | None:
+            async with gate:
+                result: str | None = await self._queries.checkpoint(p)
+                return result
+
+        checkpoints = await asyncio.gather(*(checkpoint(p) for p in parts))
         async with self._redis.pipeline(transaction=False) as pipe:
             for p, ckpt in zip(parts, checkpoints, strict=True):
                 start = f"({ckpt}" if ckpt else "-"

@@ -24,6 +24,7 @@ from api.errors import NotFound, Unprocessable, field_error
 from api.jsonio import json_response
 from api.routing import Call, Param, Reply, Route
 from api.schemas import CURSOR_PATTERN, NOTIFICATION_ID, POSITION, STATUSES
+from consumers.queries import MAX_LIMIT
 from streams.errors import ValidationError
 from streams.events import (
     AllRead,
@@ -45,9 +46,9 @@ async def inbox(call: Call) -> web.Response:
         page = await call.app[QUERIES].page(
             call.owner, status=q["status"], limit=q["limit"], cursor=q["cursor"], after=q["after"]
         )
-    except (ValueError, ValidationError) as exc:
-        raise Unprocessable(f"query.cursor: {exc}",
-                            errors=[field_error("query.cursor", "is not a cursor this API gave")]
+    except ValidationError as exc:  # a cursor or position the projector cannot read
+        path = f"query.{exc.field}"
+        raise Unprocessable(f"{path}: {exc.message}", errors=[field_error(path, exc.message)]
                             ) from exc
     return json_response({"items": page.items, "next_cursor": page.next_cursor,
                           "unread_count": page.unread_count})
@@ -101,11 +102,12 @@ async def read_all(call: Call) -> web.Response:
 def routes(settings: Settings) -> list[Route]:
     tag = "inbox"
     base = "/v1/users/{user}"
-    default_limit = min(50, settings.max_page)
+    max_limit = min(settings.max_page, MAX_LIMIT)
+    default_limit = min(50, max_limit)
     list_params = (
         USER_PARAM,
         Param("status", "query", {"enum": list(STATUSES), "default": "all"}),
-        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": settings.max_page,
+        Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit,
                                  "default": default_limit}),
         Param("cursor", "query", {"type": "string", "pattern": CURSOR_PATTERN},
               description="next_cursor of the previous page (older items)."),

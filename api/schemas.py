@@ -29,7 +29,7 @@ USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
-POSITION_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,20}$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_.:=-]{1,200}$"
 MAX_SCHEDULE_S = 366 * 86400
 MAX_DIGEST_WINDOW_S = 7 * 86400

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from api.app import create_app
 from api.credentials import with_dev_credentials
 from api.server import serve, stop_on_signals
+from consumers.roles import resolve, run_roles
 from scripts.runtime import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,7 +36,6 @@ from streams.settings import Settings
 
 log = get_logger("herald.run")
 ROLE_STOP_S = 10.0
-Role = Callable[[Settings, Any, asyncio.Event], Awaitable[None]]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,49 +43,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (HERALD_PORT, 8080)")
 
 
-def registered_roles() -> Mapping[str, Role]:
-    """Every role the consumers room registers, by name."""
-    from consumers.roles import ROLES
-
-    return {name: getattr(role, "run", role) for name, role in dict(ROLES).items()}
-
-
-async def _stop_roles(tasks: dict[str, asyncio.Task[None]], stop_roles: asyncio.Event) -> None:
-    stop_roles.set()
-    if not tasks:
-        return
-    _done, pending = await asyncio.wait(tasks.values(), timeout=ROLE_STOP_S)
-    for task in pending:
-        log.warning("role_cancelled", role=task.get_name(), after_s=ROLE_STOP_S)
-        task.cancel()
-    await asyncio.gather(*tasks.values(), return_exceptions=True)
-
-
 async def run_all(settings: Settings, banner: str = "") -> int:
-    """API + roles until a signal (EXIT_OK) or a role's crash (EXIT_FAILED)."""
+    """API + every registered role until a signal (EXIT_OK) or a role's failure (EXIT_FAILED)."""
     stop = stop_on_signals()
-    roles = registered_roles()
+    names = resolve(None)
     async with redis_client(settings, settings.redis_url or "") as redis:
         serving = await serve(create_app(settings, redis=redis), settings.host, settings.port)
         stop_roles = asyncio.Event()
-        tasks = {name: asyncio.create_task(role(settings, redis, stop_roles), name=name)
-                 for name, role in roles.items()}
-        sys.stdout.write(f"Herald is running at {serving.url}/ (roles: "
-                         f"{', '.join(roles) or 'none'}){banner}\nStop with Ctrl-C.\n")
+        roles = asyncio.create_task(run_roles(names, settings, redis, stop_roles), name="roles")
+        sys.stdout.write(f"Herald is running at {serving.url}/ (roles: {', '.join(names)})"
+                         f"{banner}\nStop with Ctrl-C.\n")
         sys.stdout.flush()
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *tasks.values()],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        crashed = [t for t in done if t is not waiter]
-        for task in crashed:
-            exc = task.exception() if not task.cancelled() else None
-            log.error("role_stopped_unexpectedly", role=task.get_name(),
-                      error=repr(exc) if exc else "returned")
+        await asyncio.wait([waiter, roles], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         await serving.stop()
-        await _stop_roles(tasks, stop_roles)
+        stop_roles.set()
+        failed = False
+        try:
+            await asyncio.wait_for(roles, ROLE_STOP_S)
+        except TimeoutError:
+            log.warning("roles_cancelled", after_s=ROLE_STOP_S)
+            failed = True
+        except Exception as exc:  # run_roles logged which role failed
+            log.error("herald_failed", error=repr(exc))
+            failed = True
+        if roles.done() and not failed and not stop.is_set():
+            failed = True  # every role returned on its own: nothing left to serve
         log.info("herald_stopped")
-    return EXIT_FAILED if crashed else EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def main(args: argparse.Namespace) -> int:
