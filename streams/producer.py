@@ -12,10 +12,13 @@ scripts). Nothing here trims a stream: replay needs the whole log.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from streams import codec
 from streams.errors import CodecError, ValidationError
@@ -27,7 +30,7 @@ from streams.partitions import (
     ensure_partition_count_sync,
     partition_for,
 )
-from streams.scripts import STREAMS_DIR, register
+from streams.scripts import STREAMS_DIR, lua_path, script_source
 from streams.settings import Settings
 from streams.validation import Limits, validate_envelope
 
@@ -42,6 +45,7 @@ class _Group:
 
     partition: int
     indexes: list[int]
+    ids: list[str]
     keys: list[str]
     args: list[Any]
 
@@ -54,6 +58,11 @@ class _Base:
         self.keys = Keys(settings.prefix)
         self.limits = Limits.from_settings(settings)
         self._window_ms = int(settings.dedupe_window_s * 1000)
+        # EVALSHA directly (not redis-py's Script in a pipeline, which sends SCRIPT
+        # EXISTS before every pipeline): on NOSCRIPT only the groups that did not
+        # run are sent again after loading, so nothing is appended twice.
+        self._source = script_source(lua_path(STREAMS_DIR, "producer_append"))
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     def partition(self, user: str) -> int:
         return partition_for(user, self.settings.partitions)
@@ -95,16 +104,22 @@ class _Base:
                 raise ValidationError("id", "names another partition than the user's")
             group = groups.get(partition)
             if group is None:
-                group = groups[partition] = _Group(partition, [], [self.keys.stream(partition)], [])
+                group = groups[partition] = _Group(
+                    partition, [], [], [self.keys.stream(partition)], []
+                )
             group.indexes.append(index)
-            has_key = env.idempotency_key is not None
-            if has_key:
-                group.keys.append(self.keys.idempotency(partition, env.idempotency_key or ""))
-            group.args.extend((raw, env.id.encode(), b"1" if has_key else b"0"))
+            group.ids.append(env.id)
+            if env.idempotency_key is not None:
+                group.keys.append(self.keys.idempotency(partition, env.idempotency_key))
+                group.args.extend((raw, env.id.encode()))
+            else:
+                group.args.extend((raw, b""))
         return list(groups.values())
 
-    def _script_args(self, group: _Group) -> list[Any]:
-        return [self._window_ms, len(group.indexes), *group.args]
+    def _command(self, group: _Group) -> list[Any]:
+        """EVALSHA arguments of one group's append."""
+        return [self._sha, len(group.keys), *group.keys, self._window_ms,
+                len(group.indexes), *group.args]
 
     @staticmethod
     def _results(
@@ -114,9 +129,22 @@ class _Base:
         for group, reply in zip(groups, replies, strict=True):
             p = group.partition
             for n, index in enumerate(group.indexes):
-                flag, event_id, position = reply[3 * n], reply[3 * n + 1], reply[3 * n + 2]
-                out[index] = Appended(_text(event_id), p, _text(position), flag == 0)
+                position, first_id = reply[2 * n], reply[2 * n + 1]
+                if first_id:
+                    out[index] = Appended(_text(first_id), p, _text(position), True)
+                else:
+                    out[index] = Appended(group.ids[n], p, _text(position), False)
         return out
+
+    def _failed(self, replies: Sequence[Any]) -> list[int]:
+        """Indexes of groups whose script was not loaded; raises any other error."""
+        missing = []
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                missing.append(i)
+            elif isinstance(reply, Exception):
+                raise reply
+        return missing
 
 
 def _text(value: Any) -> str:
@@ -129,7 +157,6 @@ class Producer(_Base):
     def __init__(self, redis: Any, settings: Settings) -> None:
         super().__init__(settings)
         self.redis = redis
-        self._append = register(redis, STREAMS_DIR, "producer_append")
         self._started = False
 
     async def start(self) -> None:
@@ -152,15 +179,20 @@ class Producer(_Base):
         if not envelopes:
             return []
         groups = self._prepare(envelopes)
-        if len(groups) == 1:
-            g = groups[0]
-            replies = [await self._append(keys=g.keys, args=self._script_args(g))]
-        else:
+        replies: list[Any] = [None] * len(groups)
+        todo = list(range(len(groups)))
+        for _attempt in range(2):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for g in groups:
-                    await self._append(keys=g.keys, args=self._script_args(g), client=pipe)
-                replies = await pipe.execute()
-        return self._results(groups, replies, len(envelopes))
+                for i in todo:
+                    pipe.execute_command("EVALSHA", *self._command(groups[i]))
+                done = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(todo, done, strict=True):
+                replies[i] = reply
+            todo = [todo[i] for i in self._failed(done)]
+            if not todo:
+                return self._results(groups, replies, len(envelopes))
+            await self.redis.script_load(self._source)
+        raise NoScriptError("producer_append could not be loaded")
 
 
 class SyncProducer(_Base):
@@ -169,7 +201,6 @@ class SyncProducer(_Base):
     def __init__(self, redis: Any, settings: Settings) -> None:
         super().__init__(settings)
         self.redis = redis
-        self._append = register(redis, STREAMS_DIR, "producer_append")
         ensure_partition_count_sync(redis, self.keys, settings.partitions)
 
     def publish(self, envelope: Envelope) -> Appended:
@@ -179,8 +210,17 @@ class SyncProducer(_Base):
         if not envelopes:
             return []
         groups = self._prepare(envelopes)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for g in groups:
-                self._append(keys=g.keys, args=self._script_args(g), client=pipe)
-            replies = pipe.execute()
-        return self._results(groups, replies, len(envelopes))
+        replies: list[Any] = [None] * len(groups)
+        todo = list(range(len(groups)))
+        for _attempt in range(2):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    pipe.execute_command("EVALSHA", *self._command(groups[i]))
+                done = pipe.execute(raise_on_error=False)
+            for i, reply in zip(todo, done, strict=True):
+                replies[i] = reply
+            todo = [todo[i] for i in self._failed(done)]
+            if not todo:
+                return self._results(groups, replies, len(envelopes))
+            self.redis.script_load(self._source)
+        raise NoScriptError("producer_append could not be loaded")

@@ -145,3 +145,16 @@ def test_sync_producer(sync_redis: Any, settings: Settings) -> None:
     assert second.duplicate and second.position == first.position
     rows = sync_redis.xrange(producer.keys.stream(first.partition))
     assert [codec.decode(f[b"e"]) for _, f in rows] == [env]
+
+
+async def test_script_flush_is_recovered_without_double_appends(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    await producer.publish(producer.envelope("g", NotificationCreated(title="before")))
+    await redis.script_flush()
+    envs = [producer.envelope(f"u{i}", NotificationCreated(title=str(i))) for i in range(40)]
+    results = await producer.publish_many(envs)
+    assert [r.id for r in results] == [e.id for e in envs]
+    total = 0
+    for p in range(settings.partitions):
+        total += await redis.xlen(producer.keys.stream(p))
+    assert total == 41
