@@ -199,3 +199,7 @@ class Keys:
     def retry_queue(self, channel: str, partition: int) -> str:
         """Sorted set: deliveries waiting for their next attempt, by due time."""
         return f"{self.tag(partition)}:retry:{channel}"
+
+    def retry_jobs(self, channel: str, partition: int) -> str:
+        """Hash: notification id → the packed delivery job waiting in :meth:`retry_queue`."""
+        return f"{self.tag(partition)}:retry:{channel}:jobs"

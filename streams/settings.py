@@ -115,6 +115,9 @@ class Settings:
     rate_limits: str = _env("HERALD_RATE_LIMITS", str, "")
     status_ttl_s: float = _env("HERALD_STATUS_TTL", parse_duration, 7 * 86400.0)
     retry_schedule: str = _env("HERALD_RETRY_SCHEDULE", str, "1s,5s,30s,2m,10m")
+    # Categories delivered on every channel a notification names, whatever the
+    # user's preferences say (e.g. "security,billing"). Empty = none.
+    critical_categories: tuple[str, ...] = _env("HERALD_CRITICAL_CATEGORIES", _csv, ())
     # Per (user, channel) throttle, same syntax as HERALD_RATE_LIMITS; "*" is the
     # default for channels not listed, e.g. "sms=5/h,*=30/m". Empty = no throttle.
     user_rate_limits: str = _env("HERALD_USER_RATE_LIMITS", str, "")
