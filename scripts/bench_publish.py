@@ -12,7 +12,6 @@ event with its own idempotency key, so the dedupe path is always exercised.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
 import sys
@@ -36,8 +35,11 @@ BODY = "x" * 120  # about 200-byte events
 
 def make_envelopes(producer: Producer, n: int, tag: str) -> list[Envelope]:
     return [
-        producer.envelope(f"user-{i % 10_000}", NotificationCreated(title=f"order {i}", body=BODY),
-                          idempotency_key=f"{tag}-{i}")
+        producer.envelope(
+            f"user-{i % 10_000}",
+            NotificationCreated(title=f"order {i}", body=BODY),
+            idempotency_key=f"{tag}-{i}",
+        )
         for i in range(n)
     ]
 
@@ -75,13 +77,23 @@ async def run(events: int, url: str, prefix: str) -> dict[str, Any]:
     try:
         # Envelope construction is part of a caller's work, not the append: built up front.
         results: dict[str, Any] = {"events": events}
-        results["raw_xadd_eps"] = await raw_xadd(redis, producer, make_envelopes(producer, events, "r"), 1000)
+        results["raw_xadd_eps"] = await raw_xadd(
+            redis, producer, make_envelopes(producer, events, "r"), 1000
+        )
         one_n = max(1000, events // 10)
-        results["publish_one_eps"] = await publish_one(producer, make_envelopes(producer, one_n, "o"))
-        results["publish_many_100_eps"] = await publish_many(producer, make_envelopes(producer, events, "h"), 100)
-        results["publish_many_1000_eps"] = await publish_many(producer, make_envelopes(producer, events, "k"), 1000)
+        results["publish_one_eps"] = await publish_one(
+            producer, make_envelopes(producer, one_n, "o")
+        )
+        results["publish_many_100_eps"] = await publish_many(
+            producer, make_envelopes(producer, events, "h"), 100
+        )
+        results["publish_many_1000_eps"] = await publish_many(
+            producer, make_envelopes(producer, events, "k"), 1000
+        )
         results["ratio_batched_to_raw"] = results["publish_many_1000_eps"] / results["raw_xadd_eps"]
-        results["ratio_batched_100_to_raw"] = results["publish_many_100_eps"] / results["raw_xadd_eps"]
+        results["ratio_batched_100_to_raw"] = (
+            results["publish_many_100_eps"] / results["raw_xadd_eps"]
+        )
         return results
     finally:
         async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
@@ -110,12 +122,19 @@ def main() -> int:
         if handle is not None:
             handle.stop()
         tmp.cleanup()
-    results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     if args.json:
         sys.stdout.write(orjson.dumps(results).decode() + "\n")
         return 0
     print(f"events per measurement: {args.events} (~200-byte events, 64 partitions, 10k users)")
-    for name in ("raw_xadd_eps", "publish_one_eps", "publish_many_100_eps", "publish_many_1000_eps"):
+    for name in (
+        "raw_xadd_eps",
+        "publish_one_eps",
+        "publish_many_100_eps",
+        "publish_many_1000_eps",
+    ):
         ratio = results[name] / results["raw_xadd_eps"]
         print(f"{name:24s} {results[name]:>12,.0f} events/s   {ratio:5.2f} × raw")
     print(f"ratio_batched_to_raw     {results['ratio_batched_to_raw']:.2f} (target ≥ 0.70)")

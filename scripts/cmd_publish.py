@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from scripts.runtime import EXIT_OK, UsageError, guarded, load_settings, redis_client, run_async, server
+from scripts.runtime import (
+    EXIT_OK,
+    UsageError,
+    guarded,
+    load_settings,
+    redis_client,
+    run_async,
+    server,
+)
 from streams.events import NotificationCreated, NotificationScheduled, Payload
 from streams.producer import Producer, now_ms
 from streams.settings import parse_duration
@@ -83,10 +91,16 @@ def main(args: argparse.Namespace) -> int:
             with server(settings) as srv:
                 async with redis_client(settings, srv.url) as redis:
                     producer = Producer(redis, settings)
-                    env = producer.envelope(args.user, payload, idempotency_key=args.idempotency_key)
+                    env = producer.envelope(
+                        args.user, payload, idempotency_key=args.idempotency_key
+                    )
                     appended = await producer.publish(env)
-            out = {"id": appended.id, "partition": appended.partition,
-                   "position": appended.position, "duplicate": appended.duplicate}
+            out = {
+                "id": appended.id,
+                "partition": appended.partition,
+                "position": appended.position,
+                "duplicate": appended.duplicate,
+            }
             sys.stdout.write(orjson.dumps(out).decode() + "\n")
             return EXIT_OK
 

@@ -50,9 +50,7 @@ def _spec(tp: Any) -> tuple[tuple[type, ...], bool, bool]:
 _FIELDS: dict[type[Payload], tuple[tuple[str, tuple[type, ...], bool, bool], ...]] = {}
 for _cls in REGISTRY.values():
     _hints = typing.get_type_hints(_cls)
-    _FIELDS[_cls] = tuple(
-        (f.name, *_spec(_hints[f.name])) for f in dataclasses.fields(_cls)
-    )
+    _FIELDS[_cls] = tuple((f.name, *_spec(_hints[f.name])) for f in dataclasses.fields(_cls))
 
 
 _GETTERS = {
@@ -92,7 +90,11 @@ def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
             continue
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
             raise CodecError("invalid", f"{type_}: field {name!r} has the wrong type")
-        kwargs[name] = tuple(value) if is_tuple else value
+        if is_tuple:
+            if not all(isinstance(item, str) for item in value):
+                raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
+            value = tuple(value)
+        kwargs[name] = value
     extra = set(data) - {f[0] for f in _FIELDS[cls]}
     if extra:
         raise CodecError("invalid", f"{type_}: unknown field {sorted(extra)[0]!r}")

@@ -118,8 +118,14 @@ class _Base:
 
     def _command(self, group: _Group) -> list[Any]:
         """EVALSHA arguments of one group's append."""
-        return [self._sha, len(group.keys), *group.keys, self._window_ms,
-                len(group.indexes), *group.args]
+        return [
+            self._sha,
+            len(group.keys),
+            *group.keys,
+            self._window_ms,
+            len(group.indexes),
+            *group.args,
+        ]
 
     @staticmethod
     def _results(

@@ -149,24 +149,52 @@ def start_server(data_dir: Path, appendfsync: str = "everysec") -> ServerHandle:
         port = free_port()
         url = f"redis://127.0.0.1:{port}/0"
         args = [
-            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-            "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
-            "--daemonize", "no", "--protected-mode", "yes", "--logfile", "server.log",
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            appendfsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "server.log",
         ]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
             if ping(url, timeout=0.2):
                 (data_dir / URL_FILE).write_text(url + "\n")
-                log.info("server_started", url=url, binary=binary, data_dir=str(data_dir),
-                         appendfsync=appendfsync)
+                log.info(
+                    "server_started",
+                    url=url,
+                    binary=binary,
+                    data_dir=str(data_dir),
+                    appendfsync=appendfsync,
+                )
                 return ServerHandle(url=url, data_dir=data_dir, process=proc, _lock=lock)
             time.sleep(0.05)
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        last_error = _tail(data_dir / "server.log") or (proc.stderr.read().decode() if proc.stderr else "")
+        last_error = _tail(data_dir / "server.log") or (
+            proc.stderr.read().decode() if proc.stderr else ""
+        )
     lock.close()
     raise ServerStartError(f"could not start {binary} on {data_dir}: {last_error.strip()[-500:]}")
 
@@ -179,7 +207,7 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 def ensure_server(settings: Settings) -> ServerHandle:
-    """A server for this process: REDIS_URL, one already running on the data folder, or a new one."""
+    """A server for this process: REDIS_URL, the one running on the data folder, or a new one."""
     if settings.redis_url:
         return ServerHandle(url=settings.redis_url)
     existing = running_server_url(settings.data_dir)

@@ -49,8 +49,10 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(max_event_bytes=settings.max_event_bytes,
-                   max_data_bytes=min(16 * 1024, settings.max_event_bytes))
+        return cls(
+            max_event_bytes=settings.max_event_bytes,
+            max_data_bytes=min(16 * 1024, settings.max_event_bytes),
+        )
 
 
 def check_user(user: Any, field: str = "user") -> str:
@@ -93,7 +95,9 @@ def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | N
         raise ValidationError("channels", "must name at least one channel")
     for i, channel in enumerate(p.channels):
         if channel not in CHANNELS:
-            raise ValidationError(f"channels.{i}", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+            raise ValidationError(
+                f"channels.{i}", f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}"
+            )
     if len(set(p.channels)) != len(p.channels):
         raise ValidationError("channels", "names a channel twice")
     if p.notification_id is not None:
@@ -109,7 +113,9 @@ def _check_data_size(data: dict[str, Any], limits: Limits) -> None:
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError("data", f"cannot be stored: {exc}") from exc
     if size > limits.max_data_bytes:
-        raise ValidationError("data", f"is {size} bytes encoded; the limit is {limits.max_data_bytes}")
+        raise ValidationError(
+            "data", f"is {size} bytes encoded; the limit is {limits.max_data_bytes}"
+        )
 
 
 def _check_preferences(p: PreferencesChanged) -> None:

@@ -14,19 +14,40 @@ from streams.settings import Settings
 
 def herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(REDIS_URL=settings.redis_url or "", HERALD_PREFIX=settings.prefix,
-               HERALD_PARTITIONS=str(settings.partitions), HERALD_LOG_FORMAT="json")
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env.update(
+        REDIS_URL=settings.redis_url or "",
+        HERALD_PREFIX=settings.prefix,
+        HERALD_PARTITIONS=str(settings.partitions),
+        HERALD_LOG_FORMAT="json",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_publish_prints_id_and_position(settings: Settings) -> None:
-    done = herald(settings, "publish", "--user", "alice", "--title", "订单已发货",
-                  "--data", '{"order": 1}', "--idempotency-key", "ship-1")
+    done = herald(
+        settings,
+        "publish",
+        "--user",
+        "alice",
+        "--title",
+        "订单已发货",
+        "--data",
+        '{"order": 1}',
+        "--idempotency-key",
+        "ship-1",
+    )
     assert done.returncode == 0, done.stderr
     out = orjson.loads(done.stdout)
     assert out["duplicate"] is False and "-" in out["position"]
-    again = herald(settings, "publish", "--user", "alice", "--title", "x", "--idempotency-key", "ship-1")
+    again = herald(
+        settings, "publish", "--user", "alice", "--title", "x", "--idempotency-key", "ship-1"
+    )
     assert orjson.loads(again.stdout)["id"] == out["id"]
 
 

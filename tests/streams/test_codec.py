@@ -24,7 +24,9 @@ from streams.ids import new_id
 json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
 json_data = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 texts = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
@@ -58,7 +60,9 @@ def test_created_round_trips_exactly(
         NotificationRead(notification_id=new_id(3)),
         AllRead(up_to="1700000000000-5"),
         AllRead(),
-        NotificationScheduled(title="订单未支付", deliver_at=1_800_000_000_000, cancel_key="order-1"),
+        NotificationScheduled(
+            title="订单未支付", deliver_at=1_800_000_000_000, cancel_key="order-1"
+        ),
         PreferencesChanged(preferences={"billing": {"sms": False}, "*": {"email": True}}),
         ProfileChanged(phone="+8613800138000", email="a@example.com"),
         DeliveryFailed(notification_id=new_id(3), channel="sms", attempt=2, final=True),
@@ -70,7 +74,9 @@ def test_every_kind_of_payload_round_trips(payload: object) -> None:
 
 
 def test_chinese_text_round_trips_byte_for_byte() -> None:
-    original = envelope(NotificationCreated(title="您的订单即将超时", body="请在 15 分钟内支付 ¥128.00"))
+    original = envelope(
+        NotificationCreated(title="您的订单即将超时", body="请在 15 分钟内支付 ¥128.00")
+    )
     decoded = codec.decode(codec.encode(original))
     assert isinstance(decoded.payload, NotificationCreated)
     assert decoded.payload.title.encode() == "您的订单即将超时".encode()
@@ -86,8 +92,15 @@ def test_garbage_never_escapes_as_anything_but_codec_error(raw: bytes) -> None:
 
 
 def _raw(**overrides: object) -> bytes:
-    doc = {"f": 1, "i": new_id(1), "t": "notification.read", "v": 1, "u": "u", "ts": 1,
-           "d": {"notification_id": new_id(1)}}
+    doc = {
+        "f": 1,
+        "i": new_id(1),
+        "t": "notification.read",
+        "v": 1,
+        "u": "u",
+        "ts": 1,
+        "d": {"notification_id": new_id(1)},
+    }
     doc.update(overrides)
     return msgpack.packb(doc)
 

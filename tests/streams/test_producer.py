@@ -44,9 +44,11 @@ async def test_publish_many_keeps_per_user_order(redis: Any, settings: Settings)
 async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings)
     first = await producer.publish(
-        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid"))
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid")
+    )
     again = await producer.publish(
-        producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-1-paid"))
+        producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-1-paid")
+    )
     assert again.duplicate and not first.duplicate
     assert (again.id, again.position) == (first.id, first.position)
     assert len(await _entries(redis, producer.keys, first.partition)) == 1
@@ -54,8 +56,10 @@ async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Se
 
 async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings)
-    envs = [producer.envelope("bob", NotificationCreated(title=str(i)), idempotency_key="k")
-            for i in range(5)]
+    envs = [
+        producer.envelope("bob", NotificationCreated(title=str(i)), idempotency_key="k")
+        for i in range(5)
+    ]
     results = await producer.publish_many(envs)
     assert [r.duplicate for r in results] == [False, True, True, True, True]
     assert {r.id for r in results} == {envs[0].id}
@@ -71,7 +75,8 @@ async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) 
         async def one(i: int) -> Any:
             p = producers[i % len(producers)]
             return await p.publish(
-                p.envelope("carol", NotificationCreated(title=f"try {i}"), idempotency_key="once"))
+                p.envelope("carol", NotificationCreated(title=f"try {i}"), idempotency_key="once")
+            )
 
         results = await asyncio.gather(*(one(i) for i in range(64)))
         assert sum(not r.duplicate for r in results) == 1
@@ -85,9 +90,13 @@ async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) 
 
 async def test_dedupe_window_expires(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings.replace(dedupe_window_s=0.05))
-    a = await producer.publish(producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k"))
+    a = await producer.publish(
+        producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k")
+    )
     await asyncio.sleep(0.15)
-    b = await producer.publish(producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k"))
+    b = await producer.publish(
+        producer.envelope("d", NotificationCreated(title="x"), idempotency_key="k")
+    )
     assert not b.duplicate and b.id != a.id
 
 
@@ -125,7 +134,9 @@ async def test_validation_names_the_field(
 async def test_total_size_limit(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings.replace(max_event_bytes=1024))
     with pytest.raises(ValidationError) as info:
-        await producer.publish(producer.envelope("u", NotificationCreated(title="t", body="b" * 2000)))
+        await producer.publish(
+            producer.envelope("u", NotificationCreated(title="t", body="b" * 2000))
+        )
     assert info.value.field == "event"
 
 
@@ -147,7 +158,9 @@ def test_sync_producer(sync_redis: Any, settings: Settings) -> None:
     assert [codec.decode(f[b"e"]) for _, f in rows] == [env]
 
 
-async def test_script_flush_is_recovered_without_double_appends(redis: Any, settings: Settings) -> None:
+async def test_script_flush_is_recovered_without_double_appends(
+    redis: Any, settings: Settings
+) -> None:
     producer = Producer(redis, settings)
     await producer.publish(producer.envelope("g", NotificationCreated(title="before")))
     await redis.script_flush()

@@ -48,7 +48,9 @@ def test_other_commands_find_the_running_server(tmp_path: Path) -> None:
 
 
 def test_redis_url_wins(tmp_path: Path) -> None:
-    handle = ensure_server(Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path))
+    handle = ensure_server(
+        Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", data_dir=tmp_path)
+    )
     assert handle.url == "redis://127.0.0.1:1/0" and not handle.owned
 
 
