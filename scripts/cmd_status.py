@@ -1,0 +1,63 @@
+"""``herald status [--json]``: per partition owner, checkpoint, lag, pending, dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from consumers.applier import GROUP
+from consumers.status import collect
+from scripts.runtime import EXIT_OK, guarded, load_settings, redis_client, run_async, server
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The human-readable table."""
+    lines = [f"{'part':>4} {'length':>9} {'checkpoint':>22} {'lag':>7} {'pending':>7} "
+             f"{'dlq':>5}  owner"]
+    for row in doc["partitions"]:
+        proj = next((g for g in row["groups"] if g["name"] == GROUP), None)
+        lag = "-" if proj is None or proj["lag"] is None else str(proj["lag"])
+        pending = "-" if proj is None else str(proj["pending"])
+        owner = "(no group)" if proj is None else proj["owner"] or "(nobody)"
+        lines.append(f"{row['partition']:>4} {row['length']:>9} {row['checkpoint'] or '-':>22} "
+                     f"{lag:>7} {pending:>7} {row['dead_letters']:>5}  {owner}")
+    others: dict[str, list[dict[str, Any]]] = {}
+    for row in doc["partitions"]:
+        for g in row["groups"]:
+            if g["name"] != GROUP:
+                others.setdefault(g["name"], []).append(g)
+    for name, groups in sorted(others.items()):
+        lines.append(f"group {name}: lag {sum(g['lag'] or 0 for g in groups)}, pending "
+                     f"{sum(g['pending'] for g in groups)}, partitions without owner "
+                     f"{sum(1 for g in groups if g['owner'] is None)}")
+    t = doc["totals"]
+    lines.append(f"total: {t['length']} entries, projector lag {t['projector_lag']}, pending "
+                 f"{t['projector_pending']}, {t['dead_letters']} dead letters, "
+                 f"{t['projector_unowned']} partitions without a projector")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    def body() -> int:
+        settings = load_settings()
+
+        async def go() -> int:
+            with server(settings) as srv:
+                async with redis_client(settings, srv.url) as redis:
+                    doc = await collect(redis, settings)
+            if args.json:
+                sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+            else:
+                print(render(doc))
+            return EXIT_OK
+
+        return run_async(go)
+
+    return guarded(body)

@@ -1,0 +1,90 @@
+"""Shared helpers of the consumer tests: settings, runtimes, waiting, reading state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from consumers.projector import projector_factory
+from consumers.queries import STATUSES, InboxQueries
+from consumers.runtime import GroupRuntime
+from streams.events import Appended
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_settings(redis_url: str, tmp: Path | None = None, **overrides: Any) -> Settings:
+    """Settings in a fresh prefix (hypothesis examples cannot use function fixtures)."""
+    values: dict[str, Any] = {
+        "redis_url": redis_url, "prefix": f"t{uuid.uuid4().hex[:12]}", "partitions": 4,
+        "log_format": "console", "log_level": "warning", "lease_ttl_s": 1.0,
+        "claim_idle_s": 30.0,
+    }
+    if tmp is not None:
+        values["data_dir"] = tmp / "data"
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+def start_projector(settings: Settings, redis: Any, stop: asyncio.Event, **kwargs: Any
+                    ) -> tuple[GroupRuntime, asyncio.Task[None]]:
+    kwargs.setdefault("block_ms", 100)
+    runtime = GroupRuntime(settings, redis, projector_factory, **kwargs)
+    return runtime, asyncio.create_task(runtime.run(stop))
+
+
+async def wait_projected(queries: InboxQueries, appended: Sequence[Appended],
+                         timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Until the last position of every partition touched is projected; else fail."""
+    last: dict[int, str] = {}
+    for a in appended:
+        last[a.partition] = a.position  # appended in order per partition
+    for p, position in last.items():
+        assert await queries.wait_for(p, position, timeout), f"partition {p} not projected"
+
+
+async def inbox_state(queries: InboxQueries, users: Sequence[str]) -> dict[str, Any]:
+    """Every user's items per status (all pages, page size 7) and unread count."""
+    out: dict[str, Any] = {}
+    for user in users:
+        per_status: dict[str, list[dict[str, Any]]] = {}
+        for status in STATUSES:
+            items: list[dict[str, Any]] = []
+            cursor = None
+            for _ in range(1000):
+                page = await queries.page(user, status=status, limit=7, cursor=cursor)
+                items += page.items
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            per_status[status] = items
+        out[user] = {"items": per_status, "unread": await queries.unread_count(user)}
+    return out
+
+
+def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
+    return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u)}
+            for u in users}
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a ``herald worker`` subprocess on the test's server and prefix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update({
+        "REDIS_URL": settings.redis_url or "", "HERALD_PREFIX": settings.prefix,
+        "HERALD_PARTITIONS": str(settings.partitions), "HERALD_LOG_FORMAT": "json",
+        "HERALD_LOG_LEVEL": "warning", "HERALD_LEASE_TTL": f"{settings.lease_ttl_s}s",
+        "HERALD_READ_BATCH": str(settings.read_batch), "PYTHONPATH": str(REPO),
+    })
+    env.update(extra)
+    return env
+
+
+def worker_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scripts.cli", "worker", *args]
