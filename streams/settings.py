@@ -174,6 +174,14 @@ class Settings:
     ready_max_lag_s: float = _env("HERALD_READY_MAX_LAG", parse_duration, 30.0)
     access_log: bool = _env("HERALD_ACCESS_LOG", _bool, True)
     digest_window_s: float = _env("HERALD_DIGEST_WINDOW", parse_duration, 3600.0)
+    # --- live push (api/live/): SSE and WebSocket connections of one API process
+    live_max_connections: int = _env("HERALD_LIVE_MAX_CONNECTIONS", _positive_int, 10000)
+    live_max_per_user: int = _env("HERALD_LIVE_MAX_PER_USER", _positive_int, 32)
+    # Messages a connection may have queued before it counts as too slow (closed).
+    live_buffer: int = _env("HERALD_LIVE_BUFFER", _positive_int, 256)
+    live_heartbeat_s: float = _env("HERALD_LIVE_HEARTBEAT", parse_duration, 15.0)
+    # Log entries a resume may read; a client further behind gets a reset message.
+    live_resume_max: int = _env("HERALD_LIVE_RESUME_MAX", _positive_int, 10000)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -222,6 +230,8 @@ class Settings:
             raise SettingsError("HERALD_MAX_PAGE must be at most 100")
         if self.digest_window_s < 1:
             raise SettingsError("HERALD_DIGEST_WINDOW must be at least 1s")
+        if not 0.05 <= self.live_heartbeat_s <= 300:
+            raise SettingsError("HERALD_LIVE_HEARTBEAT must be between 50ms and 5m")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and replay namespaces)."""
