@@ -83,6 +83,7 @@ class Preparer:
     def __init__(self, settings: Settings) -> None:
         self.keys = Keys(settings.prefix)
         self.partitions = settings.partitions
+        self.status_ttl_ms = int(settings.status_ttl_s * 1000)
         self._users: dict[str, int] = {}
 
     def _check_user(self, user: str, partition: int) -> str | None:
@@ -101,7 +102,7 @@ class Preparer:
 
     def prepare(self, partition: int, ns: str, entries: Sequence[Entry]) -> Prepared:
         """Records for the script and an outcome per entry (dead letters never raise)."""
-        ctx = Context(partition, ns, self.keys)
+        ctx = Context(partition, ns, self.keys, self.status_ttl_ms)
         out = Prepared()
         records, outcomes = out.records, out.outcomes
         decode, padded = codec.decode, positions.padded

@@ -30,16 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from consumers import positions
+from consumers import positions, projection_delivery
 from consumers.errors import ProjectionError
 from streams import codec
 from streams.events import (
     AllRead,
-    DeliveryAttempted,
-    DeliveryExpired,
-    DeliveryFailed,
-    DeliverySkipped,
-    DeliverySucceeded,
     DigestItemAdded,
     Envelope,
     NotificationArchived,
@@ -48,23 +43,26 @@ from streams.events import (
     NotificationRead,
     NotificationScheduled,
     NotificationUnread,
-    PreferencesChanged,
-    ProfileChanged,
     ScheduleCancelled,
 )
 from streams.ids import is_id
 from streams.keys import Keys
 
 Write = tuple[Any, ...]
+DEFAULT_STATUS_TTL_MS = 7 * 86400 * 1000  # HERALD_STATUS_TTL's default (7 days)
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Where writes go: the partition, the namespace, and the key builder."""
+    """Where writes go: the partition, the namespace, and the key builder.
+
+    ``status_ttl_ms`` is HERALD_STATUS_TTL: delivery statuses expire at event time + it.
+    """
 
     partition: int
     ns: str
     keys: Keys
+    status_ttl_ms: int = DEFAULT_STATUS_TTL_MS
 
 
 Projector = Callable[[Envelope, str, Context], list[Write]]
@@ -118,15 +116,16 @@ PROJECTIONS: dict[str, Projector] = {
     NotificationArchived.TYPE: project_archived,
     NotificationDeleted.TYPE: project_deleted,
     AllRead.TYPE: project_all_read,
+    **projection_delivery.PROJECTIONS,
 }
+# A created notification also starts the delivery status of its push channels.
+PROJECTIONS[NotificationCreated.TYPE] = projection_delivery.with_status(project_created)
 
 # Known types that do not change the inbox: they only advance the checkpoint.
 NOT_PROJECTED: frozenset[str] = frozenset(
     cls.TYPE
     for cls in (
-        NotificationScheduled, ScheduleCancelled, DigestItemAdded, PreferencesChanged,
-        ProfileChanged, DeliveryAttempted, DeliverySucceeded, DeliveryFailed,
-        DeliverySkipped, DeliveryExpired,
+        NotificationScheduled, ScheduleCancelled, DigestItemAdded,
     )
 )
 
