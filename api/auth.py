@@ -123,17 +123,15 @@ def act_for(principal: Principal, user: str) -> str:
 
     A user token resolves ``me`` and its own id to itself and gets Forbidden for
     anything else (before any lookup). A service key must name a valid user
-    (Unprocessable otherwise, including ``me``, which a service key has not).
+    (Unprocessable otherwise) and gets Forbidden for ``me``: it has no user of its own.
     """
     if not principal.is_service:
         if user in (ME, principal.subject):
             return principal.subject
         raise Forbidden("a user token may act only for its own user")
     if user == ME:
-        raise Unprocessable(
-            "'me' stands for a user token's own user; a service key must name the user",
-            errors=[field_error("path.user", "'me' needs a user token")],
-        )
+        raise Forbidden("'me' stands for a user token's own user; a service key must name "
+                        "the user")
     try:
         return valid_user(user, "path.user")
     except ValidationError as exc:

@@ -16,6 +16,7 @@ from aiohttp import web
 from api.errors import BadRequest, PayloadTooLarge
 
 JSON_TYPE = "application/json"
+NO_BODY: Any = object()  # an empty body where none is required (JSON null is a body)
 
 
 def json_response(
@@ -29,7 +30,7 @@ def json_response(
 
 
 async def read_json(request: web.Request, max_bytes: int, *, required: bool = True) -> Any:
-    """The decoded JSON body, or None when it is empty and not required."""
+    """The decoded JSON body, or NO_BODY when it is empty and not required."""
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {max_bytes}")
@@ -42,7 +43,7 @@ async def read_json(request: web.Request, max_bytes: int, *, required: bool = Tr
     if not raw.strip():
         if required:
             raise BadRequest("this request needs a JSON body")
-        return None
+        return NO_BODY
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -23,7 +23,14 @@ from api.context import QUERIES
 from api.errors import NotFound, Unprocessable, field_error
 from api.jsonio import json_response
 from api.routing import Call, Param, Reply, Route
-from api.schemas import CURSOR_PATTERN, NOTIFICATION_ID, POSITION, STATUSES
+from api.schemas import (
+    ID_PATTERN,
+    NOTIFICATION_ID,
+    POSITION,
+    POSITION_PATTERN,
+    STATUSES,
+    USER_PATTERN,
+)
 from consumers.queries import MAX_LIMIT
 from streams.errors import ValidationError
 from streams.events import (
@@ -35,9 +42,11 @@ from streams.events import (
 )
 from streams.settings import Settings
 
-USER_PARAM = Param("user", "path", {"type": "string"}, True,
-                   "The user id, or `me` with a user token.")
-ID_PARAM = Param("id", "path", NOTIFICATION_ID, True, "The notification id.")
+USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,
+                   "The user id, or `me` with a user token (403 with a service key).")
+ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
+                 "The notification id (anything else matches no route: 404).",
+                 match=ID_PATTERN.strip("^$"))
 
 
 async def inbox(call: Call) -> web.Response:
@@ -109,7 +118,7 @@ def routes(settings: Settings) -> list[Route]:
         Param("status", "query", {"enum": list(STATUSES), "default": "all"}),
         Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit,
                                  "default": default_limit}),
-        Param("cursor", "query", {"type": "string", "pattern": CURSOR_PATTERN},
+        Param("cursor", "query", {"type": "string", "pattern": POSITION_PATTERN},
               description="next_cursor of the previous page (older items)."),
         Param("after", "query", POSITION,
               description="Only items newer than this position."),

@@ -24,7 +24,7 @@ from api.context import PRODUCER
 from api.errors import Unprocessable, field_error
 from api.jsonio import json_response
 from api.routing import Call, Param, Reply, Route
-from api.schemas import KEY, MAX_SCHEDULE_S, USER, check, notification_request
+from api.schemas import KEY, USER, check, notification_request
 from streams import codec
 from streams.errors import CodecError, ValidationError
 from streams.events import (
@@ -70,20 +70,10 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
     }
     if "expires_at" in item:
         common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
-    scheduled = "deliver_at" in item or "delay_seconds" in item
-    if "deliver_at" in item and "delay_seconds" in item:
-        raise _invalid("delay_seconds", "give deliver_at or delay_seconds, not both")
-    if "cancel_key" in item and not scheduled:
-        raise _invalid("cancel_key", "needs deliver_at or delay_seconds")
-    if "digest_key" in item and scheduled:
-        raise _invalid("digest_key", "cannot be combined with deliver_at or delay_seconds")
-    if "digest_window_seconds" in item and "digest_key" not in item:
-        raise _invalid("digest_window_seconds", "needs digest_key")
-    if scheduled:
+    # Combinations of fields are rules of the schema (api/schemas.py), checked before this.
+    if "deliver_at" in item or "delay_seconds" in item:
         if "deliver_at" in item:
             due = _time_ms(item["deliver_at"], "deliver_at")
-            if due > now + MAX_SCHEDULE_S * 1000:
-                raise _invalid("deliver_at", "is more than 366 days ahead")
         else:
             due = now + round(float(item["delay_seconds"]) * 1000)
         return NotificationScheduled(deliver_at=due, cancel_key=item.get("cancel_key"), **common)

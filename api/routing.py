@@ -25,7 +25,7 @@ from aiohttp import web
 from api.auth import Principal, act_for, require_service
 from api.context import AUTH, LIMITER, METRICS, SETTINGS
 from api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
-from api.jsonio import read_json
+from api.jsonio import NO_BODY, read_json
 from api.schemas import check, coerce
 from streams.settings import Settings
 
@@ -42,6 +42,7 @@ class Param:
     schema: Mapping[str, Any]
     required: bool = False
     description: str = ""
+    match: str | None = None  # path only: a regex the router matches (others are 404)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +154,11 @@ def make_endpoint(
             call.path[p.name] = coerce(p.schema, request.match_info[p.name], f"path.{p.name}")
         call.query = _query(request, query_params)
         if body_schema is not None:
-            call.body = await read_json(request, settings.max_body_bytes,
-                                        required=route.body_required)
-            if call.body is not None or route.body_required:
-                check(body_schema, call.body)
+            body = await read_json(request, settings.max_body_bytes,
+                                   required=route.body_required)
+            if body is not NO_BODY:
+                check(body_schema, body)
+                call.body = body
         if not route.timeout:
             return await route.handler(call)
         try:
@@ -180,5 +182,9 @@ def add_routes(
     """Register every route on the app's router (no implicit HEAD routes)."""
     for route in routes:
         body_schema = schemas[route.body] if route.body else None
-        app.router.add_route(route.method, route.path, make_endpoint(route, body_schema),
+        path = route.path
+        for p in route.params:
+            if p.location == "path" and p.match:
+                path = path.replace(f"{{{p.name}}}", f"{{{p.name}:{p.match}}}")
+        app.router.add_route(route.method, path, make_endpoint(route, body_schema),
                              name=route.operation_id)

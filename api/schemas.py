@@ -29,8 +29,7 @@ USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
-POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,20}$"
-CURSOR_PATTERN = r"^[A-Za-z0-9_.:=-]{1,200}$"
+POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,19}$"  # 19 digits: always within 64 bits
 MAX_SCHEDULE_S = 366 * 86400
 MAX_DIGEST_WINDOW_S = 7 * 86400
 STATUSES = ("unread", "read", "archived", "all")
@@ -44,11 +43,28 @@ POSITION = {"type": "string", "pattern": POSITION_PATTERN,
 DATE_TIME = {"type": "string", "format": "date-time"}
 
 
+_SCHEDULED = {"anyOf": [{"required": ["deliver_at"]}, {"required": ["delay_seconds"]}]}
+# Rules across fields: schema path → (field named in the error, message).
+COMBINATIONS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("not",): ("delay_seconds", "give deliver_at or delay_seconds, not both"),
+    ("dependentSchemas", "cancel_key"): ("cancel_key", "needs deliver_at or delay_seconds"),
+    ("dependentSchemas", "digest_key"): (
+        "digest_key", "cannot be combined with deliver_at or delay_seconds"),
+    ("dependentSchemas", "digest_window_seconds"): ("digest_window_seconds", "needs digest_key"),
+}
+
+
 def notification_request() -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
         "required": ["user", "title"],
+        "not": {"type": "object", "required": ["deliver_at", "delay_seconds"]},
+        "dependentSchemas": {
+            "cancel_key": _SCHEDULED,
+            "digest_key": {"not": _SCHEDULED},
+            "digest_window_seconds": {"required": ["digest_key"]},
+        },
         "description": (
             "One notification. deliver_at and delay_seconds schedule it (give at most one); "
             "cancel_key needs one of them; digest_key collects it into the user's digest "
@@ -63,7 +79,8 @@ def notification_request() -> dict[str, Any]:
             "channels": {"type": "array", "items": {"enum": list(CHANNELS)}, "minItems": 1,
                          "maxItems": len(CHANNELS), "uniqueItems": True},
             "idempotency_key": KEY,
-            "deliver_at": DATE_TIME,
+            "deliver_at": {**DATE_TIME, "description": "When to deliver (RFC 3339). A time "
+                           "already past is due at once."},
             "delay_seconds": {"type": "number", "minimum": 0, "maximum": MAX_SCHEDULE_S},
             "cancel_key": KEY,
             "digest_key": KEY,
@@ -213,7 +230,21 @@ def validator_for(schema: Mapping[str, Any]) -> Any:
     return _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode())
 
 
+def _combination(error: Any) -> tuple[str, str] | None:
+    path = tuple(str(p) for p in error.schema_path)
+    if error.instance_path:
+        return None
+    for length in (2, 1):
+        found = COMBINATIONS.get(path[:length])
+        if found is not None and (length == 2 or path == ("not",)):
+            return found
+    return None
+
+
 def _path(prefix: str, error: Any) -> str:
+    combination = _combination(error)
+    if combination is not None:
+        return ".".join([prefix, combination[0]] if prefix else [combination[0]])
     parts = [prefix] if prefix else []
     parts += [str(p) for p in error.instance_path]
     extra = error.kind.as_dict()
@@ -225,6 +256,9 @@ def _path(prefix: str, error: Any) -> str:
 
 
 def _message(error: Any) -> str:
+    combination = _combination(error)
+    if combination is not None:
+        return combination[1]
     if error.kind.name == "not" and error.instance == "me":
         return "'me' is reserved: it stands for a user token's own user"
     return str(error.message)

@@ -88,7 +88,7 @@ def test_act_for_rules() -> None:
     with pytest.raises(Forbidden):
         act_for(alice, "bad user!")  # refused as another user's, not validated
     assert act_for(service, "bob") == "bob"
-    with pytest.raises(Unprocessable, match="me"):
+    with pytest.raises(Forbidden, match="me"):
         act_for(service, "me")
     with pytest.raises(Unprocessable):
         act_for(service, "alice\n")

@@ -1,0 +1,82 @@
+"""Reading a partition's log between two positions, for resume and fan-out.
+
+The log is the only record of *what* changed (the projection holds only the
+current state), so a client that was away learns which items changed from the
+log and what they look like now from the projection. This module only reads
+(XRANGE); it never joins a consumer group and never writes.
+
+Guarantees: entries come in log order, each at most once; an entry that cannot be
+decoded is skipped (the projector dead-letters it, so it changed nothing).
+:meth:`Journal.read` reads at most ``limit`` entries and says whether it stopped
+short, so a caller far behind can answer with a reset instead of reading on.
+Redis errors propagate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams import codec
+from streams.errors import CodecError
+from streams.events import Envelope
+from streams.keys import Keys
+
+CHUNK = 500  # entries per XRANGE
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    position: str
+    event: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Entries read (decodable ones), the position read up to, and whether more remain."""
+
+    entries: list[Entry]
+    last: str
+    complete: bool
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Journal:
+    """Range reads of partition streams; one per process."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def read(self, partition: int, after: str, upto: str, limit: int) -> Read:
+        """Entries with ``after < position <= upto``, at most ``limit`` of them.
+
+        ``last`` is the position covered: ``upto`` when complete, else the last
+        entry read (callers continue from there or give up).
+        """
+        key = self.keys.stream(partition)
+        out: list[Entry] = []
+        cursor = after
+        seen = 0
+        while seen < limit:
+            count = min(CHUNK, limit - seen)
+            rows = await self.redis.xrange(key, min=f"({cursor}", max=upto, count=count)
+            for raw_id, fields in rows:
+                cursor = _text(raw_id)
+                raw = fields.get(codec.ENTRY_FIELD)
+                if raw is None:
+                    continue
+                try:
+                    out.append(Entry(cursor, codec.decode(raw)))
+                except CodecError:
+                    continue
+            seen += len(rows)
+            if len(rows) < count:
+                return Read(out, upto, True)
+        if cursor == upto:
+            return Read(out, upto, True)
+        more = await self.redis.xrange(key, min=f"({cursor}", max=upto, count=1)
+        return Read(out, upto if not more else cursor, not more)

@@ -1,0 +1,103 @@
+"""The OpenAPI document matches the app: same routes both ways, valid schemas, real errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema_rs
+import schemathesis
+from aiohttp import web
+
+from api.app import DEFAULT_MODULES, create_app
+from api.openapi import problem_statuses
+from api.routing import Call, Reply, Route
+from streams.settings import Settings
+from tests.api.conftest import ApiClient
+
+METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+def app_operations(app: web.Application) -> set[tuple[str, str]]:
+    return {(route.method.lower(), route.resource.canonical)
+            for route in app.router.routes() if route.resource is not None}
+
+
+def doc_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method, path) for path, ops in doc["paths"].items() for method in ops
+            if method in METHODS}
+
+
+async def test_every_route_is_documented_and_vice_versa(api: ApiClient) -> None:
+    served = (await api.get("/openapi.json", auth=None)).body
+    app = api.serving.runner.app  # the app answering these requests
+    assert app_operations(app) == doc_operations(served)
+    assert len(doc_operations(served)) == 14
+    assert ("get", "/") not in doc_operations(served)
+
+
+async def test_extension_modules_are_served_and_documented(api_settings: Settings) -> None:
+    async def hello(call: Call) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    class Extra:
+        def routes(self, settings: Settings) -> list[Route]:
+            return [Route("GET", "/v1/hello", hello, "hello", "Hello", "extra", "user",
+                          {200: Reply("ok", "Health")})]
+
+    app = create_app(api_settings, modules=(*DEFAULT_MODULES, Extra()))
+    from api.context import OPENAPI
+
+    doc = app[OPENAPI]
+    assert app_operations(app) == doc_operations(doc)
+    assert doc["paths"]["/v1/hello"]["get"]["security"] == [{"serviceKey": []}, {"userToken": []}]
+
+
+def test_document_loads_and_schemas_are_valid(api_settings: Settings) -> None:
+    from api.context import OPENAPI
+
+    doc = create_app(api_settings)[OPENAPI]
+    assert doc["openapi"].startswith("3.1")
+    for name, schema in doc["components"]["schemas"].items():
+        assert jsonschema_rs.meta.is_valid(schema), name
+    loaded = schemathesis.openapi.from_dict(doc)
+    operations = [op.ok() for op in loaded.get_all_operations()]
+    assert {(op.method.lower(), op.path) for op in operations} == doc_operations(doc)
+
+
+def test_documented_errors_follow_the_route(api_settings: Settings) -> None:
+    from api.context import OPENAPI, ROUTES
+
+    app = create_app(api_settings)
+    doc = app[OPENAPI]
+    by_id = {r.operation_id: r for r in app[ROUTES]}
+    assert set(problem_statuses(by_id["publish"])) >= {400, 401, 403, 413, 422, 429, 503}
+    assert 401 not in problem_statuses(by_id["healthz"])
+    assert 404 in problem_statuses(by_id["inbox_read"])
+    inbox = doc["paths"]["/v1/users/{user}/inbox"]["get"]
+    assert {p["name"] for p in inbox["parameters"]} == {"user", "status", "limit", "cursor",
+                                                       "after"}
+    limit = next(p for p in inbox["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == api_settings.max_page
+    too_many = doc["paths"]["/v1/notifications"]["post"]["responses"]["429"]
+    assert too_many["headers"]["Retry-After"]["required"] is True
+    assert too_many["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/Problem"}
+
+
+async def test_answers_match_documented_schemas(api: ApiClient) -> None:
+    """A few real answers validate against the document's schemas (more in schemathesis)."""
+    doc = (await api.get("/openapi.json", auth=None)).body
+    registry = jsonschema_rs.Registry([("urn:herald", doc)])
+
+    def conforms(value: Any, name: str) -> bool:
+        validator = jsonschema_rs.validator_for(
+            {"$ref": f"urn:herald#/components/schemas/{name}"}, registry=registry)
+        return bool(validator.is_valid(value))
+
+    published = await api.publish("ivan", "hi")
+    assert conforms(published.body, "Published")
+    assert conforms((await api.get("/v1/users/ivan/inbox")).body, "InboxPage")
+    assert conforms((await api.get("/v1/users/ivan/unread_count")).body, "UnreadCount")
+    assert conforms((await api.get("/v1/users/ivan/inbox?limit=0")).body, "Problem")
+    assert conforms((await api.get("/healthz")).body, "Health")
+    assert not conforms({"unread_count": -1}, "UnreadCount")
