@@ -82,6 +82,14 @@ class Keys:
         """Hash: the request token bucket of one user calling with a user token."""
         return self.rate_bucket("api_user", user)
 
+    def schedule_route(self, cancel_key: str) -> str:
+        """Sorted set: users with a schedule under a cancel key, by latest due time (ms).
+
+        Written by the producer before the schedule event is appended (PX past the due
+        time), read by ``DELETE /v1/scheduled/{cancel_key}``; a global key.
+        """
+        return f"{self.prefix}:sched_route:{cancel_key}"
+
     def wechat_token(self, appid: str) -> str:
         """String: the WeChat access token shared by every worker (PX = its lifetime)."""
         return f"{self.prefix}:wechat:{{{appid}}}:token"
@@ -188,12 +196,29 @@ class Keys:
         """Set: scheduled notification ids registered under a cancel key."""
         return f"{self.ns_root(partition, ns)}:cancel:{cancel_key}"
 
+    def schedule_cancelled(
+        self, partition: int, user: str, cancel_key: str, ns: str = LIVE_NS
+    ) -> str:
+        """String: padded position of the user's last projected cancel under a cancel key."""
+        return f"{self.ns_root(partition, ns)}:sched_cancelled:{user}:{cancel_key}"
+
+    def cancel_tombstone(self, partition: int, user: str, cancel_key: str) -> str:
+        """String (PX): position of the user's last cancel event under a cancel key.
+
+        Written with the cancel event in one script (streams/schedule_cancel.py), read by
+        the scheduler's fire script; not a projection. Users never contain ``:``.
+        """
+        return f"{self.tag(partition)}:tomb:{user}:{cancel_key}"
+
     def digest(self, partition: int, user: str, digest_key: str, ns: str = LIVE_NS) -> str:
-        """Hash: an open digest bucket of one user."""
+        """Hash: the user's collected digest items under a key, not yet summarized.
+
+        Field ``<window end ms, 15 digits>|<padded position>`` (consumers/schedule/).
+        """
         return f"{self.ns_root(partition, ns)}:digest:{user}:{digest_key}"
 
     def digests_due(self, partition: int, ns: str = LIVE_NS) -> str:
-        """Sorted set: open digest buckets by window end (ms)."""
+        """Sorted set: collected digest items (``user|digest key|field``) by window end (ms)."""
         return f"{self.ns_root(partition, ns)}:digests"
 
     def retry_queue(self, channel: str, partition: int) -> str:
