@@ -16,6 +16,7 @@ import orjson
 import structlog
 
 _configured = False
+_generation = 0  # bumped by configure_logging; lazy loggers rebind when it changes
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
@@ -24,7 +25,7 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog and stdlib logging; safe to call more than once."""
-    global _configured
+    global _configured, _generation
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
@@ -47,8 +48,30 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
     _configured = True
+    _generation += 1
+
+
+class _LazyLogger:
+    """A ``logger=name`` bound logger, rebuilt after each :func:`configure_logging`.
+
+    Module-level loggers are made at import time, before logging is configured;
+    binding then would freeze structlog's default (console) configuration.
+    """
+
+    __slots__ = ("_bound", "_generation", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._generation = -1
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._generation != _generation:
+            self._bound = structlog.get_logger(self._name).bind(logger=self._name)
+            self._generation = _generation
+        return getattr(self._bound, attr)
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger bound with ``logger=name``."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A structlog logger bound with ``logger=name`` (follows later configuration)."""
+    return _LazyLogger(name)
