@@ -51,6 +51,9 @@ log = get_logger(__name__)
 
 
 class RouteModule(Protocol):
+    """``routes(settings)``; optionally ``setup(app)``, called after the app's resources
+    are registered (a module adds its middleware, cleanup context or hooks there)."""
+
     def routes(self, settings: Settings) -> list[Route]: ...
 
 
@@ -78,6 +81,8 @@ def create_app(
     app[ROUTES] = routes
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
+    for module in modules:
+        getattr(module, "setup", lambda app: None)(app)
     return app
 
 

@@ -40,7 +40,7 @@ DETAILS = {
 class LiveConnection:
     """A client's stream: user, buffer, floor position, close reason."""
 
-    __slots__ = ("abort", "buffer", "expires_at", "floor", "floor_position", "kind",
+    __slots__ = ("abort", "buffer", "expires_at", "floor", "floor_position", "gone", "kind",
                  "last_progress", "limit", "partition", "reason", "started", "user",
                  "waiter")
 
@@ -59,6 +59,7 @@ class LiveConnection:
         self.waiter: asyncio.Future[None] | None = None
         self.last_progress = 0.0
         self.abort: Callable[[], None] | None = None  # tears the transport down
+        self.gone: Callable[[], bool] | None = None  # True once the client hung up
 
     @property
     def closed(self) -> bool:

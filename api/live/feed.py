@@ -1,0 +1,152 @@
+"""A partition's relay in one API process: from "user changed" signals to messages.
+
+One :class:`Feed` per partition that has local interest (a live connection or a
+long-poll waiter). Its ``cursor`` is the log position up to which every entry has
+been turned into messages and pushed to the local connections. A signal for a
+local user raises the ``target``; the feed's task reads the log from ``cursor``
+to ``target`` (api/live/journal.py), builds each local user's messages from the
+projection (api/live/changes.py) and pushes them, then advances ``cursor``.
+
+Guarantees:
+- Every entry is read once per feed, in order; signals arriving during a read
+  coalesce into the next one, so a burst costs one read, not one per signal.
+- The cursor starts at the partition's checkpoint read *after* the subscription
+  is confirmed, so nothing projected later can be missed; a re-subscription after
+  a lost pub/sub connection, and a periodic reconcile, move the target to the
+  checkpoint (recovery by re-reading, not by hoping).
+- When the feed is more than ``HERALD_LIVE_RESUME_MAX`` entries behind (Redis was
+  unreachable for long), its connections get a ``reset`` message and the cursor
+  jumps to the target instead of reading on.
+
+Failure modes: Redis errors are logged (``live_feed_failed``) and retried after a
+back-off; messages are late, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import redis.exceptions
+
+from api.live import messages as m
+from api.live.changes import relevant
+from api.live.journal import Entry
+from streams.errors import RedisUnavailableError
+from streams.log import get_logger
+
+if TYPE_CHECKING:
+    from api.live.hub import Hub
+
+log = get_logger(__name__)
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 5.0
+ORIGIN = "0-0"
+ERRORS = (redis.exceptions.RedisError, RedisUnavailableError, OSError)
+
+
+class Feed:
+    """Cursor, target and task of one partition."""
+
+    def __init__(self, partition: int, hub: Hub) -> None:
+        self.partition = partition
+        self.hub = hub
+        self.cursor: str | None = None  # None until confirmed and initialised
+        self.cursor_key: m.Key = m.ZERO
+        self.target_key: m.Key = m.ZERO
+        self.target: str | None = None
+        self.interest = 0
+        self.idle_since = 0.0
+        self.confirmed = False
+        self.active = asyncio.Event()  # set once the cursor is initialised
+        self._recover = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"live-feed-{self.partition}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def confirm(self) -> None:
+        """The subscription is active: the first time, initialise; later, recover."""
+        if self.confirmed:
+            self.recover()
+            return
+        self.confirmed = True
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Read up to the checkpoint (signals may have been missed)."""
+        self._recover = True
+        self._wake.set()
+
+    def want(self, position: str) -> None:
+        """A local user changed at ``position``: read at least that far."""
+        key = m.key_of(position)
+        if key > self.target_key:
+            self.target_key, self.target = key, position
+        if self.cursor is not None and key > self.cursor_key:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._step()
+                backoff = BACKOFF_INITIAL_S
+            except ERRORS as exc:
+                log.warning("live_feed_failed", partition=self.partition, error=str(exc),
+                            retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                self._wake.set()
+
+    async def _step(self) -> None:
+        queries = self.hub.queries
+        if self.cursor is None:
+            if not self.confirmed:
+                return
+            start = await queries.checkpoint(self.partition) or ORIGIN
+            self._advance(start)
+            self.want(start)
+            self.active.set()
+        if self._recover:
+            self._recover = False
+            checkpoint = await queries.checkpoint(self.partition)
+            if checkpoint is not None:
+                self.want(checkpoint)
+            self.hub.wake_waiters(self.partition)
+        while self.target is not None and self.target_key > self.cursor_key:
+            await self._pull(self.target)
+
+    def _advance(self, position: str) -> None:
+        self.cursor, self.cursor_key = position, m.key_of(position)
+
+    async def _pull(self, target: str) -> None:
+        assert self.cursor is not None
+        hub = self.hub
+        read = await hub.journal.read(self.partition, self.cursor, target,
+                                      hub.settings.live_resume_max)
+        if not read.complete:
+            await hub.reset_partition(self.partition, target, "the server fell behind the log")
+            self._advance(target)
+            return
+        by_user: dict[str, list[Entry]] = defaultdict(list)
+        for entry in relevant(read.entries):
+            if hub.is_local(entry.event.user):
+                by_user[entry.event.user].append(entry)
+        if by_user:
+            built = await asyncio.gather(*(hub.changes.messages(user, entries)
+                                           for user, entries in by_user.items()))
+            for user, batch in zip(by_user, built, strict=True):
+                hub.deliver(user, batch)
+        self._advance(read.last)

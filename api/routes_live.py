@@ -1,0 +1,94 @@
+"""Live routes: Server-Sent Events and WebSocket streams of a user's inbox changes.
+
+``routes(settings)`` declares them like every route (same authentication, rate
+limits, ``{user}`` rules and OpenAPI entries); ``setup(app)`` installs what they
+need: the browser-credential middleware (api/live/credentials.py), the hub in a
+cleanup context that runs after the app's Redis resources, and an ``on_shutdown``
+hook that ends every stream with a ``close`` message before aiohttp waits for
+handlers (aiohttp runs ``on_shutdown``, then waits for handlers, then cleanup).
+
+Messages, resume and limits: api/live/messages.py, api/live/session.py,
+api/live/hub.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from api.context import METRICS, QUERIES, REDIS, SETTINGS
+from api.live import sse, ws
+from api.live.credentials import COOKIE, QUERY, browser_credentials
+from api.live.hub import HUB, Hub
+from api.live.metrics import LiveCollector
+from api.routes_inbox import USER_PARAM
+from api.routing import Param, Reply, Route
+from api.schemas import POSITION
+from streams.settings import Settings
+
+TAG = "live"
+MESSAGES_DOC = (
+    "Messages (JSON): `item.created`, `item.changed` (with `item`), `item.removed` (with "
+    "`id`), `inbox.read_all` (`up_to`, `read_at`) — each with `unread_count` — and `ready`, "
+    "`reset` (refetch the inbox), `heartbeat`, `close` (`reason`). Every message but "
+    "`close` carries `position`, its log position. "
+)
+AUTH_DOC = (
+    f"Browsers, which cannot set headers here, may pass the credential as `?{QUERY}=` or in "
+    f"the `{COOKIE}` cookie (not accepted cross-origin on the WebSocket). "
+)
+LIMITS_DOC = (
+    "429 when the user has HERALD_LIVE_MAX_PER_USER streams on this server, 503 when the "
+    "server holds HERALD_LIVE_MAX_CONNECTIONS or is shutting down."
+)
+
+
+def routes(settings: Settings) -> list[Route]:
+    base = "/v1/users/{user}"
+    since = Param("since", "query", POSITION,
+                  description="Resume after this position (the last message's `position`).")
+    token = Param(QUERY, "query", {"type": "string", "minLength": 1},
+                  description="The credential, for browsers (instead of Authorization).")
+    return [
+        Route("GET", f"{base}/events", sse.events, "live_events",
+              "Live inbox changes (Server-Sent Events)", TAG, "user",
+              {200: Reply("text/event-stream: `id:` is the position, `event:` the type, "
+                          "`data:` the JSON message.", None, "text/event-stream")},
+              params=(USER_PARAM, since, token), timeout=False,
+              description=MESSAGES_DOC + "Resume: `Last-Event-ID` (sent by EventSource on "
+              "reconnect; wins over `since`) or `since`: everything after it comes first, "
+              "then live messages, with no gap and no duplicate. " + AUTH_DOC + LIMITS_DOC),
+        Route("GET", f"{base}/ws", ws.websocket, "live_ws",
+              "Live inbox changes (WebSocket)", TAG, "user",
+              {101: Reply("Switching to WebSocket: one JSON text frame per message.", None)},
+              params=(USER_PARAM, since, token), timeout=False, errors=(426,),
+              description=MESSAGES_DOC + "Resume with `since`. Close codes: 1001 shutdown, "
+              "1013 too slow, 1008 token expired. " + AUTH_DOC + LIMITS_DOC),
+    ]
+
+
+async def _hub_context(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(app[REDIS], app[SETTINGS], app[QUERIES])
+    hub.start()
+    app[HUB] = hub
+    collector = LiveCollector(hub)
+    app[METRICS].registry.register(collector)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        await hub.stop()
+        app[METRICS].registry.unregister(collector)  # type: ignore[arg-type]
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    hub = app.get(HUB)
+    if hub is not None:
+        hub.shutdown()
+
+
+def setup(app: web.Application) -> None:
+    """Install the middleware, the hub and the shutdown hook (after the app's resources)."""
+    app.middlewares.append(browser_credentials)
+    app.cleanup_ctx.append(_hub_context)
+    app.on_shutdown.append(_on_shutdown)
