@@ -12,7 +12,10 @@ import asyncio
 import signal
 from dataclasses import dataclass
 
+import redis
 from aiohttp import web
+
+from streams.errors import RedisUnavailableError
 
 SHUTDOWN_S = 5.0
 BACKLOG = 1024
@@ -31,10 +34,18 @@ class Serving:
 
 
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False) -> Serving:
-    """Start ``app`` on ``host:port`` (port 0: a free one); raises OSError if it cannot bind."""
+    """Start ``app`` on ``host:port`` (port 0: a free one).
+
+    Raises OSError when it cannot bind, RedisUnavailableError when the app's
+    start-up cannot reach Redis.
+    """
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_S)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        await runner.cleanup()
+        raise RedisUnavailableError(f"cannot reach Redis at start-up: {exc}") from exc
     site = web.TCPSite(runner, host, port, backlog=BACKLOG, reuse_port=reuse_port or None)
     try:
         await site.start()
