@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from consumers import projector
+from consumers.delivery import worker as delivery_worker
 from consumers.errors import UnknownRoleError
 from consumers.handler import HandlerFactory
 from streams.log import get_logger
@@ -35,6 +36,11 @@ DLQ_HANDLERS: dict[str, HandlerFactory] = {
 }
 
 log = get_logger(__name__)
+
+# One role per delivery channel (webhook, sms, wechat, email), each its own group.
+for _channel in delivery_worker.CHANNEL_ROLES:
+    ROLES[_channel] = delivery_worker.role(_channel)
+    DLQ_HANDLERS[_channel] = delivery_worker.handler_factory(_channel)
 
 
 def register_role(name: str, run: RoleFactory, *, group: str | None = None,

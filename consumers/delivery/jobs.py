@@ -1,0 +1,155 @@
+"""Delivery jobs: one notification on one channel, and the events that record it.
+
+A :class:`Job` is everything needed to send (and re-send) one notification on one
+channel: its content, the log position it came from, the recipient fixed at the
+first decision, and ``attempt`` — the number of the next send (from 1). Jobs that
+wait for a retry or a rate-limit slot are packed into Redis (retry_queue.py);
+nothing about a job lives only in memory.
+
+Outcome events carry deterministic producer idempotency keys, so a worker that
+crashed and a worker that took over record each fact once:
+
+- ``d:<nid>:<channel>:<n>:a`` — DeliveryAttempted of attempt n (before sending);
+- ``d:<nid>:<channel>:<n>:o`` — the one outcome of step n: DeliverySucceeded,
+  DeliveryFailed (``final`` or with ``retry_at``), DeliverySkipped or
+  DeliveryExpired. A job whose step-n outcome key exists is finished for step n.
+
+``attempt`` in events: Attempted/Succeeded/Failed carry n; Skipped and Expired,
+decided instead of step n, carry n - 1 (the attempts actually made).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from consumers.channels.base import OutboundMessage, Recipient
+from streams import codec
+from streams.errors import CodecError
+from streams.events import (
+    DeliveryAttempted,
+    DeliveryEvent,
+    DeliveryExpired,
+    DeliveryFailed,
+    DeliverySkipped,
+    DeliverySucceeded,
+    Envelope,
+    NotificationCreated,
+)
+
+CREATED_MARK = NotificationCreated.TYPE.encode()
+JOB_VERSION = 1
+
+Recorded = tuple[str, DeliveryEvent, str]
+"""An event to append: (user, payload, idempotency key)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One notification on one channel (see the module doc)."""
+
+    notification_id: str
+    channel: str
+    user: str
+    position: str
+    created_at: int
+    title: str
+    body: str = ""
+    category: str = "general"
+    data: Mapping[str, Any] = field(default_factory=dict)
+    expires_at: int | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    attempt: int = 1
+    address: str | None = None
+    secret: str | None = None
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_at is not None and now_ms >= self.expires_at
+
+    def with_recipient(self, recipient: Recipient) -> Job:
+        return replace(self, address=recipient.address, secret=recipient.secret)
+
+    def next_attempt(self) -> Job:
+        return replace(self, attempt=self.attempt + 1)
+
+    def message(self) -> OutboundMessage:
+        """The message of this attempt; needs the recipient (``address``)."""
+        if self.address is None:
+            raise ValueError("a job needs its recipient before it is sent")
+        return OutboundMessage(
+            notification_id=self.notification_id, channel=self.channel, user=self.user,
+            recipient=Recipient(address=self.address, secret=self.secret), title=self.title,
+            body=self.body, category=self.category, data=self.data,
+            created_at=self.created_at, attempt=self.attempt,
+        )
+
+    # ---------------------------------------------------------------- events
+    def key(self, kind: str) -> str:
+        """Idempotency key of this step's ``a`` (attempted) or ``o`` (outcome) event."""
+        return f"d:{self.notification_id}:{self.channel}:{self.attempt}:{kind}"
+
+    def attempted(self) -> Recorded:
+        return self.user, self._event(DeliveryAttempted, self.attempt), self.key("a")
+
+    def succeeded(self, detail: str = "") -> Recorded:
+        return self.user, self._event(DeliverySucceeded, self.attempt, detail), self.key("o")
+
+    def failed(self, detail: str, retry_at: int | None) -> Recorded:
+        event = DeliveryFailed(notification_id=self.notification_id, channel=self.channel,
+                               attempt=self.attempt, detail=detail,
+                               final=retry_at is None, retry_at=retry_at)
+        return self.user, event, self.key("o")
+
+    def skipped(self, reason: str) -> Recorded:
+        return self.user, self._event(DeliverySkipped, self.attempt - 1, reason), self.key("o")
+
+    def expired_event(self) -> Recorded:
+        detail = "expired before it could be sent"
+        return self.user, self._event(DeliveryExpired, self.attempt - 1, detail), self.key("o")
+
+    def _event(self, cls: type[DeliveryEvent], attempt: int, detail: str = "") -> DeliveryEvent:
+        return cls(notification_id=self.notification_id, channel=self.channel, attempt=attempt,
+                   detail=detail)
+
+    # ----------------------------------------------------------------- packing
+    def pack(self) -> bytes:
+        return codec.pack_value([
+            JOB_VERSION, self.notification_id, self.channel, self.user, self.position,
+            self.created_at, self.title, self.body, self.category, dict(self.data),
+            self.expires_at, dict(self.overrides), self.attempt, self.address, self.secret,
+        ])
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Job:
+        """Raises CodecError for anything :meth:`pack` did not write."""
+        values = codec.unpack_value(raw)
+        if not isinstance(values, list) or len(values) != 15 or values[0] != JOB_VERSION:
+            raise CodecError("malformed", "not a packed delivery job")
+        (_, nid, channel, user, position, created_at, title, body, category, data,
+         expires_at, overrides, attempt, address, secret) = values
+        return cls(notification_id=nid, channel=channel, user=user, position=position,
+                   created_at=created_at, title=title, body=body, category=category,
+                   data=data, expires_at=expires_at, overrides=overrides, attempt=attempt,
+                   address=address, secret=secret)
+
+
+def might_concern(raw: bytes, channel_mark: bytes) -> bool:
+    """Cheap pre-check on an entry's bytes: could it be a created event naming the channel?
+
+    False means surely not (both strings appear verbatim in any such entry), so
+    the entry is acked without decoding.
+    """
+    return CREATED_MARK in raw and channel_mark in raw
+
+
+def job_for(env: Envelope, position: str, channel: str) -> Job | None:
+    """The job ``channel`` has for a decoded entry, or None when it names another channel."""
+    p = env.payload
+    if not isinstance(p, NotificationCreated) or channel not in p.channels:
+        return None
+    return Job(
+        notification_id=env.notification_id, channel=channel, user=env.user,
+        position=position, created_at=env.time, title=p.title, body=p.body,
+        category=p.category, data=p.data, expires_at=p.expires_at, overrides=p.recipients,
+    )

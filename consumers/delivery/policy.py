@@ -1,0 +1,72 @@
+"""Delivery decisions that need no I/O: preferences, recipients, expiry.
+
+Preferences (``PreferencesChanged``: ``{category: {channel: bool}}``) are opt-out:
+a channel is allowed unless the most specific rule says false. Precedence, most
+specific first: ``prefs[category][channel]``, ``prefs["*"][channel]``; nothing
+said means allowed. A category in HERALD_CRITICAL_CATEGORIES is always delivered.
+
+The recipient comes from the notification's ``recipients`` override or the
+user's profile (consumers.channels.base.recipient_for). An endpoint that asked
+to be disabled (webhook 410, see consumers/projection_delivery.py) is skipped
+until the user's profile is set again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.channels.base import PROFILE_FIELDS, Recipient, recipient_for
+from consumers.delivery.jobs import Job
+from consumers.projection_delivery import address_digest, disabled_field
+
+ANY_CATEGORY = "*"
+
+
+def allowed(
+    preferences: Mapping[str, Mapping[str, Any]], category: str, channel: str,
+    critical: Collection[str] = (),
+) -> bool:
+    """Whether ``channel`` may carry a notification of ``category`` (see the module doc)."""
+    if category in critical:
+        return True
+    for scope in (category, ANY_CATEGORY):
+        rules = preferences.get(scope)
+        if isinstance(rules, Mapping) and channel in rules:
+            return bool(rules[channel])
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``send`` (with the job's recipient set), ``skip`` or ``expire``, and why."""
+
+    action: str
+    job: Job
+    reason: str = ""
+
+
+def decide(
+    job: Job, now_ms: int, profile: Mapping[str, str],
+    preferences: Mapping[str, Mapping[str, Any]], critical: Collection[str] = (),
+) -> Decision:
+    """The first decision about a fresh job (expiry, preferences, recipient)."""
+    if job.expired(now_ms):
+        return Decision("expire", job)
+    if not allowed(preferences, job.category, job.channel, critical):
+        return Decision("skip", job, f"the user opted out of {job.channel} for "
+                                     f"category {job.category!r}")
+    recipient = recipient_for(job.channel, profile, job.overrides)
+    if recipient is None:
+        field_name = PROFILE_FIELDS.get(job.channel, job.channel)
+        return Decision("skip", job, f"no address: the user's profile has no {field_name} "
+                                     "and the notification names no recipient")
+    if disabled(profile, job.channel, recipient):
+        return Decision("skip", job, f"the {job.channel} endpoint was disabled by its "
+                                     "receiver (HTTP 410); set the profile again to re-enable")
+    return Decision("send", job.with_recipient(recipient))
+
+
+def disabled(profile: Mapping[str, str], channel: str, recipient: Recipient) -> bool:
+    return disabled_field(channel, address_digest(recipient.address)) in profile

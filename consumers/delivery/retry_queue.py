@@ -1,0 +1,119 @@
+"""The retry queue: delivery jobs waiting in Redis for their next attempt or a rate slot.
+
+Per (channel, partition): a sorted set ``Keys.retry_queue`` (notification id →
+due time, ms) and a hash ``Keys.retry_jobs`` (notification id → packed
+:class:`~consumers.delivery.jobs.Job`), both in the partition's slot and written
+together in one MULTI. A job is identified by its notification id: putting it
+again replaces it (a new attempt number, a new due time), never duplicates it.
+
+Taking (``lua/retry_take.lua``) hides due jobs for ``visibility`` instead of
+removing them: a worker killed mid-send leaves them to be taken again after that
+time, by whichever consumer owns the partition then (at-least-once, with the same
+idempotency key). The worker removes a job once its outcome is recorded.
+
+Only the consumer holding a partition's lease for the channel group polls its
+queue (consumers/delivery/worker.py). Redis errors propagate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from consumers.delivery.jobs import Job
+from streams.errors import CodecError
+from streams.keys import Keys
+from streams.log import get_logger
+from streams.scripts import register
+
+DELIVERY_DIR = Path(__file__).resolve().parent
+
+log = get_logger(__name__)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RetryQueue:
+    """One channel's queues over all partitions; one instance per process."""
+
+    def __init__(self, redis: Any, keys: Keys, channel: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.channel = channel
+        self._take = register(redis, DELIVERY_DIR, "retry_take")
+
+    def queue_key(self, partition: int) -> str:
+        return self.keys.retry_queue(self.channel, partition)
+
+    def jobs_key(self, partition: int) -> str:
+        return self.keys.retry_jobs(self.channel, partition)
+
+    async def put(self, partition: int, jobs: Sequence[tuple[Job, int]]) -> None:
+        """Store jobs due at the given times (ms), replacing any of the same notification."""
+        if not jobs:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.jobs_key(partition),
+                      mapping={job.notification_id: job.pack() for job, _ in jobs})
+            pipe.zadd(self.queue_key(partition),
+                      {job.notification_id: due for job, due in jobs})
+            await pipe.execute()
+
+    async def take(
+        self, partitions: Iterable[int], now_ms: int, limit: int, visibility_ms: int
+    ) -> dict[int, list[Job]]:
+        """Due jobs per partition (at most ``limit`` each), hidden for ``visibility_ms``.
+
+        A job that cannot be unpacked is logged and removed (it was not written by
+        this version).
+        """
+        parts = list(partitions)
+        if not parts:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in parts:
+                await self._take(keys=[self.queue_key(p), self.jobs_key(p)],
+                                 args=[now_ms, limit, visibility_ms], client=pipe)
+            replies = await pipe.execute()
+        out: dict[int, list[Job]] = {}
+        for p, reply in zip(parts, replies, strict=True):
+            jobs, broken = [], []
+            for i in range(0, len(reply), 2):
+                try:
+                    jobs.append(Job.unpack(reply[i + 1]))
+                except CodecError as exc:
+                    broken.append(_text(reply[i]))
+                    log.error("retry_job_unreadable", partition=p, channel=self.channel,
+                              notification_id=_text(reply[i]), error=str(exc))
+            if broken:
+                await self.done(p, broken)
+            if jobs:
+                out[p] = jobs
+        return out
+
+    async def done(self, partition: int, notification_ids: Sequence[str]) -> None:
+        """Forget finished jobs."""
+        if not notification_ids:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.queue_key(partition), *notification_ids)
+            pipe.hdel(self.jobs_key(partition), *notification_ids)
+            await pipe.execute()
+
+    async def queued(self, partition: int, notification_ids: Sequence[str]) -> set[str]:
+        """Which of these notifications have a job waiting here."""
+        if not notification_ids:
+            return set()
+        found = await self.redis.hmget(self.jobs_key(partition), list(notification_ids))
+        return {nid for nid, job in zip(notification_ids, found, strict=True) if job is not None}
+
+    async def depth(self, partitions: Iterable[int]) -> int:
+        """Jobs waiting over the given partitions."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.zcard(self.queue_key(p))
+            replies = await pipe.execute()
+        return sum(int(n) for n in replies)

@@ -1,0 +1,130 @@
+"""What a delivery worker reads before deciding: projected profiles and preferences.
+
+Workers never race the projector: :meth:`ProjectedState.load` first waits until
+the projector's checkpoint of the partition has reached the position of the
+entries being decided (so a ProfileChanged or PreferencesChanged appended before
+a notification is always seen by its delivery), then reads every user's profile
+and preferences in the same MULTI as the partition's view pointer (a ``herald
+replay`` switching namespaces in between is noticed and the read is repeated).
+
+Failure modes: :class:`ProjectorBehindError` when the checkpoint does not reach
+the position within ``wait_s`` (the batch is redelivered later); Redis errors
+propagate.
+
+:meth:`ProjectedState.recorded` answers which steps already have an outcome
+event, from the producer's idempotency keys (``Keys.idempotency``), which exist
+from the moment the event is appended — no projector involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers import positions
+from consumers.applier import GROUP
+from consumers.delivery.jobs import Job
+from consumers.errors import ConsumerError
+from consumers.views import Views, ns_of
+from streams import codec
+from streams.errors import CodecError
+from streams.keys import Keys
+from streams.settings import Settings
+
+PROJECTOR_WAIT_S = 10.0
+POLL_FIRST_S = 0.005
+POLL_MAX_S = 0.1
+NS_RETRIES = 5
+
+
+class ProjectorBehindError(ConsumerError):
+    """Raised when the projector has not applied a delivery's entry in time.
+
+    The delivery batch is left pending and redelivered; start (or fix) the
+    projector role if this persists.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """A user's projected profile (text fields) and preferences."""
+
+    profile: dict[str, str] = field(default_factory=dict)
+    preferences: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class ProjectedState:
+    """Reads of the live projection for delivery decisions; one per process."""
+
+    def __init__(self, redis: Any, settings: Settings, wait_s: float = PROJECTOR_WAIT_S) -> None:
+        self.redis = redis
+        self.keys = Keys(settings.prefix)
+        self.views = Views(redis, settings)
+        self.wait_s = wait_s
+
+    async def load(
+        self, partition: int, position: str, users: Iterable[str]
+    ) -> dict[str, UserState]:
+        """Every user's state once ``position`` is projected (see the module doc)."""
+        names = sorted(set(users))
+        target = positions.parse(position)
+        k, p = self.keys, partition
+        deadline = time.monotonic() + self.wait_s
+        delay = POLL_FIRST_S
+        switches = 0
+        while True:
+            ns = self.views.cached(p)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(k.partition_view(p))
+                pipe.get(k.checkpoint(p, ns, GROUP))
+                for user in names:
+                    pipe.hgetall(k.profile(p, user, ns))
+                    pipe.hget(k.preferences(p, user, ns), "prefs")
+                replies = await pipe.execute()
+            actual = ns_of(replies[0])
+            if actual != ns:
+                self.views.remember(p, actual)
+                switches += 1
+                if switches > NS_RETRIES:
+                    raise RuntimeError(f"view of partition {p} keeps switching")
+                continue
+            checkpoint = replies[1]
+            if checkpoint is not None and positions.parse(_text(checkpoint)) >= target:
+                return {user: _user_state(replies[2 + 2 * i], replies[3 + 2 * i])
+                        for i, user in enumerate(names)}
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProjectorBehindError(
+                    f"the projector has not applied partition {p} up to {position} within "
+                    f"{self.wait_s:g}s (checkpoint {_text(checkpoint) if checkpoint else None})")
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, POLL_MAX_S)
+
+    async def recorded(self, partition: int, jobs: Sequence[Job]) -> set[str]:
+        """Notification ids of the jobs whose current step already has an outcome event."""
+        if not jobs:
+            return set()
+        keys = [self.keys.idempotency(partition, job.key("o")) for job in jobs]
+        found = await self.redis.mget(keys)
+        return {job.notification_id for job, hit in zip(jobs, found, strict=True)
+                if hit is not None}
+
+
+def _user_state(profile: dict[Any, Any], prefs: Any) -> UserState:
+    fields = {_text(k): _text(v) for k, v in profile.items()}
+    preferences: dict[str, Any] = {}
+    if prefs:
+        try:
+            unpacked = codec.unpack_value(prefs)
+        except CodecError:
+            unpacked = None
+        if isinstance(unpacked, dict):
+            preferences = unpacked
+    return UserState(profile=fields, preferences=preferences)

@@ -1,0 +1,197 @@
+"""Delivery workers: one consumer group per channel, many processes, many sends each.
+
+``herald worker --roles webhook,sms,wechat,email`` runs, per named channel, one
+consumer of that channel's group (consumers/runtime.py: partition leases,
+batched reads, claims of a dead consumer's pending entries, acks) whose handler
+is :class:`DeliveryHandler`, plus a retry poller over the retry queues of the
+partitions this consumer currently holds. Any number of processes may run a
+channel: the partitions are shared out by the leases. Inside a process, at most
+HERALD_DELIVERY_CONCURRENCY sends of a channel are in flight at once.
+
+The handler acks an entry once its delivery is decided and recorded (sent,
+skipped, expired, failed, or handed to the retry queue); see
+consumers/delivery/dispatch.py for the steps and the crash guarantees. The
+in-app channel is the projector's inbox, not a role here.
+
+Failure modes: an undecodable entry that looks like a created notification for
+the channel, or a user of another partition, is dead-lettered with the reason;
+a projector that is behind (ProjectorBehindError), a Redis error or a lost lease
+leaves the batch pending, redelivered later. Retry-poller errors are logged and
+retried; jobs it had taken reappear after their visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consumers.channels import CHANNEL_NAMES, Channel, open_channel
+from consumers.delivery.dispatch import Dispatcher
+from consumers.delivery.jobs import Job, job_for, might_concern
+from consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
+from consumers.runtime import REDIS_ERRORS, GroupRuntime, sleep_unless
+from streams import codec
+from streams.errors import CodecError
+from streams.log import get_logger
+from streams.partitions import partition_for
+from streams.producer import now_ms
+from streams.settings import Settings
+
+POLL_S = 0.05  # between looks at the retry queues of owned partitions
+TAKE_LIMIT = 500  # jobs taken from one partition's queue at a time
+VISIBILITY_MIN_S = 60.0  # a taken job reappears after max(this, 4 x the channel's timeout)
+POLL_BACKOFF_MAX_S = 5.0
+
+log = get_logger(__name__)
+
+
+def send_timeout_s(settings: Settings, channel: str) -> float:
+    return {"webhook": settings.webhook_timeout_s, "sms": settings.sms_timeout_s,
+            "wechat": settings.wechat_timeout_s, "email": settings.smtp_timeout_s,
+            }.get(channel, 30.0)
+
+
+class DeliveryHandler:
+    """Runtime handler of one channel's group (consumers/handler.py)."""
+
+    claim_min_idle_ms: int | None = 0  # partitions are leased: a new owner claims at once
+
+    def __init__(self, settings: Settings, redis: Any, consumer: str, channel_name: str, *,
+                 channel: Channel | None = None) -> None:
+        self.group = channel_name
+        self.consumer = consumer
+        self.settings = settings
+        self.channel = channel or open_channel(channel_name, settings, redis)
+        self.dispatcher = Dispatcher(settings, redis, self.channel)
+        self.visibility_ms = int(max(VISIBILITY_MIN_S,
+                                     4 * send_timeout_s(settings, channel_name)) * 1000)
+        self._mark = channel_name.encode()
+        self._users: dict[str, int] = {}
+
+    async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+        return await self._handle(partition, entries, offered_again=False)
+
+    async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+        """``herald dlq retry``: dead letters offered again, each checked for repeats."""
+        return await self._handle(partition, entries, offered_again=True)
+
+    async def _handle(self, partition: int, entries: Sequence[Entry], *,
+                      offered_again: bool) -> list[Outcome]:
+        outcomes: list[Outcome] = [OK] * len(entries)
+        jobs: list[Job] = []
+        redelivered: set[str] = set()
+        for i, entry in enumerate(entries):
+            raw = entry.raw
+            if raw is None or not might_concern(raw, self._mark):
+                continue
+            try:
+                job = job_for(codec.decode(raw), entry.position, self.group)
+            except CodecError as exc:
+                outcomes[i] = DeadLetter(f"{exc.reason}: {exc}")
+                continue
+            if job is None:
+                continue
+            home = self._partition(job.user)
+            if home != partition:
+                outcomes[i] = DeadLetter(
+                    f"wrong_partition: user {job.user!r} belongs to partition {home}")
+                continue
+            jobs.append(job)
+            if offered_again or entry.deliveries > 1:
+                redelivered.add(job.notification_id)
+        if jobs:
+            await self.dispatcher.fresh(partition, jobs, redelivered)
+        return outcomes
+
+    def _partition(self, user: str) -> int:
+        found = self._users.get(user)
+        if found is None:
+            if len(self._users) > 100_000:
+                self._users.clear()
+            found = self._users[user] = partition_for(user, self.settings.partitions)
+        return found
+
+    async def poll(self, owned: Callable[[], set[int]], stop: asyncio.Event) -> None:
+        """Send due retry-queue jobs of the owned partitions until ``stop``."""
+        busy: dict[int, asyncio.Task[None]] = {}
+        backoff = POLL_S
+        queue = self.dispatcher.queue
+        try:
+            while not stop.is_set():
+                free = sorted(p for p in owned() if p not in busy)
+                try:
+                    taken = await queue.take(free, now_ms(), TAKE_LIMIT, self.visibility_ms)
+                    backoff = POLL_S
+                except REDIS_ERRORS as exc:
+                    log.warning("retry_poll_failed", group=self.group, error=str(exc))
+                    taken = {}
+                    backoff = min(backoff * 2, POLL_BACKOFF_MAX_S)
+                for p, jobs in taken.items():
+                    busy[p] = asyncio.create_task(self._retried(p, jobs),
+                                                  name=f"{self.group}-retry-{p}")
+                    busy[p].add_done_callback(lambda _t, p=p: busy.pop(p, None))
+                await sleep_unless(stop, backoff)
+            if busy:
+                await asyncio.gather(*busy.values(), return_exceptions=True)
+        finally:
+            for task in list(busy.values()):
+                task.cancel()
+
+    async def _retried(self, partition: int, jobs: list[Job]) -> None:
+        try:
+            await self.dispatcher.retried(partition, jobs)
+        except Exception as exc:
+            log.error("retry_batch_failed", group=self.group, partition=partition,
+                      jobs=len(jobs), error=repr(exc),
+                      exc_info=exc if not isinstance(exc, REDIS_ERRORS) else None)
+
+    async def aclose(self) -> None:
+        await self.channel.aclose()
+
+
+def handler_factory(channel_name: str, channel: Channel | None = None) -> HandlerFactory:
+    def factory(settings: Settings, redis: Any, consumer: str) -> Handler:
+        return DeliveryHandler(settings, redis, consumer, channel_name, channel=channel)
+
+    return factory
+
+
+async def run_channel(
+    channel_name: str, settings: Settings, redis: Any, stop: asyncio.Event, *,
+    partitions: Sequence[int] | None = None, consumer: str | None = None,
+    channel: Channel | None = None,
+) -> None:
+    """One channel's role until ``stop``: the group's consumer plus the retry poller.
+
+    Cancelling is a crash as far as Redis can tell (see consumers/runtime.py).
+    """
+    runtime = GroupRuntime(settings, redis, handler_factory(channel_name, channel),
+                           partitions=partitions, consumer=consumer)
+    handler: DeliveryHandler = runtime.handler  # type: ignore[assignment]
+    poller = asyncio.create_task(handler.poll(lambda: set(runtime.leases.owned), stop),
+                                 name=f"{channel_name}-retry-poller")
+    try:
+        await runtime.run(stop)
+        await poller
+    finally:
+        if not poller.done():
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await poller
+        with contextlib.suppress(Exception):
+            await handler.aclose()
+
+
+def role(channel_name: str) -> Callable[[Settings, Any, asyncio.Event], Any]:
+    """The ``herald worker`` role of a channel."""
+
+    async def run(settings: Settings, redis: Any, stop: asyncio.Event) -> None:
+        await run_channel(channel_name, settings, redis, stop)
+
+    run.__name__ = f"run_{channel_name}"
+    return run
+
+
+CHANNEL_ROLES: tuple[str, ...] = CHANNEL_NAMES
