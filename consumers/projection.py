@@ -32,18 +32,16 @@ from typing import Any
 
 from consumers import positions, projection_delivery
 from consumers.errors import ProjectionError
+from consumers.schedule import projection_schedule
 from streams import codec
 from streams.events import (
     AllRead,
-    DigestItemAdded,
     Envelope,
     NotificationArchived,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
-    NotificationScheduled,
     NotificationUnread,
-    ScheduleCancelled,
 )
 from streams.ids import is_id
 from streams.keys import Keys
@@ -117,17 +115,16 @@ PROJECTIONS: dict[str, Projector] = {
     NotificationDeleted.TYPE: project_deleted,
     AllRead.TYPE: project_all_read,
     **projection_delivery.PROJECTIONS,
+    **projection_schedule.SCHEDULE_PROJECTIONS,
 }
-# A created notification also starts the delivery status of its push channels.
-PROJECTIONS[NotificationCreated.TYPE] = projection_delivery.with_status(project_created)
+# A created notification also starts the delivery status of its push channels, and one
+# fired by the scheduler leaves the schedule (or its digest items leave their bucket).
+PROJECTIONS[NotificationCreated.TYPE] = projection_schedule.with_fired(
+    projection_delivery.with_status(project_created)
+)
 
 # Known types that do not change the inbox: they only advance the checkpoint.
-NOT_PROJECTED: frozenset[str] = frozenset(
-    cls.TYPE
-    for cls in (
-        NotificationScheduled, ScheduleCancelled, DigestItemAdded,
-    )
-)
+NOT_PROJECTED: frozenset[str] = frozenset()
 
 
 def project(env: Envelope, position: str, ctx: Context) -> list[Write]:

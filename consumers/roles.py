@@ -22,6 +22,7 @@ from consumers import projector
 from consumers.delivery import worker as delivery_worker
 from consumers.errors import UnknownRoleError
 from consumers.handler import HandlerFactory
+from consumers.schedule import scheduler
 from streams.log import get_logger
 from streams.settings import Settings
 
@@ -29,6 +30,7 @@ RoleFactory = Callable[[Settings, Any, asyncio.Event], Awaitable[None]]
 
 ROLES: dict[str, RoleFactory] = {
     "projector": projector.run,
+    "scheduler": scheduler.run,
 }
 
 DLQ_HANDLERS: dict[str, HandlerFactory] = {

@@ -1,0 +1,122 @@
+"""Due entries → calls of the fire script (consumers/lua/scheduler_fire.lua).
+
+A :class:`Fire` is one entry of one script call: its KEYS (idempotency key, and the
+cancel tombstone for a reminder that has a cancel key) and its five ARGV values. The
+events are encoded here, in Python, with streams.codec; the script only chooses
+which of them to append. Every event carries the fire idempotency key
+(``fire:{id}`` for reminders, :func:`summary_key` for digests), so whichever of
+"created" or "dropped" was appended first is the only one ever appended.
+
+:class:`FireScript` runs one partition's batch and parses the answer; ``None`` means
+the lease is no longer ours (fenced): nothing was appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.applier import CONSUMERS_DIR
+from consumers.schedule.digest import Summary
+from consumers.schedule.projection_schedule import fire_key
+from streams import codec
+from streams.events import Envelope, NotificationCreated, ScheduleCancelled
+from streams.ids import new_id
+from streams.keys import Keys
+from streams.scripts import register
+from streams.validation import Limits, validate_envelope
+
+GROUP = "scheduler"  # the lease group (no stream group: the scheduler reads projections)
+FIRED, DROPPED, DUPLICATE = "fired", "dropped", "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """One entry of a fire call; ``token`` names it for the scheduler's bookkeeping."""
+
+    token: str
+    due: int
+    keys: list[str]
+    args: list[Any]
+    members: tuple[str, ...] = field(default_factory=tuple)  # digest members covered
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    fire: Fire
+    outcome: str  # FIRED | DROPPED | DUPLICATE
+    position: str
+
+
+def _encode(env: Envelope, limits: Limits) -> bytes:
+    raw = codec.encode(env)
+    validate_envelope(env, len(raw), limits)
+    return raw
+
+
+def reminder_fire(
+    keys: Keys, partition: int, nid: str, packed: bytes, due: int, now: int, limits: Limits
+) -> Fire:
+    """The fire of one scheduled notification from its ``Keys.scheduled`` value.
+
+    Raises CodecError/ValidationError for an entry that cannot become an event.
+    """
+    entry = codec.unpack_value(packed)
+    user, cancel_key = entry["u"], entry.get("k")
+    created = codec.payload_from_dict(NotificationCreated.TYPE, NotificationCreated.VERSION,
+                                      entry["c"])
+    idem = fire_key(nid)
+    fired = Envelope(id=new_id(partition, now), user=user, time=now, payload=created,
+                     idempotency_key=idem, correlation=entry.get("r"))
+    if cancel_key is None:
+        return Fire(nid, due, [keys.idempotency(partition, idem)],
+                    ["", fired.id, _encode(fired, limits), "", ""])
+    dropped = Envelope(id=new_id(partition, now), user=user, time=now,
+                       payload=ScheduleCancelled(cancel_key=cancel_key, notification_id=nid),
+                       idempotency_key=idem, correlation=entry.get("r"))
+    return Fire(
+        nid, due,
+        [keys.idempotency(partition, idem), keys.cancel_tombstone(partition, user, cancel_key)],
+        [entry["p"], fired.id, _encode(fired, limits), dropped.id, _encode(dropped, limits)],
+    )
+
+
+def digest_fire(
+    keys: Keys, partition: int, summary: Summary, members: Sequence[str], due: int,
+    limits: Limits,
+) -> Fire:
+    env = summary.envelope
+    idem = env.idempotency_key or ""
+    return Fire(str(env.payload.notification_id), due,  # type: ignore[attr-defined]
+                [keys.idempotency(partition, idem)], ["", env.id, _encode(env, limits), "", ""],
+                tuple(members))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class FireScript:
+    """The fire script on one client."""
+
+    def __init__(self, redis: Any, keys: Keys, consumer: str, window_ms: int) -> None:
+        self.keys = keys
+        self.consumer = consumer
+        self.window_ms = window_ms
+        self._script = register(redis, CONSUMERS_DIR, "scheduler_fire")
+
+    async def fire(self, partition: int, fires: Sequence[Fire]) -> list[Outcome] | None:
+        """Fire a batch of one partition; None when fenced (the lease is not ours)."""
+        if not fires:
+            return []
+        keys = [self.keys.stream(partition), self.keys.lease(GROUP, partition)]
+        args: list[Any] = [self.consumer, self.window_ms, len(fires)]
+        for f in fires:
+            keys.extend(f.keys)
+            args.extend(f.args)
+        reply = await self._script(keys=keys, args=args)
+        if _text(reply[0]) != "ok":
+            return None
+        return [Outcome(f, _text(reply[1 + 2 * i]), _text(reply[2 + 2 * i]))
+                for i, f in enumerate(fires)]

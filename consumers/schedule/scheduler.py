@@ -1,0 +1,298 @@
+"""The ``scheduler`` role: due reminders and closed digest windows become created events.
+
+One active scheduler per partition: it holds the partition's lease of the
+``scheduler`` group (consumers/lease.py, the same leases and balancing the consumer
+runtime uses); many processes may run the role and share the partitions.
+
+Every :data:`POLL_INTERVAL_S` it reads, per owned partition, the due part of the
+projected schedule (``ZRANGEBYSCORE`` up to now, at most :data:`DUE_BATCH`) and of the
+digest items, builds the events in Python (consumers/schedule/firing.py and
+digest.py) and fires the whole batch with ONE script call per partition
+(consumers/lua/scheduler_fire.lua). That script, atomically on the partition's slot:
+
+1. refuses to run unless this scheduler still holds the lease (fencing);
+2. skips an entry whose idempotency key exists (``fire:{id}`` / the summary key, in
+   the producer's ``Keys.idempotency`` layout): it was fired or dropped already;
+3. for a reminder with a cancel key whose tombstone holds a cancel positioned after
+   the schedule event, appends the "dropped" ``schedule.cancelled`` event instead;
+4. otherwise appends the ``notification.created`` (``notification_id`` = the
+   scheduled id, or the digest's first item id).
+
+Guarantees: at most one created-or-dropped event per scheduled id within the dedupe
+window (``HERALD_DEDUPE_WINDOW``), with any number of schedulers and a crash at any
+point (before the script nothing happened; the script is atomic; after it, a re-fire
+is a duplicate). A cancel appended before the fire always wins (the tombstone is
+written with the cancel). Never early: only entries with due <= now are read.
+The projector removes an entry when it applies its created or dropped event; until
+then the scheduler remembers what it fired (by position) and does not fire it again.
+
+Failure modes: Redis errors back off (:data:`BACKOFF_MAX_S`) and retry; a fenced
+script drops the partition (another scheduler has it); an entry that cannot become
+a valid event is logged (``schedule_entry_invalid``) and left in the schedule. If the
+projector is stopped for longer than the dedupe window after a fire, the entry could
+fire again (the idempotency key has expired); the projector normally removes it
+within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+
+from consumers import positions
+from consumers.applier import GROUP as PROJECTOR
+from consumers.lease import Leases
+from consumers.runtime import consumer_name, sleep_unless
+from consumers.schedule.digest import build_summary
+from consumers.schedule.firing import (
+    GROUP,
+    Fire,
+    FireScript,
+    Outcome,
+    digest_fire,
+    reminder_fire,
+)
+from consumers.schedule.projection_schedule import parse_digest_member
+from consumers.views import Views
+from streams import codec
+from streams.errors import CodecError, ValidationError
+from streams.keys import Keys
+from streams.log import get_logger
+from streams.settings import Settings
+from streams.validation import Limits
+
+POLL_INTERVAL_S = 0.05  # timer resolution: a due entry waits at most this long for a poll
+DUE_BATCH = 2000  # due reminders fired per partition per poll
+DIGEST_BATCH = 2000  # due digest items read per partition per poll
+PENDING_MAX = 50_000  # fired, not yet projected, per partition: beyond it, wait
+VIEW_REFRESH_S = 1.0
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 5.0
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
+
+log = get_logger(__name__)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Scheduler:
+    """One scheduler process's share of the partitions; see the module docstring."""
+
+    def __init__(
+        self, settings: Settings, redis: Any, *, consumer: str | None = None,
+        partitions: Sequence[int] | None = None, poll_s: float = POLL_INTERVAL_S,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.consumer = consumer or consumer_name()
+        self.keys = Keys(settings.prefix)
+        self.partitions = list(range(settings.partitions) if partitions is None else partitions)
+        self.leases = Leases(redis, settings, GROUP, self.consumer, self.partitions)
+        self.views = Views(redis, settings)
+        self.limits = Limits.from_settings(settings)
+        self.script = FireScript(redis, self.keys, self.consumer,
+                                 int(settings.dedupe_window_s * 1000))
+        self.poll_s = poll_s
+        self.counts: dict[str, int] = defaultdict(int)
+        # Fired (or found fired) but not yet projected: token → position, per partition.
+        self._pending: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+        self._invalid: set[str] = set()
+        self._views_at = 0.0
+        self._log = log.bind(group=GROUP, consumer=self.consumer)
+
+    # ------------------------------------------------------------------ running
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fire due entries until ``stop``; cancelling the task is a crash (leases kept)."""
+        lease_task = asyncio.create_task(self._lease_loop(stop), name="scheduler-leases")
+        try:
+            await self._poll_loop(stop)
+        except asyncio.CancelledError:
+            lease_task.cancel()
+            raise
+        finally:
+            if not lease_task.done():
+                lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+                await lease_task
+        try:
+            await self.leases.release(sorted(self.leases.owned))
+            await self.leases.leave()
+        except REDIS_ERRORS as exc:
+            self._log.warning("leases_not_released", error=str(exc))
+        self._log.info("scheduler_stopped", **self.counts)
+
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.tick()
+                backoff = BACKOFF_INITIAL_S
+            except REDIS_ERRORS as exc:
+                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
+                await sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            await sleep_unless(stop, self.poll_s - (time.monotonic() - started))
+
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while not stop.is_set():
+            try:
+                changes = await self.leases.cycle()
+                if changes.surplus:
+                    await self.leases.release(changes.surplus)
+                backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
+            except REDIS_ERRORS as exc:
+                self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
+                wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
+                await sleep_unless(stop, wait)
+                continue
+            for p in changes.acquired:
+                self._log.info("partition_acquired", partition=p)
+            for p in (*changes.lost, *changes.surplus):
+                self._pending.pop(p, None)
+            await sleep_unless(stop, wait)
+
+    # --------------------------------------------------------------------- poll
+    async def tick(self) -> int:
+        """One poll over the owned partitions; the number of events appended."""
+        owned = sorted(self.leases.owned)
+        if not owned:
+            return 0
+        if time.monotonic() - self._views_at >= VIEW_REFRESH_S:
+            await self.views.read(owned)
+            self._views_at = time.monotonic()
+        now = int(time.time() * 1000)
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in owned:
+                ns, pending = self.views.cached(p), len(self._pending[p])
+                pipe.zrangebyscore(k.schedule(p, ns), "-inf", now, start=0,
+                                   num=DUE_BATCH + pending, withscores=True)
+                pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
+                                   num=DIGEST_BATCH + pending, withscores=True)
+                pipe.get(k.checkpoint(p, ns, PROJECTOR))
+            replies = await pipe.execute()
+        reminders: dict[int, list[tuple[str, int]]] = {}
+        digests: dict[int, list[tuple[str, int]]] = {}
+        for i, p in enumerate(owned):
+            pending = self._settle(p, replies[3 * i + 2])
+            if len(pending) >= PENDING_MAX:
+                continue  # the projector is far behind: wait for it
+            reminders[p] = [(_text(m), int(s)) for m, s in replies[3 * i]
+                            if _text(m) not in pending and _text(m) not in self._invalid]
+            digests[p] = [(_text(m), int(s)) for m, s in replies[3 * i + 1]
+                          if _text(m) not in pending and _text(m) not in self._invalid]
+        fires = await self._build(reminders, digests, now)
+        return await self._fire(fires)
+
+    def _settle(self, p: int, checkpoint: Any) -> dict[str, tuple[int, int]]:
+        """Forget fired entries the projector has applied; the rest stay pending."""
+        pending = self._pending[p]
+        if pending and checkpoint is not None:
+            done = positions.parse(_text(checkpoint))
+            for token in [t for t, at in pending.items() if at <= done]:
+                del pending[token]
+        return pending
+
+    async def _build(
+        self, reminders: dict[int, list[tuple[str, int]]],
+        digests: dict[int, list[tuple[str, int]]], now: int,
+    ) -> dict[int, list[Fire]]:
+        k = self.keys
+        groups: dict[tuple[int, str, str], list[tuple[str, str, int]]] = defaultdict(list)
+        for p, members in digests.items():
+            for member, due in members:
+                try:
+                    user, dkey, _window, field = parse_digest_member(member)
+                except ValueError:
+                    continue
+                groups[(p, user, dkey)].append((member, field, due))
+        plan: list[tuple[str, int, Any]] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p, due in reminders.items():
+                ns = self.views.cached(p)
+                for nid, score in due:
+                    pipe.get(k.scheduled(p, nid, ns))
+                    plan.append(("r", p, (nid, score)))
+            for (p, user, dkey), rows in groups.items():
+                pipe.hmget(k.digest(p, user, dkey, self.views.cached(p)), [f for _, f, _ in rows])
+                plan.append(("d", p, (user, dkey, rows)))
+            replies = await pipe.execute() if plan else []
+        fires: dict[int, list[Fire]] = defaultdict(list)
+        for (kind, p, what), value in zip(plan, replies, strict=True):
+            try:
+                if kind == "r":
+                    nid, score = what
+                    if value is not None:
+                        fires[p].append(reminder_fire(k, p, nid, value, score, now, self.limits))
+                else:
+                    fires[p].extend(self._summaries(p, *what, value, now))
+            except (CodecError, ValidationError, KeyError, TypeError) as exc:
+                token = what[0] if kind == "r" else f"{what[0]}|{what[1]}"
+                self._invalid.update([what[0]] if kind == "r" else [m for m, _, _ in what[2]])
+                self._log.error("schedule_entry_invalid", partition=p, entry=token,
+                                error=str(exc))
+        return fires
+
+    def _summaries(self, p: int, user: str, dkey: str, rows: list[tuple[str, str, int]],
+                   values: list[Any], now: int) -> list[Fire]:
+        """One summary per window (the first ones that fit; the rest on the next poll)."""
+        windows: dict[int, list[tuple[str, dict[str, Any], str, int]]] = defaultdict(list)
+        for (member, field, due), raw in zip(rows, values, strict=True):
+            if raw is not None:
+                windows[due].append((field, codec.unpack_value(raw), member, due))
+        out = []
+        for window_end, items in sorted(windows.items()):
+            items.sort(key=lambda row: row[0])
+            summary = build_summary(p, user, dkey, window_end, [(f, i) for f, i, _, _ in items],
+                                    self.limits, now)
+            if summary is not None:
+                covered = set(summary.fields)
+                members = [m for f, _, m, _ in items if f in covered]
+                out.append(digest_fire(self.keys, p, summary, members, window_end, self.limits))
+        return out
+
+    async def _fire(self, fires: dict[int, list[Fire]]) -> int:
+        parts = [p for p, batch in fires.items() if batch]
+        if not parts:
+            return 0
+        results = await asyncio.gather(*(self.script.fire(p, fires[p]) for p in parts))
+        appended = 0
+        now = int(time.time() * 1000)
+        for p, outcomes in zip(parts, results, strict=True):
+            if outcomes is None:
+                self.leases.owned.discard(p)
+                self._pending.pop(p, None)
+                self._log.warning("lease_lost", partition=p)
+                continue
+            appended += self._record(p, outcomes, now)
+        return appended
+
+    def _record(self, p: int, outcomes: list[Outcome], now: int) -> int:
+        pending = self._pending[p]
+        appended = 0
+        for o in outcomes:
+            at = positions.parse(o.position)
+            for token in (o.fire.token, *o.fire.members):
+                pending[token] = at
+            self.counts[o.outcome] += 1
+            if o.outcome != "duplicate":
+                appended += 1
+                self.counts["lateness_ms_max"] = max(self.counts["lateness_ms_max"],
+                                                     now - o.fire.due)
+        return appended
+
+
+async def run(settings: Settings, redis: Any, stop: asyncio.Event) -> None:
+    """The ``scheduler`` role (consumers/roles.py)."""
+    await Scheduler(settings, redis).run(stop)

@@ -1,0 +1,122 @@
+"""Cancelling schedules by cancel key: the routing index and the atomic cancel append.
+
+How a cancel wins (issue 6; the scheduler side is consumers/schedule/scheduler.py):
+
+- **Routing.** ``DELETE /v1/scheduled/{cancel_key}`` names no user. Before the
+  producer appends a ``notification.scheduled`` that has a cancel key, it records the
+  user in ``Keys.schedule_route(cancel_key)`` (a sorted set: user → latest due time,
+  ``ZADD GT``), which lives until a week after the latest due time. Written *before*
+  the append, it can list a user whose append then failed (a harmless extra cancel),
+  never miss one whose schedule is in the log. A schedule appended around the
+  producer (a raw XADD) is not routed: cancel it with an explicit user.
+- **Cancel.** :meth:`Canceller.cancel` appends ``schedule.cancelled`` for one user
+  with streams/lua/producer_cancel.lua, which in the same atomic step on the
+  partition's slot writes the tombstone ``Keys.cancel_tombstone(p, user, key)`` =
+  the cancel's position. The fire script refuses every entry under that key whose
+  schedule position is lower — even when the projector has not applied the cancel
+  yet. A schedule appended after the cancel (the key reused) still fires.
+- **Tombstone lifetime.** At least until every schedule it covers is due, plus
+  :data:`GRACE_MS` for a lagging scheduler: ``max(latest due - now, HORIZON_MS) +
+  GRACE_MS``. A scheduler that is down for longer than the grace past a cancelled
+  entry's due time could fire it once the tombstone is gone (documented limit).
+
+Failure modes: ValidationError before anything is written (bad user or key); Redis
+errors propagate. A cancel that raised may or may not be in the log: calling it
+again is safe (a second cancel changes nothing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from streams import codec
+from streams.events import Appended, Envelope, NotificationScheduled, ScheduleCancelled
+from streams.keys import Keys
+from streams.scripts import STREAMS_DIR, register
+from streams.validation import validate_envelope
+
+if TYPE_CHECKING:  # the producer imports this module for its routing hook
+    from streams.producer import Producer
+
+DAY_MS = 86_400_000
+HORIZON_MS = 366 * DAY_MS  # the API's longest delay (api/schemas.py MAX_SCHEDULE_S)
+GRACE_MS = 7 * DAY_MS  # how long routes and tombstones outlive the latest due time
+
+
+def schedule_routes(envelopes: Sequence[Envelope]) -> dict[str, dict[str, int]]:
+    """``{cancel key: {user: latest due}}`` of the scheduled events that have a key."""
+    out: dict[str, dict[str, int]] = {}
+    for env in envelopes:
+        payload = env.payload
+        if type(payload) is NotificationScheduled and payload.cancel_key is not None:
+            users = out.setdefault(payload.cancel_key, {})
+            users[env.user] = max(users.get(env.user, 0), payload.deliver_at)
+    return out
+
+
+def _queue_routes(pipe: Any, keys: Keys, routes: dict[str, dict[str, int]]) -> None:
+    for cancel_key, users in routes.items():
+        key = keys.schedule_route(cancel_key)
+        expire_at = max(users.values()) + GRACE_MS
+        pipe.zadd(key, users, gt=True)
+        pipe.pexpireat(key, expire_at, nx=True)  # a new key has no expiry: GT would skip it
+        pipe.pexpireat(key, expire_at, gt=True)
+
+
+async def write_routes(redis: Any, keys: Keys, envelopes: Sequence[Envelope]) -> None:
+    """Record the routes of a batch (one pipeline); a no-op without keyed schedules."""
+    routes = schedule_routes(envelopes)
+    if routes:
+        async with redis.pipeline(transaction=False) as pipe:
+            _queue_routes(pipe, keys, routes)
+            await pipe.execute()
+
+
+def write_routes_sync(redis: Any, keys: Keys, envelopes: Sequence[Envelope]) -> None:
+    """:func:`write_routes` for a synchronous client."""
+    routes = schedule_routes(envelopes)
+    if routes:
+        with redis.pipeline(transaction=False) as pipe:
+            _queue_routes(pipe, keys, routes)
+            pipe.execute()
+
+
+async def routed_users(redis: Any, keys: Keys, cancel_key: str, since_ms: int) -> dict[str, int]:
+    """Users with a schedule under the key due at or after ``since_ms``: ``{user: due}``."""
+    rows = await redis.zrangebyscore(keys.schedule_route(cancel_key), since_ms, "+inf",
+                                     withscores=True)
+    return {(u.decode() if isinstance(u, bytes) else str(u)): int(due) for u, due in rows}
+
+
+def tombstone_ttl_ms(now: int, latest_due: int | None) -> int:
+    """How long a cancel's tombstone must live (see the module docstring)."""
+    ahead = 0 if latest_due is None else max(0, latest_due - now)
+    return max(ahead, HORIZON_MS) + GRACE_MS
+
+
+class Canceller:
+    """Appends cancels with their tombstones; one per process and client."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.keys = producer.keys
+        self._script = register(producer.redis, STREAMS_DIR, "producer_cancel")
+
+    async def cancel(
+        self, user: str, cancel_key: str, *, latest_due: int | None = None
+    ) -> Appended:
+        """Cancel what ``user`` has scheduled under ``cancel_key`` (ValidationError first)."""
+        now = int(time.time() * 1000)
+        env = self.producer.envelope(user, ScheduleCancelled(cancel_key=cancel_key),
+                                     time_ms=now)
+        raw = codec.encode(env)
+        validate_envelope(env, len(raw), self.producer.limits)
+        p = self.producer.partition(user)
+        position = await self._script(
+            keys=[self.keys.stream(p), self.keys.cancel_tombstone(p, user, cancel_key)],
+            args=[raw, tombstone_ttl_ms(now, latest_due)],
+        )
+        text = position.decode() if isinstance(position, bytes) else str(position)
+        return Appended(env.id, p, text)
