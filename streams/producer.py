@@ -7,7 +7,8 @@ append (``Appended.duplicate``) and appends nothing; the check and the XADD are 
 script on one slot, so concurrent publishers of one key yield exactly one entry.
 
 :class:`SyncProducer` does the same for non-async services (Django, Flask,
-scripts). Nothing here trims a stream: replay needs the whole log.
+scripts). Nothing here trims a stream: replay needs the whole log. A scheduled event
+with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from streams import codec
+from streams import codec, schedule_cancel
 from streams.errors import CodecError, ValidationError
 from streams.events import Appended, Envelope, Payload
 from streams.ids import new_id, partition_of
@@ -185,6 +186,7 @@ class Producer(_Base):
         if not envelopes:
             return []
         groups = self._prepare(envelopes)
+        await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
         for _attempt in range(2):
@@ -216,6 +218,7 @@ class SyncProducer(_Base):
         if not envelopes:
             return []
         groups = self._prepare(envelopes)
+        schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
         for _attempt in range(2):
