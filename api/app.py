@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api import routes_inbox, routes_ops, routes_publish
+from api import routes_inbox, routes_ops, routes_publish, routes_schedule
 from api.auth import Authenticator
 from api.context import (
     AUTH,
@@ -30,6 +30,7 @@ from api.context import (
     QUERIES,
     REDIS,
     ROUTES,
+    SCHEMAS,
     SETTINGS,
 )
 from api.errors import problem_middleware
@@ -57,7 +58,9 @@ class RouteModule(Protocol):
     def routes(self, settings: Settings) -> list[Route]: ...
 
 
-DEFAULT_MODULES: tuple[RouteModule, ...] = (routes_ops, routes_publish, routes_inbox)
+DEFAULT_MODULES: tuple[RouteModule, ...] = (
+    routes_ops, routes_publish, routes_schedule, routes_inbox
+)
 
 
 def create_app(
@@ -79,6 +82,7 @@ def create_app(
     schemas = component_schemas(settings)
     add_routes(app, routes, schemas)
     app[ROUTES] = routes
+    app[SCHEMAS] = schemas
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
     for module in modules:

@@ -1,4 +1,4 @@
-"""Publishing routes (service keys only): one notification, a batch, and cancelling schedules.
+"""Publishing routes (service keys only): one notification and a batch.
 
 A request becomes one event: ``notification.created``; ``notification.scheduled``
 when ``deliver_at`` or ``delay_seconds`` is given (the scheduler turns it into a
@@ -19,12 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appending import accepted_body, append_and_wait, count_published
-from api.context import PRODUCER
+from api.appending import count_published
+from api.context import PRODUCER, SCHEMAS
 from api.errors import Unprocessable, field_error
 from api.jsonio import json_response
-from api.routing import Call, Param, Reply, Route
-from api.schemas import KEY, USER, check, notification_request
+from api.routing import Call, Reply, Route
+from api.schemas import check, notification_request
 from streams import codec
 from streams.errors import CodecError, ValidationError
 from streams.events import (
@@ -34,7 +34,6 @@ from streams.events import (
     NotificationCreated,
     NotificationScheduled,
     Payload,
-    ScheduleCancelled,
 )
 from streams.producer import Producer, now_ms
 from streams.settings import Settings
@@ -116,7 +115,7 @@ def _prevalidate(producer: Producer, schema: dict[str, Any], item: Any, now: int
 
 async def publish_batch(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
-    schema = notification_request()
+    schema = call.app[SCHEMAS]["NotificationRequest"]
     items = call.body["notifications"]
     now = now_ms()
     results: list[dict[str, Any]] = [{} for _ in items]
@@ -142,16 +141,6 @@ async def publish_batch(call: Call) -> web.Response:
                           "duplicates": duplicates, "failed": len(items) - len(appended)})
 
 
-async def cancel_scheduled(call: Call) -> web.Response:
-    user, key = call.query["user"], call.path["cancel_key"]
-    appended, projected = await append_and_wait(call.app, user, ScheduleCancelled(cancel_key=key))
-    if not projected:
-        return json_response({**accepted_body(appended), "cancel_key": key, "user": user,
-                              "id": appended.id}, 202)
-    return json_response({"cancel_key": key, "user": user, "id": appended.id,
-                          "position": appended.position, "status": "projected"})
-
-
 def routes(settings: Settings) -> list[Route]:
     tag = "publishing"
     errors = (400, 413, 422)
@@ -165,13 +154,4 @@ def routes(settings: Settings) -> list[Route]:
               f"Publish up to {settings.max_batch} notifications", tag, "service",
               {200: Reply("Per-item results, in request order.", "BatchResult")},
               body="BatchRequest", errors=errors),
-        Route("DELETE", "/v1/scheduled/{cancel_key}", cancel_scheduled, "cancel_scheduled",
-              "Cancel what is scheduled under a key and not yet due", tag, "service",
-              {200: Reply("The cancel is projected: nothing under the key will be sent.",
-                          "Cancelled"),
-               202: Reply("The cancel is logged; the projector has not applied it yet.",
-                          "Accepted")},
-              params=(Param("cancel_key", "path", KEY, True),
-                      Param("user", "query", USER, True, "The user the schedule is for.")),
-              errors=(422,)),
     ]

@@ -28,7 +28,7 @@ again is safe (a second cancel changes nothing).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streams import codec
@@ -108,15 +108,32 @@ class Canceller:
         self, user: str, cancel_key: str, *, latest_due: int | None = None
     ) -> Appended:
         """Cancel what ``user`` has scheduled under ``cancel_key`` (ValidationError first)."""
+        return (await self.cancel_many(cancel_key, {user: latest_due}))[0]
+
+    async def cancel_many(
+        self, cancel_key: str, users: Mapping[str, int | None]
+    ) -> list[Appended]:
+        """Cancel the key for each user (``{user: latest due or None}``), one pipeline.
+
+        Every cancel is validated before any is appended; results in ``users`` order.
+        """
         now = int(time.time() * 1000)
-        env = self.producer.envelope(user, ScheduleCancelled(cancel_key=cancel_key),
-                                     time_ms=now)
-        raw = codec.encode(env)
-        validate_envelope(env, len(raw), self.producer.limits)
-        p = self.producer.partition(user)
-        position = await self._script(
-            keys=[self.keys.stream(p), self.keys.cancel_tombstone(p, user, cancel_key)],
-            args=[raw, tombstone_ttl_ms(now, latest_due)],
-        )
-        text = position.decode() if isinstance(position, bytes) else str(position)
-        return Appended(env.id, p, text)
+        calls: list[tuple[Envelope, int, bytes, int]] = []
+        for user, latest_due in users.items():
+            env = self.producer.envelope(user, ScheduleCancelled(cancel_key=cancel_key),
+                                         time_ms=now)
+            raw = codec.encode(env)
+            validate_envelope(env, len(raw), self.producer.limits)
+            calls.append((env, self.producer.partition(user), raw,
+                          tombstone_ttl_ms(now, latest_due)))
+        if not calls:
+            return []
+        async with self.producer.redis.pipeline(transaction=False) as pipe:
+            for env, p, raw, ttl in calls:
+                await self._script(
+                    keys=[self.keys.stream(p), self.keys.cancel_tombstone(p, env.user, cancel_key)],
+                    args=[raw, ttl], client=pipe,
+                )
+            replies = await pipe.execute()
+        return [Appended(env.id, p, pos.decode() if isinstance(pos, bytes) else str(pos))
+                for (env, p, _, _), pos in zip(calls, replies, strict=True)]

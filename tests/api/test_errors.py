@@ -129,8 +129,8 @@ async def test_bad_path_parameters(api: ApiClient) -> None:
     assert paths(problem) == {"path.user"}
     problem = assert_problem(await api.delete("/v1/scheduled/a%20b?user=alice"), 422)
     assert paths(problem) == {"path.cancel_key"}
-    problem = assert_problem(await api.delete("/v1/scheduled/k"), 422)
-    assert paths(problem) == {"query.user"}
+    problem = assert_problem(await api.delete("/v1/scheduled/k"), 404)  # nothing under k
+    assert "cancel key 'k'" in problem["detail"]
 
 
 # ------------------------------------------------- a test-only route module

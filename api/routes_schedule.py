@@ -1,0 +1,119 @@
+"""``DELETE /v1/scheduled/{cancel_key}``: cancel what is scheduled under a key (service keys).
+
+Without ``?user=`` the users come from the routing index the producer writes before
+each keyed schedule is appended (streams/schedule_cancel.py): every user with a
+schedule under the key due no more than :data:`LATE_GRACE_MS` ago gets one
+``schedule.cancelled`` event, appended with its tombstone in one atomic step, so a
+cancel answered here wins over the scheduler even before the projector applies it.
+None routed → 404. With ``?user=`` the lookup is skipped and that user's cancel is
+appended whether or not anything is routed (for schedules appended around the
+producer); a user with nothing scheduled simply has nothing cancelled.
+
+Answer: 200 when every cancel is projected within ``HERALD_ACTION_WAIT``, else 202 (in
+the log, the projector behind). Body::
+
+    {"cancel_key", "status": "projected" | "accepted", "count",
+     "cancelled": [{"user", "id", "position", "partition", "status"}, ...],
+     "user", "id", "position"}   # the last three with ?user= (a single cancel)
+
+``cancelled`` lists at most :data:`MAX_LISTED` entries; ``count`` is the total. Entries
+that were already due and fired are not undone (a cancel is for what is not yet due).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Any
+
+from aiohttp import web
+
+from api.context import PRODUCER, QUERIES, REDIS
+from api.errors import NotFound
+from api.jsonio import json_response
+from api.routing import Call, Param, Reply, Route
+from api.schemas import KEY, USER
+from streams.events import Appended
+from streams.producer import Producer
+from streams.schedule_cancel import Canceller, routed_users
+from streams.settings import Settings
+
+LATE_GRACE_MS = 60_000  # still cancel schedules this recently due (the scheduler may lag)
+MAX_LISTED = 1000
+CANCEL_CHUNK = 500  # cancels per pipeline
+
+_cancellers: weakref.WeakKeyDictionary[Producer, Canceller] = weakref.WeakKeyDictionary()
+
+
+def _canceller(producer: Producer) -> Canceller:
+    found = _cancellers.get(producer)
+    if found is None:
+        found = _cancellers[producer] = Canceller(producer)
+    return found
+
+
+async def cancel_scheduled(call: Call) -> web.Response:
+    app = call.app
+    key: str = call.path["cancel_key"]
+    user: str | None = call.query.get("user")
+    producer = app[PRODUCER]
+    redis, keys = app[REDIS], producer.keys
+    if user is None:
+        since = int(time.time() * 1000) - LATE_GRACE_MS
+        targets: dict[str, int | None] = dict(sorted(
+            (await routed_users(redis, keys, key, since)).items()))
+        if not targets:
+            raise NotFound(f"nothing is scheduled under cancel key {key!r} (or it is all due)")
+    else:
+        due = await redis.zscore(keys.schedule_route(key), user)
+        targets = {user: None if due is None else int(due)}
+    canceller = _canceller(producer)
+    appended: list[Appended] = []
+    users = list(targets)
+    for i in range(0, len(users), CANCEL_CHUNK):
+        chunk = {u: targets[u] for u in users[i : i + CANCEL_CHUNK]}
+        appended += await canceller.cancel_many(key, chunk)
+    projected = await _wait(app, appended)
+    entries = [{"user": u, "id": a.id, "position": a.position, "partition": a.partition,
+                "status": "projected" if ok else "accepted"}
+               for u, a, ok in zip(users, appended, projected, strict=True)]
+    done = all(projected)
+    body: dict[str, Any] = {"cancel_key": key, "status": "projected" if done else "accepted",
+                            "count": len(entries), "cancelled": entries[:MAX_LISTED]}
+    if user is not None:
+        body.update(user=user, id=appended[0].id, position=appended[0].position)
+    return json_response(body, 200 if done else 202)
+
+
+async def _wait(app: web.Application, appended: list[Appended]) -> list[bool]:
+    """Per cancel, whether the projector applied it within HERALD_ACTION_WAIT."""
+    last: dict[int, str] = {}
+    for a in appended:
+        last[a.partition] = a.position  # appended in order per partition
+    timeout = app[PRODUCER].settings.action_wait_s
+    queries = app[QUERIES]
+    parts = list(last)
+    results = await asyncio.gather(*(queries.wait_for(p, last[p], timeout) for p in parts))
+    ok = dict(zip(parts, results, strict=True))
+    return [bool(ok[a.partition]) for a in appended]
+
+
+def routes(settings: Settings) -> list[Route]:
+    return [
+        Route("DELETE", "/v1/scheduled/{cancel_key}", cancel_scheduled, "cancel_scheduled",
+              "Cancel what is scheduled under a key and not yet due", "publishing", "service",
+              {200: Reply("Every cancel is projected: nothing under the key will be sent."),
+               202: Reply("The cancels are logged (and already win over the scheduler); the "
+                          "projector has not applied them all yet.")},
+              params=(Param("cancel_key", "path", KEY, True),
+                      Param("user", "query", USER, False,
+                            "Cancel only this user's schedules, without the routing lookup.")),
+              errors=(404, 422),
+              description=(
+                  "Appends one schedule.cancelled per user with a schedule under the key "
+                  "(found through the routing index the producer keeps, or the given user). "
+                  "Body: {cancel_key, status, count, cancelled: [{user, id, position, "
+                  "partition, status}]}, plus user, id and position when `user` is given. "
+                  "404 when nothing is scheduled under the key.")),
+    ]
