@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,7 @@ from streams.validation import check_user
 
 ALGORITHM = "HS256"
 ME = "me"
+VERIFIED_CACHE = 10_000  # user tokens remembered after their signature checked out
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +68,17 @@ def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None
 
 
 class Authenticator:
-    """Resolves a bearer credential to a :class:`Principal`; built once per app."""
+    """Resolves a bearer credential to a :class:`Principal`; built once per app.
+
+    A user token whose signature and claims checked out is remembered (LRU,
+    ``VERIFIED_CACHE`` tokens) with its ``exp``, so a browser's repeated requests
+    skip the HMAC and JSON work; its expiry is still checked on every use.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._key_digests = [(hashlib.sha256(k.encode()).digest(), k) for k in settings.api_keys]
         self._secret = settings.token_secret
+        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal of an ``Authorization`` header value; raises Unauthorized."""
@@ -94,6 +102,13 @@ class Authenticator:
         return found
 
     def _decode(self, token: str) -> str:
+        known = self._verified.get(token)
+        if known is not None:
+            if known[1] > time.time():
+                self._verified.move_to_end(token)
+                return known[0]
+            del self._verified[token]
+            raise Unauthorized("the user token has expired")
         if not self._secret or token.count(".") != 2:
             raise Unauthorized("the credential is neither an API key nor a user token")
         try:
@@ -105,11 +120,14 @@ class Authenticator:
             raise Unauthorized("the user token has expired") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid user token: {exc}") from exc
-        sub = claims.get("sub")
         try:
-            return valid_user(sub, "sub")
+            user = valid_user(claims.get("sub"), "sub")
         except ValidationError as exc:
             raise Unauthorized(f"invalid user token: {exc}") from exc
+        self._verified[token] = (user, float(claims["exp"]))
+        if len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+        return user
 
 
 def require_service(principal: Principal) -> None:

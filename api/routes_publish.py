@@ -24,7 +24,7 @@ from api.context import PRODUCER, SCHEMAS
 from api.errors import Unprocessable, field_error
 from api.jsonio import json_response
 from api.routing import Call, Reply, Route
-from api.schemas import check, notification_request
+from api.schemas import check
 from streams import codec
 from streams.errors import CodecError, ValidationError
 from streams.events import (

@@ -225,9 +225,24 @@ def _validator(schema_json: str) -> Any:
     return jsonschema_rs.Draft202012Validator(orjson.loads(schema_json), validate_formats=True)
 
 
+_BY_ID: dict[int, tuple[Mapping[str, Any], Any]] = {}
+MAX_COMPILED = 1024
+
+
 def validator_for(schema: Mapping[str, Any]) -> Any:
-    """A compiled validator for a (reference-free) schema, compiled once per shape."""
-    return _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode())
+    """A compiled validator for a (reference-free) schema, compiled once per shape.
+
+    Looked up by identity first (route schemas are long-lived objects), then by
+    content, so a hot path never re-serializes its schema.
+    """
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode())
+    if len(_BY_ID) >= MAX_COMPILED:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, validator)
+    return validator
 
 
 def _combination(error: Any) -> tuple[str, str] | None:

@@ -2,12 +2,14 @@
 -- KEYS[1]  the bucket (hash: tokens, ts in ms)
 -- ARGV[1]  capacity (burst), tokens
 -- ARGV[2]  refill rate, tokens per millisecond
--- ARGV[3]  cost of this request, tokens
--- Returns {allowed (1/0), retry_after_ms, tokens_left (floor)}.
+-- ARGV[3]  least to take: the cost of this request
+-- ARGV[4]  most to take: the cost plus a lease the process spends locally afterwards
+-- Returns {granted tokens (0 when refused), retry_after_ms, tokens left (floor)}.
 local bucket = KEYS[1]
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+local least = tonumber(ARGV[3])
+local most = tonumber(ARGV[4])
 
 -- Redis < 7 needs effects replication to write after reading the clock.
 if redis.replicate_commands then redis.replicate_commands() end
@@ -24,15 +26,15 @@ if now > ts then
   tokens = math.min(capacity, tokens + (now - ts) * rate)
 end
 
-local allowed = 0
+local granted = 0
 local retry_ms = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+if tokens >= least then
+  granted = math.min(math.floor(tokens), most)
+  tokens = tokens - granted
 else
-  retry_ms = math.ceil((cost - tokens) / rate)
+  retry_ms = math.ceil((least - tokens) / rate)
 end
 redis.call('HSET', bucket, 'tokens', string.format('%.6f', tokens), 'ts', now)
 -- A bucket left alone refills completely in capacity / rate; keep it no longer.
 redis.call('PEXPIRE', bucket, math.ceil(capacity / rate) + 1000)
-return {allowed, retry_ms, math.floor(tokens)}
+return {granted, retry_ms, math.floor(tokens)}

@@ -1,4 +1,4 @@
-"""Publishing over HTTP: the events that land in the log, idempotency, batches, cancels."""
+"""Publishing over HTTP: the events that land in the log, idempotency, batches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from streams.events import (
     Envelope,
     NotificationCreated,
     NotificationScheduled,
-    ScheduleCancelled,
 )
 from streams.keys import Keys
 from streams.partitions import partition_for
@@ -128,15 +127,6 @@ async def test_full_batch_of_1000(api: ApiClient, redis: Any) -> None:
     assert answer.status == 200 and answer.body["created"] == 1000
     ids = [r["id"] for r in answer.body["results"]]
     assert len(set(ids)) == 1000
-
-
-async def test_cancel_scheduled_appends_a_cancel(api: ApiClient, redis: Any) -> None:
-    answer = await api.delete("/v1/scheduled/remind-7?user=gina")
-    assert answer.status in (200, 202), answer.body
-    assert answer.body["cancel_key"] == "remind-7" and answer.body["user"] == "gina"
-    [(position, env)] = await log_of(redis, api.settings, "gina")
-    assert position == answer.body["position"]
-    assert env.payload == ScheduleCancelled(cancel_key="remind-7")
 
 
 async def test_published_events_are_counted(api: ApiClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 from api.auth import Principal
 from api.errors import TooManyRequests
 from api.ratelimit import Bucket, RateLimiter
+from streams.keys import Keys
 from streams.settings import Settings
 from tests.api.conftest import OTHER_KEY, running_api
 
@@ -76,3 +77,15 @@ async def test_unauthenticated_requests_spend_nothing(api_settings: Settings) ->
             assert (await api.get("/v1/users/alice/unread_count", auth="bad")).status == 401
         statuses = [(await api.get("/v1/users/alice/unread_count")).status for _ in range(3)]
         assert statuses == [200, 200, 429]
+
+
+async def test_leases_never_admit_more_than_the_bucket(settings: Settings, redis: Any) -> None:
+    """Processes lease tokens in chunks; together they stay within the shared bucket."""
+    shaped = settings.replace(api_rate_key="100/m")
+    assert Bucket.from_rate("100/m").lease == 4  # type: ignore[union-attr]
+    limiters = [RateLimiter(redis, shaped), RateLimiter(redis, shaped)]
+    key = Principal("service", "busy")
+    allowed = sum([(await limiters[i % 2].take(key)).allowed for i in range(150)])
+    assert 90 <= allowed <= 101  # at most one lapsed chunk per process; ~1 token of refill
+    left = await redis.hget(Keys(shaped.prefix).api_key_rate("busy"), "tokens")
+    assert float(left) < 5

@@ -1,0 +1,344 @@
+"""Benchmark the HTTP API's inbox reads and publishing against a bare aiohttp baseline.
+
+Bounded and loopback only. Starts a private server in a temporary folder unless
+``REDIS_URL`` is set (then works under a fresh prefix and deletes its keys), seeds
+``--users`` inboxes of ``--items`` notifications through the producer and the
+projector, then serves, each in its own process on uvloop:
+
+- the API (``create_app``, default settings: access log, auth, rate limits, metrics);
+- a bare aiohttp handler doing the same Redis reads (``InboxQueries.page``) with
+  no middleware, auth or validation — the ceiling for this work on this machine.
+
+Measured, in one run: inbox GET throughput (closed loop, ``--concurrency``
+connections) of both; inbox GET latency p50/p99 at a steady offered load
+(``--rate`` req/s, open loop, latency from the scheduled send time so a stall is not
+hidden); publish throughput, one notification per request and batches of 100.
+
+    python scripts/bench_api.py [--duration 5] [--rate 1000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from api.auth import mint_token
+from api.server import serve, stop_on_signals
+from consumers.queries import InboxQueries
+from consumers.roles import ROLES
+from streams.connection import connect
+from streams.events import NotificationCreated
+from streams.log import configure_logging
+from streams.producer import Producer
+from streams.server import ServerHandle, free_port, start_server
+from streams.settings import Settings
+
+KEY = "bench-service-key-" + "k" * 16
+SECRET = "bench-token-secret-" + "s" * 48
+PAGE = 20
+Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
+
+
+# ------------------------------------------------------------------ servers
+def bare_app(settings: Settings) -> web.Application:
+    """The baseline: the same InboxQueries.page read, nothing else."""
+    queries_key = web.AppKey("queries", InboxQueries)
+    app = web.Application()
+
+    async def resources(app: web.Application) -> Any:
+        redis = connect(settings)
+        app[queries_key] = InboxQueries(redis, settings)
+        yield
+        await redis.aclose()
+
+    async def inbox(request: web.Request) -> web.Response:
+        page = await request.app[queries_key].page(
+            request.match_info["user"], limit=int(request.query.get("limit", PAGE)))
+        body = {"items": page.items, "next_cursor": page.next_cursor,
+                "unread_count": page.unread_count}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/v1/users/{user}/inbox", inbox)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+def serve_main(kind: str, port: int) -> None:
+    """Child process: serve the API or the bare app until SIGTERM."""
+    import uvloop
+
+    from api.app import create_app
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)  # as `herald api` does
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        app = create_app(settings) if kind == "api" else bare_app(settings)
+        serving = await serve(app, "127.0.0.1", port)
+        await stop.wait()
+        await serving.stop()
+
+    uvloop.run(go())
+
+
+def spawn(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server {url} exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"server {url} did not come up")
+
+
+# ------------------------------------------------------------------ load
+async def closed_loop(session: aiohttp.ClientSession, request: Request, concurrency: int,
+                      duration: float) -> tuple[float, int]:
+    """(requests/s, errors) with ``concurrency`` requests always in flight."""
+    done = errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal done, errors
+        while time.perf_counter() < deadline:
+            status = await request(session)
+            done += 1
+            errors += status >= 300
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - start), errors
+
+
+async def open_loop(session: aiohttp.ClientSession, request: Request, rate: float,
+                    duration: float) -> tuple[list[float], int]:
+    """Latencies (s) at a steady offered ``rate``, measured from each scheduled send."""
+    total = int(rate * duration)
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter() + 0.05
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        status = await request(session)
+        latencies.append(time.perf_counter() - due)
+        errors += status >= 300
+    await asyncio.gather(*(one(i) for i in range(total)))
+    return latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+# ------------------------------------------------------------------ run
+async def seed(settings: Settings, users: list[str], items: int) -> None:
+    redis = connect(settings)
+    try:
+        producer = Producer(redis, settings)
+        envs = [producer.envelope(u, NotificationCreated(title=f"item {i}", body="x" * 120,
+                                                         data={"n": i}))
+                for i in range(items) for u in users]
+        last: dict[int, str] = {}
+        for i in range(0, len(envs), 1000):
+            for appended in await producer.publish_many(envs[i:i + 1000]):
+                last[appended.partition] = appended.position
+        stop = asyncio.Event()
+        task = asyncio.create_task(ROLES["projector"](settings, redis, stop))
+        queries = InboxQueries(redis, settings)
+        for partition, position in last.items():
+            if not await queries.wait_for(partition, position, 120):
+                raise RuntimeError("the projector did not catch up with the seed")
+        stop.set()
+        await task
+    finally:
+        await redis.aclose()
+
+
+async def measure(
+    args: argparse.Namespace, settings: Settings, env: dict[str, str]
+) -> dict[str, Any]:
+    users = [f"bench-user-{i}" for i in range(args.users)]
+    await seed(settings, users, args.items)
+    tokens = {u: mint_token(SECRET, u, 3600) for u in users}
+    api_proc, api = spawn("api", env)
+    bare_proc, bare = spawn("bare", env)
+    out: dict[str, Any] = {}
+    conn = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    try:
+        async with aiohttp.ClientSession(connector=conn) as session:
+            await wait_up(session, api, api_proc)
+            await wait_up(session, bare, bare_proc)
+
+            def inbox(base: str, auth: bool) -> Request:
+                async def call(s: aiohttp.ClientSession) -> int:
+                    user = random.choice(users)
+                    headers = {"Authorization": f"Bearer {tokens[user]}"} if auth else {}
+                    url = f"{base}/v1/users/{'me' if auth else user}/inbox?limit={PAGE}"
+                    async with s.get(url, headers=headers) as response:
+                        await response.read()
+                        return response.status
+                return call
+
+            def publish(batch: int) -> Request:
+                headers = {"Authorization": f"Bearer {KEY}"}
+
+                async def call(s: aiohttp.ClientSession) -> int:
+                    items = [{"user": random.choice(users), "title": "bench", "body": "x" * 120}
+                             for _ in range(batch)]
+                    path, body = (("/v1/notifications", items[0]) if batch == 1 else
+                                  ("/v1/notifications/batch", {"notifications": items}))
+                    async with s.post(api + path, json=body, headers=headers) as response:
+                        await response.read()
+                        return response.status
+                return call
+
+            for base, auth in ((api, True), (bare, False)):  # warm both up
+                await closed_loop(session, inbox(base, auth), args.concurrency, 1.0)
+            rps, err1 = await closed_loop(session, inbox(api, True), args.concurrency,
+                                          args.duration)
+            bare_rps, err2 = await closed_loop(session, inbox(bare, False), args.concurrency,
+                                               args.duration)
+            lat, err3 = await open_loop(session, inbox(api, True), args.rate, args.duration)
+            bare_lat, err4 = await open_loop(session, inbox(bare, False), args.rate, args.duration)
+            pub_rps, err5 = await closed_loop(session, publish(1), args.concurrency, args.duration)
+            batch_rps, err6 = await closed_loop(session, publish(100), 4, args.duration)
+            out = {
+                "inbox_get_rps": round(rps, 1),
+                "inbox_get_p50_ms": round(pct(lat, 0.50), 3),
+                "inbox_get_p99_ms": round(pct(lat, 0.99), 3),
+                "inbox_get_mean_ms": round(statistics.fmean(lat) * 1000, 3),
+                "offered_rate": args.rate,
+                "bare_get_rps": round(bare_rps, 1),
+                "bare_get_p50_ms": round(pct(bare_lat, 0.50), 3),
+                "bare_get_p99_ms": round(pct(bare_lat, 0.99), 3),
+                "ratio_inbox_to_bare": round(rps / bare_rps, 3),
+                "publish_rps": round(pub_rps, 1),
+                "publish_batch_100_rps": round(batch_rps, 1),
+                "publish_batch_notifications_per_s": round(batch_rps * 100, 1),
+                "errors": err1 + err2 + err3 + err4 + err5 + err6,
+                "concurrency": args.concurrency,
+                "duration_s": args.duration,
+                "page_size": PAGE,
+                "inboxes": args.users,
+                "items_per_inbox": args.items,
+                "cpus": os.cpu_count(),
+            }
+    finally:
+        for proc in (api_proc, bare_proc):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (api_proc, bare_proc):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return out
+
+
+async def cleanup(settings: Settings) -> None:
+    redis = connect(settings)
+    try:
+        async for key in redis.scan_iter(match=f"{settings.prefix}:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase (≤ 30)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered req/s (≤ 5000)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--serve", choices=("api", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_main(args.serve, args.port)
+        return 0
+    args.duration = min(max(args.duration, 1.0), 30.0)
+    args.rate = min(max(args.rate, 10.0), 5000.0)
+    args.concurrency = min(max(args.concurrency, 1), 256)
+    handle: ServerHandle | None = None
+    tmp = tempfile.TemporaryDirectory()
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        handle = start_server(Path(tmp.name) / "data")
+        url = handle.url
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
+               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
+               HERALD_DATA_DIR=str(Path(tmp.name) / "data"),
+               # Rate limits stay on (their Redis step is part of the cost) but never bind.
+               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
+                                 redis_url=url)
+    try:
+        import uvloop
+
+        result = uvloop.run(measure(args, settings, env))
+        if not handle:
+            uvloop.run(cleanup(settings))
+    finally:
+        if handle is not None:
+            handle.stop()
+        tmp.cleanup()
+    if args.json:
+        print(orjson.dumps(result).decode())
+        return 0
+    print(f"inbox GET (API, user token): {result['inbox_get_rps']:>8.0f} req/s "
+          f"at {args.concurrency} connections")
+    print(f"inbox GET (bare handler):    {result['bare_get_rps']:>8.0f} req/s "
+          f"-> ratio {result['ratio_inbox_to_bare']:.2f}")
+    print(f"inbox GET at {args.rate:.0f} req/s offered: p50 {result['inbox_get_p50_ms']:.2f} ms, "
+          f"p99 {result['inbox_get_p99_ms']:.2f} ms (bare: p50 {result['bare_get_p50_ms']:.2f}, "
+          f"p99 {result['bare_get_p99_ms']:.2f})")
+    print(f"publish one per request:     {result['publish_rps']:>8.0f} req/s")
+    print(f"publish batches of 100:      {result['publish_batch_100_rps']:>8.0f} req/s "
+          f"({result['publish_batch_notifications_per_s']:.0f} notifications/s)")
+    print(f"errors: {result['errors']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
