@@ -69,10 +69,27 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep up to ``seconds``; return early when ``stop`` is set."""
+def check_cancelled() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    redis-py (8.1) occasionally returns normally from a command whose task was
+    cancelled meanwhile; the task then still reports ``cancelling()``. A cancelled
+    runtime must behave like a crashed one (no ack, no release), so the loops check.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def sleep_unless(event: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``; return early when ``event`` is set.
+
+    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can
+    swallow a cancellation that races with the event being set.
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+        async with asyncio.timeout(max(0.0, seconds)):
+            await event.wait()
 
 
 class GroupRuntime:
@@ -124,6 +141,7 @@ class GroupRuntime:
         lease_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
             await lease_task
+        check_cancelled()
         await self._shutdown()
 
     async def _ensure_groups(self, stop: asyncio.Event) -> None:
@@ -151,11 +169,13 @@ class GroupRuntime:
     async def _consume_loop(self, stop: asyncio.Event, lease_task: asyncio.Task[None]) -> None:
         backoff = BACKOFF_INITIAL_S
         while not stop.is_set():
+            check_cancelled()
             if lease_task.done():
                 lease_task.result()  # re-raise what killed it
                 raise RuntimeError("lease loop ended unexpectedly")
             try:
                 failed = await self._cycle(stop)
+                check_cancelled()
             except GroupMissingError:
                 raise
             except REDIS_ERRORS as exc:
@@ -173,6 +193,7 @@ class GroupRuntime:
         while not stop.is_set():
             try:
                 changes = await self.leases.cycle()
+                check_cancelled()
                 backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
             except REDIS_ERRORS as exc:
                 self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
@@ -211,8 +232,7 @@ class GroupRuntime:
         owned = sorted(self.leases.owned)
         if not owned:
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.block_ms / 1000)
+            await sleep_unless(self._wake, self.block_ms / 1000)
             return False
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.claim_idle_s
@@ -226,6 +246,7 @@ class GroupRuntime:
             )
             if not batches and self.per_partition:
                 await sleep_unless(stop, IDLE_POLL_S)
+        check_cancelled()
         results = await asyncio.gather(
             *(self._process(p, entries) for p, entries in batches.items()),
             return_exceptions=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -88,3 +89,18 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def worker_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "scripts.cli", "worker", *args]
+
+
+def spawn_worker(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``herald worker`` in a subprocess, output to ``log_path`` (kill it in a finally)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(worker_command(*args), cwd=REPO, env=worker_env(settings),
+                                stdout=log, stderr=log)
+
+
+def reap(*procs: subprocess.Popen[bytes]) -> None:
+    """Kill what is still running and wait for it."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -1,0 +1,90 @@
+"""Random inbox event sequences for the property and crash tests, with their model."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import strategies as st
+
+from streams.events import (
+    AllRead,
+    Envelope,
+    NotificationArchived,
+    NotificationCreated,
+    NotificationDeleted,
+    NotificationRead,
+    NotificationUnread,
+    Payload,
+)
+from streams.ids import new_id
+from streams.producer import Producer
+from tests.consumers.model import InboxModel
+
+USERS = ("u0", "u1", "u2")
+ITEM_OPS = ("read", "unread", "archive", "delete")
+
+Op = tuple[Any, ...]
+
+ops_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), st.sampled_from(USERS)),
+        st.tuples(st.sampled_from(ITEM_OPS), st.sampled_from(USERS), st.integers(0, 60)),
+        st.tuples(st.just("read_all"), st.sampled_from(USERS),
+                  st.one_of(st.none(), st.integers(0, 60))),
+    ),
+    min_size=3, max_size=45,
+)
+
+
+def random_ops(rng: random.Random, count: int, users: tuple[str, ...]) -> list[Op]:
+    """A seeded sequence with mostly creations (the crash test's bulk log)."""
+    out: list[Op] = []
+    for _ in range(count):
+        r, user = rng.random(), rng.choice(users)
+        if r < 0.55:
+            out.append(("create", user))
+        elif r < 0.95:
+            out.append((rng.choice(ITEM_OPS), user, rng.randrange(10_000)))
+        else:
+            out.append(("read_all", user, rng.choice([None, rng.randrange(10_000)])))
+    return out
+
+
+class Materializer:
+    """Turns abstract ops into envelopes; items are picked among those created so far."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.created: list[str] = []
+        self.positions: list[str] = []
+
+    def payload(self, op: Op) -> Payload:
+        kind, user = op[0], op[1]
+        if kind == "create":
+            return NotificationCreated(title=f"t{len(self.created)}", body="b" * (len(user) % 3),
+                                       data={"n": len(self.created)})
+        if kind == "read_all":
+            pick = op[2]
+            up_to = None if pick is None or not self.positions else \
+                self.positions[pick % len(self.positions)]
+            return AllRead(up_to=up_to)
+        nid = self.created[op[2] % len(self.created)] if self.created else \
+            new_id(self.producer.partition(user))
+        cls = {"read": NotificationRead, "unread": NotificationUnread,
+               "archive": NotificationArchived, "delete": NotificationDeleted}[kind]
+        return cls(notification_id=nid)
+
+    def envelope(self, op: Op) -> Envelope:
+        env = self.producer.envelope(op[1], self.payload(op))
+        if op[0] == "create":
+            self.created.append(env.id)
+        return env
+
+    def appended(self, position: str) -> None:
+        self.positions.append(position)
+
+
+def feed(model: InboxModel, envs: list[Envelope], positions: list[str]) -> None:
+    for env, position in zip(envs, positions, strict=True):
+        model.apply(env, position)

@@ -1,0 +1,242 @@
+"""The consumer-group runtime against a real server: recovery, dead letters, leases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import pytest
+
+from consumers import runtime as runtime_module
+from consumers.applier import Preparer
+from consumers.dead_letters import DeadLetters
+from consumers.errors import GroupMissingError
+from consumers.group import StreamGroup
+from consumers.handler import Entry, Outcome
+from consumers.lease import Leases
+from consumers.projector import ProjectorHandler, projector_factory
+from consumers.queries import InboxQueries
+from consumers.runtime import GroupRuntime
+from streams import codec, events
+from streams.events import NotificationCreated
+from streams.keys import Keys
+from streams.producer import Producer, _Base
+from streams.settings import Settings
+from tests.consumers.helpers import start_projector, wait_projected
+
+
+async def _stop(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> None:
+    stop.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_group_created_after_events_exist_projects_them_all(
+    redis: Any, settings: Settings
+) -> None:
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    appended = await producer.publish_many(
+        [producer.envelope(f"u{i % 5}", NotificationCreated(title=f"n{i}")) for i in range(40)]
+    )
+    assert not await redis.exists(Keys(settings.prefix).lease("projector", 0))
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop)
+    await wait_projected(queries, appended)
+    assert sum([await queries.unread_count(f"u{i}") for i in range(5)]) == 40
+    await _stop(stop, task)
+
+
+async def test_poison_entries_are_dead_lettered_and_retried_after_a_fix(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    keys = Keys(settings.prefix)
+    p = producer.partition("alice")
+    good = producer.envelope("alice", NotificationCreated(title="fine"))
+    doc = msgpack.unpackb(codec.encode(good))
+    future = producer.envelope("alice", NotificationCreated(title="from the future"))
+    v2 = msgpack.unpackb(codec.encode(future))
+    v2["v"] = 2
+    unknown_type = dict(doc, t="notification.snoozed", i=future.id)
+    for raw in (b"\x00garbage", msgpack.packb(unknown_type), msgpack.packb(v2)):
+        await redis.xadd(keys.stream(p), {b"e": raw})
+    last = await producer.publish(good)
+    stop = asyncio.Event()
+    runtime, task = start_projector(settings, redis, stop)
+    assert await queries.wait_for(p, last.position, 10)
+    letters = await runtime.dead_letters.list([p])
+    assert [x.reason.split(":")[0] for x in letters] == ["malformed", "unknown_type",
+                                                         "unknown_version"]
+    assert letters[0].raw == b"\x00garbage"  # the original bytes, untouched
+    assert [i["title"] for i in (await queries.page("alice")).items] == ["fine"]
+    assert (await redis.xpending(keys.stream(p), "projector"))["pending"] == 0
+
+    # The fix: version 2 of notification.created becomes known (same fields).
+    class CreatedV2(NotificationCreated):
+        VERSION = 2
+
+    monkeypatch.setitem(events.REGISTRY, ("notification.created", 2), CreatedV2)
+    monkeypatch.setitem(codec._FIELDS, CreatedV2, codec._FIELDS[NotificationCreated])
+    handler = projector_factory(settings, redis, "dlq-test")
+    outcomes = await DeadLetters(redis, settings).retry(letters, handler)
+    assert [o is None for o in outcomes] == [False, False, True]
+    titles = [i["title"] for i in (await queries.page("alice")).items]
+    assert titles == ["fine", "from the future"]  # applied at its own (older) position
+    left = await runtime.dead_letters.list([p])
+    assert [x.reason.split(":")[0] for x in left] == ["malformed", "unknown_type"]
+    await _stop(stop, task)
+
+
+class FailingHandler:
+    """A handler that fails every batch (a bug, or a dependency that is down)."""
+
+    group = "flaky"
+    claim_min_idle_ms: int | None = 0
+    calls = 0
+
+    def __init__(self, settings: Settings, redis: Any, consumer: str) -> None:
+        pass
+
+    async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+        FailingHandler.calls += 1
+        raise RuntimeError("downstream is broken")
+
+    async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+        return [None] * len(entries)
+
+
+async def test_entries_delivered_too_often_are_dead_lettered(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_module, "BACKOFF_MAX_S", 0.02)
+    settings = settings.replace(max_deliveries=3, partitions=1)
+    producer = Producer(redis, settings)
+    await producer.publish(producer.envelope("alice", NotificationCreated(title="x")))
+    stop = asyncio.Event()
+    rt = GroupRuntime(settings, redis, FailingHandler, block_ms=50)
+    task = asyncio.create_task(rt.run(stop))
+    dlq = DeadLetters(redis, settings)
+    for _ in range(200):
+        letters = await dlq.list([0])
+        if letters:
+            break
+        await asyncio.sleep(0.02)
+    await _stop(stop, task)
+    assert len(letters) == 1 and letters[0].group == "flaky"
+    assert letters[0].reason.startswith("max_deliveries: delivered 4 times")
+    assert FailingHandler.calls == 3
+    assert (await redis.xpending(Keys(settings.prefix).stream(0), "flaky"))["pending"] == 0
+
+
+async def test_crash_after_write_before_ack_changes_nothing_twice(
+    redis: Any, settings: Settings
+) -> None:
+    settings = settings.replace(lease_ttl_s=0.5)
+    producer, queries, keys = Producer(redis, settings), InboxQueries(redis, settings), \
+        Keys(settings.prefix)
+    appended = await producer.publish_many(
+        [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(10)]
+    )
+    p = appended[0].partition
+    # Consumer A takes the lease, reads, applies, and "crashes" before acking.
+    leases = Leases(redis, settings, "projector", "A", [p])
+    assert (await leases.hold([p]))[p][0]
+    group = StreamGroup(redis, keys, "projector", "A")
+    await group.ensure([p])
+    batch = (await group.read_new([p], 100, 10, per_partition=False))[p]
+    handler = ProjectorHandler(settings, redis, "A")
+    assert await handler.handle(p, batch) == [None] * 10
+    assert (await redis.xpending(keys.stream(p), "projector"))["pending"] == 10
+    assert await queries.unread_count("alice") == 10
+    # B starts, takes over when A's lease expires, and redelivers A's pending entries.
+    stop = asyncio.Event()
+    rt, task = start_projector(settings, redis, stop)
+    for _ in range(200):
+        if (await redis.xpending(keys.stream(p), "projector"))["pending"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    await _stop(stop, task)
+    assert (await redis.xpending(keys.stream(p), "projector"))["pending"] == 0
+    assert rt.handled == 10  # the redelivered batch went through B...
+    page = await queries.page("alice", limit=100)
+    assert len(page.items) == 10 and page.unread_count == 10  # ...and changed nothing
+    assert await queries.checkpoint(p) == appended[-1].position
+
+
+async def test_missing_group_is_reported_not_recreated(redis: Any, settings: Settings) -> None:
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop)
+    keys = Keys(settings.prefix)
+    for _ in range(100):
+        if await redis.exists(keys.lease("projector", 2)):
+            break
+        await asyncio.sleep(0.02)
+    await redis.xgroup_destroy(keys.stream(2), "projector")
+    with pytest.raises(GroupMissingError, match="refusing to recreate"):
+        await asyncio.wait_for(task, 5)
+    groups = await redis.xinfo_groups(keys.stream(2))
+    assert groups == []  # not silently recreated (neither at 0 nor at $)
+    stop.set()
+
+
+async def test_graceful_stop_acks_and_releases(redis: Any, settings: Settings) -> None:
+    producer, keys = Producer(redis, settings), Keys(settings.prefix)
+    stop = asyncio.Event()
+    rt, task = start_projector(settings, redis, stop)
+    for _ in range(100):
+        if len(rt.leases.owned) == settings.partitions:
+            break
+        await asyncio.sleep(0.02)
+    await producer.publish_many(
+        [producer.envelope(f"u{i}", NotificationCreated(title="x")) for i in range(20)]
+    )
+    await asyncio.sleep(0.3)
+    await _stop(stop, task)
+    for p in range(settings.partitions):
+        assert not await redis.exists(keys.lease("projector", p))
+        assert (await redis.xpending(keys.stream(p), "projector"))["pending"] == 0
+    assert await redis.zcard(keys.members("projector")) == 0
+
+
+async def test_two_runtimes_share_the_partitions(redis: Any, settings: Settings) -> None:
+    settings = settings.replace(partitions=8, lease_ttl_s=0.6)
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    stop_a, stop_b = asyncio.Event(), asyncio.Event()
+    a, task_a = start_projector(settings, redis, stop_a, consumer="A")
+    b, task_b = start_projector(settings, redis, stop_b, consumer="B")
+    for _ in range(200):
+        if len(a.leases.owned) == 4 and len(b.leases.owned) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert len(a.leases.owned) == 4 and len(b.leases.owned) == 4
+    assert not a.leases.owned & b.leases.owned
+    task_a.cancel()  # A crashes: B takes everything once A's leases expire
+    appended = await producer.publish_many(
+        [producer.envelope(f"u{i}", NotificationCreated(title="x")) for i in range(50)]
+    )
+    await wait_projected(queries, appended, timeout=10)
+    assert len(b.leases.owned) == 8
+    await _stop(stop_b, task_b)
+
+
+async def test_per_partition_reads_project_everything(redis: Any, settings: Settings) -> None:
+    """The read path used on Redis Cluster (one read per partition, no blocking)."""
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop, per_partition_reads=True)
+    appended = await producer.publish_many(
+        [producer.envelope(f"u{i % 7}", NotificationCreated(title=f"n{i}")) for i in range(60)]
+    )
+    await wait_projected(queries, appended)
+    assert sum([await queries.unread_count(f"u{i}") for i in range(7)]) == 60
+    await _stop(stop, task)
+
+
+def test_preparer_is_pure_and_keeps_order(settings: Settings) -> None:
+    producer = _Base(settings)
+    envs = [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(3)]
+    p = producer.partition("alice")
+    batch = Preparer(settings).prepare(p, "v", [Entry(f"{i}-0", codec.encode(e))
+                                                for i, e in enumerate(envs, 1)])
+    assert [r[0] for r in batch.records] == ["1-0", "2-0", "3-0"] and batch.target == "3-0"
