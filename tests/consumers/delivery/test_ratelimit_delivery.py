@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from streams.partitions import partition_for
@@ -33,6 +34,17 @@ def one_user_per_partition(partitions: int) -> list[str]:
     return [found[p] for p in sorted(found)]
 
 
+async def until_both_own_partitions(stack: Stack, consumers: set[str]) -> None:
+    keys = [stack.producer.keys.lease("webhook", p) for p in range(stack.settings.partitions)]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        owners = {o.decode() for o in await stack.redis.mget(keys) if o is not None}
+        if owners == consumers:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"partitions never shared by {consumers}")
+
+
 def most_in_window(times: list[float], window: float) -> int:
     times = sorted(times)
     best, start = 0, 0
@@ -50,13 +62,12 @@ async def test_two_workers_share_the_limit_and_the_backlog_drains_at_it(
     users = one_user_per_partition(stack.settings.partitions)
     for user in users:
         await stack.webhook_profile(user, webhook_receiver)
-    created = [await stack.notify(users[i % len(users)], f"n{i}") for i in range(COUNT)]
+    stack.start_channel("webhook", consumer="worker-a")
+    stack.start_channel("webhook", consumer="worker-b")
+    await until_both_own_partitions(stack, {"worker-a", "worker-b"})
     timed = TimedList()
     webhook_receiver.received = timed
-    half = stack.settings.partitions // 2  # each worker surely has half of the users
-    stack.start_channel("webhook", consumer="worker-a", partitions=range(half))
-    stack.start_channel("webhook", consumer="worker-b",
-                        partitions=range(half, stack.settings.partitions))
+    created = [await stack.notify(users[i % len(users)], f"n{i}") for i in range(COUNT)]
     await wait_until(lambda: len(webhook_receiver.received) >= COUNT, timeout=30)
     for c in created:
         doc = await stack.wait_state(c.id)
