@@ -1,4 +1,9 @@
-"""``herald status [--json]``: per partition owner, checkpoint, lag, pending, dead letters."""
+"""``herald status [--json]``: per partition owner, checkpoint, lag, pending, dead letters.
+
+``herald status --notification ID [--json]``: one notification and its per-channel
+delivery state, attempts, last error and times (consumers/delivery/status.py); exit
+1 when nothing is known of it.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,21 @@ import orjson
 
 from consumers.applier import GROUP
 from consumers.status import collect
-from scripts.runtime import EXIT_OK, guarded, load_settings, redis_client, run_async, server
+from scripts.runtime import (
+    EXIT_FAILED,
+    EXIT_OK,
+    guarded,
+    load_settings,
+    redis_client,
+    run_async,
+    server,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document")
+    parser.add_argument("--notification", metavar="ID", default=None,
+                        help="show one notification's delivery status instead")
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -44,6 +59,38 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_notification(doc: dict[str, Any]) -> str:
+    """One notification's status, a line per channel."""
+    lines = [f"{doc['id']}  user {doc['user']}  category {doc['category']}  "
+             f"created {doc['created_at'] or '-'}  expires {doc['expires_at'] or '-'}",
+             f"title: {doc['title']}"]
+    if doc.get("scheduled_for"):
+        lines.append(f"scheduled for {doc['scheduled_for']}")
+    for name, ch in doc["channels"].items():
+        parts = [f"{name:<8} {ch['state']:<9}"]
+        if "attempts" in ch:
+            parts.append(f"attempts {ch['attempts']}")
+        for label in ("sent_at", "next_attempt_at", "updated_at", "read_at"):
+            if ch.get(label):
+                parts.append(f"{label.replace('_at', '')} {ch[label]}")
+        if ch.get("last_error"):
+            parts.append(f"last error: {ch['last_error']}")
+        lines.append("  ".join(parts))
+    return "\n".join(lines)
+
+
+async def _notification(settings: Any, redis: Any, args: argparse.Namespace) -> int:
+    from consumers.delivery.status import DeliveryQueries
+
+    doc = await DeliveryQueries(redis, settings).notification(args.notification)
+    if doc is None:
+        print(f"herald: no notification {args.notification!r} (unknown, or its status "
+              "expired)", file=sys.stderr)
+        return EXIT_FAILED
+    print(orjson.dumps(doc).decode() if args.json else render_notification(doc))
+    return EXIT_OK
+
+
 def main(args: argparse.Namespace) -> int:
     def body() -> int:
         settings = load_settings()
@@ -51,6 +98,8 @@ def main(args: argparse.Namespace) -> int:
         async def go() -> int:
             with server(settings) as srv:
                 async with redis_client(settings, srv.url) as redis:
+                    if args.notification is not None:
+                        return await _notification(settings, redis, args)
                     doc = await collect(redis, settings)
             if args.json:
                 sys.stdout.write(orjson.dumps(doc).decode() + "\n")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
+
+import orjson
 
 from consumers.replay import Replay
 from consumers.verify import Verifier
@@ -14,6 +17,7 @@ from streams.producer import now_ms
 from streams.settings import Settings
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack
+from tests.consumers.helpers import worker_env
 
 DELIVERY_KINDS = ("status", "prefs", "profile")
 
@@ -94,3 +98,31 @@ async def test_statuses_expire_at_event_time_plus_the_ttl(
         assert after is not None and set(after["channels"]) == {"in_app"}  # the inbox stays
     finally:
         await stack.close()
+
+
+async def test_herald_status_notification_shows_the_channels(
+    stack: Stack, webhook_receiver: WebhookReceiver
+) -> None:
+    await stack.webhook_profile("ray", webhook_receiver)
+    created = await stack.notify("ray", "cli", channels=("in_app", "webhook", "email"))
+    stack.start_channel("webhook")
+    await stack.wait_state(created.id)
+    env = worker_env(stack.settings)
+    for extra in (["--json"], []):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scripts.cli", "status", "--notification", created.id, *extra,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err
+        if extra:
+            doc = orjson.loads(out)
+            assert doc["channels"]["webhook"]["state"] == "sent"
+            assert doc["channels"]["email"]["state"] == "pending"
+        else:
+            text = out.decode()
+            assert "webhook  sent" in text and "attempts 1" in text and "email    pending" in text
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.cli", "status", "--notification", "0" * 26, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and b"no notification" in err
