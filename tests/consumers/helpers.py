@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -74,15 +75,25 @@ def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
             for u in users}
 
 
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value}s"  # every float setting is a duration
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment for a ``herald worker`` subprocess on the test's server and prefix."""
+    """Environment for a ``herald worker`` subprocess with exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update({
-        "REDIS_URL": settings.redis_url or "", "HERALD_PREFIX": settings.prefix,
-        "HERALD_PARTITIONS": str(settings.partitions), "HERALD_LOG_FORMAT": "json",
-        "HERALD_LOG_LEVEL": "warning", "HERALD_LEASE_TTL": f"{settings.lease_ttl_s}s",
-        "HERALD_READ_BATCH": str(settings.read_batch), "PYTHONPATH": str(REPO),
-    })
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value != f.default and value is not None:
+            env[f.metadata["env"]] = _env_text(value)
+    env.update({"HERALD_LOG_FORMAT": "json", "HERALD_LOG_LEVEL": "warning",
+                "PYTHONPATH": str(REPO)})
     env.update(extra)
     return env
 
