@@ -71,7 +71,7 @@ def create_app(
 ) -> web.Application:
     """The API application. ``redis``: a shared client (not closed by the app)."""
     app = web.Application(
-        client_max_size=settings.max_body_bytes,
+        client_max_size=max(settings.max_body_bytes, settings.max_batch_body_bytes),
         middlewares=[observe_middleware, problem_middleware],
     )
     app[SETTINGS] = settings

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from streams.producer import Producer
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", object)
+REDIS: web.AppKey[Any] = web.AppKey("redis")
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
 QUERIES: web.AppKey[InboxQueries] = web.AppKey("queries")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -7,7 +7,8 @@ log line (``request_handled``: method, path, route, status, duration_ms, user).
 
 Overload: beyond ``HERALD_API_MAX_INFLIGHT`` concurrent requests the API answers
 503 with ``Retry-After`` at once instead of queueing (shed load early, stay
-responsive). The guard counts requests of this process only.
+responsive). The guard counts requests of this process only; ``/healthz`` and
+``/metrics`` are exempt, so an overloaded process is not mistaken for a dead one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from streams.log import get_logger
 log = get_logger("api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED = "unmatched"
+OVERLOAD_EXEMPT = frozenset({"/healthz", "/metrics"})  # liveness must not fail under load
 IN_FLIGHT = web.AppKey("in_flight", list)  # [count]; a list so the app can mutate it
 
 
@@ -58,7 +60,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     counter[0] += 1
     metrics.in_flight.inc()
     try:
-        if counter[0] > settings.api_max_inflight:
+        if counter[0] > settings.api_max_inflight and request.path not in OVERLOAD_EXEMPT:
             response: web.StreamResponse = problem_response(request, Unavailable(
                 "the API is overloaded; try again shortly", retry_after=1))
         else:

@@ -26,7 +26,7 @@ PROBLEM_TEXT = {
     401: "Missing, invalid or expired credentials.",
     403: "The credentials may not act on this resource.",
     404: "Not found (for this user).",
-    413: "The body is over HERALD_MAX_BODY.",
+    413: "The body is over HERALD_MAX_BODY (HERALD_MAX_BATCH_BODY for batches).",
     422: "The request breaks the schema; `errors` names each field.",
     429: "Rate limit reached; retry after Retry-After seconds.",
     500: "Unexpected error (a bug; it was logged).",

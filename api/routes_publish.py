@@ -153,5 +153,6 @@ def routes(settings: Settings) -> list[Route]:
         Route("POST", "/v1/notifications/batch", publish_batch, "publish_batch",
               f"Publish up to {settings.max_batch} notifications", tag, "service",
               {200: Reply("Per-item results, in request order.", "BatchResult")},
-              body="BatchRequest", errors=errors),
+              body="BatchRequest", errors=errors, batch_body=True,
+              description="The body may be up to HERALD_MAX_BATCH_BODY (default 4 MiB)."),
     ]

@@ -79,6 +79,7 @@ class Route:
     description: str = ""
     timeout: bool = True
     rate_cost: int = 1
+    batch_body: bool = False  # the body may reach HERALD_MAX_BATCH_BODY, not HERALD_MAX_BODY
 
 
 @dataclass(slots=True)
@@ -154,8 +155,8 @@ def make_endpoint(
             call.path[p.name] = coerce(p.schema, request.match_info[p.name], f"path.{p.name}")
         call.query = _query(request, query_params)
         if body_schema is not None:
-            body = await read_json(request, settings.max_body_bytes,
-                                   required=route.body_required)
+            limit = settings.max_batch_body_bytes if route.batch_body else settings.max_body_bytes
+            body = await read_json(request, limit, required=route.body_required)
             if body is not NO_BODY:
                 check(body_schema, body)
                 call.body = body

@@ -181,7 +181,7 @@ async def seed(settings: Settings, users: list[str], items: int) -> None:
             for appended in await producer.publish_many(envs[i:i + 1000]):
                 last[appended.partition] = appended.position
         stop = asyncio.Event()
-        task = asyncio.create_task(ROLES["projector"](settings, redis, stop))
+        task = asyncio.ensure_future(ROLES["projector"](settings, redis, stop))
         queries = InboxQueries(redis, settings)
         for partition, position in last.items():
             if not await queries.wait_for(partition, position, 120):

@@ -163,6 +163,7 @@ class Settings:
     api_keys: tuple[str, ...] = _env("HERALD_API_KEYS", _csv, ())
     token_secret: str = _env("HERALD_TOKEN_SECRET", str, "")
     max_body_bytes: int = _env("HERALD_MAX_BODY", _positive_int, 256 * 1024)
+    max_batch_body_bytes: int = _env("HERALD_MAX_BATCH_BODY", _positive_int, 4 * 1024 * 1024)
     action_wait_s: float = _env("HERALD_ACTION_WAIT", parse_duration, 1.0)
     request_timeout_s: float = _env("HERALD_REQUEST_TIMEOUT", parse_duration, 30.0)
     dev_mode: bool = _env("HERALD_DEV", _bool, False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,8 @@ class ApiClient:
         if json is not None:
             body = orjson.dumps(json)
             hdrs.setdefault("Content-Type", "application/json")
-        async with self.session.request(method, self.url + path, data=body, headers=hdrs) as r:
+        payload: Any = io.BytesIO(body) if body and len(body) > 512 * 1024 else body
+        async with self.session.request(method, self.url + path, data=payload, headers=hdrs) as r:
             raw = await r.read()
             parsed: Any = None
             if raw and r.content_type in ("application/json", "application/problem+json"):

@@ -6,6 +6,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+
 from streams import codec
 from streams.codec import ENTRY_FIELD
 from streams.events import (
@@ -121,12 +123,19 @@ async def test_batch_limits(api: ApiClient, api_settings: Settings) -> None:
     assert {e["path"] for e in answer.body["errors"]} == {"notifications.1"}
 
 
-async def test_full_batch_of_1000(api: ApiClient, redis: Any) -> None:
-    items = [{"user": f"user-{i % 37}", "title": f"n{i}"} for i in range(1000)]
+async def test_full_batch_of_1000(api: ApiClient, api_settings: Settings) -> None:
+    """A full batch may be bigger than HERALD_MAX_BODY (it has its own, larger limit)."""
+    items = [{"user": f"user-{i % 37}", "title": f"n{i}", "body": "正文" * 200}
+             for i in range(1000)]
+    size = len(orjson.dumps({"notifications": items}))
+    assert api_settings.max_body_bytes < size < api_settings.max_batch_body_bytes
     answer = await api.post("/v1/notifications/batch", json={"notifications": items})
     assert answer.status == 200 and answer.body["created"] == 1000
     ids = [r["id"] for r in answer.body["results"]]
     assert len(set(ids)) == 1000
+    huge = [{"user": "u", "title": "t", "body": "x" * 4900}] * 1000  # about 4.9 MB
+    answer = await api.post("/v1/notifications/batch", json={"notifications": huge})
+    assert answer.status == 413
 
 
 async def test_published_events_are_counted(api: ApiClient) -> None:

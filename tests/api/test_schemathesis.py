@@ -4,7 +4,11 @@ answer matches the document — status, content type, headers and body schema.
 Runs the ``st`` command line as a subprocess against ``/openapi.json`` with a fixed
 seed (reproducible; ``HERALD_TEST_SCHEMATHESIS_SEED`` overrides it) and a small
 example count so it stays well under a minute. Every check is on, including
-negative-data rejection and auth checks.
+negative-data rejection and auth checks, except ``ensure_resource_availability``:
+publishing answers 201 as soon as the event is in the log, and what
+``GET /v1/notifications/{id}`` reads is projected afterwards (eventually
+consistent by design; a digest item has no status of its own until its digest
+is sent), so "created, then immediately found" is not a promise of this API.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ RUN_LIMIT_S = 90
 async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int, str]:
     args = [
         str(ST), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {auth}",
-        "--checks", "all", "--max-examples", "5", "--seed", SEED, "--workers", "1",
+        "--checks", "all", "--exclude-checks", "ensure_resource_availability",
+        "--max-examples", "5", "--seed", SEED, "--workers", "1",
         "--request-timeout", "10", "--max-failures", "10", "--no-shrink",
         "--report-dir", str(tmp), *extra,
     ]
