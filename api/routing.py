@@ -135,7 +135,7 @@ def make_endpoint(
     query_params = [p for p in route.params if p.location == "query"]
     has_user = "{user}" in route.path
 
-    async def endpoint(request: web.Request) -> web.StreamResponse:
+    async def validated(request: web.Request) -> web.StreamResponse:
         app = request.app
         settings = app[SETTINGS]
         principal: Principal | None = None
@@ -160,18 +160,20 @@ def make_endpoint(
             if body is not NO_BODY:
                 check(body_schema, body)
                 call.body = body
+        return await route.handler(call)
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
         if not route.timeout:
-            return await route.handler(call)
-        try:
-            async with asyncio.timeout(settings.request_timeout_s) as scope:
-                return await route.handler(call)
+            return await validated(request)
+        seconds = request.app[SETTINGS].request_timeout_s
+        try:  # the limit covers a slowly sent body too, not only the handler
+            async with asyncio.timeout(seconds) as scope:
+                return await validated(request)
         except TimeoutError as exc:
             if not scope.expired():
                 raise
-            raise Unavailable(
-                f"the request took longer than {settings.request_timeout_s:g}s; try again",
-                retry_after=1,
-            ) from exc
+            raise Unavailable(f"the request took longer than {seconds:g}s; try again",
+                              retry_after=1) from exc
 
     endpoint.__name__ = route.operation_id
     return endpoint

@@ -221,3 +221,17 @@ async def test_low_level_garbage_never_gets_a_500(api: ApiClient) -> None:
     await writer.wait_closed()
     status = line.split()[1]
     assert status.startswith(b"4"), line
+
+
+async def test_a_body_sent_too_slowly_times_out(api_settings: Settings) -> None:
+    async with running_api(api_settings.replace(request_timeout_s=0.3)) as client:
+        host, port = client.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/notifications HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + SERVICE_KEY.encode() + b"\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"us")
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        await writer.wait_closed()
+        assert status_line.split()[1] == b"503"
