@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from consumers.channels import CHANNEL_NAMES, Channel, open_channel
 from consumers.delivery.dispatch import Dispatcher
 from consumers.delivery.jobs import Job, job_for, might_concern
 from consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
-from consumers.runtime import REDIS_ERRORS, GroupRuntime, sleep_unless
+from consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime, sleep_unless
 from streams import codec
 from streams.errors import CodecError
 from streams.log import get_logger
@@ -129,9 +130,10 @@ class DeliveryHandler:
                     taken = {}
                     backoff = min(backoff * 2, POLL_BACKOFF_MAX_S)
                 for p, jobs in taken.items():
-                    busy[p] = asyncio.create_task(self._retried(p, jobs),
-                                                  name=f"{self.group}-retry-{p}")
-                    busy[p].add_done_callback(lambda _t, p=p: busy.pop(p, None))
+                    task = asyncio.create_task(self._retried(p, jobs),
+                                               name=f"{self.group}-retry-{p}")
+                    busy[p] = task
+                    task.add_done_callback(functools.partial(_forget, busy, p))
                 await sleep_unless(stop, backoff)
             if busy:
                 await asyncio.gather(*busy.values(), return_exceptions=True)
@@ -151,6 +153,10 @@ class DeliveryHandler:
         await self.channel.aclose()
 
 
+def _forget(busy: dict[int, asyncio.Task[None]], partition: int, _task: object) -> None:
+    busy.pop(partition, None)
+
+
 def handler_factory(channel_name: str, channel: Channel | None = None) -> HandlerFactory:
     def factory(settings: Settings, redis: Any, consumer: str) -> Handler:
         return DeliveryHandler(settings, redis, consumer, channel_name, channel=channel)
@@ -161,14 +167,14 @@ def handler_factory(channel_name: str, channel: Channel | None = None) -> Handle
 async def run_channel(
     channel_name: str, settings: Settings, redis: Any, stop: asyncio.Event, *,
     partitions: Sequence[int] | None = None, consumer: str | None = None,
-    channel: Channel | None = None,
+    channel: Channel | None = None, block_ms: int = BLOCK_MS,
 ) -> None:
     """One channel's role until ``stop``: the group's consumer plus the retry poller.
 
     Cancelling is a crash as far as Redis can tell (see consumers/runtime.py).
     """
     runtime = GroupRuntime(settings, redis, handler_factory(channel_name, channel),
-                           partitions=partitions, consumer=consumer)
+                           partitions=partitions, consumer=consumer, block_ms=block_ms)
     handler: DeliveryHandler = runtime.handler  # type: ignore[assignment]
     poller = asyncio.create_task(handler.poll(lambda: set(runtime.leases.owned), stop),
                                  name=f"{channel_name}-retry-poller")

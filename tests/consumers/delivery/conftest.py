@@ -89,6 +89,7 @@ class Stack:
     def start_channel(self, name: str = "webhook", **kw: Any) -> tuple[asyncio.Task[None],
                                                                         asyncio.Event]:
         stop = asyncio.Event()
+        kw.setdefault("block_ms", 100)
         task = asyncio.create_task(run_channel(name, self.settings, self.redis, stop, **kw))
         self._tasks.append((task, stop))
         return task, stop
