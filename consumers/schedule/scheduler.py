@@ -175,11 +175,11 @@ class Scheduler:
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in owned:
-                ns, pending = self.views.cached(p), len(self._pending[p])
+                ns, waiting = self.views.cached(p), len(self._pending[p])
                 pipe.zrangebyscore(k.schedule(p, ns), "-inf", now, start=0,
-                                   num=DUE_BATCH + pending, withscores=True)
+                                   num=DUE_BATCH + waiting, withscores=True)
                 pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
-                                   num=DIGEST_BATCH + pending, withscores=True)
+                                   num=DIGEST_BATCH + waiting, withscores=True)
                 pipe.get(k.checkpoint(p, ns, PROJECTOR))
             replies = await pipe.execute()
         reminders: dict[int, list[tuple[str, int]]] = {}
@@ -219,9 +219,9 @@ class Scheduler:
                 groups[(p, user, dkey)].append((member, field, due))
         plan: list[tuple[str, int, Any]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for p, due in reminders.items():
+            for p, rows_due in reminders.items():
                 ns = self.views.cached(p)
-                for nid, score in due:
+                for nid, score in rows_due:
                     pipe.get(k.scheduled(p, nid, ns))
                     plan.append(("r", p, (nid, score)))
             for (p, user, dkey), rows in groups.items():
@@ -236,7 +236,8 @@ class Scheduler:
                     if value is not None:
                         fires[p].append(reminder_fire(k, p, nid, value, score, now, self.limits))
                 else:
-                    fires[p].extend(self._summaries(p, *what, value, now))
+                    user, dkey, rows = what
+                    fires[p].extend(self._summaries(p, user, dkey, rows, value, now))
             except (CodecError, ValidationError, KeyError, TypeError) as exc:
                 token = what[0] if kind == "r" else f"{what[0]}|{what[1]}"
                 self._invalid.update([what[0]] if kind == "r" else [m for m, _, _ in what[2]])

@@ -11,6 +11,7 @@ from consumers.schedule import projection_schedule as ps
 from streams import codec
 from streams.events import (
     DigestItemAdded,
+    Envelope,
     NotificationCreated,
     NotificationScheduled,
     ScheduleCancelled,
@@ -84,7 +85,7 @@ def test_digest_item_is_collected_under_its_window() -> None:
     assert ps.field_position(field) == "50-1"
 
 
-def _summary(nid: str, key: str | None, items: list[dict[str, object]]) -> object:
+def _summary(nid: str, key: str | None, items: list[dict[str, object]]) -> Envelope:
     data = {"digest": {"key": "daily", "window_end": 9000, "count": len(items), "items": items}}
     return BASE.envelope("alice", NotificationCreated(title="2 updates", data=data,
                                                       notification_id=nid), idempotency_key=key)
