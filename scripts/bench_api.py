@@ -12,7 +12,9 @@ projector, then serves, each in its own process on uvloop:
 Measured, in one run: inbox GET throughput (closed loop, ``--concurrency``
 connections) of both; inbox GET latency p50/p99 at a steady offered load
 (``--rate`` req/s, open loop, latency from the scheduled send time so a stall is not
-hidden); publish throughput, one notification per request and batches of 100.
+hidden); publish throughput, one notification per request and batches of 100. The
+load comes from scripts/loadgen.py (keep-alive, pre-built requests), which leaves
+the server nearly all the CPU a general HTTP client would take.
 
     python scripts/bench_api.py [--duration 5] [--rate 1000] [--json]
 """
@@ -30,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from api.auth import mint_token
 from api.server import serve, stop_on_signals
 from consumers.queries import InboxQueries
 from consumers.roles import ROLES
+from scripts.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
 from streams.connection import connect
 from streams.events import NotificationCreated
 from streams.log import configure_logging
@@ -52,7 +55,6 @@ from streams.settings import Settings
 KEY = "bench-service-key-" + "k" * 16
 SECRET = "bench-token-secret-" + "s" * 48
 PAGE = 20
-Request = Callable[[aiohttp.ClientSession], Awaitable[int]]
 
 
 # ------------------------------------------------------------------ servers
@@ -126,48 +128,6 @@ async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Pop
     raise RuntimeError(f"server {url} did not come up")
 
 
-# ------------------------------------------------------------------ load
-async def closed_loop(session: aiohttp.ClientSession, request: Request, concurrency: int,
-                      duration: float) -> tuple[float, int]:
-    """(requests/s, errors) with ``concurrency`` requests always in flight."""
-    done = errors = 0
-    deadline = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal done, errors
-        while time.perf_counter() < deadline:
-            status = await request(session)
-            done += 1
-            errors += status >= 300
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done / (time.perf_counter() - start), errors
-
-
-async def open_loop(session: aiohttp.ClientSession, request: Request, rate: float,
-                    duration: float) -> tuple[list[float], int]:
-    """Latencies (s) at a steady offered ``rate``, measured from each scheduled send."""
-    total = int(rate * duration)
-    latencies: list[float] = []
-    errors = 0
-    start = time.perf_counter() + 0.05
-
-    async def one(i: int) -> None:
-        nonlocal errors
-        due = start + i / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        status = await request(session)
-        latencies.append(time.perf_counter() - due)
-        errors += status >= 300
-    await asyncio.gather(*(one(i) for i in range(total)))
-    return latencies, errors
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 # ------------------------------------------------------------------ run
 async def seed(settings: Settings, users: list[str], items: int) -> None:
     redis = connect(settings)
@@ -197,70 +157,64 @@ async def measure(
 ) -> dict[str, Any]:
     users = [f"bench-user-{i}" for i in range(args.users)]
     await seed(settings, users, args.items)
-    tokens = {u: mint_token(SECRET, u, 3600) for u in users}
     api_proc, api = spawn("api", env)
     bare_proc, bare = spawn("bare", env)
-    out: dict[str, Any] = {}
-    conn = aiohttp.TCPConnector(limit=args.concurrency * 2)
     try:
-        async with aiohttp.ClientSession(connector=conn) as session:
+        async with aiohttp.ClientSession() as session:
             await wait_up(session, api, api_proc)
             await wait_up(session, bare, bare_proc)
+        api_pool, bare_pool = pool_for(api), pool_for(bare)
+        inbox_api = [request_bytes("GET", f"/v1/users/me/inbox?limit={PAGE}",
+                                   {"Authorization": f"Bearer {mint_token(SECRET, u, 3600)}"})
+                     for u in users]
+        inbox_bare = [request_bytes("GET", f"/v1/users/{u}/inbox?limit={PAGE}", {})
+                      for u in users]
+        auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
-            def inbox(base: str, auth: bool) -> Request:
-                async def call(s: aiohttp.ClientSession) -> int:
-                    user = random.choice(users)
-                    headers = {"Authorization": f"Bearer {tokens[user]}"} if auth else {}
-                    url = f"{base}/v1/users/{'me' if auth else user}/inbox?limit={PAGE}"
-                    async with s.get(url, headers=headers) as response:
-                        await response.read()
-                        return response.status
-                return call
+        def notification(i: int) -> dict[str, Any]:
+            return {"user": users[i % len(users)], "title": f"bench {i}", "body": "x" * 120}
 
-            def publish(batch: int) -> Request:
-                headers = {"Authorization": f"Bearer {KEY}"}
+        singles = [request_bytes("POST", "/v1/notifications", auth,
+                                 orjson.dumps(notification(i))) for i in range(500)]
+        batches = [request_bytes("POST", "/v1/notifications/batch", auth, orjson.dumps(
+            {"notifications": [notification(i * 100 + j) for j in range(100)]}))
+            for i in range(20)]
 
-                async def call(s: aiohttp.ClientSession) -> int:
-                    items = [{"user": random.choice(users), "title": "bench", "body": "x" * 120}
-                             for _ in range(batch)]
-                    path, body = (("/v1/notifications", items[0]) if batch == 1 else
-                                  ("/v1/notifications/batch", {"notifications": items}))
-                    async with s.post(api + path, json=body, headers=headers) as response:
-                        await response.read()
-                        return response.status
-                return call
+        def pick(requests: list[bytes]) -> Callable[[], bytes]:
+            return lambda: random.choice(requests)
 
-            for base, auth in ((api, True), (bare, False)):  # warm both up
-                await closed_loop(session, inbox(base, auth), args.concurrency, 1.0)
-            rps, err1 = await closed_loop(session, inbox(api, True), args.concurrency,
-                                          args.duration)
-            bare_rps, err2 = await closed_loop(session, inbox(bare, False), args.concurrency,
-                                               args.duration)
-            lat, err3 = await open_loop(session, inbox(api, True), args.rate, args.duration)
-            bare_lat, err4 = await open_loop(session, inbox(bare, False), args.rate, args.duration)
-            pub_rps, err5 = await closed_loop(session, publish(1), args.concurrency, args.duration)
-            batch_rps, err6 = await closed_loop(session, publish(100), 4, args.duration)
-            out = {
-                "inbox_get_rps": round(rps, 1),
-                "inbox_get_p50_ms": round(pct(lat, 0.50), 3),
-                "inbox_get_p99_ms": round(pct(lat, 0.99), 3),
-                "inbox_get_mean_ms": round(statistics.fmean(lat) * 1000, 3),
-                "offered_rate": args.rate,
-                "bare_get_rps": round(bare_rps, 1),
-                "bare_get_p50_ms": round(pct(bare_lat, 0.50), 3),
-                "bare_get_p99_ms": round(pct(bare_lat, 0.99), 3),
-                "ratio_inbox_to_bare": round(rps / bare_rps, 3),
-                "publish_rps": round(pub_rps, 1),
-                "publish_batch_100_rps": round(batch_rps, 1),
-                "publish_batch_notifications_per_s": round(batch_rps * 100, 1),
-                "errors": err1 + err2 + err3 + err4 + err5 + err6,
-                "concurrency": args.concurrency,
-                "duration_s": args.duration,
-                "page_size": PAGE,
-                "inboxes": args.users,
-                "items_per_inbox": args.items,
-                "cpus": os.cpu_count(),
-            }
+        c, d = args.concurrency, args.duration
+        for pool, reqs in ((api_pool, inbox_api), (bare_pool, inbox_bare)):  # warm up
+            await closed_loop(pool, pick(reqs), c, 1.0)
+        rps, err1 = await closed_loop(api_pool, pick(inbox_api), c, d)
+        bare_rps, err2 = await closed_loop(bare_pool, pick(inbox_bare), c, d)
+        lat, err3 = await open_loop(api_pool, pick(inbox_api), args.rate, d)
+        bare_lat, err4 = await open_loop(bare_pool, pick(inbox_bare), args.rate, d)
+        pub_rps, err5 = await closed_loop(api_pool, pick(singles), c, d)
+        batch_rps, err6 = await closed_loop(api_pool, pick(batches), 4, d)
+        await api_pool.close()
+        await bare_pool.close()
+        return {
+            "inbox_get_rps": round(rps, 1),
+            "inbox_get_p50_ms": round(percentile_ms(lat, 0.50), 3),
+            "inbox_get_p99_ms": round(percentile_ms(lat, 0.99), 3),
+            "inbox_get_mean_ms": round(statistics.fmean(lat) * 1000, 3),
+            "offered_rate": args.rate,
+            "bare_get_rps": round(bare_rps, 1),
+            "bare_get_p50_ms": round(percentile_ms(bare_lat, 0.50), 3),
+            "bare_get_p99_ms": round(percentile_ms(bare_lat, 0.99), 3),
+            "ratio_inbox_to_bare": round(rps / bare_rps, 3),
+            "publish_rps": round(pub_rps, 1),
+            "publish_batch_100_rps": round(batch_rps, 1),
+            "publish_batch_notifications_per_s": round(batch_rps * 100, 1),
+            "errors": err1 + err2 + err3 + err4 + err5 + err6,
+            "concurrency": c,
+            "duration_s": d,
+            "page_size": PAGE,
+            "inboxes": args.users,
+            "items_per_inbox": args.items,
+            "cpus": os.cpu_count(),
+        }
     finally:
         for proc in (api_proc, bare_proc):
             proc.send_signal(signal.SIGTERM)
@@ -269,7 +223,11 @@ async def measure(
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return out
+
+
+def pool_for(url: str) -> Pool:
+    host, port = url.removeprefix("http://").split(":")
+    return Pool(host, int(port))
 
 
 async def cleanup(settings: Settings) -> None:
