@@ -55,7 +55,9 @@ LINGER_S = 30.0
 RECONCILE_S = 30.0
 SUBSCRIBE_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 2
-RESUME_CONCURRENCY = 8  # log scans of resuming clients at once (a reconnect storm)
+# Streams being opened at once (each costs a few reads, maybe a log scan): a reconnect
+# storm after a restart queues here instead of exhausting the Redis pool.
+OPEN_CONCURRENCY = 16
 
 
 class Hub:
@@ -74,9 +76,10 @@ class Hub:
         self.connections = 0
         self.closing = False
         self.stuck_s = max(5.0, 2 * settings.live_heartbeat_s)
+        self.reconcile_s = RECONCILE_S
         self.counters = {"opened": 0, "refused": 0, "slow_closed": 0, "resets": 0,
                          "messages": 0, "signals_relevant": 0}
-        self.resume_gate = asyncio.Semaphore(RESUME_CONCURRENCY)
+        self.open_gate = asyncio.Semaphore(OPEN_CONCURRENCY)
         self._ticker: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -262,7 +265,7 @@ class Hub:
                 now = time.monotonic()
                 self._beat(asyncio.get_running_loop().time())
                 await self._drop_idle_feeds(now)
-                if now - last_reconcile >= RECONCILE_S:
+                if now - last_reconcile >= self.reconcile_s:
                     last_reconcile = now
                     for feed in self.feeds.values():
                         if feed.active.is_set():

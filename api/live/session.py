@@ -80,8 +80,9 @@ async def open_stream(request: web.Request, user: str, kind: str, since: str | N
                           token_expiry(request))
     await hub.attach(conn)
     try:
-        backlog, first, covered = await _resume(app, hub, user, conn.partition, since,
-                                                unreadable)
+        async with hub.open_gate:
+            backlog, first, covered = await _resume(app, hub, user, conn.partition, since,
+                                                    unreadable)
     except BaseException:
         hub.detach(conn)
         raise
@@ -106,8 +107,7 @@ async def _resume(app: web.Application, hub: Hub, user: str, partition: int,
     if last is None or m.key_of(last) <= m.key_of(since):
         unread = await queries.unread_count(user)
         return [], m.ready(covered, unread, resumed=True, replayed=0), covered
-    async with hub.resume_gate:
-        read = await hub.journal.read(partition, since, covered, hub.settings.live_resume_max)
+    read = await hub.journal.read(partition, since, covered, hub.settings.live_resume_max)
     if not read.complete:
         unread = await queries.unread_count(user)
         reason = f"too far behind: more than {hub.settings.live_resume_max} log entries to replay"

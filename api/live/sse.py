@@ -61,7 +61,10 @@ async def events(call: Call) -> web.StreamResponse:
             "X-Accel-Buffering": "no",  # tell proxies (nginx) not to buffer the stream
             "X-Request-Id": request.get(REQUEST_ID, ""),
         })
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except ConnectionError:  # the client left while we resumed
+            return response
         async with streaming(request, opening):
             await _pump(request, response, opening)
     finally:

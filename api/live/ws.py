@@ -50,7 +50,10 @@ async def websocket(call: Call) -> web.StreamResponse:
     opening = await open_stream(request, call.owner, "ws", call.query.get("since"))
     reader: asyncio.Task[None] | None = None
     try:
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client left while we resumed
+            return ws
         async with streaming(request, opening):
             reader = asyncio.create_task(_read(ws, opening.conn))
             await _pump(request, ws, opening)
