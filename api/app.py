@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api import routes_inbox, routes_ops, routes_publish, routes_schedule
+from api import routes_delivery, routes_inbox, routes_ops, routes_publish, routes_schedule
 from api.auth import Authenticator
 from api.context import (
     AUTH,
@@ -59,7 +59,7 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_schedule, routes_inbox
+    routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery
 )
 
 
@@ -80,6 +80,8 @@ def create_app(
     app[IN_FLIGHT] = [0]
     routes = [route for module in modules for route in module.routes(settings)]
     schemas = component_schemas(settings)
+    for module in modules:  # a module may name its own schemas: ``schemas(settings)``
+        schemas.update(getattr(module, "schemas", lambda _settings: {})(settings))
     add_routes(app, routes, schemas)
     app[ROUTES] = routes
     app[SCHEMAS] = schemas
