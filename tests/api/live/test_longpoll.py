@@ -1,0 +1,74 @@
+"""wait_newer: wakes on a publish, times out empty, answers at once when already newer,
+and works without the hub (polling fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from api import routes_inbox, routes_ops, routes_publish
+from api.app import create_app
+from api.longpoll import wait_newer
+from api.server import serve
+from streams.settings import Settings
+from tests.api.live.conftest import LiveClient
+
+pytestmark = pytest.mark.usefixtures("projector")
+
+
+def app_of(live: LiveClient):  # type: ignore[no-untyped-def]
+    return live.serving.runner.app
+
+
+async def _position(live: LiveClient, user: str, title: str) -> str:
+    published = await live.publish(user, title)
+    position: str = published.body["position"]
+    await asyncio.sleep(0.3)  # projected
+    return position
+
+
+async def test_wakes_as_soon_as_a_newer_item_exists(live: LiveClient) -> None:
+    after = await _position(live, "lena", "old")
+    waiting = asyncio.create_task(wait_newer(app_of(live), "lena", after, 5.0))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    started = time.monotonic()
+    await live.publish("lena", "new")
+    assert await asyncio.wait_for(waiting, 2.0) is True
+    assert time.monotonic() - started < 1.0
+
+
+async def test_times_out_false_and_ignores_changes_that_add_nothing(live: LiveClient) -> None:
+    published = await live.publish("mia", "only")
+    await asyncio.sleep(0.3)
+    after = published.body["position"]
+    waiting = asyncio.create_task(wait_newer(app_of(live), "mia", after, 0.8))
+    await asyncio.sleep(0.1)
+    await live.post(f"/v1/users/mia/inbox/{published.body['id']}/read")  # a signal, no item
+    started = time.monotonic()
+    assert await waiting is False
+    assert 0.3 < time.monotonic() - started < 1.5
+
+
+async def test_already_newer_answers_at_once(live: LiveClient) -> None:
+    await _position(live, "ned", "a")
+    started = time.monotonic()
+    assert await wait_newer(app_of(live), "ned", "0-1", 5.0) is True
+    assert time.monotonic() - started < 0.5
+    other = app_of(live)
+    assert await wait_newer(other, "nobody-here", "0-1", 0.1) is False
+
+
+async def test_without_the_hub_it_polls(api_settings: Settings, live: LiveClient) -> None:
+    app = create_app(api_settings, modules=(routes_ops, routes_publish, routes_inbox))
+    serving = await serve(app, "127.0.0.1", 0)
+    try:
+        after = await _position(live, "ola", "a")
+        waiting = asyncio.create_task(wait_newer(serving.runner.app, "ola", after, 3.0))
+        await asyncio.sleep(0.1)
+        await live.publish("ola", "b")
+        assert await asyncio.wait_for(waiting, 2.0) is True
+    finally:
+        await serving.stop()
