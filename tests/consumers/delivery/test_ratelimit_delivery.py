@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from streams.partitions import partition_for
-from tests.consumers.channels.conftest import WebhookReceiver
+from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
 
 LIMIT = 10  # per second (HERALD_RATE_LIMITS=webhook=10/s)
@@ -77,3 +77,23 @@ async def test_two_workers_share_the_limit_and_the_backlog_drains_at_it(
     # Redis grants are exact per 1 s window; arrivals add network jitter, hence 0.8 s.
     assert most_in_window(timed.times, 0.8) <= LIMIT
     assert max(timed.times) - min(timed.times) >= 1.8  # 25 at 10/s need two full windows
+
+
+async def test_sends_in_flight_per_process_stay_within_the_concurrency(
+    stack: Stack, webhook_receiver: WebhookReceiver
+) -> None:
+    stack.settings = stack.settings.replace(delivery_concurrency=3)
+    webhook_receiver.script(*[Reply(200, delay_s=0.3) for _ in range(9)])
+    users = one_user_per_partition(stack.settings.partitions)
+    for user in users:
+        await stack.webhook_profile(user, webhook_receiver)
+    timed = TimedList()
+    webhook_receiver.received = timed
+    created = [await stack.notify(users[i % len(users)], f"c{i}") for i in range(9)]
+    await stack.projected(created)
+    stack.start_channel("webhook")
+    for c in created:
+        assert (await stack.wait_state(c.id))["channels"]["webhook"]["state"] == "sent"
+    assert most_in_window(timed.times, 0.25) <= 3  # each send holds its slot 0.3 s
+    span = max(timed.times) - min(timed.times)
+    assert 0.55 <= span < 2.0  # three waves of three, not nine one after another (2.7 s)
