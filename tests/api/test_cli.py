@@ -71,9 +71,23 @@ async def test_api_command_serves_and_logs_requests(settings: Settings, workers:
                    HERALD_LOG_FORMAT="json", HERALD_DATA_DIR=str(settings.data_dir))
     proc = await asyncio.create_subprocess_exec(
         HERALD, "api", "--port", str(port), "--workers", workers, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    lines: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            if raw.startswith(b"{"):
+                lines.append(orjson.loads(raw))  # every line whole, even from two workers
+
+    collector = asyncio.create_task(collect())
     url = f"http://127.0.0.1:{port}"
     try:
+        deadline = time.monotonic() + 20
+        while sum(1 for line in lines if line.get("event") == "api_started") < int(workers):
+            assert time.monotonic() < deadline and proc.returncode is None, lines[-5:]
+            await asyncio.sleep(0.05)
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, url, proc)
             headers = {"Authorization": f"Bearer {SERVICE_KEY}", "X-Request-Id": "trace-77"}
@@ -82,15 +96,15 @@ async def test_api_command_serves_and_logs_requests(settings: Settings, workers:
                 assert response.status == 201
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    lines = [orjson.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+        await asyncio.wait_for(proc.wait(), 30)
+        await asyncio.wait_for(collector, 10)
+    assert proc.returncode == 0, lines[-5:]
     [served] = [line for line in lines if line.get("request_id") == "trace-77"]
     assert served["event"] == "request_handled"
     assert served["route"] == "/v1/notifications" and served["status"] == 201
     assert served["method"] == "POST" and served["duration_ms"] > 0 and "key" in served
     assert served["level"] == "info" and served["timestamp"].endswith("Z")
-    assert sum(1 for line in lines if line.get("event") == "api_started") == int(workers)
+    assert sum(1 for line in lines if line.get("event") == "api_stopped") == int(workers)
 
 
 async def test_run_command_all_in_one(tmp_path: Path) -> None:
