@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a file: make the packages importable
@@ -41,6 +42,7 @@ from consumers import positions  # noqa: E402
 from streams.connection import connect  # noqa: E402
 from streams.events import NotificationCreated, ProfileChanged  # noqa: E402
 from streams.keys import Keys  # noqa: E402
+from streams.log import configure_logging  # noqa: E402
 from streams.producer import Producer  # noqa: E402
 from streams.server import start_server  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -94,10 +96,6 @@ class _Receiver(asyncio.Protocol):
                 self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
                                      % len(body) + body)
                 continue
-            if head.startswith(b"post /reset"):
-                _Receiver.seen, _Receiver.requests, _Receiver.first = set(), 0, 0.0
-                self.transport.write(OK_RESPONSE)
-                continue
             now = time.time()
             _Receiver.requests += 1
             if not _Receiver.first:
@@ -117,11 +115,7 @@ def run_receiver() -> None:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
 
-    try:
-        import uvloop
-        uvloop.run(serve())
-    except ImportError:  # pragma: no cover
-        asyncio.run(serve())
+    uvloop.run(serve())
 
 
 async def _http(port: int, request: bytes) -> dict[str, Any]:
@@ -190,7 +184,6 @@ async def phase(url: str, port: int, workers: int, count: int, users: int, parti
     try:
         producer = Producer(redis, settings)
         await producer.start()
-        await _http(port, b"POST /reset HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         hook = f"http://127.0.0.1:{port}/hook"
         names = [f"bench{i}" for i in range(users)]
         for i in range(0, users, CHUNK):
@@ -258,25 +251,25 @@ def fire_error(url: str, reminders: int, spread: float) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    receiver = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--receiver", stdout=asyncio.subprocess.PIPE)
-    try:
-        assert receiver.stdout is not None
-        port = int((await asyncio.wait_for(receiver.stdout.readline(), 30)).strip())
-        out: dict[str, Any] = {}
-        for workers in (1, 2):
+    out: dict[str, Any] = {}
+    for workers in (1, 2):
+        receiver = await asyncio.create_subprocess_exec(  # a fresh one per phase
+            sys.executable, __file__, "--receiver", stdout=asyncio.subprocess.PIPE)
+        try:
+            assert receiver.stdout is not None
+            port = int((await asyncio.wait_for(receiver.stdout.readline(), 30)).strip())
             result = await phase(url, port, workers, args.count, args.users, args.partitions,
                                  args.timeout)
-            out[f"webhook_{workers}_eps"] = result["eps"]
-            out[f"webhook_{workers}"] = result
-            if not args.json:
-                print(f"webhook, {workers} worker(s): {result['eps']:.0f} deliveries/s "
-                      f"({result['count']} in {result['seconds']} s, {result['requests']} "
-                      f"requests, {result['distinct']} distinct)", flush=True)
-        return out
-    finally:
-        receiver.kill()
-        await receiver.wait()
+        finally:
+            receiver.kill()
+            await receiver.wait()
+        out[f"webhook_{workers}_eps"] = result["eps"]
+        out[f"webhook_{workers}"] = result
+        if not args.json:
+            print(f"webhook, {workers} worker(s): {result['eps']:.0f} deliveries/s "
+                  f"({result['count']} in {result['seconds']} s, {result['requests']} "
+                  f"requests, {result['distinct']} distinct)", flush=True)
+    return out
 
 
 def main() -> int:
@@ -296,17 +289,14 @@ def main() -> int:
         return 0
     if not 1 <= args.count <= MAX_COUNT or not 1 <= args.users <= args.count:
         parser.error(f"--count must be 1..{MAX_COUNT} and --users 1..count")
+    configure_logging("warning", "console")  # stdout carries only the results
     with contextlib.ExitStack() as stack:
         url = os.environ.get("REDIS_URL") or os.environ.get("HERALD_BENCH_REDIS_URL")
         if not url:
             handle = start_server(Path(stack.enter_context(tempfile.TemporaryDirectory())))
             stack.callback(handle.stop)
             url = handle.url
-        try:
-            import uvloop
-            out = uvloop.run(run(args, url))
-        except ImportError:  # pragma: no cover
-            out = asyncio.run(run(args, url))
+        out = uvloop.run(run(args, url))
         if args.skip_scheduler:
             out.update({"fire_error_p50_ms": None, "fire_error_p99_ms": None})
         else:
