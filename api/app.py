@@ -18,7 +18,16 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api import routes_delivery, routes_inbox, routes_ops, routes_publish, routes_schedule
+from api import (
+    routes_admin,
+    routes_delivery,
+    routes_inbox,
+    routes_live,
+    routes_ops,
+    routes_pages,
+    routes_publish,
+    routes_schedule,
+)
 from api.auth import Authenticator
 from api.context import (
     AUTH,
@@ -59,7 +68,8 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery
+    routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
+    routes_live, routes_admin, routes_pages,
 )
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from api.context import METRICS, QUERIES, REDIS, SETTINGS
-from api.live import sse, ws
+from api.live import messages, sse, ws
 from api.live.credentials import COOKIE, QUERY, browser_credentials
 from api.live.hub import HUB, Hub
 from api.live.metrics import LiveCollector
@@ -54,14 +54,15 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", f"{base}/events", sse.events, "live_events",
               "Live inbox changes (Server-Sent Events)", TAG, "user",
               {200: Reply("text/event-stream: `id:` is the position, `event:` the type, "
-                          "`data:` the JSON message.", None, "text/event-stream")},
+                          "`data:` one LiveMessage (JSON).", "LiveMessage", "text/event-stream")},
               params=(USER_PARAM, since, token), timeout=False,
               description=MESSAGES_DOC + "Resume: `Last-Event-ID` (sent by EventSource on "
               "reconnect; wins over `since`) or `since`: everything after it comes first, "
               "then live messages, with no gap and no duplicate. " + AUTH_DOC + LIMITS_DOC),
         Route("GET", f"{base}/ws", ws.websocket, "live_ws",
               "Live inbox changes (WebSocket)", TAG, "user",
-              {101: Reply("Switching to WebSocket: one JSON text frame per message.", None)},
+              {101: Reply("Switching to WebSocket: one LiveMessage (JSON text frame) per "
+                          "message.", "LiveMessage")},
               params=(USER_PARAM, since, token), timeout=False, errors=(426,),
               description=MESSAGES_DOC + "Resume with `since`. Close codes: 1001 shutdown, "
               "1013 too slow, 1008 token expired. " + AUTH_DOC + LIMITS_DOC),
@@ -92,3 +93,20 @@ def setup(app: web.Application) -> None:
     app.middlewares.append(browser_credentials)
     app.cleanup_ctx.append(_hub_context)
     app.on_shutdown.append(_on_shutdown)
+
+
+def schemas(settings: Settings) -> dict[str, dict[str, object]]:
+    text = {"type": "string"}
+    return {"LiveMessage": {
+        "type": "object", "required": ["type"],
+        "description": "One live message; see api/live/messages.py for when each field is set.",
+        "properties": {
+            "type": {"enum": list(messages.TYPES)},
+            "position": {**POSITION, "description": "Its log position (the SSE id)."},
+            "item": {"$ref": "#/components/schemas/InboxItem"},
+            "id": text, "unread_count": {"type": "integer", "minimum": 0},
+            "up_to": text, "read_at": {"type": ["string", "null"]},
+            "resumed": {"type": "boolean"}, "replayed": {"type": "integer", "minimum": 0},
+            "reason": text, "detail": text,
+        },
+    }}

@@ -1,0 +1,92 @@
+// Herald pages: English and Chinese strings. t(key, vars) picks the current language.
+"use strict";
+const STRINGS = {
+  en: {
+    "app.sub": "Notifications",
+    "nav.all": "Inbox", "nav.unread": "Unread", "nav.archived": "Archived",
+    "head.all": "Inbox", "head.unread": "Unread", "head.archived": "Archived",
+    "head.sub": "{n} unread",
+    "action.markAll": "Mark all as read", "action.read": "Mark as read",
+    "action.unread": "Mark as unread", "action.archive": "Archive", "action.delete": "Delete",
+    "empty.title": "You're all caught up", "empty.body": "New notifications appear here instantly.",
+    "conn.connecting": "Connecting…", "conn.live": "Live", "conn.reconnecting": "Reconnecting…",
+    "conn.offline": "Offline",
+    "dev.title": "Demo controls", "dev.body": "Development mode: pick any user; the page mints a token.",
+    "dev.user": "User", "dev.switch": "Switch", "dev.sample": "Send a test notification",
+    "signin.title": "Sign in to your inbox",
+    "signin.body": "Paste a user token (from `herald token USER`).",
+    "signin.go": "Open inbox", "signin.bad": "That token was refused: {why}",
+    "toast.new": "New: {title}", "toast.reset": "Inbox refreshed (you were away too long).",
+    "lang": "中文", "bell": "Notifications",
+    "admin.title": "Operator", "admin.key": "Service API key",
+    "admin.keyBody": "The page polls /v1/admin/status with it (kept in this tab only).",
+    "admin.open": "Show status", "admin.auto": "Auto-refresh", "admin.updated": "Updated {t}",
+    "admin.entries": "Log entries", "admin.appended": "Appended / s", "admin.projected": "Projected / s",
+    "admin.lag": "Projector lag", "admin.pending": "Pending", "admin.dead": "Dead letters",
+    "admin.unowned": "Unowned partitions", "admin.live": "Live connections",
+    "admin.partitions": "Partitions", "admin.groups": "Consumer groups", "admin.liveTitle": "Live push (this API process)",
+    "admin.col.p": "#", "admin.col.length": "Entries", "admin.col.last": "Last position",
+    "admin.col.ckpt": "Checkpoint", "admin.col.owner": "Owner", "admin.col.lease": "Lease",
+    "admin.col.lag": "Lag", "admin.col.pending": "Pending", "admin.col.dead": "Dead letters",
+    "admin.col.ns": "View", "admin.col.group": "Group", "admin.col.consumers": "Consumers",
+    "admin.col.owned": "Owned", "admin.col.rate": "Processed / s", "admin.nobody": "nobody",
+    "admin.entriesHint": "entries not yet delivered",
+    "admin.error": "Could not load status: {why}",
+  },
+  zh: {
+    "app.sub": "消息通知",
+    "nav.all": "收件箱", "nav.unread": "未读", "nav.archived": "已归档",
+    "head.all": "收件箱", "head.unread": "未读消息", "head.archived": "已归档",
+    "head.sub": "{n} 条未读",
+    "action.markAll": "全部标为已读", "action.read": "标为已读",
+    "action.unread": "标为未读", "action.archive": "归档", "action.delete": "删除",
+    "empty.title": "没有新消息", "empty.body": "新的通知会实时出现在这里。",
+    "conn.connecting": "连接中…", "conn.live": "实时", "conn.reconnecting": "重新连接中…",
+    "conn.offline": "已断开",
+    "dev.title": "演示控制", "dev.body": "开发模式：可切换任意用户，页面会自动签发令牌。",
+    "dev.user": "用户", "dev.switch": "切换", "dev.sample": "发送一条测试通知",
+    "signin.title": "登录你的收件箱",
+    "signin.body": "粘贴用户令牌（由 `herald token USER` 生成）。",
+    "signin.go": "打开收件箱", "signin.bad": "令牌无效：{why}",
+    "toast.new": "新消息：{title}", "toast.reset": "离开太久，收件箱已刷新。",
+    "lang": "EN", "bell": "通知",
+    "admin.title": "运维面板", "admin.key": "服务 API 密钥",
+    "admin.keyBody": "页面用它轮询 /v1/admin/status（仅保存在当前标签页）。",
+    "admin.open": "查看状态", "admin.auto": "自动刷新", "admin.updated": "更新于 {t}",
+    "admin.entries": "日志条目", "admin.appended": "写入 / 秒", "admin.projected": "投影 / 秒",
+    "admin.lag": "投影延迟", "admin.pending": "待确认", "admin.dead": "死信",
+    "admin.unowned": "无主分区", "admin.live": "实时连接",
+    "admin.partitions": "分区", "admin.groups": "消费组", "admin.liveTitle": "实时推送（本 API 进程）",
+    "admin.col.p": "#", "admin.col.length": "条目", "admin.col.last": "最新位置",
+    "admin.col.ckpt": "检查点", "admin.col.owner": "持有者", "admin.col.lease": "租约",
+    "admin.col.lag": "延迟", "admin.col.pending": "待确认", "admin.col.dead": "死信",
+    "admin.col.ns": "视图", "admin.col.group": "消费组", "admin.col.consumers": "消费者",
+    "admin.col.owned": "已分配", "admin.col.rate": "处理 / 秒", "admin.nobody": "无",
+    "admin.entriesHint": "尚未投递的条目",
+    "admin.error": "无法加载状态：{why}",
+  },
+};
+
+let LANG = localStorage.getItem("herald.lang") ||
+  ((navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en");
+
+function t(key, vars) {
+  let text = (STRINGS[LANG] && STRINGS[LANG][key]) || STRINGS.en[key] || key;
+  for (const [name, value] of Object.entries(vars || {})) text = text.replace(`{${name}}`, value);
+  return text;
+}
+
+function applyI18n(root) {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  for (const el of (root || document).querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of (root || document).querySelectorAll("[data-i18n-title]")) {
+    el.title = t(el.dataset.i18nTitle);
+    el.setAttribute("aria-label", el.title);
+  }
+}
+
+function setLang(lang) {
+  LANG = lang;
+  localStorage.setItem("herald.lang", lang);
+  applyI18n();
+}
