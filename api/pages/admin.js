@@ -71,15 +71,15 @@ function render(doc) {
   $("prefix").textContent = `prefix ${s.prefix}`;
   const live = doc.live;
   $("live").replaceChildren(...(live ? [
-    card("connections", fmt(live.connections), "", `${fmt(live.users)} users`),
-    card("partitions subscribed", fmt(live.partitions_subscribed.length)),
-    card("signals", fmt(live.signals), "", `${fmt(live.signals_ignored)} ignored`),
-    card("messages", fmt(live.messages)),
-    card("refused", fmt(live.refused), live.refused ? "warn" : ""),
-    card("slow closed", fmt(live.slow_closed), live.slow_closed ? "warn" : ""),
-    card("resets", fmt(live.resets)),
-    card("long-poll waiting", fmt(live.waiters)),
-  ] : [card("live", "—")]));
+    card(t("live.connections"), fmt(live.connections), "", t("live.users", { n: fmt(live.users) })),
+    card(t("live.partitions"), fmt(live.partitions_subscribed.length)),
+    card(t("live.signals"), fmt(live.signals), "", t("live.ignored", { n: fmt(live.signals_ignored) })),
+    card(t("live.messages"), fmt(live.messages)),
+    card(t("live.refused"), fmt(live.refused), live.refused ? "warn" : ""),
+    card(t("live.slow"), fmt(live.slow_closed), live.slow_closed ? "warn" : ""),
+    card(t("live.resets"), fmt(live.resets)),
+    card(t("live.waiters"), fmt(live.waiters)),
+  ] : [card(t("admin.live"), "—")]));
   $("updated").textContent = t("admin.updated", { t: new Date(doc.generated_at).toLocaleTimeString() });
 }
 

@@ -9,9 +9,23 @@
 
 const $ = (id) => document.getElementById(id);
 const DEV = document.body.dataset.dev === "true";
-const ICONS = { billing: "💳", security: "🔒", comments: "💬", orders: "📦", system: "🛠️",
-  team: "👥", general: "🔔", reminders: "⏰", social: "💬" };
+// Category → [icon, background, colour]; unknown categories get the bell.
+const ICONS = {
+  billing: ["card", "#dcfce7", "#15803d"], security: ["lock", "#fee2e2", "#b91c1c"],
+  comments: ["message", "#dbeafe", "#1d4ed8"], social: ["message", "#dbeafe", "#1d4ed8"],
+  orders: ["package", "#fef3c7", "#b45309"], system: ["gear", "#e5e7eb", "#374151"],
+  team: ["users", "#ede9fe", "#6d28d9"], reminders: ["clock", "#fce7f3", "#be185d"],
+};
+const DEFAULT_ICON = ["bell", "#e0e7ff", "#4338ca"];
 const SVG = {
+  card: '<rect x="2" y="5" width="20" height="14" rx="2"/><path d="M2 10h20M6 15h4"/>',
+  lock: '<rect x="4" y="11" width="16" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>',
+  message: '<path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z"/>',
+  package: '<path d="M21 8 12 3 3 8v8l9 5 9-5z"/><path d="m3 8 9 5 9-5M12 13v8"/>',
+  gear: '<circle cx="12" cy="12" r="3"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9 7 7M17 17l2.1 2.1M4.9 19.1 7 17M17 7l2.1-2.1"/>',
+  users: '<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0M16 4.5a3.5 3.5 0 0 1 0 7M18 14.5a6.5 6.5 0 0 1 3.5 5.5"/>',
+  clock: '<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>',
+  bell: '<path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9"/><path d="M10.3 21a1.94 1.94 0 0 0 3.4 0"/>',
   read: '<path d="M20 6 9 17l-5-5"/>',
   unread: '<circle cx="12" cy="12" r="4"/>',
   archive: '<rect x="3" y="4" width="18" height="4" rx="1"/><path d="M5 8v11a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8"/><path d="M10 12h4"/>',
@@ -31,8 +45,9 @@ function cmpPos(a, b) {
   for (let i = 0; i < 3; i++) { if (x[i] < y[i]) return -1; if (x[i] > y[i]) return 1; }
   return 0;
 }
-function svg(name) {
-  return `<svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" ` +
+function svg(name, size) {
+  const px = size || 16;
+  return `<svg width="${px}" height="${px}" viewBox="0 0 24 24" fill="none" stroke="currentColor" ` +
     `stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${SVG[name]}</svg>`;
 }
 function ago(iso) {
@@ -118,8 +133,11 @@ function row(item) {
   const dot = document.createElement("span");
   dot.className = "dot";
   const icon = document.createElement("span");
+  const [glyph, background, colour] = ICONS[item.category] || DEFAULT_ICON;
   icon.className = "icon";
-  icon.textContent = ICONS[item.category] || "🔔";
+  icon.style.background = background;
+  icon.style.color = colour;
+  icon.innerHTML = svg(glyph, 20);
   const main = document.createElement("div");
   main.className = "item-main";
   const title = document.createElement("div");

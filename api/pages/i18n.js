@@ -31,7 +31,12 @@ const STRINGS = {
     "admin.col.ns": "View", "admin.col.group": "Group", "admin.col.consumers": "Consumers",
     "admin.col.owned": "Owned", "admin.col.rate": "Processed / s", "admin.nobody": "nobody",
     "admin.entriesHint": "entries not yet delivered",
-    "admin.error": "Could not load status: {why}",
+    "admin.error": "Could not load status: {why}", "admin.forget": "Change key",
+    "live.connections": "Connections", "live.users": "{n} users",
+    "live.partitions": "Partitions subscribed", "live.signals": "Change signals",
+    "live.ignored": "{n} for users not here", "live.messages": "Messages sent",
+    "live.refused": "Refused (limits)", "live.slow": "Closed as too slow",
+    "live.resets": "Resets", "live.waiters": "Long-polls waiting",
   },
   zh: {
     "app.sub": "消息通知",
@@ -63,7 +68,12 @@ const STRINGS = {
     "admin.col.ns": "视图", "admin.col.group": "消费组", "admin.col.consumers": "消费者",
     "admin.col.owned": "已分配", "admin.col.rate": "处理 / 秒", "admin.nobody": "无",
     "admin.entriesHint": "尚未投递的条目",
-    "admin.error": "无法加载状态：{why}",
+    "admin.error": "无法加载状态：{why}", "admin.forget": "更换密钥",
+    "live.connections": "连接数", "live.users": "{n} 个用户",
+    "live.partitions": "已订阅分区", "live.signals": "变更信号",
+    "live.ignored": "{n} 条与本进程无关", "live.messages": "已发送消息",
+    "live.refused": "被拒绝（超限）", "live.slow": "因过慢被关闭",
+    "live.resets": "重置次数", "live.waiters": "长轮询等待中",
   },
 };
 

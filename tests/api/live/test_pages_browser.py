@@ -1,0 +1,138 @@
+"""The demo inbox in a real headless Chromium: live badge and list without reload,
+mark read, resume after the stream drops, Chinese text; screenshots as artifacts.
+
+Needs Debian's ``chromium`` (and ``fonts-noto-cjk`` for Chinese glyphs): ``make
+browser`` installs both. Without Chromium the tests skip with a message, except
+under ``CI=true``, where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.settings import Settings
+from tests.api.conftest import SERVICE_KEY
+from tests.api.live.conftest import LiveClient, running_live
+
+CHROMIUM = Path(os.environ.get("HERALD_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-dev-shm-usage"]
+WAIT_MS = 5000
+HAVE_CHROMIUM = CHROMIUM.exists()
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("projector")]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (skips without it, fails without it under CI=true)."""
+    if not HAVE_CHROMIUM:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {CHROMIUM} is missing: run `make browser`")
+        pytest.skip(f"{CHROMIUM} not found: run `make browser` (apt: chromium, fonts-noto-cjk)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                            args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def dev_live(live_settings: Settings) -> AsyncIterator[LiveClient]:
+    async with running_live(live_settings.replace(dev_mode=True)) as client:
+        yield client
+
+
+async def test_inbox_updates_live_and_mark_read_clears_the_badge(
+        browser: Any, dev_live: LiveClient) -> None:
+    from playwright.async_api import expect
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 800}, locale="en-US")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await dev_live.publish("pat", "Welcome to Herald", body="Your workspace is ready.",
+                           category="team")
+    await page.goto(f"{dev_live.url}/?user=pat")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    badge = page.locator("#badge")
+    await expect(badge).to_have_text("1", timeout=WAIT_MS)
+    items = page.locator("#list .item")
+    await expect(items).to_have_count(1)
+
+    # published by a service while the page is open: badge and list update, no reload
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    await dev_live.publish("pat", "账单已生成", body="您的三月账单（¥328.00）已可下载。",
+                           category="billing")
+    await dev_live.publish("pat", "Li Wei mentioned you",
+                           body="“Can you review the rollout plan before Friday?”",
+                           category="comments")
+    await expect(badge).to_have_text("3", timeout=WAIT_MS)
+    await expect(items).to_have_count(3)
+    await expect(items.first).to_contain_text("Li Wei mentioned you")
+    await expect(page.locator("#list")).to_contain_text("账单已生成")
+    assert navigations == []
+
+    # mark one read: the badge follows (via the live stream)
+    target = items.filter(has_text="Welcome to Herald")
+    await target.hover()
+    await target.locator("[data-action=read]").click()
+    await expect(badge).to_have_text("2", timeout=WAIT_MS)
+    await expect(target).not_to_have_class(re.compile(r"\bunread\b"))
+
+    # the stream drops (server side); the page reconnects and resumes without a reload
+    hub_conns = _connections(dev_live)
+    for conn in hub_conns:
+        conn.close("slow_consumer")
+    await dev_live.publish("pat", "Missed while reconnecting", category="system")
+    await expect(items).to_have_count(4, timeout=WAIT_MS * 2)
+    await expect(badge).to_have_text("3")
+    assert navigations == []
+    await page.mouse.move(1200, 700)
+    await page.screenshot(path=str(ARTIFACTS / "inbox.png"), full_page=False)
+
+    # mark all read, then Chinese
+    await page.locator("#mark-all").click()
+    await expect(badge).to_be_hidden(timeout=WAIT_MS)
+    await page.locator("#lang").click()
+    await expect(page.locator("#heading")).to_have_text("收件箱")
+    await expect(page.locator("#conn")).to_contain_text("实时")
+    await page.screenshot(path=str(ARTIFACTS / "inbox-zh.png"))
+    assert errors == []
+
+
+async def test_operator_page_shows_partitions(browser: Any, dev_live: LiveClient) -> None:
+    from playwright.async_api import expect
+
+    for n in range(5):
+        await dev_live.publish(f"user{n}", f"n{n}")
+    page = await browser.new_page(viewport={"width": 1400, "height": 900}, locale="en-US")
+    await page.goto(f"{dev_live.url}/admin")
+    await page.locator("#key").fill(SERVICE_KEY)
+    await page.locator("#key-form button").click()
+    rows = page.locator("#partitions tbody tr")
+    await expect(rows).to_have_count(dev_live.settings.partitions, timeout=WAIT_MS)
+    await expect(page.locator("#groups")).to_contain_text("projector")
+    await expect(page.locator("#cards")).not_to_contain_text("Appended / s\n—", timeout=WAIT_MS)
+    await page.wait_for_timeout(2500)  # a second refresh fills in the throughput
+    await page.screenshot(path=str(ARTIFACTS / "admin.png"), full_page=True)
+
+
+def _connections(client: LiveClient) -> list[Any]:
+    from api.live.hub import HUB
+
+    hub = client.serving.runner.app[HUB]
+    return [conn for conns in hub.users.values() for conn in conns]
