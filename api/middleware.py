@@ -13,9 +13,9 @@ responsive). The guard counts requests of this process only; ``/healthz`` and
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -34,7 +34,7 @@ IN_FLIGHT = web.AppKey("in_flight", list)  # [count]; a list so the app can muta
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
 
 
 def _route_label(request: web.Request) -> str:
