@@ -99,13 +99,41 @@ async def _wait(app: web.Application, appended: list[Appended]) -> list[bool]:
     return [bool(ok[a.partition]) for a in appended]
 
 
+_ENTRY = {
+    "type": "object", "required": ["user", "id", "position", "partition", "status"],
+    "properties": {"user": {"type": "string"}, "id": {"type": "string"},
+                   "position": {"type": "string"}, "partition": {"type": "integer"},
+                   "status": {"enum": ["projected", "accepted"]}},
+}
+
+
+def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The answer's schema (merged into the app's OpenAPI components)."""
+    return {
+        "ScheduleCancelled": {
+            "type": "object", "required": ["cancel_key", "status", "count", "cancelled"],
+            "description": "One schedule.cancelled per user; `user`, `id` and `position` "
+                           "are set when the request named a user.",
+            "properties": {
+                "cancel_key": {"type": "string"},
+                "status": {"enum": ["projected", "accepted"]},
+                "count": {"type": "integer", "minimum": 1},
+                "cancelled": {"type": "array", "items": _ENTRY, "maxItems": MAX_LISTED},
+                "user": {"type": "string"}, "id": {"type": "string"},
+                "position": {"type": "string"},
+            },
+        },
+    }
+
+
 def routes(settings: Settings) -> list[Route]:
     return [
         Route("DELETE", "/v1/scheduled/{cancel_key}", cancel_scheduled, "cancel_scheduled",
               "Cancel what is scheduled under a key and not yet due", "publishing", "service",
-              {200: Reply("Every cancel is projected: nothing under the key will be sent."),
+              {200: Reply("Every cancel is projected: nothing under the key will be sent.",
+                          "ScheduleCancelled"),
                202: Reply("The cancels are logged (and already win over the scheduler); the "
-                          "projector has not applied them all yet.")},
+                          "projector has not applied them all yet.", "ScheduleCancelled")},
               params=(Param("cancel_key", "path", KEY, True),
                       Param("user", "query", USER, False,
                             "Cancel only this user's schedules, without the routing lookup.")),
@@ -113,7 +141,5 @@ def routes(settings: Settings) -> list[Route]:
               description=(
                   "Appends one schedule.cancelled per user with a schedule under the key "
                   "(found through the routing index the producer keeps, or the given user). "
-                  "Body: {cancel_key, status, count, cancelled: [{user, id, position, "
-                  "partition, status}]}, plus user, id and position when `user` is given. "
                   "404 when nothing is scheduled under the key.")),
     ]

@@ -7,6 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema_rs
+
+from api.routes_schedule import schemas
 from streams import codec
 from streams.codec import ENTRY_FIELD
 from streams.events import Envelope, NotificationCreated, ScheduleCancelled
@@ -37,6 +40,11 @@ async def until(check: Any, within_s: float = 10.0) -> Any:
         await asyncio.sleep(0.05)
 
 
+def matches_document(body: Any, settings: Settings) -> bool:
+    return bool(jsonschema_rs.Draft202012Validator(
+        schemas(settings)["ScheduleCancelled"]).is_valid(body))
+
+
 async def test_nothing_scheduled_under_a_key_is_404(api: ApiClient) -> None:
     answer = await api.delete("/v1/scheduled/no-such-key")
     assert answer.status == 404 and answer.content_type == "application/problem+json"
@@ -53,6 +61,7 @@ async def test_cancel_without_user_finds_every_user_through_the_route(
     assert answer.status == 200, answer.body
     assert answer.body["status"] == "projected" and answer.body["count"] == 2
     assert [c["user"] for c in answer.body["cancelled"]] == ["alice", "bob"]
+    assert matches_document(answer.body, api.settings)
     keys = Keys(api.settings.prefix)
     for entry in answer.body["cancelled"]:
         events = await log_of(redis, api.settings, entry["user"])
@@ -73,6 +82,7 @@ async def test_cancel_with_user_skips_the_lookup(api_settings: Settings, redis: 
     events = await log_of(redis, api_settings, "gina")
     assert events[-1].payload == ScheduleCancelled(cancel_key="remind-7")
     assert answer.body["position"] == answer.body["cancelled"][0]["position"]
+    assert matches_document(answer.body, api_settings)
 
 
 async def test_schedules_already_long_due_are_not_found(api: ApiClient) -> None:
