@@ -12,11 +12,15 @@ time, by whichever consumer owns the partition then (at-least-once, with the sam
 idempotency key). The worker removes a job once its outcome is recorded.
 
 Only the consumer holding a partition's lease for the channel group polls its
-queue (consumers/delivery/worker.py). Redis errors propagate.
+queue (consumers/delivery/worker.py); :meth:`RetryQueue.take` also says when the
+next job is due, and :attr:`RetryQueue.added` is set by every :meth:`put` in this
+process, so the poller sleeps until then instead of polling empty queues. Redis
+errors propagate.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ class RetryQueue:
         self.redis = redis
         self.keys = keys
         self.channel = channel
+        self.added = asyncio.Event()
         self._take = register(redis, DELIVERY_DIR, "retry_take")
 
     def queue_key(self, partition: int) -> str:
@@ -61,27 +66,33 @@ class RetryQueue:
             pipe.zadd(self.queue_key(partition),
                       {job.notification_id: due for job, due in jobs})
             await pipe.execute()
+        self.added.set()
 
     async def take(
         self, partitions: Iterable[int], now_ms: int, limit: int, visibility_ms: int
-    ) -> dict[int, list[Job]]:
-        """Due jobs per partition (at most ``limit`` each), hidden for ``visibility_ms``.
+    ) -> tuple[dict[int, list[Job]], int | None]:
+        """Due jobs per partition (at most ``limit`` each), hidden for ``visibility_ms``,
+        and the earliest due time (ms) left in these queues (None: all empty).
 
         A job that cannot be unpacked is logged and removed (it was not written by
         this version).
         """
         parts = list(partitions)
         if not parts:
-            return {}
+            return {}, None
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in parts:
                 await self._take(keys=[self.queue_key(p), self.jobs_key(p)],
                                  args=[now_ms, limit, visibility_ms], client=pipe)
             replies = await pipe.execute()
         out: dict[int, list[Job]] = {}
+        next_due: int | None = None
         for p, reply in zip(parts, replies, strict=True):
+            due = int(reply[0])
+            if due >= 0:
+                next_due = due if next_due is None else min(next_due, due)
             jobs, broken = [], []
-            for i in range(0, len(reply), 2):
+            for i in range(1, len(reply), 2):
                 try:
                     jobs.append(Job.unpack(reply[i + 1]))
                 except CodecError as exc:
@@ -92,7 +103,7 @@ class RetryQueue:
                 await self.done(p, broken)
             if jobs:
                 out[p] = jobs
-        return out
+        return out, next_due
 
     async def done(self, partition: int, notification_ids: Sequence[str]) -> None:
         """Forget finished jobs."""

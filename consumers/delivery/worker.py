@@ -32,7 +32,7 @@ from consumers.channels import CHANNEL_NAMES, Channel, open_channel
 from consumers.delivery.dispatch import Dispatcher
 from consumers.delivery.jobs import Job, job_for, might_concern
 from consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
-from consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime, sleep_unless
+from consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
 from streams import codec
 from streams.errors import CodecError
 from streams.log import get_logger
@@ -40,7 +40,8 @@ from streams.partitions import partition_for
 from streams.producer import now_ms
 from streams.settings import Settings
 
-POLL_S = 0.05  # between looks at the retry queues of owned partitions
+POLL_S = 0.05  # shortest pause between looks at the retry queues of owned partitions
+POLL_IDLE_S = 0.5  # longest pause (queues empty or nothing due soon)
 TAKE_LIMIT = 500  # jobs taken from one partition's queue at a time
 VISIBILITY_MIN_S = 60.0  # a taken job reappears after max(this, 4 x the channel's timeout)
 POLL_BACKOFF_MAX_S = 5.0
@@ -115,26 +116,38 @@ class DeliveryHandler:
         return found
 
     async def poll(self, owned: Callable[[], set[int]], stop: asyncio.Event) -> None:
-        """Send due retry-queue jobs of the owned partitions until ``stop``."""
+        """Send due retry-queue jobs of the owned partitions until ``stop``.
+
+        Sleeps until the earliest due job (at least POLL_S, at most POLL_IDLE_S, so
+        jobs of partitions taken over from another consumer are found), or until
+        this process queues a job.
+        """
         busy: dict[int, asyncio.Task[None]] = {}
         backoff = POLL_S
         queue = self.dispatcher.queue
         try:
             while not stop.is_set():
                 free = sorted(p for p in owned() if p not in busy)
+                queue.added.clear()
                 try:
-                    taken = await queue.take(free, now_ms(), TAKE_LIMIT, self.visibility_ms)
+                    now = now_ms()
+                    taken, next_due = await queue.take(free, now, TAKE_LIMIT,
+                                                       self.visibility_ms)
                     backoff = POLL_S
+                    wait = POLL_IDLE_S if next_due is None else (next_due - now) / 1000
+                    wait = min(max(wait, POLL_S), POLL_IDLE_S)
                 except REDIS_ERRORS as exc:
                     log.warning("retry_poll_failed", group=self.group, error=str(exc))
                     taken = {}
-                    backoff = min(backoff * 2, POLL_BACKOFF_MAX_S)
+                    backoff = wait = min(backoff * 2, POLL_BACKOFF_MAX_S)
                 for p, jobs in taken.items():
                     task = asyncio.create_task(self._retried(p, jobs),
                                                name=f"{self.group}-retry-{p}")
                     busy[p] = task
                     task.add_done_callback(functools.partial(_forget, busy, p))
-                await sleep_unless(stop, backoff)
+                if busy:  # a busy partition may have more due once its batch is done
+                    wait = POLL_S
+                await _sleep_until(stop, queue.added, wait)
             if busy:
                 await asyncio.gather(*busy.values(), return_exceptions=True)
         finally:
@@ -151,6 +164,16 @@ class DeliveryHandler:
 
     async def aclose(self) -> None:
         await self.channel.aclose()
+
+
+async def _sleep_until(stop: asyncio.Event, added: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``; return early when ``stop`` or ``added`` is set."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(added.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _forget(busy: dict[int, asyncio.Task[None]], partition: int, _task: object) -> None:

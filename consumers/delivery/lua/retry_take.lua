@@ -10,14 +10,15 @@
 -- ARGV[1]  now (ms)
 -- ARGV[2]  most jobs to take
 -- ARGV[3]  visibility (ms): how long a taken job stays hidden
--- Returns a flat array {id, packed job, id, packed job, ...}.
+-- Returns a flat array {next due (ms, -1 when empty), id, packed job, id, packed job, ...};
+-- "next due" is the earliest due time left in the queue after taking.
 local queue, jobs = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local visibility = tonumber(ARGV[3])
 
 local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, limit)
-local out = {}
+local out = {-1}
 for i = 1, #due do
   local id = due[i]
   local job = redis.call('HGET', jobs, id)
@@ -28,5 +29,9 @@ for i = 1, #due do
   else
     redis.call('ZREM', queue, id)
   end
+end
+local first = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+if #first > 0 then
+  out[1] = math.floor(tonumber(first[2]))
 end
 return out

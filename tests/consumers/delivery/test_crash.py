@@ -92,9 +92,9 @@ async def test_taken_jobs_hide_then_reappear_when_nobody_finishes_them(
     job = _job()
     now = int(time.time() * 1000)
     await queue.put(3, [(job, now - 1)])
-    assert await queue.take([3], now, 10, visibility_ms=200) == {3: [job]}
-    assert await queue.take([3], now + 100, 10, visibility_ms=200) == {}  # hidden
-    assert await queue.take([3], now + 250, 10, visibility_ms=200) == {3: [job]}  # back
+    assert await queue.take([3], now, 10, visibility_ms=200) == ({3: [job]}, now + 200)
+    assert await queue.take([3], now + 100, 10, visibility_ms=200) == ({}, now + 200)  # hidden
+    assert await queue.take([3], now + 250, 10, visibility_ms=200) == ({3: [job]}, now + 450)
     await queue.done(3, [job.notification_id])
-    assert await queue.take([3], now + 10_000, 10, visibility_ms=200) == {}
+    assert await queue.take([3], now + 10_000, 10, visibility_ms=200) == ({}, None)
     assert await queue.depth([3]) == 0
