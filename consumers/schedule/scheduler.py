@@ -180,29 +180,32 @@ class Scheduler:
                                    num=DUE_BATCH + waiting, withscores=True)
                 pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
                                    num=DIGEST_BATCH + waiting, withscores=True)
-                pipe.get(k.checkpoint(p, ns, PROJECTOR))
-            replies = await pipe.execute()
+                if waiting:  # only then does the projector's progress matter
+                    pipe.get(k.checkpoint(p, ns, PROJECTOR))
+            replies = iter(await pipe.execute())
         reminders: dict[int, list[tuple[str, int]]] = {}
         digests: dict[int, list[tuple[str, int]]] = {}
-        for i, p in enumerate(owned):
-            pending = self._settle(p, replies[3 * i + 2])
+        for p in owned:
+            due_rows, digest_rows = next(replies), next(replies)
+            pending = self._pending[p]
+            if pending:
+                self._settle(pending, next(replies))
             if len(pending) >= PENDING_MAX:
                 continue  # the projector is far behind: wait for it
-            reminders[p] = [(_text(m), int(s)) for m, s in replies[3 * i]
+            reminders[p] = [(_text(m), int(s)) for m, s in due_rows
                             if _text(m) not in pending and _text(m) not in self._invalid]
-            digests[p] = [(_text(m), int(s)) for m, s in replies[3 * i + 1]
+            digests[p] = [(_text(m), int(s)) for m, s in digest_rows
                           if _text(m) not in pending and _text(m) not in self._invalid]
         fires = await self._build(reminders, digests, now)
         return await self._fire(fires)
 
-    def _settle(self, p: int, checkpoint: Any) -> dict[str, tuple[int, int]]:
+    @staticmethod
+    def _settle(pending: dict[str, tuple[int, int]], checkpoint: Any) -> None:
         """Forget fired entries the projector has applied; the rest stay pending."""
-        pending = self._pending[p]
-        if pending and checkpoint is not None:
+        if checkpoint is not None:
             done = positions.parse(_text(checkpoint))
             for token in [t for t, at in pending.items() if at <= done]:
                 del pending[token]
-        return pending
 
     async def _build(
         self, reminders: dict[int, list[tuple[str, int]]],
