@@ -9,6 +9,10 @@ publishing answers 201 as soon as the event is in the log, and what
 ``GET /v1/notifications/{id}`` reads is projected afterwards (eventually
 consistent by design; a digest item has no status of its own until its digest
 is sent), so "created, then immediately found" is not a promise of this API.
+
+The streaming routes (``live_*``: SSE and WebSocket) are left to tests/api/live:
+a plain GET cannot open a WebSocket (426 by design), and an endless event stream
+is outside what these checks can judge within a request timeout.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int
     args = [
         str(ST), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {auth}",
         "--checks", "all", "--exclude-checks", "ensure_resource_availability",
+        "--exclude-operation-id-regex", "^live_",
         "--max-examples", "5", "--seed", SEED, "--workers", "1",
         "--request-timeout", "10", "--max-failures", "10", "--no-shrink",
         "--report-dir", str(tmp), *extra,
@@ -57,12 +62,17 @@ async def test_schemathesis_finds_nothing(api_settings: Settings, tmp_path: Path
     async with running_api(settings) as api:
         await seed(api)
         code, out = await schemathesis(api.url, SERVICE_KEY, tmp_path)
-        assert code == 0, out[-6000:]
-        assert "No issues found" in out
+        assert code == 0 and clean(out), out[-6000:]
         token = api.token("alice")
         code, out = await schemathesis(api.url, token, tmp_path,
                                        "--include-path-regex", "^/v1/users/")
-        assert code == 0, out[-6000:]
+        assert code == 0 and clean(out), out[-6000:]
+
+
+def clean(out: str) -> bool:
+    """The run's last line reports no failure and no error (warnings are notes)."""
+    summary = [line for line in out.splitlines() if line.startswith("=====")][-1]
+    return "failure" not in summary and "error" not in summary and " in " in summary
 
 
 async def seed(api: ApiClient) -> None:
