@@ -56,7 +56,7 @@ class Limits:
 
 
 def check_user(user: Any, field: str = "user") -> str:
-    if not isinstance(user, str) or not USER_RE.match(user):
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
         raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . @ -")
     if user in RESERVED_USERS:
         raise ValidationError(field, f"{user!r} is reserved")
@@ -65,7 +65,7 @@ def check_user(user: Any, field: str = "user") -> str:
 
 def check_key(value: Any, field: str) -> str:
     """Idempotency, cancel and digest keys: 1-200 printable characters, no spaces."""
-    if not isinstance(value, str) or not KEY_RE.match(value):
+    if not isinstance(value, str) or not KEY_RE.fullmatch(value):
         raise ValidationError(field, "must be 1-200 characters of A-Z a-z 0-9 _ . : @ / + = -")
     return value
 
@@ -86,7 +86,7 @@ def _check_text(value: str, field: str, limit: int, required: bool) -> None:
 def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | None) -> None:
     _check_text(p.title, "title", limits.max_title, required=True)
     _check_text(p.body, "body", limits.max_body, required=False)
-    if not CATEGORY_RE.match(p.category):
+    if not CATEGORY_RE.fullmatch(p.category):
         raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
     # The whole event's encoded size bounds the data's: measure data alone only when needed.
     if p.data and (encoded_size is None or encoded_size > limits.max_data_bytes):
@@ -122,7 +122,7 @@ def _check_preferences(p: PreferencesChanged) -> None:
     if len(p.preferences) > 200:
         raise ValidationError("preferences", "names more than 200 categories")
     for category, channels in p.preferences.items():
-        if category != "*" and not CATEGORY_RE.match(str(category)):
+        if category != "*" and not CATEGORY_RE.fullmatch(str(category)):
             raise ValidationError(f"preferences.{category}", "is not a valid category")
         if not isinstance(channels, dict):
             raise ValidationError(f"preferences.{category}", "must map channels to true/false")
@@ -137,7 +137,7 @@ def _check_profile(p: ProfileChanged) -> None:
     rules = {"phone": PHONE_RE, "email": EMAIL_RE, "webhook_url": URL_RE}
     for name, rule in rules.items():
         value = getattr(p, name)
-        if value is not None and not rule.match(value):
+        if value is not None and not rule.fullmatch(value):
             raise ValidationError(name, f"is not a valid {name.replace('_', ' ')}")
     for name in ("wechat_openid", "webhook_secret"):
         value = getattr(p, name)

@@ -171,3 +171,11 @@ async def test_script_flush_is_recovered_without_double_appends(
     for p in range(settings.partitions):
         total += await redis.xlen(producer.keys.stream(p))
     assert total == 41
+
+
+@pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 129, "用户"])
+def test_user_ids_are_matched_whole(user: str) -> None:
+    from streams.validation import check_user
+
+    with pytest.raises(ValidationError):
+        check_user(user)
