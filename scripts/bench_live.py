@@ -1,0 +1,487 @@
+"""Benchmark live push (SSE) against the seed's design: browsers polling the inbox.
+
+Bounded and loopback only. Starts a private server in a temporary folder unless
+``REDIS_URL`` is set (then works under a fresh prefix and deletes its keys), then,
+each in its own process: the API (``create_app``) and the projector (the
+``projector`` role). This process is the client side: raw-socket SSE clients (one
+asyncio protocol each, no task per connection), the poller baseline, and the
+publisher, which appends through the producer at a steady ``--rate`` to random
+users among 1,000 and stamps each notification with its send time.
+
+Phases, each ``--duration`` seconds of publishing:
+
+1. ``sse_1k``: 1,000 SSE connections, one per user;
+2. ``sse_10k``: 10,000 SSE connections, ten per user — also the API process's
+   memory per idle connection (RSS growth / connections) and its idle CPU;
+3. ``poll``: the baseline — 1,000 clients each GETting its inbox every 2 s; the
+   latency is from publish to the poll that first shows the item, and the
+   requests/s the API absorbs.
+
+Latency is publish → client receipt (wall clock, one machine). The file
+descriptor limit is raised to the hard limit in every process. With ``--json``,
+one JSON object (keys include ``sse_1k_p99_ms``, ``sse_10k_p99_ms``,
+``poll_p50_ms``, ``bytes_per_idle_conn``).
+
+    python scripts/bench_live.py [--duration 10] [--rate 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from api.server import serve, stop_on_signals
+from scripts.loadgen import percentile_ms
+from streams.connection import connect
+from streams.events import NotificationCreated
+from streams.log import configure_logging
+from streams.producer import Producer
+from streams.server import ServerHandle, free_port, start_server
+from streams.settings import Settings
+
+KEY = "bench-service-key-" + "k" * 16
+SECRET = "bench-token-secret-" + "s" * 48
+USERS = [f"u{i:04d}" for i in range(1000)]
+POLL_EVERY_S = 2.0
+CONNECT_BATCH = 50  # connections opened at once (see the note on the Redis pool in the report)
+DRAIN_S = 2.0
+
+
+_T0 = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout stays for the result)."""
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+# ------------------------------------------------------------- child processes
+def serve_main(kind: str, port: int) -> None:
+    """Child process: the API on ``port``, or the projector role, until SIGTERM."""
+    import uvloop
+
+    from api.app import create_app
+    from consumers.roles import ROLES
+
+    raise_fd_limit()
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        if kind == "api":
+            serving = await serve(create_app(settings), "127.0.0.1", port)
+            await stop.wait()
+            await serving.stop()
+            return
+        redis = connect(settings)
+        try:
+            await ROLES["projector"](settings, redis, stop)
+        finally:
+            await redis.aclose()
+
+    uvloop.run(go())
+
+
+def spawn(kind: str, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------- SSE client
+class Sink:
+    """Latencies of item.created receipts, ready count, errors."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.ready = 0
+        self.errors = 0
+        self.closed = 0
+        self.target = 0
+        self.reached = asyncio.Event()
+
+    def on_ready(self) -> None:
+        self.ready += 1
+        if self.ready >= self.target:
+            self.reached.set()
+
+    async def wait_ready(self, count: int, within: float) -> None:
+        self.target = count
+        self.reached.clear()
+        if self.ready >= count:
+            return
+        try:
+            await asyncio.wait_for(self.reached.wait(), within)
+        except TimeoutError:
+            pass
+
+
+class SSEClient(asyncio.Protocol):
+    """One SSE connection: sends the GET, reads data lines, never a task of its own.
+
+    Chunked framing lines never start with ``data:``; every event is written whole
+    by the server, so complete lines are enough.
+    """
+
+    def __init__(self, request: bytes, sink: Sink) -> None:
+        self.request = request
+        self.sink = sink
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.status_checked = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buffer = self.buffer + data
+        if not self.status_checked:
+            if b"\r\n" not in buffer:
+                self.buffer = buffer
+                return
+            self.status_checked = True
+            if not buffer.startswith(b"HTTP/1.1 200"):
+                self.sink.errors += 1
+        *lines, self.buffer = buffer.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data: "):
+                continue
+            message = orjson.loads(line[6:])
+            kind = message["type"]
+            if kind == "item.created":
+                self.sink.latencies.append(now - message["item"]["data"]["sent"])
+            elif kind == "ready":
+                self.sink.on_ready()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sink.closed += 1
+
+
+async def open_streams(port: int, users: list[str], per_user: int, sink: Sink
+                       ) -> tuple[list[SSEClient], float]:
+    loop = asyncio.get_running_loop()
+    clients: list[SSEClient] = []
+    started = time.monotonic()
+    targets = [u for u in users for _ in range(per_user)]
+    for i in range(0, len(targets), CONNECT_BATCH):
+        batch = targets[i:i + CONNECT_BATCH]
+        made = await asyncio.gather(*(loop.create_connection(
+            lambda u=u: SSEClient(sse_request(port, u), sink), "127.0.0.1", port)
+            for u in batch))
+        clients += [protocol for _transport, protocol in made]
+        await sink.wait_ready(len(clients), 30)
+    return clients, time.monotonic() - started
+
+
+def sse_request(port: int, user: str) -> bytes:
+    return (f"GET /v1/users/{user}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {KEY}\r\nAccept: text/event-stream\r\n\r\n").encode()
+
+
+def close_streams(clients: list[SSEClient]) -> None:
+    for client in clients:
+        if client.transport is not None:
+            client.transport.close()
+
+
+# -------------------------------------------------------------------- phases
+async def publish(producer: Producer, rate: float, duration: float) -> int:
+    """Steady ``rate`` per second for ``duration`` (open loop: a slow append is not hidden)."""
+    total = int(rate * duration)
+    start = time.perf_counter()
+    for i in range(total):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        user = random.choice(USERS)
+        payload = NotificationCreated(title=f"bench {i}", body="live push benchmark",
+                                      data={"sent": time.time(), "seq": i})
+        await producer.publish(producer.envelope(user, payload))
+    return total
+
+
+async def wait_connections(session: aiohttp.ClientSession, url: str, want: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        async with session.get(url + "/v1/admin/status",
+                               headers={"Authorization": f"Bearer {KEY}"}) as r:
+            doc = await r.json()
+        if doc["live"]["connections"] == want:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def sse_phase(args: argparse.Namespace, producer: Producer, port: int, per_user: int,
+                    api_pid: int, session: aiohttp.ClientSession) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    sink = Sink()
+    rss_before = rss_bytes(api_pid)
+    progress(f"opening {len(USERS) * per_user} SSE connections")
+    clients, connect_s = await open_streams(port, USERS, per_user, sink)
+    progress(f"{sink.ready} ready in {connect_s:.1f}s ({sink.errors} refused); idle, then "
+             f"publishing {args.rate:.0f}/s for {args.duration:.0f}s")
+    await asyncio.sleep(2.0)  # settle: buffers allocated, GC ran
+    rss_after = rss_bytes(api_pid)
+    cpu0, t0 = cpu_seconds(api_pid), time.monotonic()
+    await asyncio.sleep(3.0)
+    idle_cpu = (cpu_seconds(api_pid) - cpu0) / (time.monotonic() - t0) * 100
+    cpu0, t0 = cpu_seconds(api_pid), time.monotonic()
+    published = await publish(producer, args.rate, args.duration)
+    busy_cpu = (cpu_seconds(api_pid) - cpu0) / (time.monotonic() - t0) * 100
+    await asyncio.sleep(DRAIN_S)
+    connections = len(clients)
+    progress(f"received {len(sink.latencies)} of {published * per_user}; closing")
+    close_streams(clients)
+    await wait_connections(session, url, 0)
+    lat = sink.latencies
+    return {
+        "connections": connections, "ready": sink.ready, "connect_s": round(connect_s, 2),
+        "published": published, "received": len(lat),
+        "missing": published * per_user - len(lat), "errors": sink.errors,
+        "p50_ms": percentile_ms(lat, 0.50), "p99_ms": percentile_ms(lat, 0.99),
+        "max_ms": max(lat) * 1000 if lat else 0.0,
+        "bytes_per_idle_conn": max(0, rss_after - rss_before) // max(1, connections),
+        "idle_cpu_pct": round(idle_cpu, 1), "cpu_pct": round(busy_cpu, 1),
+    }
+
+
+async def poll_phase(args: argparse.Namespace, producer: Producer, port: int,
+                     api_pid: int) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    latencies: list[float] = []
+    counts = {"requests": 0, "errors": 0}
+    stop = asyncio.Event()
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    async def poller(session: aiohttp.ClientSession, user: str) -> None:
+        seen: set[str] = set()
+        first = True
+        await asyncio.sleep(random.uniform(0, POLL_EVERY_S))
+        while not stop.is_set():
+            due = time.monotonic() + POLL_EVERY_S
+            try:
+                async with session.get(f"{url}/v1/users/{user}/inbox?limit=20",
+                                       headers=headers) as r:
+                    body = await r.read()
+                    ok = r.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            now = time.time()
+            counts["requests"] += 1
+            if not ok:
+                counts["errors"] += 1
+            else:
+                for item in orjson.loads(body)["items"]:
+                    if item["id"] not in seen:
+                        seen.add(item["id"])
+                        if not first and "sent" in item["data"]:
+                            latencies.append(now - item["data"]["sent"])
+                first = False
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    progress(f"{len(USERS)} pollers, every {POLL_EVERY_S:.0f}s")
+    connector = aiohttp.TCPConnector(limit=len(USERS))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = [asyncio.create_task(poller(session, u)) for u in USERS]
+        await asyncio.sleep(POLL_EVERY_S + 0.5)  # every poller has its baseline
+        cpu0, t0, req0 = cpu_seconds(api_pid), time.monotonic(), counts["requests"]
+        published = await publish(producer, args.rate, args.duration)
+        await asyncio.sleep(POLL_EVERY_S + 0.5)  # the last items are polled once
+        elapsed = time.monotonic() - t0
+        cpu = (cpu_seconds(api_pid) - cpu0) / elapsed * 100
+        rps = (counts["requests"] - req0) / elapsed
+        stop.set()
+        await asyncio.gather(*tasks)
+    return {"clients": len(USERS), "published": published, "received": len(latencies),
+            "p50_ms": percentile_ms(latencies, 0.50), "p99_ms": percentile_ms(latencies, 0.99),
+            "requests_per_s": round(rps, 1), "errors": counts["errors"], "cpu_pct": round(cpu, 1)}
+
+
+def ignored_signal_cost_us() -> float:
+    """CPU per change signal for a user with no connection here (the per-partition cost)."""
+    from api.live.subscriber import Subscriber
+    from streams.keys import Keys
+
+    keys = Keys("bench")
+    subscriber = Subscriber(None, keys, lambda p, u, x: None, lambda p: None)
+    subscriber._channels[keys.signal_channel(3)] = 3
+    message = {"type": "message", "channel": keys.signal_channel(3).encode(),
+               "data": b'{"user":"someone-else","position":"1700000000000-0"}'}
+    rounds = 100_000
+    started = time.perf_counter()
+    for _ in range(rounds):
+        subscriber._dispatch(message)
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
+async def measure(args: argparse.Namespace, settings: Settings, env: dict[str, str]
+                  ) -> dict[str, Any]:
+    port = free_port()
+    api, worker = spawn("api", env, port), spawn("worker", env)
+    redis = connect(settings)
+    try:
+        producer = Producer(redis, settings)
+        await producer.start()
+        async with aiohttp.ClientSession() as session:
+            await wait_up(session, f"http://127.0.0.1:{port}", api)
+            one = await sse_phase(args, producer, port, 1, api.pid, session)
+            ten = await sse_phase(args, producer, port, 10, api.pid, session)
+            async with session.get(f"http://127.0.0.1:{port}/v1/admin/status",
+                                   headers={"Authorization": f"Bearer {KEY}"}) as r:
+                live = (await r.json())["live"]
+        poll = await poll_phase(args, producer, port, api.pid)
+    finally:
+        await redis.aclose()
+        for proc in (api, worker):
+            proc.terminate()
+        for proc in (api, worker):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {
+        "rate_per_s": args.rate, "duration_s": args.duration, "users": len(USERS),
+        "sse_1k_p50_ms": one["p50_ms"], "sse_1k_p99_ms": one["p99_ms"],
+        "sse_10k_p50_ms": ten["p50_ms"], "sse_10k_p99_ms": ten["p99_ms"],
+        "sse_10k_max_ms": ten["max_ms"], "sse_10k_connect_s": ten["connect_s"],
+        "sse_1k_missing": one["missing"], "sse_10k_missing": ten["missing"],
+        "sse_errors": one["errors"] + ten["errors"],
+        "bytes_per_idle_conn": ten["bytes_per_idle_conn"],
+        "sse_10k_idle_cpu_pct": ten["idle_cpu_pct"], "sse_10k_cpu_pct": ten["cpu_pct"],
+        "sse_1k_cpu_pct": one["cpu_pct"],
+        "poll_p50_ms": poll["p50_ms"], "poll_p99_ms": poll["p99_ms"],
+        "poll_requests_per_s": poll["requests_per_s"], "poll_cpu_pct": poll["cpu_pct"],
+        "poll_errors": poll["errors"],
+        "ratio_poll_p50_to_sse_10k_p50": round(poll["p50_ms"] / max(ten["p50_ms"], 1e-3), 1),
+        "signals": live["signals"], "signals_ignored": live["signals_ignored"],
+        "ignored_signal_us": round(ignored_signal_cost_us(), 2),
+        "phases": {"sse_1k": one, "sse_10k": ten, "poll": poll},
+    }
+
+
+async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]
+                  ) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the API did not come up")
+
+
+async def cleanup(settings: Settings) -> None:
+    redis = connect(settings)
+    try:
+        async for key in redis.scan_iter(match=f"{settings.prefix}:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"publishing {r['rate_per_s']:.0f}/s for {r['duration_s']:.0f}s per phase to "
+          f"{r['users']} users (publish -> client receipt)")
+    print(f"SSE  1,000 connections: p50 {r['sse_1k_p50_ms']:7.1f} ms  p99 "
+          f"{r['sse_1k_p99_ms']:7.1f} ms  missing {r['sse_1k_missing']}")
+    print(f"SSE 10,000 connections: p50 {r['sse_10k_p50_ms']:7.1f} ms  p99 "
+          f"{r['sse_10k_p99_ms']:7.1f} ms  missing {r['sse_10k_missing']}  "
+          f"(connected in {r['sse_10k_connect_s']:.1f}s)")
+    print(f"poll every 2 s (1,000): p50 {r['poll_p50_ms']:7.1f} ms  p99 {r['poll_p99_ms']:7.1f} ms"
+          f"  {r['poll_requests_per_s']:.0f} req/s absorbed")
+    print(f"ratio poll p50 / SSE 10k p50: {r['ratio_poll_p50_to_sse_10k_p50']}x")
+    print(f"API process: {r['bytes_per_idle_conn']} bytes per idle SSE connection; CPU "
+          f"{r['sse_10k_idle_cpu_pct']}% idle with 10k streams, {r['sse_10k_cpu_pct']}% "
+          f"while pushing, {r['poll_cpu_pct']}% absorbing the polls")
+    print(f"signals {r['signals']} ({r['signals_ignored']} for users not connected); "
+          f"ignoring one costs {r['ignored_signal_us']} us")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase (≤ 30)")
+    parser.add_argument("--rate", type=float, default=100.0, help="publishes/s (≤ 1000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--serve", choices=("api", "worker"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_main(args.serve, args.port)
+        return 0
+    args.duration = min(max(args.duration, 2.0), 30.0)
+    args.rate = min(max(args.rate, 1.0), 1000.0)
+    if raise_fd_limit() < 10_000 + 1000 and not args.json:
+        print("note: the fd hard limit may be too low for 10,000 connections", file=sys.stderr)
+    handle: ServerHandle | None = None
+    tmp = tempfile.TemporaryDirectory()
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        handle = start_server(Path(tmp.name) / "data")
+        url = handle.url
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
+               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
+               HERALD_LOG_LEVEL="warning", HERALD_ACCESS_LOG="false",
+               HERALD_DATA_DIR=str(Path(tmp.name) / "data"),
+               HERALD_LIVE_MAX_CONNECTIONS="20000", HERALD_LIVE_MAX_PER_USER="100",
+               HERALD_API_MAX_INFLIGHT="20000",
+               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
+                                 redis_url=url)
+    try:
+        import uvloop
+
+        result = uvloop.run(measure(args, settings, env))
+        if not handle:
+            uvloop.run(cleanup(settings))
+    finally:
+        if handle is not None:
+            handle.stop()
+        tmp.cleanup()
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
