@@ -9,9 +9,12 @@ batch. In that one script:
 - the checkpoint moves to the batch's highest position, including entries that
   were dead-lettered, so a redelivered batch is a no-op;
 - in live mode the script first checks that this consumer still holds the
-  partition's lease (fencing: a paused ex-owner cannot write after a takeover) and
-  that the partition's view pointer still names the namespace the writes were built
-  for (``herald replay`` may have switched it: the caller rebuilds and retries).
+  partition's lease (fencing: a paused ex-owner cannot write after a takeover), that
+  the partition's view pointer still names the namespace the writes were built for
+  (``herald replay`` may have switched it: the caller rebuilds and retries), and
+  that no older entry above the checkpoint is pending in the group (it was delivered
+  to another consumer — a stale blocking read of an ex-owner can receive entries
+  after a takeover — and applying past it would lose it: the caller recovers).
 
 The "user changed" signal
 -------------------------
@@ -65,11 +68,13 @@ class Prepared:
     records: list[list[Any]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     target: str = ""
+    first: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """The script's answer: ``status`` is ``ok``, ``fenced`` or ``ns`` (then ``ns`` set)."""
+    """The script's answer: ``status`` is ``ok``, ``fenced``, ``ns`` (then ``ns`` is the
+    namespace now in use) or ``gap`` (then ``ns`` is the older pending position)."""
 
     status: str
     applied: int = 0
@@ -103,7 +108,7 @@ class Preparer:
     def prepare(self, partition: int, ns: str, entries: Sequence[Entry]) -> Prepared:
         """Records for the script and an outcome per entry (dead letters never raise)."""
         ctx = Context(partition, ns, self.keys, self.status_ttl_ms)
-        out = Prepared()
+        out = Prepared(first=entries[0].position if entries else "")
         records, outcomes = out.records, out.outcomes
         decode, padded = codec.decode, positions.padded
         for entry in entries:
@@ -158,12 +163,13 @@ class Applier:
         """KEYS and ARGV of one script call."""
         k = self.keys
         keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
-                k.partition_view(partition)]
+                k.partition_view(partition), k.stream(partition)]
         channel = "" if mode == BUILD else k.signal_channel(partition)
         args: list[Any] = [
             mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
             self.settings.inbox_max, channel, *self.prefixes(partition, ns),
-            codec.pack_value(batch.records),
+            codec.pack_value(batch.records), GROUP,
+            positions.padded(batch.first) if batch.first else "",
         ]
         return keys, args
 
@@ -172,8 +178,8 @@ class Applier:
         status = _text(reply[0])
         if status == "ok":
             return Applied("ok", int(reply[1]), int(reply[2]))
-        if status == "ns":
-            return Applied("ns", ns=_text(reply[1]))
+        if status in ("ns", "gap"):
+            return Applied(status, ns=_text(reply[1]))
         return Applied(status)
 
     async def apply(

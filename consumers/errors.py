@@ -55,6 +55,19 @@ class ProjectionError(ConsumerError):
     """Raised by a projection function for an event it cannot apply (dead-lettered)."""
 
 
+class PendingGapError(ConsumerError):
+    """Raised by an ordered handler when an older entry is pending with another consumer.
+
+    The runtime then claims the group's pending entries of the partition and re-reads
+    them in order before anything newer (nothing of the batch was written).
+    """
+
+    def __init__(self, partition: int, position: str) -> None:
+        super().__init__(f"partition {partition}: entry {position} is pending elsewhere")
+        self.partition = partition
+        self.position = position
+
+
 class UnknownRoleError(ConsumerError):
     """Raised when ``herald worker --roles`` names a role nobody registered."""
 

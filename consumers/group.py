@@ -116,6 +116,21 @@ class StreamGroup:
             raise self._translate(exc, partition) from exc
         return claimed
 
+    async def foreign_pending(self, partitions: Sequence[int]) -> list[int]:
+        """The partitions where consumers other than this one hold pending entries."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.xpending(self.stream(p), self.group)
+            replies = await pipe.execute(raise_on_error=False)
+        me = self.consumer.encode()
+        out = []
+        for p, reply in zip(partitions, replies, strict=True):
+            if isinstance(reply, dict) and any(
+                c["name"] != me and int(c["pending"]) > 0 for c in reply.get("consumers", ())
+            ):
+                out.append(p)
+        return out
+
     async def read_pending(self, partition: int, count: int) -> list[Entry]:
         """The first ``count`` entries of this consumer's PEL, in order, with counts."""
         stream = self.stream(partition)

@@ -16,8 +16,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import redis.exceptions
+
 from consumers.applier import GROUP, LATE, LIVE, Applier, Preparer
-from consumers.errors import LeaseLostError
+from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.handler import Entry, Outcome
 from consumers.runtime import GroupRuntime
 from consumers.views import Views
@@ -49,14 +51,21 @@ class ProjectorHandler:
         ns = await self.views.ns(partition)
         for _ in range(NS_RETRIES):
             batch = self.preparer.prepare(partition, ns, entries)
-            result = await self.applier.apply(
-                partition, ns, batch, mode=mode, consumer=self.consumer
-            )
+            try:
+                result = await self.applier.apply(
+                    partition, ns, batch, mode=mode, consumer=self.consumer
+                )
+            except redis.exceptions.ResponseError as exc:
+                if str(exc).startswith("NOGROUP"):
+                    raise GroupMissingError(self.applier.keys.stream(partition), GROUP) from exc
+                raise
             assert result is not None
             if result.status == "ok":
                 return batch.outcomes
             if result.status == "fenced":
                 raise LeaseLostError(partition, GROUP)
+            if result.status == "gap":
+                raise PendingGapError(partition, result.ns)
             ns = self.views.remember(partition, result.ns)
         raise RuntimeError(f"view of partition {partition} keeps switching")
 

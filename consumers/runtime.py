@@ -4,21 +4,24 @@ One :class:`GroupRuntime` runs one consumer of one group (the projector, or one
 delivery channel) with a handler (interface and contract: consumers/handler.py;
 in short ``async handle(partition, entries) -> [OK | DeadLetter(reason)]``).
 
-Loop, per cycle:
+Loop, per cycle (reading is planned by consumers/intake.py):
 1. Partitions gained since the last cycle are recovered first: every pending entry
    of the group is claimed (XAUTOCLAIM, min idle per handler; 0 for the projector)
    and this consumer's PEL is re-read from ``0`` in log order; only when it is empty
-   are new entries read. The same recovery runs after a failed batch, and every
-   ``claim_idle_s`` to pick up entries other consumers left behind.
+   are new entries read. The same recovery runs after a failed batch, after a
+   ``PendingGapError``, and every ``claim_idle_s`` for entries others left behind.
 2. New entries: one XREADGROUP over all owned partitions, ``read_batch`` each,
-   blocking up to ``block_ms``.
+   blocking up to ``block_ms``; the next read is in flight while this round is handled.
 3. Each partition's batch goes to the handler (partitions concurrently, one batch
    per partition at a time); entries delivered more than ``HERALD_MAX_DELIVERIES``
    times are dead-lettered without calling it.
 4. Settle: ack the batch and write its dead letters in one step, fenced by the
    lease (consumers/dead_letters.py).
 
-A separate task renews leases and balances partitions (consumers/lease.py).
+A separate task renews leases and balances partitions (consumers/lease.py); for an
+ordered handler it also looks for pending entries another consumer holds on an owned
+partition (an ex-owner's blocking read can receive entries after a takeover) and
+recovers them, so they are applied before anything newer.
 
 Failure modes: Redis errors (connection lost, server restarting, BUSY…) are
 logged and retried after a back-off doubling from :data:`BACKOFF_INITIAL_S` to
@@ -40,16 +43,16 @@ import contextlib
 import os
 import secrets
 import socket
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis.exceptions
 
 from consumers.dead_letters import DeadLetters
-from consumers.errors import GroupMissingError, LeaseLostError
+from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.group import StreamGroup
 from consumers.handler import DeadLetter, Entry, HandlerFactory, Outcome
+from consumers.intake import Intake
 from consumers.lease import Leases
 from streams.keys import Keys
 from streams.log import get_logger
@@ -110,18 +113,20 @@ class GroupRuntime:
         self.group = StreamGroup(redis, self.keys, self.handler.group, self.consumer)
         self.dead_letters = DeadLetters(redis, settings)
         self.block_ms = block_ms
-        self.per_partition = settings.redis_cluster if per_partition_reads is None \
-            else per_partition_reads
+        self._log = log.bind(group=self.handler.group, consumer=self.consumer)
         idle = self.handler.claim_min_idle_ms
-        self.claim_min_idle_ms = int(settings.claim_idle_s * 1000) if idle is None else idle
+        self.ordered = idle == 0
+        self.intake = Intake(
+            settings, self.group, self.leases,
+            claim_min_idle_ms=int(settings.claim_idle_s * 1000) if idle is None else idle,
+            block_ms=block_ms, log=self._log,
+            per_partition=settings.redis_cluster if per_partition_reads is None
+            else per_partition_reads,
+        )
         self.handled = 0
         self.dead_lettered = 0
-        self._recover: set[int] = set()
-        self._claimed: set[int] = set()
         self._to_release: set[int] = set()
         self._wake = asyncio.Event()
-        self._next_sweep = time.monotonic() + settings.claim_idle_s
-        self._log = log.bind(group=self.handler.group, consumer=self.consumer)
 
     # ------------------------------------------------------------------ running
     async def run(self, stop: asyncio.Event) -> None:
@@ -132,12 +137,15 @@ class GroupRuntime:
             await self._consume_loop(stop, lease_task)
         except asyncio.CancelledError:
             lease_task.cancel()  # a crash: keep leases and pending entries as they are
+            self.intake.cancel()
             raise
         except BaseException:
             lease_task.cancel()
+            self.intake.cancel()
             with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
                 await lease_task
             raise
+        await self._drain_read_ahead()
         lease_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
             await lease_task
@@ -156,6 +164,15 @@ class GroupRuntime:
                 self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _drain_read_ahead(self) -> None:
+        """On a graceful stop, handle (and ack) what the last read-ahead returned."""
+        try:
+            batches = await self.intake.take_ahead()
+            if batches:
+                await self._handle(batches)
+        except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
+            self._log.warning("read_ahead_not_handled", error=str(exc))
 
     async def _shutdown(self) -> None:
         owned = sorted(self.leases.owned)
@@ -182,7 +199,7 @@ class GroupRuntime:
                 self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
                 failed = True
             if failed:
-                self._recover.update(self.leases.owned)
+                self.intake.recover(self.leases.owned)
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             else:
@@ -194,28 +211,25 @@ class GroupRuntime:
             try:
                 changes = await self.leases.cycle()
                 check_cancelled()
+                for p in changes.acquired:
+                    self.intake.recover([p])
+                    self._log.info("partition_acquired", partition=p)
+                for p in changes.lost:
+                    self._forget(p)
+                    self._log.warning("lease_lost", partition=p)
+                self._to_release.update(changes.surplus)
+                stray = self.ordered and await self.intake.check_foreign_pending()
+                if changes.acquired or changes.surplus or stray:
+                    self._wake.set()
                 backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
             except REDIS_ERRORS as exc:
                 self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
                 wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
-                await sleep_unless(stop, wait)
-                continue
-            for p in changes.acquired:
-                self._recover.add(p)
-                self._claimed.discard(p)
-                self._log.info("partition_acquired", partition=p)
-            for p in changes.lost:
-                self._forget(p)
-                self._log.warning("lease_lost", partition=p)
-            self._to_release.update(changes.surplus)
-            if changes.acquired or changes.surplus:
-                self._wake.set()
             await sleep_unless(stop, wait)
 
     def _forget(self, partition: int) -> None:
         self.leases.owned.discard(partition)
-        self._recover.discard(partition)
-        self._claimed.discard(partition)
+        self.intake.forget(partition)
         self._to_release.discard(partition)
 
     # -------------------------------------------------------------------- cycle
@@ -229,24 +243,17 @@ class GroupRuntime:
                 self._forget(p)
             if surplus:
                 self._log.info("partitions_released", partitions=surplus)
-        owned = sorted(self.leases.owned)
-        if not owned:
+        if not self.leases.owned:
             self._wake.clear()
             await sleep_unless(self._wake, self.block_ms / 1000)
             return False
-        if time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + self.settings.claim_idle_s
-            self._recover.update(owned)
-            self._claimed.difference_update(owned)
-        batches = await self._read_pending([p for p in owned if p in self._recover])
-        if not batches:
-            fresh = [p for p in owned if p not in self._recover]
-            batches = await self.group.read_new(
-                fresh, self.settings.read_batch, self.block_ms, per_partition=self.per_partition
-            )
-            if not batches and self.per_partition:
-                await sleep_unless(stop, IDLE_POLL_S)
+        batches = await self.intake.next(stop)
+        if not batches and self.intake.per_partition:
+            await sleep_unless(stop, IDLE_POLL_S)
         check_cancelled()
+        return await self._handle(batches)
+
+    async def _handle(self, batches: dict[int, list[Entry]]) -> bool:
         results = await asyncio.gather(
             *(self._process(p, entries) for p, entries in batches.items()),
             return_exceptions=True,
@@ -256,29 +263,17 @@ class GroupRuntime:
             if isinstance(result, LeaseLostError):
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
+            elif isinstance(result, PendingGapError):
+                self.intake.recover([p])
+                self._log.info("pending_gap", partition=p, entry_id=result.position)
             elif isinstance(result, GroupMissingError):
                 raise result
             elif isinstance(result, BaseException):
                 failed = True
-                self._recover.add(p)
+                self.intake.recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
                                 exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
         return failed
-
-    async def _read_pending(self, partitions: Sequence[int]) -> dict[int, list[Entry]]:
-        out: dict[int, list[Entry]] = {}
-        for p in partitions:
-            if p not in self._claimed:
-                claimed = await self.group.claim_all(p, self.claim_min_idle_ms)
-                self._claimed.add(p)
-                if claimed:
-                    self._log.info("pending_claimed", partition=p, entries=claimed)
-            entries = await self.group.read_pending(p, self.settings.read_batch)
-            if entries:
-                out[p] = entries
-            else:
-                self._recover.discard(p)
-        return out
 
     async def _process(self, partition: int, entries: Sequence[Entry]) -> None:
         outcomes: list[Outcome] = [None] * len(entries)

@@ -3,6 +3,7 @@
 -- KEYS[1]  the namespace's checkpoint (string, plain position "ms-seq")
 -- KEYS[2]  the partition's lease for the group (live mode: must hold ARGV[2])
 -- KEYS[3]  the partition's view pointer (absent = ARGV[4])
+-- KEYS[4]  the partition stream (live mode: its group's pending entries are checked)
 -- ARGV[1]  mode: "live" (fenced, ns-checked, signals), "build" (replay: no fence,
 --          no ns check, no signal), "late" (dead-letter retry: ns-checked, signals,
 --          ignores and keeps the checkpoint)
@@ -14,8 +15,13 @@
 -- ARGV[7]  signal channel ("" = publish nothing)
 -- ARGV[8..13] key prefixes: item, inbox, unread, read, archived, user state
 -- ARGV[14] msgpack array of records {position, padded position, user, op, op, ...}
--- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace}.
-local ckpt_key, lease_key, view_key = KEYS[1], KEYS[2], KEYS[3]
+-- ARGV[15] the consumer group (live mode)
+-- ARGV[16] the batch's first position, padded (live mode)
+-- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace} |
+-- {"gap", position}: an older entry above the checkpoint is pending (delivered to
+-- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
+-- it, so nothing is written and the caller recovers the pending entries first.
+local ckpt_key, lease_key, view_key, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, consumer, ns, default_ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local P_ITEM, P_INBOX, P_UNREAD = ARGV[8], ARGV[9], ARGV[10]
@@ -40,6 +46,16 @@ end
 
 local current = redis.call('GET', ckpt_key)
 local floor = current and pad(current) or ''
+
+if mode == 'live' then
+  local oldest = redis.call('XPENDING', stream, ARGV[15])[2]
+  if oldest then
+    local padded_oldest = pad(oldest)
+    if padded_oldest < ARGV[16] and padded_oldest > floor then
+      return {'gap', oldest}
+    end
+  end
+end
 local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification id
 
 -- The user's item `nid`: its hash key, padded position, read time, archived flag.
@@ -182,7 +198,7 @@ for i = 1, #records do
 end
 
 local applied, skipped = 0, 0
-local changed = {}
+local changed, changed_padded = {}, {} -- user -> highest position that changed them
 for i = 1, #records do
   local rec = records[i]
   local position, padded, user = rec[1], rec[2], rec[3]
@@ -195,11 +211,8 @@ for i = 1, #records do
       end
     end
     if touched then
-      local last = mode == 'late' and redis.call('HGET', P_USER .. user, 'pos')
-      if not last or padded > pad(last) then
-        redis.call('HSET', P_USER .. user, 'pos', position)
-      end
       changed[user] = position
+      changed_padded[user] = padded
     end
     if mode ~= 'late' then
       floor = padded
@@ -212,6 +225,14 @@ end
 
 if mode ~= 'late' and target ~= '' and (not current or pad(target) > pad(current)) then
   redis.call('SET', ckpt_key, target)
+end
+
+-- The user state's "pos": the highest position that changed the user (once per user).
+for user, position in pairs(changed) do
+  local last = mode == 'late' and redis.call('HGET', P_USER .. user, 'pos')
+  if not last or changed_padded[user] > pad(last) then
+    redis.call('HSET', P_USER .. user, 'pos', position)
+  end
 end
 
 if channel ~= '' then

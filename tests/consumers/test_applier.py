@@ -140,6 +140,7 @@ async def test_entries_at_or_below_the_checkpoint_are_no_ops(h: Harness, redis: 
 async def test_live_mode_is_fenced_by_the_lease(h: Harness, redis: Any) -> None:
     p = h.producer.partition("alice")
     lease = Keys(h.settings.prefix).lease("projector", p)
+    await redis.xgroup_create(Keys(h.settings.prefix).stream(p), "projector", "0", mkstream=True)
     result, _ = await h.send("alice", NotificationCreated(title="x"), mode=LIVE, consumer="me")
     assert result.status == "fenced"
     await redis.set(lease, "me")
@@ -205,3 +206,25 @@ async def test_signal_is_published_after_the_state_is_queryable(
         stop.set()
         await task
         await pubsub.aclose()
+
+
+async def test_live_mode_refuses_to_skip_an_entry_pending_elsewhere(
+    h: Harness, redis: Any
+) -> None:
+    """A stale read of an ex-owner may hold an older entry: the batch must wait for it."""
+    p = h.producer.partition("alice")
+    keys = Keys(h.settings.prefix)
+    await redis.set(keys.lease("projector", p), "me")
+    await redis.xgroup_create(keys.stream(p), "projector", "0", mkstream=True)
+    older = await h.producer.publish(h.producer.envelope("alice", NotificationCreated(title="a")))
+    await redis.xreadgroup("projector", "ex-owner", {keys.stream(p): ">"}, count=10)
+    env = h.producer.envelope("alice", NotificationCreated(title="b"))
+    newer = await h.producer.publish(env)
+    batch = h.preparer.prepare(p, LIVE_NS, [Entry(newer.position, codec.encode(env))])
+    result = await h.applier.apply(p, LIVE_NS, batch, mode=LIVE, consumer="me")
+    assert (result.status, result.ns) == ("gap", older.position)
+    assert await h.queries.checkpoint(p) is None and await h.queries.unread_count("alice") == 0
+    # Once the older entry is applied (checkpoint past it), newer batches flow.
+    await redis.set(keys.checkpoint(p, LIVE_NS, "projector"), older.position)
+    result = await h.applier.apply(p, LIVE_NS, batch, mode=LIVE, consumer="me")
+    assert result.status == "ok" and await h.queries.unread_count("alice") == 1

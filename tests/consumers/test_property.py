@@ -78,6 +78,15 @@ async def scenario(redis_url: str, ops: list[Op], chaos: list[tuple[str, float]]
 
         appended, _ = await asyncio.gather(publish(), havoc())
         await wait_projected(queries, appended, timeout=20)
+        # A consumer killed after a write and before its ack leaves that entry pending
+        # until its lease expires and a live one claims it (a no-op apply, then an ack).
+        for _ in range(500):
+            counts = [(await redis.xpending(keys.stream(p), "projector"))["pending"]
+                      for p in range(cfg.partitions)]
+            if not any(counts):
+                break
+            await asyncio.sleep(0.02)
+        assert not any(counts), counts
         stop.set()
         await asyncio.gather(*(task for _, task in live))
         for task in dead:
@@ -85,8 +94,6 @@ async def scenario(redis_url: str, ops: list[Op], chaos: list[tuple[str, float]]
 
         expected = model_state(model, USERS)
         assert await inbox_state(queries, USERS) == expected
-        for p in range(cfg.partitions):
-            assert (await redis.xpending(keys.stream(p), "projector"))["pending"] == 0
         report = await Verifier(redis, cfg).run()
         assert report.identical, report.differences
         await Replay(redis, cfg).run()
@@ -99,7 +106,7 @@ async def scenario(redis_url: str, ops: list[Op], chaos: list[tuple[str, float]]
         await redis.aclose()
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=ops_strategy, chaos=chaos_strategy, rng=st.randoms(use_true_random=False))
 def test_projection_equals_model_and_replay_despite_crashes(

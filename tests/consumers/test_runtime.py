@@ -20,7 +20,8 @@ from consumers.projector import ProjectorHandler, projector_factory
 from consumers.queries import InboxQueries
 from consumers.runtime import GroupRuntime
 from streams import codec, events
-from streams.events import NotificationCreated
+from streams.connection import connect
+from streams.events import NotificationCreated, NotificationRead
 from streams.keys import Keys
 from streams.producer import Producer, _Base
 from streams.settings import Settings
@@ -240,3 +241,41 @@ def test_preparer_is_pure_and_keeps_order(settings: Settings) -> None:
     batch = Preparer(settings).prepare(p, "v", [Entry(f"{i}-0", codec.encode(e))
                                                 for i, e in enumerate(envs, 1)])
     assert [r[0] for r in batch.records] == ["1-0", "2-0", "3-0"] and batch.target == "3-0"
+
+
+async def test_entries_a_stale_reader_received_are_applied_in_order(
+    redis: Any, settings: Settings
+) -> None:
+    """An ex-owner's blocking read can still receive entries after a takeover."""
+    settings = settings.replace(partitions=1, lease_ttl_s=0.6)
+    producer, queries, keys = Producer(redis, settings), InboxQueries(redis, settings), \
+        Keys(settings.prefix)
+    await StreamGroup(redis, keys, "projector", "x").ensure([0])
+    stale = connect(settings)
+    try:
+        blocked = asyncio.create_task(stale.xreadgroup(
+            "projector", "ex-owner", {keys.stream(0): ">"}, count=1, block=5000))
+        await asyncio.sleep(0.1)  # the stale read blocks first, so it is served first
+        stop = asyncio.Event()
+        _, task = start_projector(settings, redis, stop)
+        created = producer.envelope("alice", NotificationCreated(title="first"))
+        first = await producer.publish(created)
+        assert (await blocked)[0][1][0][0].decode() == first.position  # the stale reader got it
+        # The tail case: nothing newer arrives; the owner still finds and applies it.
+        assert await queries.wait_for(0, first.position, 5)
+        # The gap case: the stale reader takes an entry, the owner gets a newer one.
+        blocked = asyncio.create_task(stale.xreadgroup(
+            "projector", "ex-owner", {keys.stream(0): ">"}, count=1, block=5000))
+        await asyncio.sleep(0.3)
+        second = producer.envelope("alice", NotificationCreated(title="second"))
+        second_at = await producer.publish(second)
+        assert (await blocked)[0][1][0][0].decode() == second_at.position
+        read = await producer.publish(producer.envelope(
+            "alice", NotificationRead(notification_id=second.id)))
+        assert await queries.wait_for(0, read.position, 5)
+        item = await queries.item("alice", second.id)
+        assert item is not None and item["read_at"] is not None  # created, then read: in order
+        await _stop(stop, task)
+        assert (await redis.xpending(keys.stream(0), "projector"))["pending"] == 0
+    finally:
+        await stale.aclose()

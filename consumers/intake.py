@@ -1,0 +1,123 @@
+"""What a consumer handles next: pending entries first, then new ones, read ahead.
+
+Per owned partition, :class:`Intake` decides between
+
+- **recovery** — after a takeover, a failed batch, a pending gap, or the periodic
+  sweep (every ``claim_idle_s``): claim the group's pending entries of the partition
+  (XAUTOCLAIM, min idle per handler) and re-read this consumer's PEL from ``0`` in log
+  order, until it is empty; nothing newer of that partition is handled meanwhile;
+- **new entries** — one XREADGROUP over the partitions not in recovery. While a round
+  is handled, the next read is already in flight (read-ahead), so Redis serving and
+  Python parsing the next round overlap with the handling of this one.
+
+Guarantee: a partition's entries reach the handler in log order, each once per
+delivery. Read-ahead entries of a partition that was lost or sent into recovery in the
+meantime are not handed over; they stay in this consumer's PEL, and the partition
+(if still ours) is recovered, which re-reads them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from consumers.group import StreamGroup
+from consumers.handler import Entry
+from consumers.lease import Leases
+from streams.settings import Settings
+
+Batches = dict[int, list[Entry]]
+
+
+class Intake:
+    """Read planning of one consumer (see the module docstring)."""
+
+    def __init__(self, settings: Settings, group: StreamGroup, leases: Leases, *,
+                 claim_min_idle_ms: int, block_ms: int, per_partition: bool, log: Any) -> None:
+        self.settings = settings
+        self.group = group
+        self.leases = leases
+        self.claim_min_idle_ms = claim_min_idle_ms
+        self.block_ms = block_ms
+        self.per_partition = per_partition
+        self.log = log
+        self.recovering: set[int] = set()
+        self._claimed: set[int] = set()
+        self._stale: set[int] = set()  # recovered or lost since the read-ahead started
+        self._ahead: asyncio.Task[Batches] | None = None
+        self._next_sweep = time.monotonic() + settings.claim_idle_s
+
+    def recover(self, partitions: Iterable[int]) -> None:
+        """Claim and re-read these partitions' pending entries before anything new."""
+        self.recovering.update(partitions)
+        self._stale.update(partitions)
+        self._claimed.difference_update(self.recovering)
+
+    def forget(self, partition: int) -> None:
+        """The partition is no longer ours."""
+        self._stale.add(partition)
+        self.recovering.discard(partition)
+        self._claimed.discard(partition)
+
+    def cancel(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
+
+    async def next(self, stop: asyncio.Event) -> Batches:
+        """The next round: recovery batches if any, else new entries (maybe empty)."""
+        owned = sorted(self.leases.owned)
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.settings.claim_idle_s
+            self.recover(owned)
+        batches = await self._pending([p for p in owned if p in self.recovering])
+        if batches:
+            return batches
+        ahead = await self.take_ahead()
+        batches = ahead if ahead is not None else await self._new()
+        if batches and not self.per_partition and not stop.is_set():
+            self._stale.clear()
+            self._ahead = asyncio.create_task(self._new(), name="read-ahead")
+        return batches
+
+    async def take_ahead(self) -> Batches | None:
+        """The read-ahead's entries minus stale partitions (None: no read-ahead)."""
+        task, self._ahead = self._ahead, None
+        if task is None:
+            return None
+        batches = await task
+        stale = {p for p in batches if p in self._stale or p not in self.leases.owned}
+        self.recovering.update(stale & self.leases.owned)  # they may have come after it
+        return {p: entries for p, entries in batches.items() if p not in stale}
+
+    async def _new(self) -> Batches:
+        fresh = [p for p in sorted(self.leases.owned) if p not in self.recovering]
+        return await self.group.read_new(
+            fresh, self.settings.read_batch, self.block_ms, per_partition=self.per_partition
+        )
+
+    async def _pending(self, partitions: Sequence[int]) -> Batches:
+        out: Batches = {}
+        for p in partitions:
+            if p not in self._claimed:
+                claimed = await self.group.claim_all(p, self.claim_min_idle_ms)
+                self._claimed.add(p)
+                if claimed:
+                    self.log.info("pending_claimed", partition=p, entries=claimed)
+            entries = await self.group.read_pending(p, self.settings.read_batch)
+            if entries:
+                out[p] = entries
+            else:
+                self.recovering.discard(p)
+        return out
+
+    async def check_foreign_pending(self) -> bool:
+        """Recover owned partitions where another consumer holds pending entries.
+
+        An ex-owner's blocking read can still receive entries after a takeover; an
+        ordered handler must apply them before anything newer. True when some were found.
+        """
+        stray = await self.group.foreign_pending(sorted(self.leases.owned))
+        self.recover(stray)
+        return bool(stray)

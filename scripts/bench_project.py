@@ -1,0 +1,305 @@
+"""Benchmark of the projector: catch-up (one and two processes), live, replay, ceiling.
+
+    .venv/bin/python scripts/bench_project.py [--events 200000] [--json]
+
+One run, one private server (or ``REDIS_URL``), 64 partitions, 10k users, events of
+~200 bytes of content (85 % notification.created, 10 % read, 5 % archived):
+
+- ``projector_1_eps`` / ``projector_2_eps``: one, then two ``herald worker --roles
+  projector`` processes drain the pre-filled log (timed from the first lease taken to
+  the last checkpoint reaching the end of its partition);
+- ``live_eps``: one worker running while this process publishes pipelined batches of
+  100; first publish to last event projected;
+- ``replay_eps``: ``herald replay`` over the same log (its own figure, without the
+  process start-up);
+- ``bare_apply_eps``: the ceiling — the same apply script on the same batches, built
+  beforehand, driven by a bare pipelined loop (no runtime, no decoding, no acks).
+
+Every phase is bounded by ``--phase-timeout``; a phase that runs out reports None.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from consumers.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
+from consumers.handler import Entry  # noqa: E402
+from consumers.replay import delete_namespace  # noqa: E402
+from streams.codec import ENTRY_FIELD  # noqa: E402
+from streams.connection import connect  # noqa: E402
+from streams.events import (  # noqa: E402
+    NotificationArchived,
+    NotificationCreated,
+    NotificationRead,
+    Payload,
+)
+from streams.keys import LIVE_NS, Keys  # noqa: E402
+from streams.producer import Producer  # noqa: E402
+from streams.server import start_server  # noqa: E402
+from streams.settings import Settings  # noqa: E402
+
+PARTITIONS = 64
+USERS = 10_000
+PUBLISH_BATCH = 100  # "pipelined x100"
+PREFILL_BATCH = 1000
+BARE_PIPELINE = 8  # script calls per round trip in the ceiling loop
+POLL_S = 0.02
+BODY = ("Your order has shipped and is on its way; track the parcel from the link below. "
+        "Delivery is expected within two working days, thank you for shopping with us!")
+
+
+class Workload:
+    """Seeded events for USERS users: mostly new items, some read or archived."""
+
+    def __init__(self, producer: Producer, seed: int = 1) -> None:
+        self.producer = producer
+        self.rng = random.Random(seed)
+        self.items: dict[str, list[str]] = {}
+        self.count = 0
+
+    def payload(self, user: str) -> Payload:
+        mine = self.items.get(user)
+        r = self.rng.random()
+        if mine and r < 0.10:
+            return NotificationRead(notification_id=self.rng.choice(mine))
+        if mine and r < 0.15:
+            return NotificationArchived(notification_id=self.rng.choice(mine))
+        return NotificationCreated(title=f"Order {self.count:08d} shipped", body=BODY,
+                                   category="orders", data={"order": self.count})
+
+    def batch(self, n: int) -> list[Any]:
+        out = []
+        for _ in range(n):
+            user = f"user-{self.rng.randrange(USERS)}"
+            env = self.producer.envelope(user, self.payload(user))
+            if isinstance(env.payload, NotificationCreated):
+                self.items.setdefault(user, []).append(env.id)
+            out.append(env)
+            self.count += 1
+        return out
+
+
+class Bench:
+    def __init__(self, settings: Settings, redis: Any, timeout: float) -> None:
+        self.settings, self.redis, self.timeout = settings, redis, timeout
+        self.keys = Keys(settings.prefix)
+        self.producer = Producer(redis, settings)
+        self.work = Workload(self.producer)
+        self.last: dict[int, str] = {}
+
+    async def publish(self, total: int, batch: int) -> float:
+        start = time.perf_counter()
+        for done in range(0, total, batch):
+            for a in await self.producer.publish_many(self.work.batch(min(batch, total - done))):
+                self.last[a.partition] = a.position
+        return time.perf_counter() - start
+
+    async def checkpoints(self, ns: str = LIVE_NS) -> dict[int, str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(PARTITIONS):
+                pipe.get(self.keys.checkpoint(p, ns, GROUP))
+            values = await pipe.execute()
+        return {p: v.decode() if v else None for p, v in enumerate(values)}
+
+    async def caught_up(self) -> bool:
+        ckpt = await self.checkpoints()
+        return all(ckpt[p] == pos for p, pos in self.last.items())
+
+    async def wait_until(self, check: Any, deadline: float) -> bool:
+        while time.perf_counter() < deadline:
+            if await check():
+                return True
+            await asyncio.sleep(POLL_S)
+        return False
+
+    async def any_lease(self) -> bool:
+        return bool(await self.redis.exists(*(self.keys.lease(GROUP, p) for p in range(4))))
+
+    async def reset(self) -> None:
+        """Forget the projection and the group, keep the log."""
+        parts = list(range(PARTITIONS))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in parts:
+                pipe.xgroup_destroy(self.keys.stream(p), GROUP)
+                pipe.delete(self.keys.lease(GROUP, p), self.keys.partition_view(p))
+            pipe.delete(self.keys.members(GROUP))
+            await pipe.execute(raise_on_error=False)
+        await delete_namespace(self.redis, self.keys, LIVE_NS, parts)
+
+    def spawn(self, n: int) -> list[subprocess.Popen[bytes]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
+                   HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
+                   HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
+        return [subprocess.Popen([sys.executable, "-m", "scripts.cli", "worker", "--roles",
+                                  "projector"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL) for _ in range(n)]
+
+    @staticmethod
+    def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    async def catch_up(self, processes: int, events: int) -> float | None:
+        procs = self.spawn(processes)
+        try:
+            start_deadline = time.perf_counter() + 30
+            if not await self.wait_until(self.any_lease, start_deadline):
+                return None
+            start = time.perf_counter()
+            if not await self.wait_until(self.caught_up, start + self.timeout):
+                return None
+            return events / (time.perf_counter() - start)
+        finally:
+            self.stop(procs)
+
+    async def live(self, events: int) -> float | None:
+        procs = self.spawn(1)
+        try:
+            ready = await self.wait_until(self.any_lease, time.perf_counter() + 30)
+            await self.wait_until(self.caught_up, time.perf_counter() + self.timeout)
+            if not ready:
+                return None
+            start = time.perf_counter()
+            await self.publish(events, PUBLISH_BATCH)
+            if not await self.wait_until(self.caught_up, time.perf_counter() + self.timeout):
+                return None
+            return events / (time.perf_counter() - start)
+        finally:
+            self.stop(procs)
+
+    def replay(self) -> tuple[float | None, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
+                   HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
+                   HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
+        done = subprocess.run([sys.executable, "-m", "scripts.cli", "replay", "--quiet"],
+                              cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=self.timeout + 60)
+        match = re.search(r"\(([\d,]+) events/s\)", done.stdout)
+        if done.returncode != 0 or match is None:
+            return None, done.stdout + done.stderr
+        return float(match.group(1).replace(",", "")), done.stdout.strip()
+
+    async def bare(self) -> float | None:
+        """The ceiling: the apply script alone, on batches built before the clock starts."""
+        preparer, applier = Preparer(self.settings), Applier(self.redis, self.settings)
+        ns, calls, total = "bare", [], 0
+        for p in range(PARTITIONS):
+            rows = await self.redis.xrange(self.keys.stream(p))
+            for i in range(0, len(rows), self.settings.read_batch):
+                chunk = [Entry(pos.decode(), f.get(ENTRY_FIELD))
+                         for pos, f in rows[i : i + self.settings.read_batch]]
+                batch = preparer.prepare(p, ns, chunk)
+                calls.append(applier.call_args(p, ns, batch, mode=BUILD))
+                total += len(chunk)
+        script = applier._script
+        start = time.perf_counter()
+        for i in range(0, len(calls), BARE_PIPELINE):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls[i : i + BARE_PIPELINE]:
+                    await script(keys=keys, args=args, client=pipe)
+                await pipe.execute()
+            if time.perf_counter() - start > self.timeout:
+                return None
+        elapsed = time.perf_counter() - start
+        await delete_namespace(self.redis, self.keys, ns, list(range(PARTITIONS)))
+        return total / elapsed
+
+
+def _fmt(value: float | None) -> str:
+    return "timed out" if value is None else f"{value:,.0f} events/s"
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    settings = Settings.from_env({}, redis_url=url, prefix=f"bench{uuid.uuid4().hex[:6]}",
+                                 partitions=PARTITIONS, log_level="warning")
+    redis = connect(settings)
+    bench = Bench(settings, redis, args.phase_timeout)
+    out: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "users": USERS}
+    try:
+        seconds = await bench.publish(args.events, PREFILL_BATCH)
+        out["publish_eps"] = args.events / seconds
+        log(f"prefilled {args.events} events in {seconds:.1f}s ({_fmt(out['publish_eps'])})")
+        out["projector_1_eps"] = await bench.catch_up(1, args.events)
+        log(f"catch-up, 1 projector:  {_fmt(out['projector_1_eps'])}")
+        await bench.reset()
+        out["projector_2_eps"] = await bench.catch_up(2, args.events)
+        log(f"catch-up, 2 projectors: {_fmt(out['projector_2_eps'])}")
+        out["live_eps"] = await bench.live(args.live_events or args.events)
+        out["live_events"] = args.live_events or args.events
+        log(f"live (publish x{PUBLISH_BATCH} + 1 projector): {_fmt(out['live_eps'])}")
+        out["replay_eps"], text = bench.replay()
+        out["replay_events"] = args.events + out["live_events"]
+        log(f"replay: {_fmt(out['replay_eps'])} ({text})")
+        out["bare_apply_eps"] = await bench.bare()
+        log(f"bare apply ceiling: {_fmt(out['bare_apply_eps'])}")
+        p1, bare = out["projector_1_eps"], out["bare_apply_eps"]
+        out["ratio_projector_to_bare"] = p1 / bare if p1 and bare else None
+        if out["ratio_projector_to_bare"] is not None:
+            log(f"ratio 1 projector / bare ceiling: {out['ratio_projector_to_bare']:.2f}")
+        if out["projector_2_eps"] and p1:
+            log(f"ratio 2 projectors / 1 projector: {out['projector_2_eps'] / p1:.2f}")
+    finally:
+        await redis.aclose()
+    return out
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events in the log")
+    parser.add_argument("--live-events", type=int, default=None,
+                        help="events published in the live phase (default: --events)")
+    parser.add_argument("--phase-timeout", type=float, default=120.0,
+                        help="seconds allowed per phase")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    url = os.environ.get("REDIS_URL")
+    handle = None
+    if not url:
+        handle = start_server(Path(tempfile.mkdtemp(prefix="herald-bench-")))
+        url = handle.url
+    try:
+        out = asyncio.run(run(args, url))
+    finally:
+        if handle is not None:
+            handle.stop()
+    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    if args.json:
+        print(orjson.dumps(out).decode())
+    else:
+        for key, value in out.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
