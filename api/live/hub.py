@@ -16,10 +16,8 @@ Limits: ``HERALD_LIVE_MAX_PER_USER`` connections per user and
 problem+json, with Retry-After); per-connection buffers of ``HERALD_LIVE_BUFFER``
 messages (api/live/connection.py).
 
-The ticker (every :data:`TICK_S`) sends heartbeats to idle connections, closes
-connections whose credential expired, tears down connections stuck on a full
-socket for :data:`STUCK_S`, drops idle feeds, and every :data:`RECONCILE_S` has
-each feed re-read up to its partition's checkpoint.
+Housekeeping (heartbeats, expired credentials, stuck or vanished clients, idle
+feeds, the periodic re-read) runs once a second in api/live/ticker.py.
 
 Shutdown: :meth:`shutdown` (the app's ``on_shutdown``) closes every connection
 with reason ``shutdown`` and refuses new ones; :meth:`stop` (cleanup) ends the
@@ -39,10 +37,11 @@ from aiohttp import web
 from api.errors import TooManyRequests, Unavailable
 from api.live import messages as m
 from api.live.changes import Changes
-from api.live.connection import CLIENT_GONE, EXPIRED, SHUTDOWN, SLOW, LiveConnection
+from api.live.connection import SHUTDOWN, LiveConnection
 from api.live.feed import Feed
 from api.live.journal import Journal
 from api.live.subscriber import Subscriber
+from api.live.ticker import tick
 from consumers.queries import InboxQueries
 from streams.keys import Keys
 from streams.log import get_logger
@@ -50,8 +49,6 @@ from streams.partitions import partition_for
 from streams.settings import Settings
 
 log = get_logger(__name__)
-TICK_S = 1.0
-LINGER_S = 30.0
 RECONCILE_S = 30.0
 SUBSCRIBE_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 2
@@ -85,7 +82,7 @@ class Hub:
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.subscriber.start()
-        self._ticker = asyncio.create_task(self._tick(), name="live-ticker")
+        self._ticker = asyncio.create_task(tick(self), name="live-ticker")
 
     def shutdown(self) -> None:
         """Refuse new connections and close the open ones with reason ``shutdown``."""
@@ -255,51 +252,6 @@ class Hub:
             events.discard(event)
             if not events:
                 del self.waiters[user]
-
-    # ---------------------------------------------------------------- ticker
-    async def _tick(self) -> None:
-        last_reconcile = time.monotonic()
-        while True:
-            await asyncio.sleep(TICK_S)
-            try:
-                now = time.monotonic()
-                self._beat(asyncio.get_running_loop().time())
-                await self._drop_idle_feeds(now)
-                if now - last_reconcile >= self.reconcile_s:
-                    last_reconcile = now
-                    for feed in self.feeds.values():
-                        if feed.active.is_set():
-                            feed.recover()
-            except Exception:  # the ticker must survive anything one pass meets
-                log.exception("live_tick_failed")
-
-    def _beat(self, now: float) -> None:
-        heartbeat = self.settings.live_heartbeat_s
-        for conns in self.users.values():
-            for conn in conns:
-                if not conn.started:
-                    continue
-                if conn.reason is None and conn.gone is not None and conn.gone():
-                    conn.close(CLIENT_GONE)
-                    continue
-                if conn.reason is None and conn.expires_at is not None and now >= conn.expires_at:
-                    conn.close(EXPIRED)
-                if (conn.buffer or conn.reason is not None) and now - conn.last_progress > \
-                        self.stuck_s:
-                    conn.close(SLOW)
-                    if conn.abort is not None:
-                        abort, conn.abort = conn.abort, None
-                        abort()
-                elif now - conn.last_progress >= heartbeat:
-                    feed = self.feeds.get(conn.partition)
-                    conn.push_idle(feed.cursor if feed is not None else None, now)
-
-    async def _drop_idle_feeds(self, now: float) -> None:
-        for partition, feed in list(self.feeds.items()):
-            if feed.interest <= 0 and now - feed.idle_since >= LINGER_S:
-                del self.feeds[partition]
-                await self.subscriber.unsubscribe(partition)
-                await feed.stop()
 
     def stats(self) -> dict[str, Any]:
         """Numbers for the operator page and metrics."""
