@@ -2,10 +2,10 @@
 
 Bounded and loopback only. Starts a private server in a temporary folder unless
 ``REDIS_URL`` is set (then works under a fresh prefix and deletes its keys), then,
-each in its own process: the API (``create_app``) and the projector (the
-``projector`` role). This process is the client side: raw-socket SSE clients (one
-asyncio protocol each, no task per connection), the poller baseline, and the
-publisher, which appends through the producer at a steady ``--rate`` to random
+each in its own process (scripts/benchproc.py): the API (``create_app``) and the
+projector role. This process is the client side (scripts/live_clients.py):
+raw-socket SSE clients (one asyncio protocol each, no task per connection), the
+poller baseline, and the publisher, which appends through the producer at a steady ``--rate`` to random
 users among 1,000 and stamps each notification with its send time.
 
 Phases, each ``--duration`` seconds of publishing:
@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,11 +42,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from api.server import serve, stop_on_signals
+from scripts.benchproc import cpu_seconds, raise_fd_limit, rss_bytes, spawn, wait_up
+from scripts.live_clients import Sink, close_streams, open_streams, poll_inbox
 from scripts.loadgen import percentile_ms
 from streams.connection import connect
 from streams.events import NotificationCreated
-from streams.log import configure_logging
 from streams.producer import Producer
 from streams.server import ServerHandle, free_port, start_server
 from streams.settings import Settings
@@ -56,7 +55,6 @@ KEY = "bench-service-key-" + "k" * 16
 SECRET = "bench-token-secret-" + "s" * 48
 USERS = [f"u{i:04d}" for i in range(1000)]
 POLL_EVERY_S = 2.0
-CONNECT_BATCH = 50  # connections opened at once (see the note on the Redis pool in the report)
 DRAIN_S = 2.0
 
 
@@ -66,156 +64,6 @@ _T0 = time.monotonic()
 def progress(message: str) -> None:
     """A progress line on stderr (stdout stays for the result)."""
     print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
-# ------------------------------------------------------------- child processes
-def serve_main(kind: str, port: int) -> None:
-    """Child process: the API on ``port``, or the projector role, until SIGTERM."""
-    import uvloop
-
-    from api.app import create_app
-    from consumers.roles import ROLES
-
-    raise_fd_limit()
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-
-    async def go() -> None:
-        stop = stop_on_signals()
-        if kind == "api":
-            serving = await serve(create_app(settings), "127.0.0.1", port)
-            await stop.wait()
-            await serving.stop()
-            return
-        redis = connect(settings)
-        try:
-            await ROLES["projector"](settings, redis, stop)
-        finally:
-            await redis.aclose()
-
-    uvloop.run(go())
-
-
-def spawn(kind: str, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# ----------------------------------------------------------------- SSE client
-class Sink:
-    """Latencies of item.created receipts, ready count, errors."""
-
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.ready = 0
-        self.errors = 0
-        self.closed = 0
-        self.target = 0
-        self.reached = asyncio.Event()
-
-    def on_ready(self) -> None:
-        self.ready += 1
-        if self.ready >= self.target:
-            self.reached.set()
-
-    async def wait_ready(self, count: int, within: float) -> None:
-        self.target = count
-        self.reached.clear()
-        if self.ready >= count:
-            return
-        try:
-            await asyncio.wait_for(self.reached.wait(), within)
-        except TimeoutError:
-            pass
-
-
-class SSEClient(asyncio.Protocol):
-    """One SSE connection: sends the GET, reads data lines, never a task of its own.
-
-    Chunked framing lines never start with ``data:``; every event is written whole
-    by the server, so complete lines are enough.
-    """
-
-    def __init__(self, request: bytes, sink: Sink) -> None:
-        self.request = request
-        self.sink = sink
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-        self.status_checked = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(self.request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        buffer = self.buffer + data
-        if not self.status_checked:
-            if b"\r\n" not in buffer:
-                self.buffer = buffer
-                return
-            self.status_checked = True
-            if not buffer.startswith(b"HTTP/1.1 200"):
-                self.sink.errors += 1
-        *lines, self.buffer = buffer.split(b"\n")
-        for line in lines:
-            if not line.startswith(b"data: "):
-                continue
-            message = orjson.loads(line[6:])
-            kind = message["type"]
-            if kind == "item.created":
-                self.sink.latencies.append(now - message["item"]["data"]["sent"])
-            elif kind == "ready":
-                self.sink.on_ready()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.sink.closed += 1
-
-
-async def open_streams(port: int, users: list[str], per_user: int, sink: Sink
-                       ) -> tuple[list[SSEClient], float]:
-    loop = asyncio.get_running_loop()
-    clients: list[SSEClient] = []
-    started = time.monotonic()
-    targets = [u for u in users for _ in range(per_user)]
-    for i in range(0, len(targets), CONNECT_BATCH):
-        batch = targets[i:i + CONNECT_BATCH]
-        made = await asyncio.gather(*(loop.create_connection(
-            lambda u=u: SSEClient(sse_request(port, u), sink), "127.0.0.1", port)
-            for u in batch))
-        clients += [protocol for _transport, protocol in made]
-        await sink.wait_ready(len(clients), 30)
-    return clients, time.monotonic() - started
-
-
-def sse_request(port: int, user: str) -> bytes:
-    return (f"GET /v1/users/{user}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: Bearer {KEY}\r\nAccept: text/event-stream\r\n\r\n").encode()
-
-
-def close_streams(clients: list[SSEClient]) -> None:
-    for client in clients:
-        if client.transport is not None:
-            client.transport.close()
 
 
 # -------------------------------------------------------------------- phases
@@ -249,7 +97,7 @@ async def sse_phase(args: argparse.Namespace, producer: Producer, port: int, per
     sink = Sink()
     rss_before = rss_bytes(api_pid)
     progress(f"opening {len(USERS) * per_user} SSE connections")
-    clients, connect_s = await open_streams(port, USERS, per_user, sink)
+    clients, connect_s = await open_streams(port, KEY, USERS, per_user, sink)
     progress(f"{sink.ready} ready in {connect_s:.1f}s ({sink.errors} refused); idle, then "
              f"publishing {args.rate:.0f}/s for {args.duration:.0f}s")
     await asyncio.sleep(2.0)  # settle: buffers allocated, GC ran
@@ -285,36 +133,12 @@ async def poll_phase(args: argparse.Namespace, producer: Producer, port: int,
     stop = asyncio.Event()
     headers = {"Authorization": f"Bearer {KEY}"}
 
-    async def poller(session: aiohttp.ClientSession, user: str) -> None:
-        seen: set[str] = set()
-        first = True
-        await asyncio.sleep(random.uniform(0, POLL_EVERY_S))
-        while not stop.is_set():
-            due = time.monotonic() + POLL_EVERY_S
-            try:
-                async with session.get(f"{url}/v1/users/{user}/inbox?limit=20",
-                                       headers=headers) as r:
-                    body = await r.read()
-                    ok = r.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            now = time.time()
-            counts["requests"] += 1
-            if not ok:
-                counts["errors"] += 1
-            else:
-                for item in orjson.loads(body)["items"]:
-                    if item["id"] not in seen:
-                        seen.add(item["id"])
-                        if not first and "sent" in item["data"]:
-                            latencies.append(now - item["data"]["sent"])
-                first = False
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-
     progress(f"{len(USERS)} pollers, every {POLL_EVERY_S:.0f}s")
     connector = aiohttp.TCPConnector(limit=len(USERS))
     async with aiohttp.ClientSession(connector=connector) as session:
-        tasks = [asyncio.create_task(poller(session, u)) for u in USERS]
+        tasks = [asyncio.create_task(poll_inbox(session, f"{url}/v1/users/{u}/inbox?limit=20",
+                                                headers, POLL_EVERY_S, stop, latencies, counts))
+                 for u in USERS]
         await asyncio.sleep(POLL_EVERY_S + 0.5)  # every poller has its baseline
         cpu0, t0, req0 = cpu_seconds(api_pid), time.monotonic(), counts["requests"]
         published = await publish(producer, args.rate, args.duration)
@@ -391,22 +215,6 @@ async def measure(args: argparse.Namespace, settings: Settings, env: dict[str, s
     }
 
 
-async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]
-                  ) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the API exited with {proc.returncode}")
-        try:
-            async with session.get(url + "/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the API did not come up")
-
-
 async def cleanup(settings: Settings) -> None:
     redis = connect(settings)
     try:
@@ -439,12 +247,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase (≤ 30)")
     parser.add_argument("--rate", type=float, default=100.0, help="publishes/s (≤ 1000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--serve", choices=("api", "worker"), help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve_main(args.serve, args.port)
-        return 0
     args.duration = min(max(args.duration, 2.0), 30.0)
     args.rate = min(max(args.rate, 1.0), 1000.0)
     if raise_fd_limit() < 10_000 + 1000 and not args.json:

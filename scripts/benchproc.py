@@ -1,0 +1,96 @@
+"""Child processes of a benchmark: a Herald role in its own process, and its numbers.
+
+``python scripts/benchproc.py api PORT`` serves ``create_app`` on 127.0.0.1:PORT;
+``python scripts/benchproc.py worker 0`` runs the projector role — both on uvloop,
+configured from the environment, until SIGTERM. The parent reads a child's
+resident memory and CPU time from /proc (Linux).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from api.server import serve, stop_on_signals
+from streams.connection import connect
+from streams.log import configure_logging
+from streams.settings import Settings
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def serve_main(kind: str, port: int) -> None:
+    """Child process: the API on ``port``, or the projector role, until SIGTERM."""
+    import uvloop
+
+    from api.app import create_app
+    from consumers.roles import ROLES
+
+    raise_fd_limit()
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def go() -> None:
+        stop = stop_on_signals()
+        if kind == "api":
+            serving = await serve(create_app(settings), "127.0.0.1", port)
+            await stop.wait()
+            await serving.stop()
+            return
+        redis = connect(settings)
+        try:
+            await ROLES["projector"](settings, redis, stop)
+        finally:
+            await redis.aclose()
+
+    uvloop.run(go())
+
+
+def spawn(kind: str, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
+    """Start ``kind`` (``api`` or ``worker``) in a child process with ``env``."""
+    return subprocess.Popen([sys.executable, __file__, kind, str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]
+                  ) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the API did not come up")
+
+
+if __name__ == "__main__":
+    serve_main(sys.argv[1], int(sys.argv[2]))
