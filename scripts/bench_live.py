@@ -5,8 +5,9 @@ Bounded and loopback only. Starts a private server in a temporary folder unless
 each in its own process (scripts/benchproc.py): the API (``create_app``) and the
 projector role. This process is the client side (scripts/live_clients.py):
 raw-socket SSE clients (one asyncio protocol each, no task per connection), the
-poller baseline, and the publisher, which appends through the producer at a steady ``--rate`` to random
-users among 1,000 and stamps each notification with its send time.
+poller baseline, and the publisher, which appends through the producer at a
+steady ``--rate`` to random users among 1,000 and stamps each notification with
+its send time.
 
 Phases, each ``--duration`` seconds of publishing:
 
