@@ -6,6 +6,10 @@ archive, delete, read_all) append one event each, then wait at most
 is (read-your-writes); when the projector is behind they answer 202 with the
 event's position, and the event still applies, in order.
 
+The list long-polls with ``after`` and ``wait``: it answers as soon as an item
+newer than ``after`` exists, else an empty page when ``wait`` runs out
+(api/longpoll.py; ``wait`` without ``after`` is 422).
+
 No route tells a caller anything about another user's items: a user token is
 refused (403) for another ``{user}`` before any lookup, and an item that is not in
 this user's inbox is 404 whether or not it exists elsewhere.
@@ -22,6 +26,7 @@ from api.appending import accepted_body, append_and_wait
 from api.context import QUERIES
 from api.errors import NotFound, Unprocessable, field_error
 from api.jsonio import json_response
+from api.longpoll import wait_newer
 from api.routing import Call, Param, Reply, Route
 from api.schemas import (
     ID_PATTERN,
@@ -42,6 +47,7 @@ from streams.events import (
 )
 from streams.settings import Settings
 
+LONGPOLL_MAX_S = 25  # and below HERALD_REQUEST_TIMEOUT, which bounds every request
 USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,
                    "The user id, or `me` with a user token (403 with a service key).")
 ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
@@ -51,6 +57,11 @@ ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
 
 async def inbox(call: Call) -> web.Response:
     q = call.query
+    if q["wait"]:  # long-poll: hold until an item newer than `after` exists (api/longpoll.py)
+        if q["after"] is None:
+            raise Unprocessable("query.wait needs query.after (the newest position you have)",
+                                errors=[field_error("query.wait", "needs query.after")])
+        await wait_newer(call, call.owner, q["after"], q["wait"])
     try:
         page = await call.app[QUERIES].page(
             call.owner, status=q["status"], limit=q["limit"], cursor=q["cursor"], after=q["after"]
@@ -113,6 +124,7 @@ def routes(settings: Settings) -> list[Route]:
     base = "/v1/users/{user}"
     max_limit = min(settings.max_page, MAX_LIMIT)
     default_limit = min(50, max_limit)
+    max_wait = max(1, min(LONGPOLL_MAX_S, int(settings.request_timeout_s) - 1))
     list_params = (
         USER_PARAM,
         Param("status", "query", {"enum": list(STATUSES), "default": "all"}),
@@ -122,6 +134,11 @@ def routes(settings: Settings) -> list[Route]:
               description="next_cursor of the previous page (older items)."),
         Param("after", "query", POSITION,
               description="Only items newer than this position."),
+        Param("wait", "query", {"type": "number", "minimum": 0, "maximum": max_wait,
+                                "default": 0},
+              description="Long-poll (with `after`): hold the request up to this many "
+                          "seconds until an item newer than `after` exists; then answer at "
+                          "once, else an empty page when the time is up."),
     )
     item_params = (USER_PARAM, ID_PARAM)
     item_reply = {200: Reply("The item as it now is.", "InboxItem"),

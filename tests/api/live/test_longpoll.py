@@ -72,3 +72,24 @@ async def test_without_the_hub_it_polls(api_settings: Settings, live: LiveClient
         assert await asyncio.wait_for(waiting, 2.0) is True
     finally:
         await serving.stop()
+
+
+async def test_inbox_route_long_polls(live: LiveClient) -> None:
+    after = await _position(live, "pia", "first")
+    started = time.monotonic()
+    waiting = asyncio.create_task(live.get(f"/v1/users/pia/inbox?after={after}&wait=5"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await live.publish("pia", "second")
+    answer = await asyncio.wait_for(waiting, 3)
+    assert answer.status == 200 and time.monotonic() - started < 2.0
+    assert [i["title"] for i in answer.body["items"]] == ["second"]
+    started = time.monotonic()
+    empty = await live.get(f"/v1/users/pia/inbox?after={answer.body['items'][0]['position']}"
+                           "&wait=0.5")
+    assert empty.status == 200 and empty.body["items"] == []
+    assert 0.4 < time.monotonic() - started < 2.0
+    bad = await live.get("/v1/users/pia/inbox?wait=1")
+    assert bad.status == 422 and bad.body["errors"][0]["path"] == "query.wait"
+    too_long = await live.get(f"/v1/users/pia/inbox?after={after}&wait=3600")
+    assert too_long.status == 422
