@@ -58,7 +58,9 @@ async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int
 @pytest.mark.slow
 @pytest.mark.usefixtures("projector")
 async def test_schemathesis_finds_nothing(api_settings: Settings, tmp_path: Path) -> None:
-    settings = api_settings.replace(api_rate_user="1000/s", action_wait_s=0.5)
+    # request_timeout 5 s caps the inbox long-poll's wait at 4 s, under --request-timeout
+    settings = api_settings.replace(api_rate_user="1000/s", action_wait_s=0.5,
+                                    request_timeout_s=5.0)
     async with running_api(settings) as api:
         await seed(api)
         code, out = await schemathesis(api.url, SERVICE_KEY, tmp_path)
