@@ -32,7 +32,7 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -43,7 +43,14 @@ from typing import Any
 import aiohttp
 import orjson
 
-from scripts.benchproc import cpu_seconds, raise_fd_limit, rss_bytes, spawn, wait_up
+from scripts.benchproc import (
+    cpu_seconds,
+    raise_fd_limit,
+    rss_bytes,
+    spawn,
+    stop_children,
+    wait_up,
+)
 from scripts.live_clients import Sink, close_streams, open_streams, poll_inbox
 from scripts.loadgen import percentile_ms
 from streams.connection import connect
@@ -174,7 +181,8 @@ def ignored_signal_cost_us() -> float:
 async def measure(args: argparse.Namespace, settings: Settings, env: dict[str, str]
                   ) -> dict[str, Any]:
     port = free_port()
-    api, worker = spawn("api", env, port), spawn("worker", env)
+    api = spawn("api", env, port)
+    spawn("worker", env)
     redis = connect(settings)
     try:
         producer = Producer(redis, settings)
@@ -189,13 +197,7 @@ async def measure(args: argparse.Namespace, settings: Settings, env: dict[str, s
         poll = await poll_phase(args, producer, port, api.pid)
     finally:
         await redis.aclose()
-        for proc in (api, worker):
-            proc.terminate()
-        for proc in (api, worker):
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_children()
     return {
         "rate_per_s": args.rate, "duration_s": args.duration, "users": len(USERS),
         "sse_1k_p50_ms": one["p50_ms"], "sse_1k_p99_ms": one["p99_ms"],
@@ -253,6 +255,8 @@ def main() -> int:
     args.rate = min(max(args.rate, 1.0), 1000.0)
     if raise_fd_limit() < 10_000 + 1000 and not args.json:
         print("note: the fd hard limit may be too low for 10,000 connections", file=sys.stderr)
+    # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the children and the server stop
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     handle: ServerHandle | None = None
     tmp = tempfile.TemporaryDirectory()
     url = os.environ.get("REDIS_URL")
@@ -277,6 +281,7 @@ def main() -> int:
         if not handle:
             uvloop.run(cleanup(settings))
     finally:
+        stop_children()
         if handle is not None:
             handle.stop()
         tmp.cleanup()

@@ -58,10 +58,29 @@ def serve_main(kind: str, port: int) -> None:
     uvloop.run(go())
 
 
+CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
 def spawn(kind: str, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
     """Start ``kind`` (``api`` or ``worker``) in a child process with ``env``."""
-    return subprocess.Popen([sys.executable, __file__, kind, str(port)],
+    proc = subprocess.Popen([sys.executable, __file__, kind, str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    CHILDREN.append(proc)
+    return proc
+
+
+def stop_children(wait_s: float = 15.0) -> None:
+    """SIGTERM every child still running, then SIGKILL those that outlive ``wait_s``."""
+    for proc in CHILDREN:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in CHILDREN:
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    CHILDREN.clear()
 
 
 def rss_bytes(pid: int) -> int:
