@@ -25,8 +25,8 @@ from streams.codec import ENTRY_FIELD
 from streams.keys import Keys
 from streams.settings import Settings
 
-BUILD_CHUNK = 1000  # entries per script call: bounds how long one call blocks Redis
-BUILD_CONCURRENCY = 4  # partitions built at once
+BUILD_CHUNK = 500  # entries per script call: bounds how long one call blocks Redis
+BUILD_CONCURRENCY = 8  # partitions built at once (Python prepares one while Redis applies others)
 
 Progress = Callable[[int], None]
 

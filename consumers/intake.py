@@ -35,10 +35,13 @@ class Intake:
     """Read planning of one consumer (see the module docstring)."""
 
     def __init__(self, settings: Settings, group: StreamGroup, leases: Leases, *,
-                 claim_min_idle_ms: int, block_ms: int, per_partition: bool, log: Any) -> None:
+                 claim_min_idle_ms: int, block_ms: int, per_partition: bool, log: Any,
+                 lane: int = 0, lanes: int = 1) -> None:
         self.settings = settings
         self.group = group
         self.leases = leases
+        self.lane, self.lanes = lane, lanes
+        self.wake = asyncio.Event()
         self.claim_min_idle_ms = claim_min_idle_ms
         self.block_ms = block_ms
         self.per_partition = per_partition
@@ -48,6 +51,10 @@ class Intake:
         self._stale: set[int] = set()  # recovered or lost since the read-ahead started
         self._ahead: asyncio.Task[Batches] | None = None
         self._next_sweep = time.monotonic() + settings.claim_idle_s
+
+    def owned(self) -> list[int]:
+        """The owned partitions this intake reads (its lane), in order."""
+        return [p for p in sorted(self.leases.owned) if p % self.lanes == self.lane]
 
     def recover(self, partitions: Iterable[int]) -> None:
         """Claim and re-read these partitions' pending entries before anything new."""
@@ -67,7 +74,7 @@ class Intake:
 
     async def next(self, stop: asyncio.Event) -> Batches:
         """The next round: recovery batches if any, else new entries (maybe empty)."""
-        owned = sorted(self.leases.owned)
+        owned = self.owned()
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.claim_idle_s
             self.recover(owned)
@@ -92,7 +99,7 @@ class Intake:
         return {p: entries for p, entries in batches.items() if p not in stale}
 
     async def _new(self) -> Batches:
-        fresh = [p for p in sorted(self.leases.owned) if p not in self.recovering]
+        fresh = [p for p in self.owned() if p not in self.recovering]
         return await self.group.read_new(
             fresh, self.settings.read_batch, self.block_ms, per_partition=self.per_partition
         )
@@ -111,13 +118,3 @@ class Intake:
             else:
                 self.recovering.discard(p)
         return out
-
-    async def check_foreign_pending(self) -> bool:
-        """Recover owned partitions where another consumer holds pending entries.
-
-        An ex-owner's blocking read can still receive entries after a takeover; an
-        ordered handler must apply them before anything newer. True when some were found.
-        """
-        stray = await self.group.foreign_pending(sorted(self.leases.owned))
-        self.recover(stray)
-        return bool(stray)

@@ -43,7 +43,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis.exceptions
@@ -62,6 +62,8 @@ BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 5.0
 BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
 IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
+LANES = 4  # independent read/handle loops over disjoint partition subsets: while one
+# lane waits for Redis (its read, its applies), another decodes — Python and Redis overlap
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 log = get_logger(__name__)
@@ -116,36 +118,49 @@ class GroupRuntime:
         self._log = log.bind(group=self.handler.group, consumer=self.consumer)
         idle = self.handler.claim_min_idle_ms
         self.ordered = idle == 0
-        self.intake = Intake(
-            settings, self.group, self.leases,
-            claim_min_idle_ms=int(settings.claim_idle_s * 1000) if idle is None else idle,
-            block_ms=block_ms, log=self._log,
-            per_partition=settings.redis_cluster if per_partition_reads is None
-            else per_partition_reads,
-        )
+        lanes = min(LANES, len(self.partitions))
+        self.lanes = [
+            Intake(settings, self.group, self.leases,
+                   claim_min_idle_ms=int(settings.claim_idle_s * 1000) if idle is None else idle,
+                   block_ms=block_ms, log=self._log, lane=i, lanes=lanes,
+                   per_partition=settings.redis_cluster if per_partition_reads is None
+                   else per_partition_reads)
+            for i in range(lanes)
+        ]
         self.handled = 0
         self.dead_lettered = 0
         self._to_release: set[int] = set()
-        self._wake = asyncio.Event()
+
+    def _lane(self, partition: int) -> Intake:
+        return self.lanes[partition % len(self.lanes)]
+
+    def _recover(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self._lane(p).recover([p])
+
+    def _wake(self) -> None:
+        for lane in self.lanes:
+            lane.wake.set()
 
     # ------------------------------------------------------------------ running
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set (see the module docstring for cancellation)."""
         await self._ensure_groups(stop)
         lease_task = asyncio.create_task(self._lease_loop(stop), name="lease-loop")
+        lanes = [asyncio.create_task(self._consume_loop(stop, lease_task, lane),
+                                     name=f"lane-{lane.lane}") for lane in self.lanes]
         try:
-            await self._consume_loop(stop, lease_task)
-        except asyncio.CancelledError:
-            lease_task.cancel()  # a crash: keep leases and pending entries as they are
-            self.intake.cancel()
-            raise
+            await asyncio.gather(*lanes)
         except BaseException:
+            # A crash (cancelled) keeps leases and pending entries as they are; an
+            # error stops the other lanes the same way, then propagates.
             lease_task.cancel()
-            self.intake.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
-                await lease_task
+            for task in lanes:
+                task.cancel()
+            for lane in self.lanes:
+                lane.cancel()
+            await asyncio.gather(lease_task, *lanes, return_exceptions=True)
             raise
-        await self._drain_read_ahead()
         lease_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
             await lease_task
@@ -165,15 +180,6 @@ class GroupRuntime:
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _drain_read_ahead(self) -> None:
-        """On a graceful stop, handle (and ack) what the last read-ahead returned."""
-        try:
-            batches = await self.intake.take_ahead()
-            if batches:
-                await self._handle(batches)
-        except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
-            self._log.warning("read_ahead_not_handled", error=str(exc))
-
     async def _shutdown(self) -> None:
         owned = sorted(self.leases.owned)
         try:
@@ -183,7 +189,9 @@ class GroupRuntime:
             self._log.warning("leases_not_released", error=str(exc), partitions=owned)
         self._log.info("consumer_stopped", handled=self.handled, released=owned)
 
-    async def _consume_loop(self, stop: asyncio.Event, lease_task: asyncio.Task[None]) -> None:
+    async def _consume_loop(
+        self, stop: asyncio.Event, lease_task: asyncio.Task[None], lane: Intake
+    ) -> None:
         backoff = BACKOFF_INITIAL_S
         while not stop.is_set():
             check_cancelled()
@@ -191,7 +199,7 @@ class GroupRuntime:
                 lease_task.result()  # re-raise what killed it
                 raise RuntimeError("lease loop ended unexpectedly")
             try:
-                failed = await self._cycle(stop)
+                failed = await self._cycle(stop, lane)
                 check_cancelled()
             except GroupMissingError:
                 raise
@@ -199,11 +207,21 @@ class GroupRuntime:
                 self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
                 failed = True
             if failed:
-                self.intake.recover(self.leases.owned)
+                lane.recover(lane.owned())
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             else:
                 backoff = BACKOFF_INITIAL_S
+        await self._drain_read_ahead(lane)
+
+    async def _drain_read_ahead(self, lane: Intake) -> None:
+        """On a graceful stop, handle (and ack) what the lane's last read-ahead returned."""
+        try:
+            batches = await lane.take_ahead()
+            if batches:
+                await self._handle(batches)
+        except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
+            self._log.warning("read_ahead_not_handled", error=str(exc))
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_INITIAL_S
@@ -212,43 +230,51 @@ class GroupRuntime:
                 changes = await self.leases.cycle()
                 check_cancelled()
                 for p in changes.acquired:
-                    self.intake.recover([p])
+                    self._recover([p])
                     self._log.info("partition_acquired", partition=p)
                 for p in changes.lost:
                     self._forget(p)
                     self._log.warning("lease_lost", partition=p)
                 self._to_release.update(changes.surplus)
-                stray = self.ordered and await self.intake.check_foreign_pending()
+                stray = await self._foreign_pending() if self.ordered else []
                 if changes.acquired or changes.surplus or stray:
-                    self._wake.set()
+                    self._wake()
                 backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
             except REDIS_ERRORS as exc:
                 self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
                 wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
             await sleep_unless(stop, wait)
 
+    async def _foreign_pending(self) -> list[int]:
+        """Recover owned partitions where another consumer holds pending entries.
+
+        An ex-owner's blocking read can still receive entries after a takeover; an
+        ordered handler must apply them before anything newer.
+        """
+        stray = await self.group.foreign_pending(sorted(self.leases.owned))
+        self._recover(stray)
+        return stray
+
     def _forget(self, partition: int) -> None:
         self.leases.owned.discard(partition)
-        self.intake.forget(partition)
+        self._lane(partition).forget(partition)
         self._to_release.discard(partition)
 
     # -------------------------------------------------------------------- cycle
-    async def _cycle(self, stop: asyncio.Event) -> bool:
-        """Read and handle one round of batches; True when something failed."""
-        if self._to_release:
-            surplus = sorted(self._to_release & self.leases.owned)
-            self._to_release.clear()
+    async def _cycle(self, stop: asyncio.Event, lane: Intake) -> bool:
+        """Read and handle one round of the lane's batches; True when something failed."""
+        surplus = [p for p in lane.owned() if p in self._to_release]
+        if surplus:
             await self.leases.release(surplus)
             for p in surplus:
                 self._forget(p)
-            if surplus:
-                self._log.info("partitions_released", partitions=surplus)
-        if not self.leases.owned:
-            self._wake.clear()
-            await sleep_unless(self._wake, self.block_ms / 1000)
+            self._log.info("partitions_released", partitions=surplus)
+        if not lane.owned():
+            lane.wake.clear()
+            await sleep_unless(lane.wake, self.block_ms / 1000)
             return False
-        batches = await self.intake.next(stop)
-        if not batches and self.intake.per_partition:
+        batches = await lane.next(stop)
+        if not batches and lane.per_partition:
             await sleep_unless(stop, IDLE_POLL_S)
         check_cancelled()
         return await self._handle(batches)
@@ -264,13 +290,13 @@ class GroupRuntime:
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
             elif isinstance(result, PendingGapError):
-                self.intake.recover([p])
+                self._recover([p])
                 self._log.info("pending_gap", partition=p, entry_id=result.position)
             elif isinstance(result, GroupMissingError):
                 raise result
             elif isinstance(result, BaseException):
                 failed = True
-                self.intake.recover([p])
+                self._recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
                                 exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
         return failed

@@ -89,6 +89,8 @@ async def scenario(redis_url: str, ops: list[Op], chaos: list[tuple[str, float]]
         assert not any(counts), counts
         stop.set()
         await asyncio.gather(*(task for _, task in live))
+        if dead:
+            await asyncio.wait(dead, timeout=5)
         for task in dead:
             assert task.cancelled()
 
