@@ -9,7 +9,9 @@ Guarantees: entries come in log order, each at most once; an entry that cannot b
 decoded is skipped (the projector dead-letters it, so it changed nothing).
 :meth:`Journal.read` reads at most ``limit`` entries and says whether it stopped
 short, so a caller far behind can answer with a reset instead of reading on.
-Redis errors propagate.
+:meth:`Journal.intact_after` tells whether the stream still holds every entry
+after a position (nothing trimmed or deleted there), so a resume never reads
+across a hole. Redis errors propagate.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
+
+from consumers import positions
 from streams import codec
 from streams.errors import CodecError
 from streams.events import Envelope
@@ -80,3 +85,27 @@ class Journal:
             return Read(out, upto, True)
         more = await self.redis.xrange(key, min=f"({cursor}", max=upto, count=1)
         return Read(out, upto if not more else cursor, not more)
+
+    async def intact_after(self, partition: int, after: str) -> bool:
+        """True unless entries after ``after`` were trimmed (XTRIM) or deleted (XDEL).
+
+        Conservative: a trim that reached past ``after`` counts as a hole even when
+        the entries it removed were all older (the caller resets; nothing is lost).
+        """
+        try:
+            info = await self.redis.xinfo_stream(self.keys.stream(partition))
+        except redis.exceptions.ResponseError as exc:  # no such key: nothing appended yet
+            if "no such key" in str(exc).lower():
+                return True
+            raise
+        fields = {_text(k): v for k, v in info.items()}
+        since = positions.parse(after)
+        deleted = fields.get("max-deleted-entry-id")
+        if deleted is not None and positions.parse(_text(deleted)) > since:
+            return False
+        added, length = fields.get("entries-added"), fields.get("length")
+        if added is None or length is None or int(added) <= int(length):
+            return True  # never trimmed (or a server too old to say)
+        first = fields.get("recorded-first-entry-id")
+        return first is not None and positions.parse(_text(first)) <= since
+

@@ -14,8 +14,10 @@ Resume outcomes (the first message after the backlog):
   (one read, no log scan: the common case for idle users);
 - otherwise the user's entries in ``(since, C]`` as messages, then ``ready``;
 - ``reset`` when ``since`` is unreadable or ahead of ``C`` (not a position this
-  deployment gave), or when more than ``HERALD_LIVE_RESUME_MAX`` log entries lie
-  between ``since`` and ``C`` (refetching is cheaper than replaying).
+  deployment gave), when the log was trimmed or had entries deleted after
+  ``since`` (it no longer holds everything the client missed), or when more than
+  ``HERALD_LIVE_RESUME_MAX`` log entries lie between ``since`` and ``C``
+  (refetching is cheaper than replaying).
 
 Failure modes: refusals (429 per user, 503 per process or shutting down) are
 raised before anything is sent, as problem+json; Redis errors propagate (503).
@@ -107,6 +109,10 @@ async def _resume(app: web.Application, hub: Hub, user: str, partition: int,
     if last is None or m.key_of(last) <= m.key_of(since):
         unread = await queries.unread_count(user)
         return [], m.ready(covered, unread, resumed=True, replayed=0), covered
+    if not await hub.journal.intact_after(partition, since):
+        unread = await queries.unread_count(user)
+        return [], m.reset(covered, unread, "the log no longer holds everything after this "
+                           "position"), covered
     read = await hub.journal.read(partition, since, covered, hub.settings.live_resume_max)
     if not read.complete:
         unread = await queries.unread_count(user)

@@ -4,6 +4,7 @@ WebSocket-free rules of Last-Event-ID."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,22 @@ def _same_partition(settings: Settings, a: str, b: str) -> bool:
     from streams.partitions import partition_for
 
     return partition_for(a, settings.partitions) == partition_for(b, settings.partitions)
+
+
+async def test_a_trimmed_log_after_the_position_gets_a_reset(live: LiveClient,
+                                                            redis: Any) -> None:
+    from streams.keys import Keys
+    from streams.partitions import partition_for
+
+    async with live.sse("lou") as stream:
+        await stream.next()
+        last_id = stream.last_id
+    for n in range(3):
+        await live.publish("lou", f"t{n}")
+    await asyncio.sleep(0.3)
+    partition = partition_for("lou", live.settings.partitions)
+    await redis.xtrim(Keys(live.settings.prefix).stream(partition), maxlen=1, approximate=False)
+    async with live.sse("lou", last_id=last_id) as stream:
+        first = await stream.next()
+    assert first.event == "reset" and "no longer holds" in first.data["reason"]
+    assert first.data["unread_count"] == 3

@@ -1,0 +1,51 @@
+"""The journal against a real stream: order, limits, undecodable entries, holes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.live.journal import Journal
+from streams import codec
+from streams.events import NotificationCreated
+from streams.keys import Keys
+from streams.producer import Producer
+from streams.settings import Settings
+
+
+async def _append(redis: Any, settings: Settings, count: int) -> tuple[Keys, int, list[str]]:
+    producer = Producer(redis, settings)
+    await producer.start()
+    positions = []
+    for n in range(count):
+        appended = await producer.publish(producer.envelope(
+            "jo", NotificationCreated(title=f"t{n}")))
+        positions.append(appended.position)
+    return Keys(settings.prefix), producer.partition("jo"), positions
+
+
+async def test_reads_in_order_within_the_limit(redis: Any, settings: Settings) -> None:
+    keys, p, positions = await _append(redis, settings, 5)
+    await redis.xadd(keys.stream(p), {codec.ENTRY_FIELD: b"\xc1 not msgpack"})
+    journal = Journal(redis, keys)
+    everything = await journal.read(p, "0-0", "+", 100)
+    assert [e.position for e in everything.entries] == positions  # the bad one skipped
+    assert everything.complete
+    part = await journal.read(p, positions[0], positions[-1], 2)
+    assert [e.position for e in part.entries] == positions[1:3]
+    assert not part.complete and part.last == positions[2]
+    exact = await journal.read(p, positions[0], positions[2], 2)
+    assert exact.complete and exact.last == positions[2]
+    assert [e.event.payload.title for e in exact.entries] == ["t1", "t2"]  # type: ignore[attr-defined]
+
+
+async def test_holes_after_a_position_are_detected(redis: Any, settings: Settings) -> None:
+    keys, p, positions = await _append(redis, settings, 6)
+    journal = Journal(redis, keys)
+    assert await journal.intact_after((p + 1) % settings.partitions, "0-0")  # no stream yet
+    assert await journal.intact_after(p, positions[0])
+    await redis.xtrim(keys.stream(p), maxlen=5, approximate=False)  # drops positions[0]
+    assert await journal.intact_after(p, positions[1])
+    assert not await journal.intact_after(p, "0-0")
+    await redis.xdel(keys.stream(p), positions[4])
+    assert not await journal.intact_after(p, positions[3])
+    assert await journal.intact_after(p, positions[5])
