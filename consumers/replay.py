@@ -42,7 +42,7 @@ from streams.settings import Settings
 LOCK_TTL_MS = 30_000
 LOCK_RENEW_S = 10.0
 SWITCH_ATTEMPTS = 100  # catch-up rounds per partition before giving up (busy partition)
-DELETE_BATCH = 500
+SCAN_COUNT = 5000  # keys looked at per SCAN page when deleting an old namespace
 
 log = get_logger(__name__)
 
@@ -93,18 +93,30 @@ async def replay_lock(redis: Any, keys: Keys) -> AsyncIterator[None]:
 
 
 async def delete_namespace(redis: Any, keys: Keys, ns: str, partitions: Sequence[int]) -> int:
-    """UNLINK every key of ``ns`` in the given partitions; how many."""
+    """UNLINK every key of ``ns`` in the given partitions; how many.
+
+    One SCAN page and the UNLINK of the previous page's keys share a round trip.
+    """
     wanted = set(partitions)
     pattern = keys.ns_pattern(ns, partitions[0] if len(wanted) == 1 else None)
-    deleted, batch = 0, []
-    async for raw in redis.scan_iter(match=pattern, count=1000):
-        key = _text(raw)
-        split = keys.split_ns_key(key)
-        if split is not None and split[1] == ns and split[0] in wanted:
-            batch.append(key)
-        if len(batch) >= DELETE_BATCH:
-            deleted += int(await redis.unlink(*batch))
-            batch = []
+    deleted, cursor, batch = 0, 0, []
+    while True:
+        async with redis.pipeline(transaction=False) as pipe:
+            if batch:
+                pipe.unlink(*batch)
+            pipe.scan(cursor, match=pattern, count=SCAN_COUNT)
+            replies = await pipe.execute()
+        if batch:
+            deleted += int(replies[0])
+        cursor, found = replies[-1]
+        batch = []
+        for raw in found:
+            key = _text(raw)
+            split = keys.split_ns_key(key)
+            if split is not None and split[1] == ns and split[0] in wanted:
+                batch.append(key)
+        if int(cursor) == 0:
+            break
     if batch:
         deleted += int(await redis.unlink(*batch))
     return deleted

@@ -27,12 +27,13 @@ local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local P_ITEM, P_INBOX, P_UNREAD = ARGV[8], ARGV[9], ARGV[10]
 local P_READ, P_ARCH, P_USER = ARGV[11], ARGV[12], ARGV[13]
 local records = cmsgpack.unpack(ARGV[14])
+local call = redis.call
 
-if mode == 'live' and redis.call('GET', lease_key) ~= consumer then
+if mode == 'live' and call('GET', lease_key) ~= consumer then
   return {'fenced'}
 end
 if mode ~= 'build' then
-  local view = redis.call('GET', view_key) or default_ns
+  local view = call('GET', view_key) or default_ns
   if view ~= ns then
     return {'ns', view}
   end
@@ -44,11 +45,11 @@ local function pad(position)
   return string.rep('0', 15 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
 end
 
-local current = redis.call('GET', ckpt_key)
+local current = call('GET', ckpt_key)
 local floor = current and pad(current) or ''
 
 if mode == 'live' then
-  local oldest = redis.call('XPENDING', stream, ARGV[15])[2]
+  local oldest = call('XPENDING', stream, ARGV[15])[2]
   if oldest then
     local padded_oldest = pad(oldest)
     if padded_oldest < ARGV[16] and padded_oldest > floor then
@@ -62,7 +63,7 @@ local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification
 -- Returns nil when the item does not exist or belongs to someone else.
 local function owned(user, nid)
   local key = P_ITEM .. nid
-  local f = redis.call('HMGET', key, 'u', 'p', 'r', 'a')
+  local f = call('HMGET', key, 'u', 'p', 'r', 'a')
   if f[1] ~= user then
     return nil
   end
@@ -70,10 +71,10 @@ local function owned(user, nid)
 end
 
 local function drop(user, member)
-  redis.call('ZREM', P_UNREAD .. user, member)
-  redis.call('ZREM', P_READ .. user, member)
-  redis.call('ZREM', P_ARCH .. user, member)
-  redis.call('DEL', P_ITEM .. string.sub(member, PAD_LEN + 2))
+  call('ZREM', P_UNREAD .. user, member)
+  call('ZREM', P_READ .. user, member)
+  call('ZREM', P_ARCH .. user, member)
+  call('DEL', P_ITEM .. string.sub(member, PAD_LEN + 2))
 end
 
 local OPS = {}
@@ -81,19 +82,19 @@ local OPS = {}
 -- {create, nid, category, title, body, data, created_ms}
 OPS['create'] = function(op, position, padded, user)
   local key = P_ITEM .. op[2]
-  if redis.call('EXISTS', key) == 1 then
+  if call('EXISTS', key) == 1 then
     return false
   end
-  redis.call('HSET', key, 'u', user, 'p', padded, 'c', op[3], 't', op[4], 'b', op[5],
+  call('HSET', key, 'u', user, 'p', padded, 'c', op[3], 't', op[4], 'b', op[5],
     'd', op[6], 'ts', op[7])
   local member = padded .. ':' .. op[2]
   local inbox = P_INBOX .. user
-  redis.call('ZADD', inbox, 0, member)
-  redis.call('ZADD', P_UNREAD .. user, 0, member)
-  local excess = redis.call('ZCARD', inbox) - cap
+  call('ZADD', inbox, 0, member)
+  call('ZADD', P_UNREAD .. user, 0, member)
+  local excess = call('ZCARD', inbox) - cap
   if excess > 0 then
     -- The inbox cap: the oldest items by position fall out, as part of the projection.
-    local popped = redis.call('ZPOPMIN', inbox, excess)
+    local popped = call('ZPOPMIN', inbox, excess)
     for i = 1, #popped, 2 do
       drop(user, popped[i])
     end
@@ -107,10 +108,10 @@ OPS['read'] = function(op, position, padded, user)
   if not key or read_at then
     return false
   end
-  redis.call('HSET', key, 'r', op[3])
+  call('HSET', key, 'r', op[3])
   if not archived then
-    redis.call('ZREM', P_UNREAD .. user, member)
-    redis.call('ZADD', P_READ .. user, 0, member)
+    call('ZREM', P_UNREAD .. user, member)
+    call('ZADD', P_READ .. user, 0, member)
   end
   return true
 end
@@ -121,10 +122,10 @@ OPS['unread'] = function(op, position, padded, user)
   if not key or not read_at then
     return false
   end
-  redis.call('HDEL', key, 'r')
+  call('HDEL', key, 'r')
   if not archived then
-    redis.call('ZREM', P_READ .. user, member)
-    redis.call('ZADD', P_UNREAD .. user, 0, member)
+    call('ZREM', P_READ .. user, member)
+    call('ZADD', P_UNREAD .. user, 0, member)
   end
   return true
 end
@@ -135,9 +136,9 @@ OPS['archive'] = function(op, position, padded, user)
   if not key or archived then
     return false
   end
-  redis.call('HSET', key, 'a', '1')
-  redis.call('ZREM', (read_at and P_READ or P_UNREAD) .. user, member)
-  redis.call('ZADD', P_ARCH .. user, 0, member)
+  call('HSET', key, 'a', '1')
+  call('ZREM', (read_at and P_READ or P_UNREAD) .. user, member)
+  call('ZADD', P_ARCH .. user, 0, member)
   return true
 end
 
@@ -147,7 +148,7 @@ OPS['delete'] = function(op, position, padded, user)
   if not key then
     return false
   end
-  redis.call('ZREM', P_INBOX .. user, member)
+  call('ZREM', P_INBOX .. user, member)
   drop(user, member)
   return true
 end
@@ -156,17 +157,17 @@ end
 OPS['read_all'] = function(op, position, padded, user)
   local unread = P_UNREAD .. user
   local bound = '(' .. op[2] .. ';' -- ';' sorts right after ':', so up_to itself is in
-  local members = redis.call('ZRANGEBYLEX', unread, '-', bound)
+  local members = call('ZRANGEBYLEX', unread, '-', bound)
   if #members == 0 then
     return false
   end
   local read = P_READ .. user
   for i = 1, #members do
     local member = members[i]
-    redis.call('HSET', P_ITEM .. string.sub(member, PAD_LEN + 2), 'r', op[3])
-    redis.call('ZADD', read, 0, member)
+    call('HSET', P_ITEM .. string.sub(member, PAD_LEN + 2), 'r', op[3])
+    call('ZADD', read, 0, member)
   end
-  redis.call('ZREMRANGEBYLEX', unread, '-', bound)
+  call('ZREMRANGEBYLEX', unread, '-', bound)
   return true
 end
 
@@ -178,7 +179,7 @@ OPS['call'] = function(op, position, padded, user)
   if not CALLS[op[2]] then
     error('projector_apply: command not allowed: ' .. tostring(op[2]))
   end
-  redis.call(unpack(op, 2))
+  call(unpack(op, 2))
   return false
 end
 
@@ -224,20 +225,20 @@ for i = 1, #records do
 end
 
 if mode ~= 'late' and target ~= '' and (not current or pad(target) > pad(current)) then
-  redis.call('SET', ckpt_key, target)
+  call('SET', ckpt_key, target)
 end
 
 -- The user state's "pos": the highest position that changed the user (once per user).
 for user, position in pairs(changed) do
-  local last = mode == 'late' and redis.call('HGET', P_USER .. user, 'pos')
+  local last = mode == 'late' and call('HGET', P_USER .. user, 'pos')
   if not last or changed_padded[user] > pad(last) then
-    redis.call('HSET', P_USER .. user, 'pos', position)
+    call('HSET', P_USER .. user, 'pos', position)
   end
 end
 
 if channel ~= '' then
   for user, position in pairs(changed) do
-    redis.call('PUBLISH', channel, cjson.encode({user = user, position = position}))
+    call('PUBLISH', channel, cjson.encode({user = user, position = position}))
   end
 end
 return {'ok', applied, skipped}
