@@ -20,6 +20,7 @@ from streams.server import running_server_url
 from streams.settings import Settings
 
 RETRY_ATTEMPTS = 3
+POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
@@ -50,7 +51,12 @@ def connect(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
         common.pop("health_check_interval")
         common.pop("retry_on_error")
         return aioredis.RedisCluster.from_url(url, **common)
-    return aioredis.Redis.from_url(url, **common)
+    # A blocking pool: a burst beyond the cap waits (up to POOL_WAIT_S) for a free
+    # connection instead of failing at once with "too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_max_connections, timeout=POOL_WAIT_S, **common
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def connect_sync(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:

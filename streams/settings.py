@@ -93,6 +93,8 @@ class Settings:
     # --- the log and its server
     redis_url: str | None = _env("REDIS_URL", str, None)
     redis_cluster: bool = _env("HERALD_REDIS_CLUSTER", _bool, False)
+    # Connections one process may open to Redis; more requests at once wait for one.
+    redis_max_connections: int = _env("HERALD_REDIS_MAX_CONNECTIONS", _positive_int, 256)
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
     prefix: str = _env("HERALD_PREFIX", str, "herald")

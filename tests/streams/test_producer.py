@@ -179,3 +179,16 @@ def test_user_ids_are_matched_whole(user: str) -> None:
 
     with pytest.raises(ValidationError):
         check_user(user)
+
+
+async def test_a_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings) -> None:
+    from streams.connection import connect
+
+    client = connect(settings.replace(redis_max_connections=4))
+    try:
+        producer = Producer(client, settings)
+        envs = [producer.envelope(f"b{i}", NotificationCreated(title="t")) for i in range(200)]
+        results = await asyncio.gather(*(producer.publish(e) for e in envs))
+        assert [r.id for r in results] == [e.id for e in envs]
+    finally:
+        await client.aclose()
