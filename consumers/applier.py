@@ -8,6 +8,8 @@ batch. In that one script:
   effect under at-least-once delivery), the others are applied in log order;
 - the checkpoint moves to the batch's highest position, including entries that
   were dead-lettered, so a redelivered batch is a no-op;
+- in live mode it also settles the batch: writes its dead letters and acks every
+  entry (``Prepared.settle``), so the write, the checkpoint and the ack are one step;
 - in live mode the script first checks that this consumer still holds the
   partition's lease (fencing: a paused ex-owner cannot write after a takeover), that
   the partition's view pointer still names the namespace the writes were built for
@@ -56,6 +58,7 @@ from streams.validation import check_user
 
 CONSUMERS_DIR = Path(__file__).resolve().parent
 GROUP = "projector"
+DLQ_MAX_LEN = 100_000  # letters kept per partition stream (approximate trim, oldest first)
 USER_CACHE_MAX = 200_000  # users whose partition was already checked (memory bound)
 
 LIVE, BUILD, LATE = "live", "build", "late"
@@ -69,6 +72,7 @@ class Prepared:
     outcomes: list[Outcome] = field(default_factory=list)
     target: str = ""
     first: str = ""
+    settle: bytes | str = ""  # see settlement()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +167,23 @@ class Applier:
         """KEYS and ARGV of one script call."""
         k = self.keys
         keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
-                k.partition_view(partition), k.stream(partition)]
+                k.partition_view(partition), k.stream(partition), k.dead_letters(partition)]
         channel = "" if mode == BUILD else k.signal_channel(partition)
         args: list[Any] = [
             mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
             self.settings.inbox_max, channel, *self.prefixes(partition, ns),
             codec.pack_value(batch.records), GROUP,
             positions.padded(batch.first) if batch.first else "",
+            batch.settle if mode == LIVE else "", DLQ_MAX_LEN,
         ]
         return keys, args
+
+    @staticmethod
+    def settlement(entries: Sequence[Entry], outcomes: Sequence[Outcome]) -> bytes:
+        """The ``settle`` argument: ack every entry, write a letter for each dead one."""
+        dead = [[e.position, o.reason, e.raw or b""]
+                for e, o in zip(entries, outcomes, strict=True) if o is not None]
+        return codec.pack_value([[e.position for e in entries], dead])
 
     @staticmethod
     def parse(reply: Sequence[Any]) -> Applied:

@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.applier import CONSUMERS_DIR
+from consumers.applier import CONSUMERS_DIR, DLQ_MAX_LEN
 from consumers.handler import DeadLetter, Entry, Handler, Outcome
 from streams.keys import Keys
 from streams.log import get_logger
 from streams.scripts import register
 from streams.settings import Settings
 
-DLQ_MAX_LEN = 100_000
 log = get_logger(__name__)
 
 

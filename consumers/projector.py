@@ -41,16 +41,34 @@ class ProjectorHandler:
         self.views = Views(redis, settings)
 
     async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+        """Apply (checkpoint included) without acking; the caller settles."""
         return await self._apply(partition, entries, LIVE)
+
+    async def handle_settled(
+        self, partition: int, entries: Sequence[Entry], preset: Sequence[Outcome]
+    ) -> Sequence[Outcome]:
+        """Apply, dead-letter and ack in one script (see consumers/handler.py)."""
+        return await self._apply(partition, entries, LIVE, preset)
 
     async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         """Apply dead letters late: at their own positions, checkpoint untouched."""
         return await self._apply(partition, entries, LATE)
 
-    async def _apply(self, partition: int, entries: Sequence[Entry], mode: str) -> list[Outcome]:
+    async def _apply(
+        self, partition: int, entries: Sequence[Entry], mode: str,
+        preset: Sequence[Outcome] | None = None,
+    ) -> list[Outcome]:
         ns = await self.views.ns(partition)
+        todo = entries if preset is None else \
+            [e for e, o in zip(entries, preset, strict=True) if o is None]
         for _ in range(NS_RETRIES):
-            batch = self.preparer.prepare(partition, ns, entries)
+            batch = self.preparer.prepare(partition, ns, todo)
+            outcomes = batch.outcomes
+            if preset is not None:
+                done = iter(batch.outcomes)
+                outcomes = [next(done) if o is None else o for o in preset]
+                batch.first, batch.target = entries[0].position, entries[-1].position
+                batch.settle = Applier.settlement(entries, outcomes)
             try:
                 result = await self.applier.apply(
                     partition, ns, batch, mode=mode, consumer=self.consumer
@@ -61,7 +79,7 @@ class ProjectorHandler:
                 raise
             assert result is not None
             if result.status == "ok":
-                return batch.outcomes
+                return outcomes
             if result.status == "fenced":
                 raise LeaseLostError(partition, GROUP)
             if result.status == "gap":

@@ -16,7 +16,8 @@ Loop, per cycle (reading is planned by consumers/intake.py):
    per partition at a time); entries delivered more than ``HERALD_MAX_DELIVERIES``
    times are dead-lettered without calling it.
 4. Settle: ack the batch and write its dead letters in one step, fenced by the
-   lease (consumers/dead_letters.py).
+   lease (consumers/dead_letters.py) — or, for a handler with ``handle_settled``
+   (the projector), inside the handler's own atomic write.
 
 A separate task renews leases and balances partitions (consumers/lease.py); for an
 ordered handler it also looks for pending entries another consumer holds on an owned
@@ -40,14 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
-import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis.exceptions
 
+from consumers.aio import check_cancelled, consumer_name, sleep_unless
 from consumers.dead_letters import DeadLetters
 from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.group import StreamGroup
@@ -67,34 +66,6 @@ LANES = 4  # independent read/handle loops over disjoint partition subsets: whil
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 log = get_logger(__name__)
-
-
-def consumer_name() -> str:
-    """A consumer name unique to this process and runtime: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def check_cancelled() -> None:
-    """Re-raise a cancellation that a library swallowed.
-
-    redis-py (8.1) occasionally returns normally from a command whose task was
-    cancelled meanwhile; the task then still reports ``cancelling()``. A cancelled
-    runtime must behave like a crashed one (no ack, no release), so the loops check.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def sleep_unless(event: asyncio.Event, seconds: float) -> None:
-    """Sleep up to ``seconds``; return early when ``event`` is set.
-
-    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can
-    swallow a cancellation that races with the event being set.
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(max(0.0, seconds)):
-            await event.wait()
 
 
 class GroupRuntime:
@@ -316,13 +287,21 @@ class GroupRuntime:
             else:
                 todo.append(entry)
                 index.append(i)
-        if todo:
-            results = await self.handler.handle(partition, todo)
-            for i, outcome in zip(index, results, strict=True):
-                outcomes[i] = outcome
-        if not await self.dead_letters.settle(
-            partition, self.handler.group, self.consumer, entries, outcomes
-        ):
-            raise LeaseLostError(partition, self.handler.group)
+        settled = getattr(self.handler, "handle_settled", None)
+        if settled is not None:
+            outcomes = list(await settled(partition, entries, outcomes))
+            for entry, outcome in zip(entries, outcomes, strict=True):
+                if outcome is not None:
+                    self._log.warning("entry_dead_lettered", partition=partition,
+                                      entry_id=entry.position, reason=outcome.reason)
+        else:
+            if todo:
+                results = await self.handler.handle(partition, todo)
+                for i, outcome in zip(index, results, strict=True):
+                    outcomes[i] = outcome
+            if not await self.dead_letters.settle(
+                partition, self.handler.group, self.consumer, entries, outcomes
+            ):
+                raise LeaseLostError(partition, self.handler.group)
         self.handled += len(entries)
         self.dead_lettered += sum(1 for o in outcomes if o is not None)

@@ -10,8 +10,9 @@ One run, one private server (or ``REDIS_URL``), 64 partitions, 10k users, events
   the last checkpoint reaching the end of its partition);
 - ``live_eps``: one worker running while this process publishes pipelined batches of
   100; first publish to last event projected;
-- ``replay_eps``: ``herald replay`` over the same log (its own figure, without the
-  process start-up);
+- ``replay_eps``: ``herald replay`` over the same log: events per second of rebuilding
+  and switching (its own figure, without the process start-up); ``replay_total_eps``
+  counts the deletion of the old namespace's keys too;
 - ``bare_apply_eps``: the ceiling — the same apply script on the same batches, built
   beforehand, driven by a bare pipelined loop (no runtime, no decoding, no acks).
 
@@ -192,7 +193,7 @@ class Bench:
         finally:
             self.stop(procs)
 
-    def replay(self) -> tuple[float | None, str]:
+    def replay(self) -> tuple[float | None, float | None, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
                    HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
@@ -200,10 +201,12 @@ class Bench:
         done = subprocess.run([sys.executable, "-m", "scripts.cli", "replay", "--quiet"],
                               cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=self.timeout + 60)
-        match = re.search(r"\(([\d,]+) events/s\)", done.stdout)
+        match = re.search(r"replayed (\d+) events in [\d.]+s \(([\d,]+) events/s\).*; "
+                          r"([\d.]+)s in all", done.stdout)
         if done.returncode != 0 or match is None:
-            return None, done.stdout + done.stderr
-        return float(match.group(1).replace(",", "")), done.stdout.strip()
+            return None, None, done.stdout + done.stderr
+        total = int(match.group(1)) / float(match.group(3))
+        return float(match.group(2).replace(",", "")), total, done.stdout.strip()
 
     async def bare(self) -> float | None:
         """The ceiling: the apply script alone, on batches built before the clock starts."""
@@ -253,9 +256,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         out["live_eps"] = await bench.live(args.live_events or args.events)
         out["live_events"] = args.live_events or args.events
         log(f"live (publish x{PUBLISH_BATCH} + 1 projector): {_fmt(out['live_eps'])}")
-        out["replay_eps"], text = bench.replay()
+        out["replay_eps"], out["replay_total_eps"], text = bench.replay()
         out["replay_events"] = args.events + out["live_events"]
-        log(f"replay: {_fmt(out['replay_eps'])} ({text})")
+        log(f"replay: {_fmt(out['replay_eps'])} rebuild and switch, "
+            f"{_fmt(out['replay_total_eps'])} with the old namespace deleted ({text})")
         out["bare_apply_eps"] = await bench.bare()
         log(f"bare apply ceiling: {_fmt(out['bare_apply_eps'])}")
         p1, bare = out["projector_1_eps"], out["bare_apply_eps"]

@@ -64,10 +64,11 @@ async def _replay(redis: Any, settings: Any, parts: list[int] | None,
     total = await Builder(redis, settings).log_length(parts or range(settings.partitions))
     with _bar(total, args, "replay") as bar:
         report = await Replay(redis, settings, progress=bar.update).run(parts)
-    print(f"replayed {report.stats.entries} events in {report.seconds:.2f}s "
+    print(f"replayed {report.stats.entries} events in {report.rebuild_seconds:.2f}s "
           f"({report.events_per_s:,.0f} events/s) into namespace {report.ns}"
           f"{' (resumed)' if report.resumed else ''}; {report.stats.skipped} skipped "
-          f"(dead letters); {report.deleted_keys} old keys deleted")
+          f"(dead letters); {report.deleted_keys} keys of the old namespace deleted; "
+          f"{report.seconds:.2f}s in all")
     for where, reason in report.stats.reasons.items():
         print(f"  skipped {where}: {reason}")
     return EXIT_OK

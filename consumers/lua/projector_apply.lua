@@ -4,6 +4,7 @@
 -- KEYS[2]  the partition's lease for the group (live mode: must hold ARGV[2])
 -- KEYS[3]  the partition's view pointer (absent = ARGV[4])
 -- KEYS[4]  the partition stream (live mode: its group's pending entries are checked)
+-- KEYS[5]  the partition's dead-letter stream (live mode, when settling)
 -- ARGV[1]  mode: "live" (fenced, ns-checked, signals), "build" (replay: no fence,
 --          no ns check, no signal), "late" (dead-letter retry: ns-checked, signals,
 --          ignores and keeps the checkpoint)
@@ -17,6 +18,9 @@
 -- ARGV[14] msgpack array of records {position, padded position, user, op, op, ...}
 -- ARGV[15] the consumer group (live mode)
 -- ARGV[16] the batch's first position, padded (live mode)
+-- ARGV[17] "" or, to settle the batch in the same step (live mode), msgpack
+--          {positions to ack, {{position, reason, original bytes}, ...} dead letters}
+-- ARGV[18] dead-letter stream cap (approximate MAXLEN)
 -- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace} |
 -- {"gap", position}: an older entry above the checkpoint is pending (delivered to
 -- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
@@ -233,6 +237,20 @@ for user, position in pairs(changed) do
   local last = mode == 'late' and call('HGET', P_USER .. user, 'pos')
   if not last or changed_padded[user] > pad(last) then
     call('HSET', P_USER .. user, 'pos', position)
+  end
+end
+
+-- Settle: dead letters and the ack of every entry of the batch, in this same step.
+if mode == 'live' and ARGV[17] ~= '' then
+  local settle = cmsgpack.unpack(ARGV[17])
+  local acks, dead, group = settle[1], settle[2], ARGV[15]
+  for i = 1, #dead do
+    local letter = dead[i]
+    call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[18], '*', 'group', group,
+      'position', letter[1], 'reason', letter[2], 'e', letter[3])
+  end
+  for from = 1, #acks, 1000 do -- unpack() has a stack limit: ack in chunks
+    call('XACK', stream, group, unpack(acks, from, math.min(from + 999, #acks)))
   end
 end
 

@@ -279,3 +279,30 @@ async def test_entries_a_stale_reader_received_are_applied_in_order(
         assert (await redis.xpending(keys.stream(0), "projector"))["pending"] == 0
     finally:
         await stale.aclose()
+
+
+async def test_projector_dead_letters_entries_delivered_too_often(
+    redis: Any, settings: Settings
+) -> None:
+    """Entries a crashed reader took (one delivery each) exceed a limit of 1 on takeover."""
+    settings = settings.replace(partitions=1, max_deliveries=1, lease_ttl_s=0.5)
+    producer, queries, keys = Producer(redis, settings), InboxQueries(redis, settings), \
+        Keys(settings.prefix)
+    envs = [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(3)]
+    appended = await producer.publish_many(envs)
+    group = StreamGroup(redis, keys, "projector", "crashed")
+    await group.ensure([0])
+    assert len((await group.read_new([0], 2, 10, per_partition=False))[0]) == 2
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop)
+    assert await queries.wait_for(0, appended[-1].position, 5)
+    await _stop(stop, task)
+    letters = await DeadLetters(redis, settings).list([0])
+    assert [x.position for x in letters] == [a.position for a in appended[:2]]
+    assert all(x.reason.startswith("max_deliveries: delivered 2 times") for x in letters)
+    assert [i["title"] for i in (await queries.page("alice")).items] == ["n2"]
+    assert (await redis.xpending(keys.stream(0), "projector"))["pending"] == 0
+    outcomes = await DeadLetters(redis, settings).retry(
+        letters, projector_factory(settings, redis, "dlq"))
+    assert outcomes == [None, None]
+    assert [i["title"] for i in (await queries.page("alice")).items] == ["n2", "n1", "n0"]
