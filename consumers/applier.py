@@ -195,15 +195,15 @@ class Applier:
         return Applied(status)
 
     async def apply(
-        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = "",
-        client: Any = None,
-    ) -> Applied | None:
-        """Run the script (or queue it on ``client``, a pipeline, and return None)."""
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = ""
+    ) -> Applied:
+        """Run the script once for the batch."""
         keys, args = self.call_args(partition, ns, batch, mode=mode, consumer=consumer)
-        if client is not None:
-            await self._script(keys=keys, args=args, client=client)
-            return None
         return self.parse(await self._script(keys=keys, args=args))
+
+    async def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue one call (from :meth:`call_args`) on a pipeline; parse its reply later."""
+        await self._script(keys=keys, args=args, client=pipe)
 
 
 def _text(value: Any) -> str:

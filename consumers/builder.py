@@ -74,7 +74,8 @@ class Builder:
             batch = self.preparer.prepare(partition, ns, entries)
             more = len(rows) == BUILD_CHUNK
             async with self.redis.pipeline(transaction=False) as pipe:
-                await self.applier.apply(partition, ns, batch, mode=BUILD, client=pipe)
+                await self.applier.queue(
+                    pipe, *self.applier.call_args(partition, ns, batch, mode=BUILD))
                 if more:
                     pipe.xrange(stream, "(" + entries[-1].position, end, count=BUILD_CHUNK)
                 replies = await pipe.execute()

@@ -75,7 +75,7 @@ class DeadLetters:
         )
         return int(reply[0]) >= 0
 
-    async def list(
+    async def letters(
         self, partitions: Sequence[int], *, group: str | None = None, limit: int = 100
     ) -> list[Letter]:
         """Oldest letters first, at most ``limit`` in all."""

@@ -77,7 +77,6 @@ class ProjectorHandler:
                 if str(exc).startswith("NOGROUP"):
                     raise GroupMissingError(self.applier.keys.stream(partition), GROUP) from exc
                 raise
-            assert result is not None
             if result.status == "ok":
                 return outcomes
             if result.status == "fenced":

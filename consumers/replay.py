@@ -101,7 +101,8 @@ async def delete_namespace(redis: Any, keys: Keys, ns: str, partitions: Sequence
     """
     wanted = set(partitions)
     pattern = keys.ns_pattern(ns, partitions[0] if len(wanted) == 1 else None)
-    deleted, cursor, batch = 0, 0, []
+    deleted, cursor = 0, 0
+    batch: list[str] = []
     while True:
         async with redis.pipeline(transaction=False) as pipe:
             if batch:

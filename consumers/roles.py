@@ -14,7 +14,6 @@ the others are stopped gracefully and the error is raised.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -69,8 +68,9 @@ async def run_roles(
     names: Sequence[str], settings: Settings, redis: Any, stop: asyncio.Event
 ) -> None:
     """Run the named roles until ``stop``; a failing role stops the others, then raises."""
-    tasks = {asyncio.create_task(ROLES[n](settings, redis, stop), name=f"role-{n}"): n
-             for n in resolve(names)}
+    tasks: dict[asyncio.Future[None], str] = {
+        asyncio.ensure_future(ROLES[n](settings, redis, stop)): n for n in resolve(names)
+    }
     log.info("worker_started", roles=list(tasks.values()))
     failure: BaseException | None = None
     pending = set(tasks)
@@ -86,5 +86,4 @@ async def run_roles(
                 log.warning("role_ended", role=tasks[task])
     if failure is not None:
         raise failure
-    with contextlib.suppress(Exception):
-        log.info("worker_stopped", roles=list(tasks.values()))
+    log.info("worker_stopped", roles=list(tasks.values()))

@@ -220,12 +220,11 @@ class Bench:
                 batch = preparer.prepare(p, ns, chunk)
                 calls.append(applier.call_args(p, ns, batch, mode=BUILD))
                 total += len(chunk)
-        script = applier._script
         start = time.perf_counter()
         for i in range(0, len(calls), BARE_PIPELINE):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for keys, args in calls[i : i + BARE_PIPELINE]:
-                    await script(keys=keys, args=args, client=pipe)
+                    await applier.queue(pipe, keys, args)
                 await pipe.execute()
             if time.perf_counter() - start > self.timeout:
                 return None

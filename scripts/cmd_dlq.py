@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from consumers.dead_letters import DeadLetters, Letter
+from consumers.handler import Outcome
 from consumers.roles import DLQ_HANDLERS
 from consumers.runtime import consumer_name
 from scripts.runtime import (
@@ -55,7 +56,7 @@ def _ids(values: list[str]) -> set[tuple[int, str]]:
 async def _select(dlq: DeadLetters, settings: Any, args: argparse.Namespace) -> list[Letter]:
     parts = list(range(settings.partitions)) if args.partition is None else [args.partition]
     limit = args.limit if args.action == "list" else LIST_MAX
-    letters = await dlq.list(parts, group=args.group, limit=limit)
+    letters = await dlq.letters(parts, group=args.group, limit=limit)
     if args.action == "list" or args.all:
         return letters
     wanted = _ids(args.id)
@@ -101,11 +102,11 @@ async def _retry(dlq: DeadLetters, letters: list[Letter], settings: Any, redis: 
     for group in sorted({x.group for x in letters}):
         handler = DLQ_HANDLERS[group](settings, redis, f"dlq:{consumer_name()}")
         mine = [x for x in letters if x.group == group]
-        for letter, outcome in zip(mine, await dlq.retry(mine, handler), strict=True):
-            ok = outcome is None
-            failed += not ok
-            print(f"{letter.partition}:{letter.id} {group} {letter.position}: "
-                  f"{'ok' if ok else 'failed again: ' + outcome.reason}")
+        outcomes: list[Outcome] = await dlq.retry(mine, handler)
+        for letter, outcome in zip(mine, outcomes, strict=True):
+            failed += outcome is not None
+            result = "ok" if outcome is None else f"failed again: {outcome.reason}"
+            print(f"{letter.partition}:{letter.id} {group} {letter.position}: {result}")
     print(f"retried {len(letters)} dead letters, {failed} failed again")
     return EXIT_FAILED if failed else EXIT_OK
 

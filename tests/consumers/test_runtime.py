@@ -66,7 +66,7 @@ async def test_poison_entries_are_dead_lettered_and_retried_after_a_fix(
     stop = asyncio.Event()
     runtime, task = start_projector(settings, redis, stop)
     assert await queries.wait_for(p, last.position, 10)
-    letters = await runtime.dead_letters.list([p])
+    letters = await runtime.dead_letters.letters([p])
     assert [x.reason.split(":")[0] for x in letters] == ["malformed", "unknown_type",
                                                          "unknown_version"]
     assert letters[0].raw == b"\x00garbage"  # the original bytes, untouched
@@ -84,7 +84,7 @@ async def test_poison_entries_are_dead_lettered_and_retried_after_a_fix(
     assert [o is None for o in outcomes] == [False, False, True]
     titles = [i["title"] for i in (await queries.page("alice")).items]
     assert titles == ["fine", "from the future"]  # applied at its own (older) position
-    left = await runtime.dead_letters.list([p])
+    left = await runtime.dead_letters.letters([p])
     assert [x.reason.split(":")[0] for x in left] == ["malformed", "unknown_type"]
     await _stop(stop, task)
 
@@ -119,7 +119,7 @@ async def test_entries_delivered_too_often_are_dead_lettered(
     task = asyncio.create_task(rt.run(stop))
     dlq = DeadLetters(redis, settings)
     for _ in range(200):
-        letters = await dlq.list([0])
+        letters = await dlq.letters([0])
         if letters:
             break
         await asyncio.sleep(0.02)
@@ -297,7 +297,7 @@ async def test_projector_dead_letters_entries_delivered_too_often(
     _, task = start_projector(settings, redis, stop)
     assert await queries.wait_for(0, appended[-1].position, 5)
     await _stop(stop, task)
-    letters = await DeadLetters(redis, settings).list([0])
+    letters = await DeadLetters(redis, settings).letters([0])
     assert [x.position for x in letters] == [a.position for a in appended[:2]]
     assert all(x.reason.startswith("max_deliveries: delivered 2 times") for x in letters)
     assert [i["title"] for i in (await queries.page("alice")).items] == ["n2"]
