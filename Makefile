@@ -24,7 +24,7 @@ browser:
 	fi
 
 run: $(STAMP)
-	$(VENV)/bin/herald run
+	HERALD_DEV=$${HERALD_DEV:-true} $(VENV)/bin/herald run
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
