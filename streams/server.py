@@ -15,6 +15,7 @@ started.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import importlib.util
 import os
@@ -22,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ URL_FILE = "server.url"
 LOCK_FILE = "server.lock"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def find_server_binary() -> str:
@@ -131,8 +134,21 @@ class ServerHandle:
         self.stop()
 
 
-def start_server(data_dir: Path, appendfsync: str = "everysec") -> ServerHandle:
-    """Start a private server on ``data_dir``; raises ServerStartError on failure."""
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM this child when its parent dies (no orphaned servers)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_server(
+    data_dir: Path, appendfsync: str = "everysec", *, die_with_parent: bool = False
+) -> ServerHandle:
+    """Start a private server on ``data_dir``; raises ServerStartError on failure.
+
+    ``die_with_parent`` (tests, benchmarks): the server is stopped by the kernel
+    when this process dies, even by SIGKILL. ``herald run``'s server outlives a
+    crash instead, and the next start finds it through ``server.url``.
+    """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = (data_dir / LOCK_FILE).open("w")
@@ -175,6 +191,7 @@ def start_server(data_dir: Path, appendfsync: str = "everysec") -> ServerHandle:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:

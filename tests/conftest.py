@@ -27,7 +27,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHan
     if url:
         yield ServerHandle(url=url)
         return
-    handle = start_server(tmp_path_factory.mktemp("redis-data"))
+    handle = start_server(tmp_path_factory.mktemp("redis-data"), die_with_parent=True)
     try:
         yield handle
     finally:

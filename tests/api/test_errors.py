@@ -187,7 +187,7 @@ async def test_overload_is_503_with_retry_after(api_settings: Settings) -> None:
 
 
 async def test_redis_unreachable_is_503(api_settings: Settings, tmp_path: Path) -> None:
-    handle = start_server(tmp_path / "doomed")
+    handle = start_server(tmp_path / "doomed", die_with_parent=True)
     settings = api_settings.replace(redis_url=handle.url)
     try:
         async with running_api(settings) as client:

@@ -14,7 +14,7 @@ from streams.settings import Settings
 
 
 def test_restart_on_the_same_folder_keeps_every_event(tmp_path: Path) -> None:
-    handle = start_server(tmp_path, appendfsync="always")
+    handle = start_server(tmp_path, appendfsync="always", die_with_parent=True)
     try:
         client = redis.Redis.from_url(handle.url)
         for i in range(100):
@@ -24,7 +24,7 @@ def test_restart_on_the_same_folder_keeps_every_event(tmp_path: Path) -> None:
     finally:
         handle.stop()
     assert running_server_url(tmp_path) is None
-    again = start_server(tmp_path)
+    again = start_server(tmp_path, die_with_parent=True)
     try:
         client = redis.Redis.from_url(again.url)
         rows = client.xrange("herald:{p00}:log")
@@ -59,3 +59,35 @@ def test_clear_error_when_no_binary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server_mod.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ServerStartError, match="REDIS_URL"):
         server_mod.find_server_binary()
+
+
+def test_a_test_server_dies_with_its_parent(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time; from pathlib import Path; from streams.server import start_server; "
+        "h = start_server(Path(sys.argv[1]), die_with_parent=True); "
+        "print(h.process.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              text=True)
+    assert parent.stdout is not None
+    line = parent.stdout.readline()
+    while not line.strip().isdigit():  # skip log lines
+        line = parent.stdout.readline()
+    server_pid = int(line)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{server_pid}/stat") as stat:
+                if stat.read().split()[2] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the server outlived its parent")
