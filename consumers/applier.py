@@ -145,6 +145,7 @@ class Applier:
 
     def __init__(self, redis: Any, settings: Settings) -> None:
         self.settings = settings
+        self.redis = redis
         self.keys = Keys(settings.prefix)
         self._script = register(redis, CONSUMERS_DIR, "projector_apply")
         self._prefixes: dict[tuple[int, str], list[str]] = {}
@@ -199,7 +200,11 @@ class Applier:
     ) -> Applied:
         """Run the script once for the batch."""
         keys, args = self.call_args(partition, ns, batch, mode=mode, consumer=consumer)
-        return self.parse(await self._script(keys=keys, args=args))
+        return self.parse(await self.call(keys, args))
+
+    async def call(self, keys: list[str], args: list[Any]) -> Any:
+        """Run one call (from :meth:`call_args`); the raw reply, for :meth:`parse`."""
+        return await self._script(keys=keys, args=args)
 
     async def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
         """Queue one call (from :meth:`call_args`) on a pipeline; parse its reply later."""

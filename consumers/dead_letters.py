@@ -65,8 +65,6 @@ class DeadLetters:
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome is not None:
                 dead.extend((entry.position, outcome.reason, entry.raw or b""))
-                log.warning("entry_dead_lettered", stream=self.keys.stream(partition),
-                            group=group, entry_id=entry.position, reason=outcome.reason)
         k = self.keys
         reply = await self._settle(
             keys=[k.stream(partition), k.dead_letters(partition), k.lease(group, partition)],

@@ -27,12 +27,14 @@ Contract:
   owner: the runtime drops the partition.
 - ``Entry.raw`` is None when the entry was deleted from the stream; such entries are
   acked by the runtime and never reach ``handle``.
-- Optionally ``async handle_settled(partition, entries, preset) -> outcomes``: handle
-  the entries whose ``preset`` outcome is OK, and in the same atomic step (fenced by
-  the lease) ack every entry and write every dead letter (preset and its own). The
-  runtime then calls it instead of ``handle`` plus its own settle; the projector does,
-  so its write, checkpoint and ack are one script. ``Entry.raw`` None entries are
-  passed here with an OK preset: ack them, nothing else.
+- Optionally ``async handle_settled({partition: (entries, preset)}) -> {partition:
+  outcomes | exception}``: for each partition, handle the entries whose ``preset``
+  outcome is OK and, in the same atomic step (fenced by the lease), ack every entry
+  and write every dead letter (preset and its own). The runtime then calls it once
+  per round instead of ``handle`` plus its own settle per partition; the projector
+  does (one pipeline of one script per partition: write, checkpoint, ack). Entries
+  with ``raw`` None come with an OK preset: ack them, nothing else. An exception in
+  the result means what raising from ``handle`` means, for that partition only.
 - A handler that needs strict per-partition order (the projector) sets
   ``claim_min_idle_ms = 0``: on takeover every pending entry of the group is claimed
   at once and re-read in order. Others may leave pending entries of a slow consumer

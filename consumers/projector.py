@@ -13,12 +13,12 @@ when the script answers that ``herald replay`` switched it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.exceptions
 
-from consumers.applier import GROUP, LATE, LIVE, Applier, Preparer
+from consumers.applier import GROUP, LATE, LIVE, Applier, Prepared, Preparer
 from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.handler import Entry, Outcome
 from consumers.runtime import GroupRuntime
@@ -44,46 +44,86 @@ class ProjectorHandler:
         """Apply (checkpoint included) without acking; the caller settles."""
         return await self._apply(partition, entries, LIVE)
 
-    async def handle_settled(
-        self, partition: int, entries: Sequence[Entry], preset: Sequence[Outcome]
-    ) -> Sequence[Outcome]:
-        """Apply, dead-letter and ack in one script (see consumers/handler.py)."""
-        return await self._apply(partition, entries, LIVE, preset)
-
     async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         """Apply dead letters late: at their own positions, checkpoint untouched."""
         return await self._apply(partition, entries, LATE)
 
-    async def _apply(
-        self, partition: int, entries: Sequence[Entry], mode: str,
-        preset: Sequence[Outcome] | None = None,
-    ) -> list[Outcome]:
-        ns = await self.views.ns(partition)
-        todo = entries if preset is None else \
-            [e for e, o in zip(entries, preset, strict=True) if o is None]
+    async def handle_settled(
+        self, batches: Mapping[int, tuple[Sequence[Entry], Sequence[Outcome]]]
+    ) -> dict[int, list[Outcome] | BaseException]:
+        """Apply, dead-letter and ack each partition's batch in one script; all the
+        partitions' scripts go in one pipeline (see consumers/handler.py)."""
+        out: dict[int, list[Outcome] | BaseException] = {}
+        todo = dict(batches)
         for _ in range(NS_RETRIES):
-            batch = self.preparer.prepare(partition, ns, todo)
-            outcomes = batch.outcomes
-            if preset is not None:
-                done = iter(batch.outcomes)
-                outcomes = [next(done) if o is None else o for o in preset]
-                batch.first, batch.target = entries[0].position, entries[-1].position
-                batch.settle = Applier.settlement(entries, outcomes)
+            calls = []
+            for p, (entries, preset) in todo.items():
+                ns = await self.views.ns(p)
+                batch, outcomes = self._prepare(p, ns, entries, preset)
+                calls.append((p, outcomes, self.applier.call_args(
+                    p, ns, batch, mode=LIVE, consumer=self.consumer)))
+            async with self.applier.redis.pipeline(transaction=False) as pipe:
+                for _p, _o, (keys, args) in calls:
+                    await self.applier.queue(pipe, keys, args)
+                replies = await pipe.execute(raise_on_error=False)
+            again = {}
+            for (p, outcomes, _args), reply in zip(calls, replies, strict=True):
+                result = self._verdict(p, reply)
+                if isinstance(result, str):
+                    self.views.remember(p, result)
+                    again[p] = todo[p]
+                else:
+                    out[p] = outcomes if result is None else result
+            if not again:
+                return out
+            todo = again
+        for p in todo:
+            out[p] = RuntimeError(f"view of partition {p} keeps switching")
+        return out
+
+    def _prepare(self, partition: int, ns: str, entries: Sequence[Entry],
+                 preset: Sequence[Outcome]) -> tuple[Prepared, list[Outcome]]:
+        """The batch (settling every entry) and the outcome of every entry."""
+        batch = self.preparer.prepare(
+            partition, ns, [e for e, o in zip(entries, preset, strict=True) if o is None])
+        done = iter(batch.outcomes)
+        outcomes = [next(done) if o is None else o for o in preset]
+        batch.first, batch.target = entries[0].position, entries[-1].position
+        batch.settle = Applier.settlement(entries, outcomes)
+        return batch, outcomes
+
+    def _verdict(self, partition: int, reply: Any) -> BaseException | str | None:
+        """None when applied; the new namespace to retry in; or the error to report."""
+        if isinstance(reply, BaseException):
+            if str(reply).startswith("NOGROUP"):
+                return GroupMissingError(self.applier.keys.stream(partition), GROUP)
+            return reply
+        result = Applier.parse(reply)
+        if result.status == "ok":
+            return None
+        if result.status == "fenced":
+            return LeaseLostError(partition, GROUP)
+        if result.status == "gap":
+            return PendingGapError(partition, result.ns)
+        return result.ns
+
+    async def _apply(self, partition: int, entries: Sequence[Entry], mode: str) -> list[Outcome]:
+        """One partition, without settling (``handle``, and ``retry`` in late mode)."""
+        ns = await self.views.ns(partition)
+        for _ in range(NS_RETRIES):
+            batch = self.preparer.prepare(partition, ns, entries)
             try:
-                result = await self.applier.apply(
-                    partition, ns, batch, mode=mode, consumer=self.consumer
-                )
+                reply = await self.applier.call(
+                    *self.applier.call_args(partition, ns, batch, mode=mode,
+                                            consumer=self.consumer))
             except redis.exceptions.ResponseError as exc:
-                if str(exc).startswith("NOGROUP"):
-                    raise GroupMissingError(self.applier.keys.stream(partition), GROUP) from exc
-                raise
-            if result.status == "ok":
-                return outcomes
-            if result.status == "fenced":
-                raise LeaseLostError(partition, GROUP)
-            if result.status == "gap":
-                raise PendingGapError(partition, result.ns)
-            ns = self.views.remember(partition, result.ns)
+                reply = exc
+            verdict = self._verdict(partition, reply)
+            if verdict is None:
+                return batch.outcomes
+            if isinstance(verdict, BaseException):
+                raise verdict
+            ns = self.views.remember(partition, verdict)
         raise RuntimeError(f"view of partition {partition} keeps switching")
 
 

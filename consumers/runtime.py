@@ -251,12 +251,19 @@ class GroupRuntime:
         return await self._handle(batches)
 
     async def _handle(self, batches: dict[int, list[Entry]]) -> bool:
-        results = await asyncio.gather(
-            *(self._process(p, entries) for p, entries in batches.items()),
-            return_exceptions=True,
-        )
+        """Handle and settle one round; True when some partition's batch failed."""
+        presets = {p: self._preset(p, entries) for p, entries in batches.items()}
+        settled = getattr(self.handler, "handle_settled", None)
+        if settled is not None and batches:
+            results = await settled({p: (batches[p], presets[p]) for p in batches})
+        else:
+            gathered = await asyncio.gather(
+                *(self._process(p, batches[p], presets[p]) for p in batches),
+                return_exceptions=True,
+            )
+            results = dict(zip(batches, gathered, strict=True))
         failed = False
-        for p, result in zip(batches, results, strict=True):
+        for p, result in results.items():
             if isinstance(result, LeaseLostError):
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
@@ -270,38 +277,43 @@ class GroupRuntime:
                 self._recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
                                 exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
+            else:
+                self._count(p, batches[p], result)
         return failed
 
-    async def _process(self, partition: int, entries: Sequence[Entry]) -> None:
-        outcomes: list[Outcome] = [None] * len(entries)
-        todo: list[Entry] = []
-        index: list[int] = []
+    def _preset(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
+        """Outcomes decided without the handler: too many deliveries (a deleted entry is
+        acked as it is)."""
         limit = self.settings.max_deliveries
-        for i, entry in enumerate(entries):
+        out: list[Outcome] = []
+        for entry in entries:
             if entry.raw is None:
                 self._log.warning("entry_missing", partition=partition, entry_id=entry.position)
-            elif entry.deliveries > limit:
-                outcomes[i] = DeadLetter(
-                    f"max_deliveries: delivered {entry.deliveries} times (limit {limit})"
-                )
-            else:
-                todo.append(entry)
-                index.append(i)
-        settled = getattr(self.handler, "handle_settled", None)
-        if settled is not None:
-            outcomes = list(await settled(partition, entries, outcomes))
-            for entry, outcome in zip(entries, outcomes, strict=True):
-                if outcome is not None:
-                    self._log.warning("entry_dead_lettered", partition=partition,
-                                      entry_id=entry.position, reason=outcome.reason)
-        else:
-            if todo:
-                results = await self.handler.handle(partition, todo)
-                for i, outcome in zip(index, results, strict=True):
-                    outcomes[i] = outcome
-            if not await self.dead_letters.settle(
-                partition, self.handler.group, self.consumer, entries, outcomes
-            ):
-                raise LeaseLostError(partition, self.handler.group)
+            out.append(DeadLetter(f"max_deliveries: delivered {entry.deliveries} times "
+                                  f"(limit {limit})") if entry.deliveries > limit else None)
+        return out
+
+    async def _process(
+        self, partition: int, entries: Sequence[Entry], preset: list[Outcome]
+    ) -> list[Outcome]:
+        """``handle`` the entries not decided yet, then settle the whole batch."""
+        outcomes = list(preset)
+        index = [i for i, e in enumerate(entries) if preset[i] is None and e.raw is not None]
+        if index:
+            results = await self.handler.handle(partition, [entries[i] for i in index])
+            for i, outcome in zip(index, results, strict=True):
+                outcomes[i] = outcome
+        if not await self.dead_letters.settle(
+            partition, self.handler.group, self.consumer, entries, outcomes
+        ):
+            raise LeaseLostError(partition, self.handler.group)
+        return outcomes
+
+    def _count(self, partition: int, entries: Sequence[Entry], outcomes: Sequence[Outcome]
+               ) -> None:
         self.handled += len(entries)
-        self.dead_lettered += sum(1 for o in outcomes if o is not None)
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            if outcome is not None:
+                self.dead_lettered += 1
+                self._log.warning("entry_dead_lettered", partition=partition,
+                                  entry_id=entry.position, reason=outcome.reason)
