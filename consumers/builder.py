@@ -25,8 +25,10 @@ from streams.codec import ENTRY_FIELD
 from streams.keys import Keys
 from streams.settings import Settings
 
-BUILD_CHUNK = 500  # entries per script call: bounds how long one call blocks Redis
-BUILD_CONCURRENCY = 8  # partitions built at once (Python prepares one while Redis applies others)
+# Entries per script call. Small on purpose: Redis writes a client at most 64 KB per
+# event-loop turn while other clients' scripts run, so a big chunk's read stalls.
+BUILD_CHUNK = 180
+BUILD_CONCURRENCY = 6  # partitions built at once (Python prepares one while Redis applies others)
 
 Progress = Callable[[int], None]
 
