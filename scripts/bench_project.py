@@ -17,6 +17,8 @@ One run, one private server (or ``REDIS_URL``), 64 partitions, 10k users, events
   beforehand, driven by a bare pipelined loop (no runtime, no decoding, no acks).
 
 Every phase is bounded by ``--phase-timeout``; a phase that runs out reports None.
+The server keeps an append-only file (``appendfsync everysec``) as ``herald run``
+does; ``aof_rewrites`` says how many automatic rewrites happened during the run.
 """
 
 from __future__ import annotations
@@ -249,6 +251,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     redis = connect(settings)
     bench = Bench(settings, redis, args.phase_timeout)
     out: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "users": USERS}
+    if args.no_aof_rewrite:
+        await redis.config_set("auto-aof-rewrite-percentage", 0)
     try:
         seconds = await bench.publish(args.events, PREFILL_BATCH)
         out["publish_eps"] = args.events / seconds
@@ -273,6 +277,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             log(f"ratio 1 projector / bare ceiling: {out['ratio_projector_to_bare']:.2f}")
         if out["projector_2_eps"] and p1:
             log(f"ratio 2 projectors / 1 projector: {out['projector_2_eps'] / p1:.2f}")
+        persistence = await redis.info("persistence")
+        out["aof_enabled"] = bool(persistence.get("aof_enabled"))
+        out["aof_rewrites"] = int(persistence.get("aof_rewrites", 0))
     finally:
         await redis.aclose()
     return out
@@ -289,6 +296,10 @@ def main() -> int:
                         help="events published in the live phase (default: --events)")
     parser.add_argument("--phase-timeout", type=float, default=120.0,
                         help="seconds allowed per phase")
+    parser.add_argument("--no-aof-rewrite", action="store_true",
+                        help="turn the server's automatic AOF rewrites off for the run (a "
+                             "rewrite forks and dumps the whole dataset: a big, periodic CPU "
+                             "cost that lands in whichever phase runs then)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     url = os.environ.get("REDIS_URL")
