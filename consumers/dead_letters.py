@@ -92,13 +92,6 @@ class DeadLetters:
                     out.append(letter)
         return out
 
-    async def counts(self, partitions: Sequence[int]) -> dict[int, int]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in partitions:
-                pipe.xlen(self.keys.dead_letters(p))
-            replies = await pipe.execute()
-        return {p: int(n) for p, n in zip(partitions, replies, strict=True)}
-
     async def drop(self, letters: Sequence[Letter]) -> int:
         """Delete letters; how many existed."""
         dropped = 0

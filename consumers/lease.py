@@ -151,16 +151,3 @@ class Leases:
             replies = await pipe.execute()
         left = [int(ms) for ms in replies if int(ms) >= 0]
         return min(left) / 1000 if left else 0.0
-
-    async def holders(self) -> dict[int, tuple[str | None, int]]:
-        """``{p: (owner or None, ms left)}`` for every partition (status)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in self.partitions:
-                pipe.get(self.key(p))
-                pipe.pttl(self.key(p))
-            replies = await pipe.execute()
-        out: dict[int, tuple[str | None, int]] = {}
-        for i, p in enumerate(self.partitions):
-            owner, left = replies[2 * i], int(replies[2 * i + 1])
-            out[p] = (owner.decode() if owner is not None else None, max(left, 0))
-        return out

@@ -56,8 +56,3 @@ def unpadded(text: str) -> str:
     """Inverse of :func:`padded`."""
     ms, _, seq = text.partition("-")
     return f"{int(ms)}-{int(seq)}"
-
-
-def at_or_after(position: str | None, target: str) -> bool:
-    """True when ``position`` is set and not before ``target`` in stream order."""
-    return position is not None and parse(position) >= parse(target)

@@ -1,10 +1,12 @@
 """The projector: the consumer group that turns the log into inboxes and read state.
 
 :class:`ProjectorHandler` is the runtime handler (consumers/handler.py): decode,
-check and project a partition's batch (consumers/applier.py ``Preparer``), then
-apply it with the checkpoint in one fenced script. An undecodable entry, an unknown
-type or version, a user of another partition, or an event a projection refuses is
-dead-lettered with its reason; the rest of the batch flows.
+check and project each partition's batch (consumers/applier.py ``Preparer``), then
+apply it with one fenced script that also moves the checkpoint, writes the dead
+letters and acks the batch (``handle_settled``; one pipeline per round for all the
+partitions). An undecodable entry, an unknown type or version, a user of another
+partition, or an event a projection refuses is dead-lettered with its reason; the
+rest of the batch flows.
 
 The namespace a partition's view lives in is cached per partition and refreshed
 when the script answers that ``herald replay`` switched it.

@@ -33,10 +33,3 @@ def test_malformed_positions_are_rejected(bad: str) -> None:
     assert not positions.is_position(bad)
     with pytest.raises(ValidationError, match="cursor"):
         positions.check(bad, "cursor")
-
-
-def test_at_or_after() -> None:
-    assert positions.at_or_after("5-1", "5-0")
-    assert positions.at_or_after("5-0", "5-0")
-    assert not positions.at_or_after("4-99", "5-0")
-    assert not positions.at_or_after(None, "0-1")
