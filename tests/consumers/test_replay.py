@@ -74,7 +74,7 @@ async def test_replay_switches_atomically_under_live_traffic(live: Live, redis: 
 
 
 class Interrupt(Exception):
-    pass
+    """Raised by a progress callback to cut a replay short, like Ctrl-C would."""
 
 
 async def test_replay_resumes_after_an_interruption(live: Live, redis: Any) -> None:

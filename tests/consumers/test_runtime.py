@@ -97,7 +97,7 @@ class FailingHandler:
     calls = 0
 
     def __init__(self, settings: Settings, redis: Any, consumer: str) -> None:
-        pass
+        self.consumer = consumer
 
     async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         FailingHandler.calls += 1
