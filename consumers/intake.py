@@ -8,8 +8,7 @@ Per owned partition, :class:`Intake` decides between
   order, until it is empty; nothing newer of that partition is handled meanwhile;
 - **new entries** — one XREADGROUP over the partitions not in recovery. While a round
   is handled, the next read is already in flight (read-ahead), so Redis serving and
-  Python parsing the next round overlap with the handling of this one; after a small
-  round the read-ahead lingers a few milliseconds so rounds stay efficient.
+  Python parsing the next round overlap with the handling of this one.
 
 Guarantee: a partition's entries reach the handler in log order, each once per
 delivery. Read-ahead entries of a partition that was lost or sent into recovery in the
@@ -30,12 +29,6 @@ from consumers.lease import Leases
 from streams.settings import Settings
 
 Batches = dict[int, list[Entry]]
-# After a round of fewer than LINGER_BELOW entries, the read-ahead waits LINGER_S so
-# the next round is bigger: under a steady trickle each batch costs a script call and
-# an ack per partition, whatever its size (Kafka's linger.ms). Adds at most LINGER_S
-# of latency, only when traffic is light.
-LINGER_BELOW = 64
-LINGER_S = 0.005
 
 
 class Intake:
@@ -92,9 +85,7 @@ class Intake:
         batches = ahead if ahead is not None else await self._new()
         if batches and not self.per_partition and not stop.is_set():
             self._stale.clear()
-            small = sum(len(entries) for entries in batches.values()) < LINGER_BELOW
-            self._ahead = asyncio.create_task(self._new(LINGER_S if small else 0.0),
-                                              name="read-ahead")
+            self._ahead = asyncio.create_task(self._new(), name="read-ahead")
         return batches
 
     async def take_ahead(self) -> Batches | None:
@@ -107,9 +98,7 @@ class Intake:
         self.recovering.update(stale & self.leases.owned)  # they may have come after it
         return {p: entries for p, entries in batches.items() if p not in stale}
 
-    async def _new(self, linger: float = 0.0) -> Batches:
-        if linger:
-            await asyncio.sleep(linger)
+    async def _new(self) -> Batches:
         fresh = [p for p in self.owned() if p not in self.recovering]
         return await self.group.read_new(
             fresh, self.settings.read_batch, self.block_ms, per_partition=self.per_partition
