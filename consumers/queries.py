@@ -28,7 +28,7 @@ from typing import Any
 
 from consumers import positions
 from consumers.applier import CONSUMERS_DIR, GROUP
-from consumers.views import Views, ns_of
+from consumers.views import NS_RETRIES, Views
 from streams import codec
 from streams.errors import ValidationError
 from streams.ids import is_id, partition_of
@@ -41,7 +41,6 @@ STATUSES = ("unread", "read", "archived", "all")
 MAX_LIMIT = 100
 WAIT_POLL_FIRST_S = 0.002  # wait_for polls the checkpoint, doubling up to the max
 WAIT_POLL_MAX_S = 0.05
-NS_RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,23 +142,9 @@ class InboxQueries:
             return InboxPage(items=items, next_cursor=next_cursor, unread_count=int(reply[1]))
         raise RuntimeError(f"view of partition {p} keeps switching")
 
-    async def _snapshot(self, p: int, build: Any) -> list[Any]:
-        """MULTI: the view pointer plus ``build(pipe, ns)``'s reads, retried on a switch."""
-        for _ in range(NS_RETRIES):
-            ns = self.views.cached(p)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(self.keys.partition_view(p))
-                build(pipe, ns)
-                replies = await pipe.execute()
-            actual = ns_of(replies[0])
-            if actual == ns:
-                return list(replies[1:])
-            self.views.remember(p, actual)
-        raise RuntimeError(f"view of partition {p} keeps switching")
-
     async def unread_count(self, user: str) -> int:
         p = self.partition(user)
-        replies = await self._snapshot(
+        replies = await self.views.snapshot(
             p, lambda pipe, ns: pipe.zcard(self.keys.inbox_unread(p, user, ns))
         )
         return int(replies[0])
@@ -169,7 +154,7 @@ class InboxQueries:
         p = self.partition(user)
         if not is_id(notification_id) or partition_of(notification_id) != p:
             return None
-        replies = await self._snapshot(
+        replies = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hmget(self.keys.item(p, notification_id, ns),
                                            "u", *ITEM_FIELDS)
         )
@@ -181,14 +166,14 @@ class InboxQueries:
     async def last_change(self, user: str) -> str | None:
         """The highest position that changed the user's inbox, or None."""
         p = self.partition(user)
-        replies = await self._snapshot(
+        replies = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hget(self.keys.user_state(p, user, ns), "pos")
         )
         return None if replies[0] is None else _text(replies[0])
 
     async def checkpoint(self, partition: int) -> str | None:
         """The last position applied to partition's live view (None before any)."""
-        replies = await self._snapshot(
+        replies = await self.views.snapshot(
             partition, lambda pipe, ns: pipe.get(self.keys.checkpoint(partition, ns, GROUP))
         )
         return None if replies[0] is None else _text(replies[0])

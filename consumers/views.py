@@ -9,11 +9,13 @@ then calls :meth:`Views.remember` and retries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.keys import LIVE_NS, Keys
 from streams.settings import Settings
+
+NS_RETRIES = 5  # switches in a row a snapshot tolerates before giving up
 
 
 def ns_of(value: Any) -> str:
@@ -55,3 +57,23 @@ class Views:
         for p, value in zip(partitions, replies, strict=True):
             self._ns[p] = ns_of(value)
         return {p: self._ns[p] for p in partitions}
+
+    async def snapshot(self, partition: int, build: Callable[[Any, str], None]) -> list[Any]:
+        """Consistent reads of one partition's current namespace.
+
+        One MULTI: the view pointer plus ``build(pipe, ns)``'s reads for the
+        namespace believed current; when the pointer says otherwise (a replay
+        switched it), remember it and read again. Raises RuntimeError after
+        :data:`NS_RETRIES` switches in a row.
+        """
+        for _ in range(NS_RETRIES):
+            ns = self.cached(partition)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys.partition_view(partition))
+                build(pipe, ns)
+                replies = await pipe.execute()
+            actual = ns_of(replies[0])
+            if actual == ns:
+                return list(replies[1:])
+            self.remember(partition, actual)
+        raise RuntimeError(f"view of partition {partition} keeps switching")

@@ -24,7 +24,6 @@ inbox item while it exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from consumers.channels.base import PROFILE_FIELDS
@@ -35,7 +34,7 @@ from consumers.projection_delivery import (
     disabled_field,
 )
 from consumers.queries import iso
-from consumers.views import Views, ns_of
+from consumers.views import Views
 from streams import codec
 from streams.errors import CodecError
 from streams.events import NotificationContent
@@ -44,7 +43,6 @@ from streams.keys import Keys
 from streams.partitions import partition_for
 from streams.settings import Settings
 
-NS_RETRIES = 5
 ITEM_FIELDS = ("u", "c", "t", "b", "d", "ts", "r", "a")
 CHANNEL_FIELDS = {"attempts": "n", "last_error": "e", "updated_at": "t",
                   "last_attempt_at": "la", "sent_at": "ok", "next_attempt_at": "next"}
@@ -68,19 +66,6 @@ class DeliveryQueries:
         self.keys = Keys(settings.prefix)
         self.views = Views(redis, settings)
 
-    async def _snapshot(self, p: int, build: Callable[[Any, str], None]) -> list[Any]:
-        for _ in range(NS_RETRIES):
-            ns = self.views.cached(p)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(self.keys.partition_view(p))
-                build(pipe, ns)
-                replies = await pipe.execute()
-            actual = ns_of(replies[0])
-            if actual == ns:
-                return list(replies[1:])
-            self.views.remember(p, actual)
-        raise RuntimeError(f"view of partition {p} keeps switching")
-
     # ------------------------------------------------------------ notifications
     async def notification(self, notification_id: str) -> dict[str, Any] | None:
         """The notification and its per-channel status, or None when nothing is known."""
@@ -97,7 +82,7 @@ class DeliveryQueries:
             pipe.get(k.scheduled(p, notification_id, ns))
             pipe.zscore(k.schedule(p, ns), notification_id)
 
-        status_raw, item, scheduled, due = await self._snapshot(p, build)
+        status_raw, item, scheduled, due = await self.views.snapshot(p, build)
         status = _decoded(status_raw)
         in_inbox = item[0] is not None
         if not status and not in_inbox:
@@ -129,7 +114,7 @@ class DeliveryQueries:
     async def preferences(self, user: str) -> dict[str, Any]:
         """``{"user", "preferences", "updated_at"}`` (empty preferences: all allowed)."""
         p = partition_for(user, self.settings.partitions)
-        [raw] = await self._snapshot(
+        [raw] = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hmget(self.keys.preferences(p, user, ns), "prefs", "ts"))
         prefs: Any = {}
         if raw[0]:
@@ -147,7 +132,7 @@ class DeliveryQueries:
         receiver to the time it happened.
         """
         p = partition_for(user, self.settings.partitions)
-        [raw] = await self._snapshot(
+        [raw] = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hgetall(self.keys.profile(p, user, ns)))
         fields = _decoded(raw)
         doc: dict[str, Any] = {"user": user}
