@@ -202,7 +202,8 @@ class GroupRuntime:
                 check_cancelled()
                 for p in changes.acquired:
                     self._recover([p])
-                    self._log.info("partition_acquired", partition=p)
+                if changes.acquired:  # one line per change, not one per partition
+                    self._log.info("partitions_acquired", partitions=sorted(changes.acquired))
                 for p in changes.lost:
                     self._forget(p)
                     self._log.warning("lease_lost", partition=p)

@@ -102,7 +102,12 @@ async def _retry(dlq: DeadLetters, letters: list[Letter], settings: Any, redis: 
     for group in sorted({x.group for x in letters}):
         handler = DLQ_HANDLERS[group](settings, redis, f"dlq:{consumer_name()}")
         mine = [x for x in letters if x.group == group]
-        outcomes: list[Outcome] = await dlq.retry(mine, handler)
+        try:
+            outcomes: list[Outcome] = await dlq.retry(mine, handler)
+        finally:
+            close = getattr(handler, "aclose", None)  # delivery handlers own HTTP sessions
+            if close is not None:
+                await close()
         for letter, outcome in zip(mine, outcomes, strict=True):
             failed += outcome is not None
             result = "ok" if outcome is None else f"failed again: {outcome.reason}"

@@ -91,9 +91,10 @@ def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
             raise CodecError("invalid", f"{type_}: field {name!r} has the wrong type")
         if is_tuple:
-            if not all(isinstance(item, str) for item in value):
+            items = tuple(typing.cast("list[Any]", value))
+            if not all(isinstance(item, str) for item in items):
                 raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
-            value = tuple(value)
+            value = items
         kwargs[name] = value
     extra = set(data) - {f[0] for f in _FIELDS[cls]}
     if extra:

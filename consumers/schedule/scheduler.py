@@ -156,8 +156,8 @@ class Scheduler:
                 wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
                 await sleep_unless(stop, wait)
                 continue
-            for p in changes.acquired:
-                self._log.info("partition_acquired", partition=p)
+            if changes.acquired:  # one line per change, not one per partition
+                self._log.info("partitions_acquired", partitions=sorted(changes.acquired))
             for p in (*changes.lost, *changes.surplus):
                 self._pending.pop(p, None)
             await sleep_unless(stop, wait)

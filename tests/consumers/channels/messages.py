@@ -7,7 +7,7 @@ from typing import Any
 from consumers.channels.base import OutboundMessage, Recipient
 
 CHINESE_TITLE = "订单已发货 🚚"
-CHINESE_BODY = "您的订单 #1024 已发货，预计明天送达。\n感谢您的耐心等待！<b>不是标签</b> & 引号\"'"  # noqa: RUF001
+CHINESE_BODY = "您的订单 #1024 已发货，预计明天送达。\n感谢您的耐心等待！<b>不是标签</b> & 引号\"'"
 
 
 def message(

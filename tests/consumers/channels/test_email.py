@@ -44,7 +44,7 @@ async def test_multipart_with_escaped_html_and_chinese_round_trip(
     assert plain == f"{CHINESE_TITLE}\n\n{CHINESE_BODY}\n"
     assert "<b>不是标签</b>" not in html
     assert "&lt;b&gt;不是标签&lt;/b&gt; &amp; 引号&quot;&#x27;" in html
-    assert "您的订单 #1024 已发货，预计明天送达。<br>感谢您的耐心等待！" in html  # noqa: RUF001
+    assert "您的订单 #1024 已发货，预计明天送达。<br>感谢您的耐心等待！" in html
 
 
 async def test_message_id_is_the_same_on_every_attempt(
