@@ -26,6 +26,7 @@ import orjson
 from streams import codec
 from streams.connection import connect
 from streams.events import Envelope, NotificationCreated
+from streams.log import configure_logging
 from streams.producer import Producer
 from streams.server import ServerHandle, start_server
 from streams.settings import Settings
@@ -108,6 +109,7 @@ def main() -> int:
     args = parser.parse_args()
     if not 1000 <= args.events <= 2_000_000:
         parser.error("--events must be between 1000 and 2000000")
+    configure_logging("warning", "console")  # stdout carries only the results
     handle: ServerHandle | None = None
     url = os.environ.get("REDIS_URL")
     tmp = tempfile.TemporaryDirectory()
