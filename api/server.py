@@ -9,6 +9,7 @@ app's cleanup (closing its Redis pool). Signals are handled by the caller
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from dataclasses import dataclass
 
@@ -19,6 +20,21 @@ from streams.errors import RedisUnavailableError
 
 SHUTDOWN_S = 5.0
 BACKLOG = 1024
+# Young-generation threshold: with thousands of live connections the default
+# (700) makes the collector run many times a second and walk them all.
+GC_THRESHOLD = (50_000, 20, 50)
+
+
+def tune_gc() -> None:
+    """Fewer, shorter collector pauses on the request path.
+
+    Everything alive after start-up (modules, the app, pools) is moved out of the
+    collector's view (``gc.freeze``), and young collections run less often.
+    Memory is still freed by reference counting; only cycles wait longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 @dataclass
@@ -52,6 +68,7 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
     except BaseException:
         await runner.cleanup()
         raise
+    tune_gc()
     bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return Serving(runner, f"http://{shown}:{bound_port}", int(bound_port))
