@@ -9,7 +9,6 @@ app's cleanup (closing its Redis pool). Signals are handled by the caller
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from dataclasses import dataclass
 
@@ -17,24 +16,10 @@ import redis
 from aiohttp import web
 
 from streams.errors import RedisUnavailableError
+from streams.process import tune_gc
 
 SHUTDOWN_S = 5.0
 BACKLOG = 1024
-# Young-generation threshold: with thousands of live connections the default
-# (700) makes the collector run many times a second and walk them all.
-GC_THRESHOLD = (50_000, 20, 50)
-
-
-def tune_gc() -> None:
-    """Fewer, shorter collector pauses on the request path.
-
-    Everything alive after start-up (modules, the app, pools) is moved out of the
-    collector's view (``gc.freeze``), and young collections run less often.
-    Memory is still freed by reference counting; only cycles wait longer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
 
 
 @dataclass
