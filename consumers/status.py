@@ -66,12 +66,16 @@ async def collect(redis: Any, settings: Settings,
         for row in rows:
             p = row["partition"]
             pipe.get(keys.checkpoint(p, row["ns"], GROUP))
+            pipe.zcard(keys.schedule(p, row["ns"]))
+            pipe.zcard(keys.digests_due(p, row["ns"]))
             for group in row["groups"]:
                 pipe.get(keys.lease(group["name"], p))
                 pipe.pttl(keys.lease(group["name"], p))
         second = iter(await pipe.execute())
     for row in rows:
         row["checkpoint"] = _text(next(second))
+        row["scheduled"] = int(next(second))
+        row["digests_open"] = int(next(second))
         for group in row["groups"]:
             group["owner"] = _text(next(second))
             group["lease_ms"] = max(0, int(next(second)))
@@ -82,6 +86,8 @@ async def collect(redis: Any, settings: Settings,
         "totals": {
             "length": sum(r["length"] for r in rows),
             "dead_letters": sum(r["dead_letters"] for r in rows),
+            "scheduled": sum(r["scheduled"] for r in rows),
+            "digests_open": sum(r["digests_open"] for r in rows),
             "projector_lag": sum(g["lag"] or 0 for g in projector),
             "projector_pending": sum(g["pending"] for g in projector),
             "projector_unowned": sum(1 for g in projector if g["owner"] is None),

@@ -35,14 +35,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def render(doc: dict[str, Any]) -> str:
     """The human-readable table."""
     lines = [f"{'part':>4} {'length':>9} {'checkpoint':>22} {'lag':>7} {'pending':>7} "
-             f"{'dlq':>5}  owner"]
+             f"{'dlq':>5} {'sched':>6}  owner"]
     for row in doc["partitions"]:
         proj = next((g for g in row["groups"] if g["name"] == GROUP), None)
         lag = "-" if proj is None or proj["lag"] is None else str(proj["lag"])
         pending = "-" if proj is None else str(proj["pending"])
         owner = "(no group)" if proj is None else proj["owner"] or "(nobody)"
         lines.append(f"{row['partition']:>4} {row['length']:>9} {row['checkpoint'] or '-':>22} "
-                     f"{lag:>7} {pending:>7} {row['dead_letters']:>5}  {owner}")
+                     f"{lag:>7} {pending:>7} {row['dead_letters']:>5} "
+                     f"{row['scheduled']:>6}  {owner}")
     others: dict[str, list[dict[str, Any]]] = {}
     for row in doc["partitions"]:
         for g in row["groups"]:
@@ -55,6 +56,7 @@ def render(doc: dict[str, Any]) -> str:
     t = doc["totals"]
     lines.append(f"total: {t['length']} entries, projector lag {t['projector_lag']}, pending "
                  f"{t['projector_pending']}, {t['dead_letters']} dead letters, "
+                 f"{t['scheduled']} scheduled, {t['digests_open']} open digests, "
                  f"{t['projector_unowned']} partitions without a projector")
     return "\n".join(lines)
 

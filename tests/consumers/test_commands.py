@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ import pytest
 
 from consumers.queries import InboxQueries
 from streams.connection import connect
-from streams.events import NotificationCreated
+from streams.events import NotificationCreated, NotificationScheduled
 from streams.keys import Keys
 from streams.producer import Producer
 from streams.settings import Settings
@@ -80,6 +81,29 @@ def test_status_shows_checkpoints_owners_and_totals(cli: Cli) -> None:
         assert by_part[p]["checkpoint"] == position
     assert cli("status") == 0
     assert "(nobody)" in cli.out and "total: 3 entries" in cli.out
+
+
+def test_status_shows_the_schedule_depth(cli: Cli) -> None:
+    async def go() -> None:
+        redis = connect(cli.settings)
+        producer, queries = Producer(redis, cli.settings), InboxQueries(redis, cli.settings)
+        due = int(time.time() * 1000) + 3_600_000
+        appended = await producer.publish_many([
+            producer.envelope(u, NotificationScheduled(title="pay your order", deliver_at=due))
+            for u in ("dora", "eve")
+        ])
+        stop = asyncio.Event()
+        _, task = start_projector(cli.settings, redis, stop)
+        await wait_projected(queries, appended)
+        stop.set()
+        await task
+        await redis.aclose()
+
+    asyncio.run(go())
+    assert cli("status", "--json") == 0
+    assert orjson.loads(cli.out)["totals"]["scheduled"] == 2
+    assert cli("status") == 0
+    assert "2 scheduled" in cli.out
 
 
 def test_replay_and_verify(cli: Cli) -> None:
