@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,7 @@ from api.auth import mint_token
 from api.server import serve, stop_on_signals
 from consumers.queries import InboxQueries
 from consumers.roles import ROLES
+from scripts.benchproc import wait_up
 from scripts.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
 from streams.connection import connect
 from streams.events import NotificationCreated
@@ -111,21 +111,6 @@ def spawn(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return proc, f"http://127.0.0.1:{port}"
-
-
-async def wait_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server {url} exited with {proc.returncode}")
-        try:
-            async with session.get(url + "/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"server {url} did not come up")
 
 
 # ------------------------------------------------------------------ run
