@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -53,12 +54,10 @@ async def wait_healthy(session: aiohttp.ClientSession, url: str, proc: Any) -> N
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert proc.returncode is None, "the server exited early"
-        try:
+        with contextlib.suppress(aiohttp.ClientError):
             async with session.get(f"{url}/healthz") as response:
                 if response.status == 200:
                     return
-        except aiohttp.ClientError:
-            pass
         await asyncio.sleep(0.1)
     raise AssertionError("the server never answered /healthz")
 

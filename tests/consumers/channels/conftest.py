@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -73,10 +74,8 @@ class FakeServer:
     async def reply(self, default: Reply) -> web.Response:
         reply = self.replies.pop(0) if self.replies else default
         if reply.delay_s:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), reply.delay_s)
-            except TimeoutError:
-                pass
         body = orjson.dumps(reply.json) if reply.json is not None else b""
         return web.Response(
             status=reply.status,
