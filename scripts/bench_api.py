@@ -29,7 +29,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +48,7 @@ from streams.connection import connect
 from streams.events import NotificationCreated
 from streams.log import configure_logging
 from streams.producer import Producer
-from streams.server import ServerHandle, free_port, start_server
+from streams.server import free_port, scratch_server
 from streams.settings import Settings
 
 KEY = "bench-service-key-" + "k" * 16
@@ -241,34 +240,34 @@ def main() -> int:
     args.duration = min(max(args.duration, 1.0), 30.0)
     args.rate = min(max(args.rate, 10.0), 5000.0)
     args.concurrency = min(max(args.concurrency, 1), 256)
-    handle: ServerHandle | None = None
-    tmp = tempfile.TemporaryDirectory()
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        handle = start_server(Path(tmp.name) / "data")
-        url = handle.url
+    with scratch_server() as (url, folder, private):
+        result = _run(args, url, folder, private)
+    if args.json:
+        print(orjson.dumps(result).decode())
+        return 0
+    _report(args, result)
+    return 0
+
+
+def _run(args: argparse.Namespace, url: str, folder: Path, private: bool) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
                HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
-               HERALD_DATA_DIR=str(Path(tmp.name) / "data"),
+               HERALD_DATA_DIR=str(folder / "data"),
                # Rate limits stay on (their Redis step is part of the cost) but never bind.
                HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
                                  redis_url=url)
-    try:
-        import uvloop
+    import uvloop
 
-        result = uvloop.run(measure(args, settings, env))
-        if not handle:
-            uvloop.run(cleanup(settings))
-    finally:
-        if handle is not None:
-            handle.stop()
-        tmp.cleanup()
-    if args.json:
-        print(orjson.dumps(result).decode())
-        return 0
+    result = uvloop.run(measure(args, settings, env))
+    if not private:
+        uvloop.run(cleanup(settings))
+    return result
+
+
+def _report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print(f"inbox GET (API, user token): {result['inbox_get_rps']:>8.0f} req/s "
           f"at {args.concurrency} connections")
     print(f"inbox GET (bare handler):    {result['bare_get_rps']:>8.0f} req/s "
@@ -280,7 +279,6 @@ def main() -> int:
     print(f"publish batches of 100:      {result['publish_batch_100_rps']:>8.0f} req/s "
           f"({result['publish_batch_notifications_per_s']:.0f} notifications/s)")
     print(f"errors: {result['errors']}")
-    return 0
 
 
 if __name__ == "__main__":

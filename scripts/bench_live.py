@@ -34,7 +34,6 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -56,7 +55,7 @@ from scripts.loadgen import percentile_ms
 from streams.connection import connect
 from streams.events import NotificationCreated
 from streams.producer import Producer
-from streams.server import ServerHandle, free_port, start_server
+from streams.server import free_port, scratch_server
 from streams.settings import Settings
 
 KEY = "bench-service-key-" + "k" * 16
@@ -257,39 +256,36 @@ def main() -> int:
         print("note: the fd hard limit may be too low for 10,000 connections", file=sys.stderr)
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the children and the server stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    handle: ServerHandle | None = None
-    tmp = tempfile.TemporaryDirectory()
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        handle = start_server(Path(tmp.name) / "data")
-        url = handle.url
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
-               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
-               HERALD_LOG_LEVEL="warning", HERALD_ACCESS_LOG="false",
-               HERALD_DATA_DIR=str(Path(tmp.name) / "data"),
-               HERALD_LIVE_MAX_CONNECTIONS="20000", HERALD_LIVE_MAX_PER_USER="100",
-               HERALD_API_MAX_INFLIGHT="20000",
-               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
-    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
-                                 redis_url=url)
-    try:
-        import uvloop
-
-        result = uvloop.run(measure(args, settings, env))
-        if not handle:
-            uvloop.run(cleanup(settings))
-    finally:
-        stop_children()
-        if handle is not None:
-            handle.stop()
-        tmp.cleanup()
+    with scratch_server() as (url, folder, private):
+        result = _run(args, url, folder, private)
     if args.json:
         print(orjson.dumps(result).decode())
     else:
         report(result)
     return 0
+
+
+def _run(args: argparse.Namespace, url: str, folder: Path, private: bool) -> dict[str, Any]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
+               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
+               HERALD_LOG_LEVEL="warning", HERALD_ACCESS_LOG="false",
+               HERALD_DATA_DIR=str(folder / "data"),
+               HERALD_LIVE_MAX_CONNECTIONS="20000", HERALD_LIVE_MAX_PER_USER="100",
+               HERALD_API_MAX_INFLIGHT="20000",
+               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
+                                 redis_url=url)
+    import uvloop
+
+    try:
+        result = uvloop.run(measure(args, settings, env))
+        if not private:
+            uvloop.run(cleanup(settings))
+    finally:
+        stop_children()
+    return result
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +26,7 @@ from streams.connection import connect
 from streams.events import Envelope, NotificationCreated
 from streams.log import configure_logging
 from streams.producer import Producer
-from streams.server import ServerHandle, start_server
+from streams.server import scratch_server
 from streams.settings import Settings
 
 BODY = "x" * 120  # about 200-byte events
@@ -110,20 +108,10 @@ def main() -> int:
     if not 1000 <= args.events <= 2_000_000:
         parser.error("--events must be between 1000 and 2000000")
     configure_logging("warning", "console")  # stdout carries only the results
-    handle: ServerHandle | None = None
-    url = os.environ.get("REDIS_URL")
-    tmp = tempfile.TemporaryDirectory()
-    if not url:
-        handle = start_server(Path(tmp.name))
-        url = handle.url
-    try:
-        import uvloop
+    import uvloop
 
+    with scratch_server() as (url, _folder, _private):
         results = uvloop.run(run(args.events, url, f"bench{uuid.uuid4().hex[:8]}"))
-    finally:
-        if handle is not None:
-            handle.stop()
-        tmp.cleanup()
     results["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )

@@ -25,11 +25,9 @@ import contextlib
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,7 +43,7 @@ from streams.events import NotificationCreated, NotificationScheduled
 from streams.keys import Keys
 from streams.log import configure_logging
 from streams.producer import Producer, now_ms
-from streams.server import ServerHandle, start_server
+from streams.server import scratch_server
 from streams.settings import Settings
 
 USERS = 10_000
@@ -197,19 +195,9 @@ def main() -> int:
     configure_logging("warning", "console")
     if not 1 <= args.reminders <= 1_000_000 or not 0 < args.spread <= 600:
         parser.error("--reminders must be 1..1000000 and --spread in (0, 600]")
-    handle: ServerHandle | None = None
-    url = os.environ.get("REDIS_URL")
-    tmp = tempfile.TemporaryDirectory()
-    if not url:
-        handle = start_server(Path(tmp.name))
-        url = handle.url
-    try:
+    with scratch_server() as (url, _folder, _private):
         results = measure_fire_error(url, args.reminders, args.spread,
                                      partitions=args.partitions)
-    finally:
-        if handle is not None:
-            handle.stop()
-        tmp.cleanup()
     results["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )

@@ -24,7 +24,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -231,3 +234,24 @@ def ensure_server(settings: Settings) -> ServerHandle:
     if existing:
         return ServerHandle(url=existing, data_dir=settings.data_dir)
     return start_server(settings.data_dir, settings.appendfsync)
+
+
+@contextmanager
+def scratch_server() -> Iterator[tuple[str, Path, bool]]:
+    """``(url, folder, private)`` for a benchmark: ``REDIS_URL``, else a private server.
+
+    The private server keeps its data in ``<folder>/data`` (append-only, everysec)
+    and is stopped, and the temporary folder removed, on exit. ``private`` is False
+    for ``REDIS_URL``: the caller must then clean up its own keys.
+    """
+    with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp:
+        folder = Path(tmp)
+        url = os.environ.get("REDIS_URL")
+        if url:
+            yield url, folder, False
+            return
+        handle = start_server(folder / "data")
+        try:
+            yield handle.url, folder, True
+        finally:
+            handle.stop()

@@ -91,3 +91,16 @@ def test_a_test_server_dies_with_its_parent(tmp_path: Path) -> None:
         time.sleep(0.05)
     else:
         raise AssertionError("the server outlived its parent")
+
+
+def test_scratch_server_is_private_and_gone_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.server import ping, scratch_server
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with scratch_server() as (url, folder, private):
+        assert private and ping(url)
+        assert (folder / "data" / "server.url").read_text().strip() == url
+    assert not ping(url) and not folder.exists()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    with scratch_server() as (url, _folder, private):
+        assert (url, private) == ("redis://127.0.0.1:1/0", False)
