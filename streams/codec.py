@@ -60,16 +60,13 @@ _GETTERS = {
 
 
 def payload_to_dict(payload: Payload) -> dict[str, Any]:
-    """The payload's fields as a plain map (None values left out; tuples as lists)."""
+    """The payload's fields as a plain map (None values left out; tuples stay tuples,
+    which msgpack and JSON write as arrays)."""
     names, getter = _GETTERS[type(payload)]
-    values = getter(payload)
     if len(names) == 1:
-        values = (values,)
-    return {
-        name: list(value) if type(value) is tuple else value
-        for name, value in zip(names, values, strict=True)
-        if value is not None
-    }
+        value = getter(payload)
+        return {} if value is None else {names[0]: value}
+    return {name: value for name, value in zip(names, getter(payload)) if value is not None}
 
 
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:

@@ -19,9 +19,14 @@ PARTITION_BITS = 12
 MAX_PARTITIONS = 1 << PARTITION_BITS
 
 
-def new_id(partition: int, now_ms: int | None = None) -> str:
-    """A fresh id for an event of ``partition``."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def new_id(partition: int, at_ms: int | None = None) -> str:
+    """A fresh id for an event of ``partition``, stamped ``at_ms`` (default now)."""
+    ms = now_ms() if at_ms is None else at_ms
     rand = int.from_bytes(os.urandom(9), "big") >> 4  # 68 random bits
     value = (ms << 80) | (rand << PARTITION_BITS) | (partition & (MAX_PARTITIONS - 1))
     chars = []

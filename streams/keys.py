@@ -103,9 +103,10 @@ class Keys:
         """Stream: the partition's log; every event of its users, in order."""
         return f"{self.tag(partition)}:log"
 
-    def idempotency(self, partition: int, key: str) -> str:
-        """String ``event_id position``: the first append under an idempotency key."""
-        return f"{self.tag(partition)}:idem:{key}"
+    def idempotency(self, partition: int, span_ms: int, bucket: int) -> str:
+        """Hash: idempotency key → ``event_id position`` of its first append, for the
+        appends of one time bucket of ``span_ms`` (streams/idempotency.py)."""
+        return f"{self.tag(partition)}:idem:{span_ms}:{bucket}"
 
     def dead_letters(self, partition: int) -> str:
         """Stream: entries a consumer group could not process, with the reason."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import lru_cache
 from typing import Any
 
 from streams.errors import PartitionMismatchError
 from streams.keys import Keys
 
 
+@lru_cache(maxsize=65_536)  # bounded; a hit costs a tenth of the hash
 def partition_for(user: str, partitions: int) -> int:
     """The partition of ``user`` among ``partitions``."""
     digest = hashlib.blake2b(user.encode("utf-8"), digest_size=8).digest()

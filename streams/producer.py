@@ -14,17 +14,18 @@ with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 from redis.exceptions import NoScriptError
 
 from streams import codec, schedule_cancel
 from streams.errors import CodecError, ValidationError
 from streams.events import Appended, Envelope, Payload
-from streams.ids import new_id, partition_of
+from streams.idempotency import IdempotencyRecords
+from streams.ids import new_id, now_ms, partition_of
 from streams.keys import Keys
 from streams.partitions import (
     ensure_partition_count,
@@ -35,9 +36,7 @@ from streams.scripts import STREAMS_DIR, lua_path, script_source
 from streams.settings import Settings
 from streams.validation import Limits, validate_envelope
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+__all__ = ["Producer", "SyncProducer", "now_ms"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +46,9 @@ class _Group:
     partition: int
     indexes: list[int]
     ids: list[str]
-    keys: list[str]
-    args: list[Any]
+    keys: list[str]  # the stream, then the idempotency buckets b-2 .. b+1
+    bucket: int  # b
+    args: list[Any]  # per event: encoded, id, idempotency key or ""
 
 
 class _Base:
@@ -58,7 +58,7 @@ class _Base:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.limits = Limits.from_settings(settings)
-        self._window_ms = int(settings.dedupe_window_s * 1000)
+        self.records = IdempotencyRecords.from_settings(settings)
         # EVALSHA directly (not redis-py's Script in a pipeline, which sends SCRIPT
         # EXISTS before every pipeline): on NOSCRIPT only the groups that did not
         # run are sent again after loading, so nothing is appended twice.
@@ -94,6 +94,7 @@ class _Base:
                 "batch", f"has {len(envelopes)} events; the limit is {self.settings.max_batch}"
             )
         groups: dict[int, _Group] = {}
+        now = now_ms()
         for index, env in enumerate(envelopes):
             try:
                 raw = codec.encode(env)
@@ -105,28 +106,19 @@ class _Base:
                 raise ValidationError("id", "names another partition than the user's")
             group = groups.get(partition)
             if group is None:
+                buckets, bucket = self.records.script_keys(partition, now)
                 group = groups[partition] = _Group(
-                    partition, [], [], [self.keys.stream(partition)], []
+                    partition, [], [], [self.keys.stream(partition), *buckets], bucket, []
                 )
             group.indexes.append(index)
             group.ids.append(env.id)
-            if env.idempotency_key is not None:
-                group.keys.append(self.keys.idempotency(partition, env.idempotency_key))
-                group.args.extend((raw, env.id.encode()))
-            else:
-                group.args.extend((raw, b""))
+            group.args.extend((raw, env.id, env.idempotency_key or ""))
         return list(groups.values())
 
     def _command(self, group: _Group) -> list[Any]:
         """EVALSHA arguments of one group's append."""
-        return [
-            self._sha,
-            len(group.keys),
-            *group.keys,
-            self._window_ms,
-            len(group.indexes),
-            *group.args,
-        ]
+        return [self._sha, len(group.keys), *group.keys, self.records.span_ms, group.bucket,
+                msgpack.packb(group.args, use_bin_type=False)]
 
     @staticmethod
     def _results(
@@ -134,13 +126,12 @@ class _Base:
     ) -> list[Appended]:
         out: list[Any] = [None] * count
         for group, reply in zip(groups, replies, strict=True):
-            p = group.partition
-            for n, index in enumerate(group.indexes):
-                position, first_id = reply[2 * n], reply[2 * n + 1]
-                if first_id:
-                    out[index] = Appended(_text(first_id), p, _text(position), True)
+            p, ids = group.partition, group.ids
+            for n, (index, answer) in enumerate(zip(group.indexes, reply, strict=True)):
+                if type(answer) is list:  # a duplicate: [first id, first position]
+                    out[index] = Appended(_text(answer[0]), p, _text(answer[1]), True)
                 else:
-                    out[index] = Appended(group.ids[n], p, _text(position), False)
+                    out[index] = Appended(ids[n], p, _text(answer), False)
         return out
 
     def _failed(self, replies: Sequence[Any]) -> list[int]:

@@ -12,8 +12,8 @@ the position within ``wait_s`` (the batch is redelivered later); Redis errors
 propagate.
 
 :meth:`ProjectedState.recorded` answers which steps already have an outcome
-event, from the producer's idempotency keys (``Keys.idempotency``), which exist
-from the moment the event is appended — no projector involved.
+event, from the producer's idempotency records (streams/idempotency.py), which
+exist from the moment the event is appended — no projector involved.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from consumers.errors import ConsumerError
 from consumers.views import Views, ns_of
 from streams import codec
 from streams.errors import CodecError
+from streams.idempotency import IdempotencyRecords
 from streams.keys import Keys
 from streams.settings import Settings
 
@@ -66,6 +67,7 @@ class ProjectedState:
     def __init__(self, redis: Any, settings: Settings, wait_s: float = PROJECTOR_WAIT_S) -> None:
         self.redis = redis
         self.keys = Keys(settings.prefix)
+        self.records = IdempotencyRecords.from_settings(settings)
         self.views = Views(redis, settings)
         self.wait_s = wait_s
 
@@ -111,10 +113,8 @@ class ProjectedState:
         """Notification ids of the jobs whose current step already has an outcome event."""
         if not jobs:
             return set()
-        keys = [self.keys.idempotency(partition, job.key("o")) for job in jobs]
-        found = await self.redis.mget(keys)
-        return {job.notification_id for job, hit in zip(jobs, found, strict=True)
-                if hit is not None}
+        found = await self.records.found(self.redis, partition, [job.key("o") for job in jobs])
+        return {job.notification_id for job, hit in zip(jobs, found, strict=True) if hit}
 
 
 def _user_state(profile: dict[Any, Any], prefs: Any) -> UserState:

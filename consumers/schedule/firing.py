@@ -1,7 +1,8 @@
 """Due entries → calls of the fire script (consumers/lua/scheduler_fire.lua).
 
-A :class:`Fire` is one entry of one script call: its KEYS (idempotency key, and the
-cancel tombstone for a reminder that has a cancel key) and its five ARGV values. The
+A :class:`Fire` is one entry of one script call: its KEYS (the cancel tombstone, for
+a reminder that has a cancel key) and its six ARGV values (with its idempotency key,
+looked up in the producer's records, streams/idempotency.py). The
 events are encoded here, in Python, with streams.codec; the script only chooses
 which of them to append. Every event carries the fire idempotency key
 (``fire:{id}`` for reminders, :func:`summary_key` for digests), so whichever of
@@ -22,6 +23,7 @@ from consumers.schedule.digest import Summary
 from consumers.schedule.projection_schedule import fire_key
 from streams import codec
 from streams.events import Envelope, NotificationCreated, ScheduleCancelled
+from streams.idempotency import IdempotencyRecords
 from streams.ids import new_id
 from streams.keys import Keys
 from streams.scripts import register
@@ -37,7 +39,7 @@ class Fire:
 
     token: str
     due: int
-    keys: list[str]
+    keys: list[str]  # the cancel tombstone, if any
     args: list[Any]
     members: tuple[str, ...] = field(default_factory=tuple)  # digest members covered
 
@@ -70,27 +72,21 @@ def reminder_fire(
     fired = Envelope(id=new_id(partition, now), user=user, time=now, payload=created,
                      idempotency_key=idem, correlation=entry.get("r"))
     if cancel_key is None:
-        return Fire(nid, due, [keys.idempotency(partition, idem)],
-                    ["", fired.id, _encode(fired, limits), "", ""])
+        return Fire(nid, due, [], ["", idem, fired.id, _encode(fired, limits), "", ""])
     dropped = Envelope(id=new_id(partition, now), user=user, time=now,
                        payload=ScheduleCancelled(cancel_key=cancel_key, notification_id=nid),
                        idempotency_key=idem, correlation=entry.get("r"))
     return Fire(
-        nid, due,
-        [keys.idempotency(partition, idem), keys.cancel_tombstone(partition, user, cancel_key)],
-        [entry["p"], fired.id, _encode(fired, limits), dropped.id, _encode(dropped, limits)],
+        nid, due, [keys.cancel_tombstone(partition, user, cancel_key)],
+        [entry["p"], idem, fired.id, _encode(fired, limits), dropped.id, _encode(dropped, limits)],
     )
 
 
-def digest_fire(
-    keys: Keys, partition: int, summary: Summary, members: Sequence[str], due: int,
-    limits: Limits,
-) -> Fire:
+def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limits) -> Fire:
     env = summary.envelope
     idem = env.idempotency_key or ""
     return Fire(str(env.payload.notification_id), due,  # type: ignore[attr-defined]
-                [keys.idempotency(partition, idem)], ["", env.id, _encode(env, limits), "", ""],
-                tuple(members))
+                [], ["", idem, env.id, _encode(env, limits), "", ""], tuple(members))
 
 
 def _text(value: Any) -> str:
@@ -100,18 +96,19 @@ def _text(value: Any) -> str:
 class FireScript:
     """The fire script on one client."""
 
-    def __init__(self, redis: Any, keys: Keys, consumer: str, window_ms: int) -> None:
-        self.keys = keys
+    def __init__(self, redis: Any, records: IdempotencyRecords, consumer: str) -> None:
+        self.keys = records.keys
         self.consumer = consumer
-        self.window_ms = window_ms
+        self.records = records
         self._script = register(redis, CONSUMERS_DIR, "scheduler_fire")
 
     async def fire(self, partition: int, fires: Sequence[Fire]) -> list[Outcome] | None:
         """Fire a batch of one partition; None when fenced (the lease is not ours)."""
         if not fires:
             return []
-        keys = [self.keys.stream(partition), self.keys.lease(GROUP, partition)]
-        args: list[Any] = [self.consumer, self.window_ms, len(fires)]
+        buckets, bucket = self.records.script_keys(partition)
+        keys = [self.keys.stream(partition), self.keys.lease(GROUP, partition), *buckets]
+        args: list[Any] = [self.consumer, self.records.span_ms, bucket, len(fires)]
         for f in fires:
             keys.extend(f.keys)
             args.extend(f.args)

@@ -62,6 +62,7 @@ from consumers.schedule.projection_schedule import parse_digest_member
 from consumers.views import Views
 from streams import codec
 from streams.errors import CodecError, ValidationError
+from streams.idempotency import IdempotencyRecords
 from streams.keys import Keys
 from streams.log import get_logger
 from streams.settings import Settings
@@ -98,8 +99,8 @@ class Scheduler:
         self.leases = Leases(redis, settings, GROUP, self.consumer, self.partitions)
         self.views = Views(redis, settings)
         self.limits = Limits.from_settings(settings)
-        self.script = FireScript(redis, self.keys, self.consumer,
-                                 int(settings.dedupe_window_s * 1000))
+        self.script = FireScript(redis, IdempotencyRecords.from_settings(settings),
+                                 self.consumer)
         self.poll_s = poll_s
         self.counts: dict[str, int] = defaultdict(int)
         # Fired (or found fired) but not yet projected: token → position, per partition.
@@ -263,7 +264,7 @@ class Scheduler:
             if summary is not None:
                 covered = set(summary.fields)
                 members = [m for f, _, m, _ in items if f in covered]
-                out.append(digest_fire(self.keys, p, summary, members, window_end, self.limits))
+                out.append(digest_fire(summary, members, window_end, self.limits))
         return out
 
     async def _fire(self, fires: dict[int, list[Fire]]) -> int:

@@ -9,6 +9,7 @@ from consumers.schedule.projection_schedule import entry
 from streams import codec
 from streams.connection import connect_sync
 from streams.events import NotificationCreated, NotificationScheduled
+from streams.idempotency import IdempotencyRecords
 from streams.producer import SyncProducer
 from streams.schedule_cancel import GRACE_MS, HORIZON_MS, routed_users
 from streams.validation import Limits
@@ -79,7 +80,7 @@ async def test_the_fire_script_is_fenced_and_deduplicated(h: Harness) -> None:
     p, nid, fire = await _fire_of(h, "fin", None)
     length = await h.redis.xlen(h.keys.stream(p))
     await h.redis.set(h.keys.lease(GROUP, p), "other")
-    mine = FireScript(h.redis, h.keys, "me", 60_000)
+    mine = FireScript(h.redis, IdempotencyRecords(h.keys, 60_000), "me")
     assert await mine.fire(p, [fire]) is None
     assert await h.redis.xlen(h.keys.stream(p)) == length
     await h.redis.set(h.keys.lease(GROUP, p), "me")
@@ -96,7 +97,8 @@ async def test_the_fire_script_compares_tombstone_and_schedule_positions(h: Harn
     await h.canceller.cancel("gil", "k")
     p, after_id, after = await _fire_of(h, "gil", "k")
     await h.redis.set(h.keys.lease(GROUP, p), "me")
-    outcomes = await FireScript(h.redis, h.keys, "me", 60_000).fire(p, [before, after])
+    script = FireScript(h.redis, IdempotencyRecords(h.keys, 60_000), "me")
+    outcomes = await script.fire(p, [before, after])
     assert outcomes is not None
     assert [o.outcome for o in outcomes] == ["dropped", "fired"]
     assert await h.created_for("gil", before_id) == []

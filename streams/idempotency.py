@@ -1,0 +1,55 @@
+"""Idempotency records: which idempotency keys were appended, and where.
+
+One hash per partition and time bucket of the dedupe window
+(``Keys.idempotency``): field = the idempotency key, value = ``event_id position``
+of the first append under it. Scripts that append under a key (the producer's
+append, the scheduler's fire) read the current and previous bucket with one HMGET
+each and write every new record with one HSET per call, instead of a GET and a
+``SET … PX`` per event; the shared Lua is streams/lua/idempotency.lua.
+
+The server's clock picks the bucket: callers pass the four buckets around their
+own clock's (b-2 .. b+1) and the script uses the ones around the server's, so two
+publishers with skewed clocks still consult the same hashes. A record answers
+from its first append for at least the window (``HERALD_DEDUPE_WINDOW``) and less
+than twice it; a bucket expires when no lookup can reach it any more. Buckets are
+named with their span, so changing the window starts a fresh set of records (the
+old ones expire on their own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streams.ids import now_ms
+from streams.keys import Keys
+from streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecords:
+    """Bucket keys of one prefix and window; ``span_ms`` is the window in ms (≥ 1)."""
+
+    keys: Keys
+    span_ms: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IdempotencyRecords:
+        return cls(Keys(settings.prefix), max(1, int(settings.dedupe_window_s * 1000)))
+
+    def script_keys(self, partition: int, at_ms: int | None = None) -> tuple[list[str], int]:
+        """The four bucket keys b-2 .. b+1 a script takes, and b (the caller's bucket)."""
+        b = (now_ms() if at_ms is None else at_ms) // self.span_ms
+        return [self.keys.idempotency(partition, self.span_ms, b + d) for d in (-2, -1, 0, 1)], b
+
+    async def found(self, redis: Any, partition: int, fields: Sequence[str]) -> list[bool]:
+        """Whether each idempotency key has a record (the caller's clock, ±1 bucket)."""
+        if not fields:
+            return []
+        buckets = self.script_keys(partition)[0][1:]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in buckets:
+                pipe.hmget(key, list(fields))
+            replies = await pipe.execute()
+        return [any(reply[i] is not None for reply in replies) for i in range(len(fields))]
