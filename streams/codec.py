@@ -66,7 +66,8 @@ def payload_to_dict(payload: Payload) -> dict[str, Any]:
     if len(names) == 1:
         value = getter(payload)
         return {} if value is None else {names[0]: value}
-    return {name: value for name, value in zip(names, getter(payload)) if value is not None}
+    values = getter(payload)
+    return {name: value for name, value in zip(names, values, strict=True) if value is not None}
 
 
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
