@@ -70,33 +70,47 @@ def payload_to_dict(payload: Payload) -> dict[str, Any]:
     return {name: value for name, value in zip(names, values, strict=True) if value is not None}
 
 
+def _exact(accepted: tuple[type, ...]) -> frozenset[type]:
+    """Decoded values have exact builtin types: a set lookup replaces isinstance (and
+    keeps bool out of int fields, bool being a subclass of int)."""
+    return frozenset(accepted)
+
+
+# Per payload class: field name → (exact accepted types, optional, is_tuple).
+_SPECS: dict[type[Payload], dict[str, tuple[frozenset[type], bool, bool]]] = {
+    cls: {name: (_exact(accepted), optional, is_tuple)
+          for name, accepted, optional, is_tuple in spec}
+    for cls, spec in _FIELDS.items()
+}
+
+
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
-    """Build a payload from a map, checking field names and types."""
+    """Build a payload from a decoded map, checking field names and types."""
     cls = REGISTRY.get((type_, version))
     if cls is None:
         if type_ in TYPES:
             raise CodecError("unknown_version", f"unknown version {version} of {type_!r}")
         raise CodecError("unknown_type", f"unknown event type {type_!r}")
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise CodecError("malformed", "payload is not a map")
+    spec = _SPECS[cls]
     kwargs: dict[str, Any] = {}
-    for name, accepted, optional, is_tuple in _FIELDS[cls]:
-        if name not in data:
-            continue
-        value = data[name]
+    for name, value in data.items():
+        field = spec.get(name)
+        if field is None:
+            extra = sorted(str(n) for n in data if n not in spec)
+            raise CodecError("invalid", f"{type_}: unknown field {extra[0]!r}")
+        exact, optional, is_tuple = field
         if value is None and optional:
             continue
-        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        if type(value) not in exact:
             raise CodecError("invalid", f"{type_}: field {name!r} has the wrong type")
         if is_tuple:
-            items = tuple(typing.cast("list[Any]", value))
-            if not all(isinstance(item, str) for item in items):
-                raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
-            value = items
+            value = tuple(value)
+            for item in value:
+                if type(item) is not str:
+                    raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
         kwargs[name] = value
-    extra = set(data) - {f[0] for f in _FIELDS[cls]}
-    if extra:
-        raise CodecError("invalid", f"{type_}: unknown field {sorted(extra)[0]!r}")
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -130,7 +144,7 @@ def decode(raw: bytes) -> Envelope:
         doc = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
         raise CodecError("malformed", f"not a msgpack event: {exc}") from exc
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise CodecError("malformed", "event is not a map")
     if doc.get("f") != WIRE_FORMAT:
         raise CodecError("unknown_version", f"unknown wire format {doc.get('f')!r}")
@@ -139,18 +153,18 @@ def decode(raw: bytes) -> Envelope:
         user, ts = doc["u"], doc["ts"]
     except KeyError as exc:
         raise CodecError("malformed", f"event lacks field {exc.args[0]!r}") from exc
-    if not (
-        isinstance(event_id, str)
-        and isinstance(type_, str)
-        and isinstance(version, int)
-        and isinstance(user, str)
-        and isinstance(ts, int)
+    key, corr = doc.get("k"), doc.get("c")
+    if (
+        type(event_id) is not str
+        or type(type_) is not str
+        or type(version) is not int
+        or type(user) is not str
+        or type(ts) is not int
+        or (key is not None and type(key) is not str)
+        or (corr is not None and type(corr) is not str)
     ):
         raise CodecError("malformed", "envelope field of the wrong type")
     payload = payload_from_dict(type_, version, doc.get("d", {}))
-    key, corr = doc.get("k"), doc.get("c")
-    if not isinstance(key, str | None) or not isinstance(corr, str | None):
-        raise CodecError("malformed", "envelope field of the wrong type")
     return Envelope(
         id=event_id, user=user, time=ts, payload=payload, idempotency_key=key, correlation=corr
     )
