@@ -79,6 +79,7 @@ async def test_poison_entries_are_dead_lettered_and_retried_after_a_fix(
 
     monkeypatch.setitem(events.REGISTRY, ("notification.created", 2), CreatedV2)
     monkeypatch.setitem(codec._FIELDS, CreatedV2, codec._FIELDS[NotificationCreated])
+    monkeypatch.setitem(codec._SPECS, CreatedV2, codec._SPECS[NotificationCreated])
     handler = projector_factory(settings, redis, "dlq-test")
     outcomes = await DeadLetters(redis, settings).retry(letters, handler)
     assert [o is None for o in outcomes] == [False, False, True]

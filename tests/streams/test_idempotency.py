@@ -1,0 +1,88 @@
+"""Idempotency records in time buckets, and the plain-XADD path of small groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.exceptions import ResponseError
+
+from streams import codec, idempotency
+from streams.events import NotificationCreated
+from streams.idempotency import IdempotencyRecords
+from streams.producer import PLAIN_MAX, Producer
+from streams.settings import Settings
+
+
+def _created(producer: Producer, user: str, key: str | None, title: str = "t") -> Any:
+    return producer.envelope(user, NotificationCreated(title=title), idempotency_key=key)
+
+
+@pytest.mark.parametrize("skew_windows", [-1, 1])
+async def test_a_caller_clock_one_window_off_still_finds_the_record(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch, skew_windows: int
+) -> None:
+    producer = Producer(redis, settings)
+    first = await producer.publish(_created(producer, "ann", "order-1"))
+    real = idempotency.now_ms
+    span = producer.records.span_ms
+    monkeypatch.setattr(idempotency, "now_ms", lambda: real() + skew_windows * span)
+    again = await producer.publish(_created(producer, "ann", "order-1"))
+    assert again.duplicate and (again.id, again.position) == (first.id, first.position)
+    assert await redis.xlen(producer.keys.stream(first.partition)) == 1
+
+
+async def test_a_clock_more_than_a_window_off_is_refused(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = Producer(redis, settings)
+    real, span = idempotency.now_ms, producer.records.span_ms
+    monkeypatch.setattr(idempotency, "now_ms", lambda: real() + 3 * span)
+    with pytest.raises(ResponseError, match="dedupe window"):
+        await producer.publish(_created(producer, "bo", "k"))
+    assert await redis.xlen(producer.keys.stream(producer.partition("bo"))) == 0
+
+
+async def test_records_live_in_one_expiring_hash_per_bucket(
+    redis: Any, settings: Settings
+) -> None:
+    producer = Producer(redis, settings)
+    appended = await producer.publish_many([_created(producer, f"u{i}", f"k{i}")
+                                            for i in range(20)])
+    found = await producer.records.found(redis, appended[0].partition,
+                                         ["k0", "k1", "never-used"])
+    mine = [a for a in appended if a.partition == appended[0].partition]
+    assert found[2] is False and found[0] is True
+    keys, _bucket = producer.records.script_keys(appended[0].partition)
+    ttl_ms = await redis.pttl(keys[2])
+    assert 0 < ttl_ms <= 2 * producer.records.span_ms  # bounded: gone after two windows
+    stored = await redis.hget(keys[2], "k0")
+    assert stored.decode() == f"{mine[0].id} {mine[0].position}"
+
+
+async def test_small_unkeyed_groups_use_plain_xadds_in_order(
+    redis: Any, settings: Settings
+) -> None:
+    producer = Producer(redis, settings)
+    # One user per partition-sized group: groups of 1..PLAIN_MAX+2 events, mixed with keys.
+    users = [f"user-{i}" for i in range(40)]
+    envs = []
+    for n, user in enumerate(users):
+        for j in range(n % (PLAIN_MAX + 3)):
+            envs.append(_created(producer, user, f"{user}-{j}" if n % 5 == 0 else None,
+                                 title=f"{user} {j}"))
+    results = await producer.publish_many(envs)
+    assert [r.id for r in results] == [e.id for e in envs]
+    for p in {producer.partition(u) for u in users}:
+        rows = await redis.xrange(producer.keys.stream(p))
+        stored = [codec.decode(f[b"e"]) for _, f in rows]
+        assert stored == [e for e in envs if producer.partition(e.user) == p]
+        assert [r.position for r in results if r.partition == p] == [
+            pos.decode() for pos, _ in rows]
+
+
+def test_records_need_a_positive_span(settings: Settings) -> None:
+    records = IdempotencyRecords.from_settings(settings.replace(dedupe_window_s=0.0001))
+    assert records.span_ms == 1
+    keys, bucket = records.script_keys(3, at_ms=10_000)
+    assert bucket == 10_000 and len(keys) == 4 and keys[2].endswith(":1:10000")
