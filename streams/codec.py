@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import threading
 import types
 import typing
 from typing import Any
@@ -25,6 +26,16 @@ from streams.errors import CodecError
 from streams.events import REGISTRY, TYPES, Envelope, Payload
 
 WIRE_FORMAT = 1
+_local = threading.local()  # one reusable Packer pair per thread (packb builds one per call)
+
+
+def _packers() -> tuple[msgpack.Packer, msgpack.Packer]:
+    """(bin-typed for log entries, str-only for Lua arguments) of this thread."""
+    try:
+        return _local.packers  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.packers = (msgpack.Packer(use_bin_type=True), msgpack.Packer(use_bin_type=False))
+        return _local.packers  # type: ignore[no-any-return]
 ENTRY_FIELD = b"e"  # the single field of every stream entry
 
 
@@ -133,7 +144,7 @@ def encode(envelope: Envelope) -> bytes:
     if envelope.correlation is not None:
         doc["c"] = envelope.correlation
     try:
-        return msgpack.packb(doc, use_bin_type=True)
+        return _packers()[0].pack(doc)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError("invalid", f"cannot encode {envelope.type}: {exc}") from exc
 
@@ -177,7 +188,7 @@ def pack_value(value: Any) -> bytes:
     use the raw str type: Redis's Lua ``cmsgpack`` has no bin type. Raises CodecError.
     """
     try:
-        return msgpack.packb(value, use_bin_type=False)
+        return _packers()[1].pack(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError("invalid", f"cannot pack value: {exc}") from exc
 

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 from redis.exceptions import NoScriptError
 
 from streams import codec, schedule_cancel
@@ -156,7 +155,7 @@ class _Base:
         """EVALSHA arguments of one group's append."""
         buckets, bucket = self.records.script_keys(group.partition)
         return [self._sha, 1 + len(buckets), group.stream, *buckets, self.records.span_ms, bucket,
-                msgpack.packb(group.args, use_bin_type=False)]
+                codec.pack_value(group.args)]
 
     @staticmethod
     def _results(
