@@ -22,14 +22,17 @@ The "user changed" signal
 -------------------------
 After the writes, in the same script (so the state is already queryable when a
 subscriber hears it), the script PUBLISHes on ``Keys.signal_channel(p)`` one
-message per user whose inbox the batch changed::
+message per batch that changed some user's inbox::
 
-    {"user": "<user id>", "position": "<ms-seq>"}
+    {"users": {"<user id>": "<ms-seq>", ...}}
 
-a JSON object (UTF-8 text) whose ``position`` is the highest position in the batch
-that changed that user (a no-op event — e.g. reading an already-read item —
-publishes nothing). Replay builds publish nothing. Pub/sub is fire-and-forget: a
-subscriber that was away resumes from positions (``InboxQueries.page(after=...)``).
+a JSON object (UTF-8 text) mapping each changed user to the highest position in the
+batch that changed them (a no-op event — e.g. reading an already-read item —
+changes nobody; a batch that changed nobody publishes nothing). One message per
+batch, not per user: under load a batch changes many users, and a PUBLISH each was a
+measurable share of the script. Replay builds publish nothing. Pub/sub is
+fire-and-forget: a subscriber that was away resumes from positions
+(``InboxQueries.page(after=...)``).
 
 Failure modes: a malformed batch (unknown op) is refused before any write. A
 projection op writes nothing it could not write again: a script that failed half

@@ -1,7 +1,7 @@
 """The process's one pub/sub connection to the projector's "user changed" signals.
 
 Subscribes partition channels (``Keys.signal_channel``) on demand and hands each
-signal ``{"user", "position"}`` (consumers/applier.py) to ``on_signal``. Each
+signal ``{"users": {user: position}}`` (consumers/applier.py) to ``on_signal``. Each
 subscribe confirmation goes to ``on_subscribed`` — including the ones redis-py
 sends by itself when it re-establishes a lost connection, which is how the hub
 learns that signals may have been missed and re-reads instead of hoping.
@@ -111,10 +111,11 @@ class Subscriber:
             return
         self.signals += 1
         try:
-            signal = orjson.loads(message["data"])
-            user, position = signal["user"], signal["position"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            users = orjson.loads(message["data"])["users"]
+            changed = list(users.items())
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             log.warning("live_signal_malformed", error=str(exc))
             return
-        if isinstance(user, str) and isinstance(position, str):
-            self._on_signal(partition, user, position)
+        for user, position in changed:
+            if isinstance(user, str) and isinstance(position, str):
+                self._on_signal(partition, user, position)

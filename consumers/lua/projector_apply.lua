@@ -13,7 +13,8 @@
 -- ARGV[4]  the default namespace when the view pointer is absent
 -- ARGV[5]  checkpoint target: the batch's highest position (plain), "" = none
 -- ARGV[6]  inbox cap (items per user)
--- ARGV[7]  signal channel ("" = publish nothing)
+-- ARGV[7]  signal channel ("" = publish nothing); one message per batch that changed
+--          users: {"users": {user: highest position that changed them}}
 -- ARGV[8..13] key prefixes: item, inbox, unread, read, archived, user state
 -- ARGV[14] msgpack array of records {position, padded position, user, op, op, ...}
 -- ARGV[15] the consumer group (live mode)
@@ -33,11 +34,13 @@ local P_READ, P_ARCH, P_USER = ARGV[11], ARGV[12], ARGV[13]
 local records = cmsgpack.unpack(ARGV[14])
 local call = redis.call
 
-if mode == 'live' and call('GET', lease_key) ~= consumer then
+-- Lease, view pointer and checkpoint in one read (one slot: the partition's tag).
+local state = call('MGET', lease_key, view_key, ckpt_key)
+if mode == 'live' and state[1] ~= consumer then
   return {'fenced'}
 end
 if mode ~= 'build' then
-  local view = call('GET', view_key) or default_ns
+  local view = state[2] or default_ns
   if view ~= ns then
     return {'ns', view}
   end
@@ -49,7 +52,7 @@ local function pad(position)
   return string.rep('0', 15 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
 end
 
-local current = call('GET', ckpt_key)
+local current = state[3]
 local floor = current and pad(current) or ''
 
 if mode == 'live' then
@@ -254,9 +257,7 @@ if mode == 'live' and ARGV[17] ~= '' then
   end
 end
 
-if channel ~= '' then
-  for user, position in pairs(changed) do
-    call('PUBLISH', channel, cjson.encode({user = user, position = position}))
-  end
+if channel ~= '' and next(changed) then
+  call('PUBLISH', channel, cjson.encode({users = changed}))
 end
 return {'ok', applied, skipped}

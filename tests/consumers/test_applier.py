@@ -190,7 +190,7 @@ async def test_signal_is_published_after_the_state_is_queryable(
                 break
         assert message is not None
         body = orjson.loads(message["data"])
-        assert body == {"user": "alice", "position": appended.position}
+        assert body == {"users": {"alice": appended.position}}
         item = await queries.item("alice", env.id)  # already there when the signal arrives
         assert item is not None and item["position"] == appended.position
         # Reading it signals once; reading it again is a no-op and signals nothing.
