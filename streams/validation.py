@@ -8,6 +8,7 @@ event, so nothing past these rules ever reaches the log from Herald's own code.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,28 +146,55 @@ def _check_profile(p: ProfileChanged) -> None:
             raise ValidationError(name, "must be 1-256 characters")
 
 
-def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None = None) -> None:
-    """Check one payload's fields; raises ValidationError naming the field."""
-    if isinstance(payload, NotificationContent):
-        _check_content(payload, limits, encoded_size)
-    if isinstance(payload, NotificationScheduled) and payload.cancel_key is not None:
-        check_key(payload.cancel_key, "cancel_key")
-    if isinstance(payload, DigestItemAdded):
-        check_key(payload.digest_key, "digest_key")
-    if isinstance(payload, ScheduleCancelled):
-        if payload.cancel_key is None and payload.notification_id is None:
-            raise ValidationError("cancel_key", "a cancel needs a cancel_key or a notification_id")
-        if payload.cancel_key is not None:
-            check_key(payload.cancel_key, "cancel_key")
-    if isinstance(payload, PreferencesChanged):
-        _check_preferences(payload)
-    if isinstance(payload, ProfileChanged):
-        _check_profile(payload)
-    if isinstance(payload, DeliveryEvent) and payload.channel not in CHANNELS:
-        raise ValidationError("channel", f"unknown channel {payload.channel!r}")
-    nid = getattr(payload, "notification_id", None)
+def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None) -> None:
+    if p.cancel_key is not None:
+        check_key(p.cancel_key, "cancel_key")
+
+
+def _check_digest_item(p: Any, limits: Limits, encoded_size: int | None) -> None:
+    check_key(p.digest_key, "digest_key")
+
+
+def _check_cancel(p: Any, limits: Limits, encoded_size: int | None) -> None:
+    if p.cancel_key is None and p.notification_id is None:
+        raise ValidationError("cancel_key", "a cancel needs a cancel_key or a notification_id")
+    if p.cancel_key is not None:
+        check_key(p.cancel_key, "cancel_key")
+
+
+def _check_delivery(p: Any, limits: Limits, encoded_size: int | None) -> None:
+    if p.channel not in CHANNELS:
+        raise ValidationError("channel", f"unknown channel {p.channel!r}")
+
+
+def _check_notification_id(p: Any, limits: Limits, encoded_size: int | None) -> None:
+    nid = getattr(p, "notification_id", None)
     if nid is not None:
         check_id(nid)
+
+
+Check = Callable[[Any, Limits, "int | None"], None]
+_RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
+    (NotificationContent, _check_content),
+    (NotificationScheduled, _check_scheduled),
+    (DigestItemAdded, _check_digest_item),
+    (ScheduleCancelled, _check_cancel),
+    (PreferencesChanged, lambda p, limits, size: _check_preferences(p)),
+    (ProfileChanged, lambda p, limits, size: _check_profile(p)),
+    (DeliveryEvent, _check_delivery),
+)
+_CHECKS: dict[type, tuple[Check, ...]] = {}  # per payload class, built on first use
+
+
+def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None = None) -> None:
+    """Check one payload's fields; raises ValidationError naming the field."""
+    checks = _CHECKS.get(type(payload))
+    if checks is None:
+        cls = type(payload)
+        checks = _CHECKS[cls] = (*(check for base, check in _RULES if issubclass(cls, base)),
+                                 _check_notification_id)
+    for check in checks:
+        check(payload, limits, encoded_size)
 
 
 def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> None:
