@@ -23,14 +23,20 @@ from streams.settings import Settings
 RETRY_ATTEMPTS = 3
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+BIG_ARG = 8192  # bytes: a bigger value is sent as its own buffer, not copied
 
 
 class HiredisPackConnection(aioredis.Connection):
     """A TCP connection that packs commands with hiredis (C), as redis-py's sync client
     does; its asyncio client packs in Python, which cost a pipeline of small commands
-    (the producer's XADDs, a projector round) several µs per command."""
+    (the producer's XADDs) several µs per command. A command carrying a big value (a
+    projector batch) keeps redis-py's packing, which sends the value without copying
+    it (measured: replay 54-55k → 57-59k events/s)."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
+        for arg in args:
+            if type(arg) is bytes and len(arg) > BIG_ARG:
+                return super().pack_command(*args)
         first = args[0]
         if isinstance(first, str):
             args = (*first.encode().split(), *args[1:])
