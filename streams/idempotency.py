@@ -9,7 +9,10 @@ each and write every new record with one HSET per call, instead of a GET and a
 
 The server's clock picks the bucket: callers pass the four buckets around their
 own clock's (b-2 .. b+1) and the script uses the ones around the server's, so two
-publishers with skewed clocks still consult the same hashes. A record answers
+publishers with skewed clocks still consult the same hashes. A call whose clock (or
+delay) is off by more than a window fails with ``BUCKET <s>`` before writing
+anything; :func:`server_bucket` reads s and the caller sends the call again with
+the keys around it. A record answers
 from its first append for at least the window (``HERALD_DEDUPE_WINDOW``) and less
 than twice it; a bucket expires when no lookup can reach it any more. Buckets are
 named with their span, so changing the window starts a fresh set of records (the
@@ -21,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import ResponseError
 
 from streams.ids import now_ms
 from streams.keys import Keys
@@ -38,9 +43,12 @@ class IdempotencyRecords:
     def from_settings(cls, settings: Settings) -> IdempotencyRecords:
         return cls(Keys(settings.prefix), max(1, int(settings.dedupe_window_s * 1000)))
 
-    def script_keys(self, partition: int, at_ms: int | None = None) -> tuple[list[str], int]:
-        """The four bucket keys b-2 .. b+1 a script takes, and b (the caller's bucket)."""
-        b = (now_ms() if at_ms is None else at_ms) // self.span_ms
+    def script_keys(
+        self, partition: int, at_ms: int | None = None, *, bucket: int | None = None
+    ) -> tuple[list[str], int]:
+        """The four bucket keys b-2 .. b+1 a script takes, and b: the bucket of
+        ``at_ms`` (default now), or ``bucket`` as the server named it."""
+        b = bucket if bucket is not None else (now_ms() if at_ms is None else at_ms) // self.span_ms
         return [self.keys.idempotency(partition, self.span_ms, b + d) for d in (-2, -1, 0, 1)], b
 
     async def found(self, redis: Any, partition: int, fields: Sequence[str]) -> list[bool]:
@@ -53,3 +61,14 @@ class IdempotencyRecords:
                 pipe.hmget(key, list(fields))
             replies = await pipe.execute()
         return [any(reply[i] is not None for reply in replies) for i in range(len(fields))]
+
+
+def server_bucket(error: BaseException) -> int | None:
+    """The server's bucket from a script's ``BUCKET <s>`` failure, else None."""
+    if not isinstance(error, ResponseError):
+        return None
+    head, _, rest = str(error).partition(" ")
+    if head != "BUCKET":
+        return None
+    number = rest.split(" ", 1)[0]
+    return int(number) if number.isdigit() else None

@@ -24,7 +24,7 @@ from streams import codec, schedule_cancel
 from streams.codec import ENTRY_FIELD
 from streams.errors import CodecError, ValidationError
 from streams.events import Appended, Envelope, Payload
-from streams.idempotency import IdempotencyRecords
+from streams.idempotency import IdempotencyRecords, server_bucket
 from streams.ids import new_id, now_ms, partition_of
 from streams.keys import Keys
 from streams.partitions import (
@@ -51,6 +51,7 @@ class _Group:
     stream: str
     args: list[Any]  # per event: encoded, id, idempotency key or ""
     keyed: list[bool]  # [True] once an event of the group has an idempotency key
+    bucket: list[int]  # [s] once the server named its idempotency bucket (a retry)
 
 
 class _Base:
@@ -108,7 +109,7 @@ class _Base:
             group = groups.get(partition)
             if group is None:
                 group = groups[partition] = _Group(
-                    partition, [], [], self.keys.stream(partition), [], []
+                    partition, [], [], self.keys.stream(partition), [], [], []
                 )
             group.indexes.append(index)
             group.ids.append(env.id)
@@ -153,7 +154,8 @@ class _Base:
 
     def _command(self, group: _Group) -> list[Any]:
         """EVALSHA arguments of one group's append."""
-        buckets, bucket = self.records.script_keys(group.partition)
+        buckets, bucket = self.records.script_keys(
+            group.partition, bucket=group.bucket[0] if group.bucket else None)
         return [self._sha, 1 + len(buckets), group.stream, *buckets, self.records.span_ms, bucket,
                 codec.pack_value(group.args)]
 
@@ -171,15 +173,27 @@ class _Base:
                     out[index] = Appended(ids[n], p, _text(answer), False)
         return out
 
-    def _failed(self, replies: Sequence[Any]) -> list[int]:
-        """Indexes of groups whose script was not loaded; raises any other error."""
-        missing = []
-        for i, reply in enumerate(replies):
+    @staticmethod
+    def _retry(
+        todo: Sequence[int], done: Sequence[Any], groups: Sequence[_Group]
+    ) -> tuple[list[int], bool]:
+        """Groups to send again, and whether the script must be loaded first.
+
+        A group whose script was not loaded, or whose idempotency bucket the server
+        named (``BUCKET <s>``: the clock or the call was a window off), wrote nothing
+        and is sent again; any other error is raised.
+        """
+        again, load = [], False
+        for i, reply in zip(todo, done, strict=True):
             if isinstance(reply, NoScriptError):
-                missing.append(i)
+                again.append(i)
+                load = True
+            elif (bucket := server_bucket(reply)) is not None:
+                groups[i].bucket[:] = [bucket]
+                again.append(i)
             elif isinstance(reply, Exception):
                 raise reply
-        return missing
+        return again, load
 
 
 def _text(value: Any) -> str:
@@ -217,17 +231,18 @@ class Producer(_Base):
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
-        for _attempt in range(2):
+        for _attempt in range(3):
             async with self.redis.pipeline(transaction=False) as pipe:
                 counts = self._queue(pipe, todo, groups)
                 done = self._replies(counts, await pipe.execute(raise_on_error=False))
             for i, reply in zip(todo, done, strict=True):
                 replies[i] = reply
-            todo = [todo[i] for i in self._failed(done)]
+            todo, load = self._retry(todo, done, groups)
             if not todo:
                 return self._results(groups, replies, len(envelopes))
-            await self.redis.script_load(self._source)
-        raise NoScriptError("producer_append could not be loaded")
+            if load:
+                await self.redis.script_load(self._source)
+        raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
 
 
 class SyncProducer(_Base):
@@ -248,14 +263,15 @@ class SyncProducer(_Base):
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
-        for _attempt in range(2):
+        for _attempt in range(3):
             with self.redis.pipeline(transaction=False) as pipe:
                 counts = self._queue(pipe, todo, groups)
                 done = self._replies(counts, pipe.execute(raise_on_error=False))
             for i, reply in zip(todo, done, strict=True):
                 replies[i] = reply
-            todo = [todo[i] for i in self._failed(done)]
+            todo, load = self._retry(todo, done, groups)
             if not todo:
                 return self._results(groups, replies, len(envelopes))
-            self.redis.script_load(self._source)
-        raise NoScriptError("producer_append could not be loaded")
+            if load:
+                self.redis.script_load(self._source)
+        raise NoScriptError("producer_append could not be run (script or bucket kept failing)")

@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from consumers.applier import CONSUMERS_DIR
 from consumers.schedule.digest import Summary
 from consumers.schedule.projection_schedule import fire_key
 from streams import codec
 from streams.events import Envelope, NotificationCreated, ScheduleCancelled
-from streams.idempotency import IdempotencyRecords
+from streams.idempotency import IdempotencyRecords, server_bucket
 from streams.ids import new_id
 from streams.keys import Keys
 from streams.scripts import register
@@ -102,17 +104,26 @@ class FireScript:
         self.records = records
         self._script = register(redis, CONSUMERS_DIR, "scheduler_fire")
 
+    async def _call(self, partition: int, fires: Sequence[Fire], bucket: int | None) -> Any:
+        buckets, b = self.records.script_keys(partition, bucket=bucket)
+        keys = [self.keys.stream(partition), self.keys.lease(GROUP, partition), *buckets]
+        args: list[Any] = [self.consumer, self.records.span_ms, b, len(fires)]
+        for f in fires:
+            keys.extend(f.keys)
+            args.extend(f.args)
+        return await self._script(keys=keys, args=args)
+
     async def fire(self, partition: int, fires: Sequence[Fire]) -> list[Outcome] | None:
         """Fire a batch of one partition; None when fenced (the lease is not ours)."""
         if not fires:
             return []
-        buckets, bucket = self.records.script_keys(partition)
-        keys = [self.keys.stream(partition), self.keys.lease(GROUP, partition), *buckets]
-        args: list[Any] = [self.consumer, self.records.span_ms, bucket, len(fires)]
-        for f in fires:
-            keys.extend(f.keys)
-            args.extend(f.args)
-        reply = await self._script(keys=keys, args=args)
+        try:
+            reply = await self._call(partition, fires, None)
+        except ResponseError as exc:  # the server named its bucket: nothing was written
+            bucket = server_bucket(exc)
+            if bucket is None:
+                raise
+            reply = await self._call(partition, fires, bucket)
         if _text(reply[0]) != "ok":
             return None
         return [Outcome(f, _text(reply[1 + 2 * i]), _text(reply[2 + 2 * i]))

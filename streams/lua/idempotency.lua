@@ -6,13 +6,16 @@
 -- expires when it can no longer be consulted.
 -- The caller passes four bucket keys in a row, b-2 .. b+1 of its own clock
 -- (``first`` = the KEYS index of b-2), with b and the span; the server's clock picks.
+-- When the server's bucket s is not among them (a clock more than a window off, or a
+-- call delayed that long), the script fails with "BUCKET <s>" before writing anything
+-- and the caller sends it again with the keys around s.
 local function idem_open(first, b, span)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local s = math.floor(now / span)
   local off = s - b
   if off < -1 or off > 1 then
-    return error('idempotency: the caller\'s clock is more than one dedupe window off the server\'s')
+    error({err = 'BUCKET ' .. string.format('%d', s)})
   end
   return {cur = KEYS[first + 2 + off], prev = KEYS[first + 1 + off],
           expire = (s + 2) * span, found = {}, fresh = {}}

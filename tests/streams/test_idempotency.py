@@ -32,15 +32,25 @@ async def test_a_caller_clock_one_window_off_still_finds_the_record(
     assert await redis.xlen(producer.keys.stream(first.partition)) == 1
 
 
-async def test_a_clock_more_than_a_window_off_is_refused(
-    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("skew_windows", [-5, 3])
+async def test_a_clock_far_off_is_corrected_by_the_servers_bucket(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch, skew_windows: int
 ) -> None:
     producer = Producer(redis, settings)
     real, span = idempotency.now_ms, producer.records.span_ms
-    monkeypatch.setattr(idempotency, "now_ms", lambda: real() + 3 * span)
-    with pytest.raises(ResponseError, match="dedupe window"):
-        await producer.publish(_created(producer, "bo", "k"))
-    assert await redis.xlen(producer.keys.stream(producer.partition("bo"))) == 0
+    monkeypatch.setattr(idempotency, "now_ms", lambda: real() + skew_windows * span)
+    first = await producer.publish(_created(producer, "bo", "k"))
+    assert not first.duplicate
+    monkeypatch.setattr(idempotency, "now_ms", real)
+    again = await producer.publish(_created(producer, "bo", "k"))
+    assert again.duplicate and again.id == first.id
+    assert await redis.xlen(producer.keys.stream(first.partition)) == 1
+
+
+def test_server_bucket_reads_only_its_own_error() -> None:
+    assert idempotency.server_bucket(ResponseError("BUCKET 20419 script: ab, on x")) == 20419
+    assert idempotency.server_bucket(ResponseError("ERR something")) is None
+    assert idempotency.server_bucket(ValueError("BUCKET 1")) is None
 
 
 async def test_records_live_in_one_expiring_hash_per_bucket(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from consumers.schedule.firing import GROUP, FireScript, reminder_fire
 from consumers.schedule.projection_schedule import entry
-from streams import codec
+from streams import codec, idempotency
 from streams.connection import connect_sync
 from streams.events import NotificationCreated, NotificationScheduled
 from streams.idempotency import IdempotencyRecords
@@ -104,3 +106,18 @@ async def test_the_fire_script_compares_tombstone_and_schedule_positions(h: Harn
     assert await h.created_for("gil", before_id) == []
     assert len(await h.dropped_for("gil", before_id)) == 1
     assert len(await h.created_for("gil", after_id)) == 1
+
+
+async def test_the_fire_script_follows_the_servers_bucket(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p, nid, fire = await _fire_of(h, "hal", None)
+    await h.redis.set(h.keys.lease(GROUP, p), "me")
+    script = FireScript(h.redis, IdempotencyRecords(h.keys, 60_000), "me")
+    real = idempotency.now_ms
+    monkeypatch.setattr(idempotency, "now_ms", lambda: real() - 10 * 60_000)  # 10 windows
+    [first] = await script.fire(p, [fire])  # type: ignore[misc]
+    monkeypatch.setattr(idempotency, "now_ms", real)
+    [second] = await script.fire(p, [fire])  # type: ignore[misc]
+    assert (first.outcome, second.outcome) == ("fired", "duplicate")
+    assert len(await h.created_for("hal", nid)) == 1
