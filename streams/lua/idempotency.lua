@@ -17,6 +17,9 @@ local function idem_open(first, b, span)
   if off < -1 or off > 1 then
     error({err = 'BUCKET ' .. string.format('%d', s)})
   end
+  -- found: idempotency key -> record (loaded, or put by this call); fresh: the flat
+  -- list key, record, key, record… that idem_save writes (a hot loop may fill both
+  -- directly instead of calling idem_get/idem_put).
   return {cur = KEYS[first + 2 + off], prev = KEYS[first + 1 + off],
           expire = (s + 2) * span, found = {}, fresh = {}}
 end
