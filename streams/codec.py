@@ -26,6 +26,7 @@ from streams.errors import CodecError
 from streams.events import REGISTRY, TYPES, Envelope, Payload
 
 WIRE_FORMAT = 1
+ENTRY_FIELD = b"e"  # the single field of every stream entry
 _local = threading.local()  # one reusable Packer pair per thread (packb builds one per call)
 
 
@@ -36,7 +37,6 @@ def _packers() -> tuple[msgpack.Packer, msgpack.Packer]:
     except AttributeError:
         _local.packers = (msgpack.Packer(use_bin_type=True), msgpack.Packer(use_bin_type=False))
         return _local.packers  # type: ignore[no-any-return]
-ENTRY_FIELD = b"e"  # the single field of every stream entry
 
 
 def _spec(tp: Any) -> tuple[tuple[type, ...], bool, bool]:
@@ -81,15 +81,11 @@ def payload_to_dict(payload: Payload) -> dict[str, Any]:
     return {name: value for name, value in zip(names, values, strict=True) if value is not None}
 
 
-def _exact(accepted: tuple[type, ...]) -> frozenset[type]:
-    """Decoded values have exact builtin types: a set lookup replaces isinstance (and
-    keeps bool out of int fields, bool being a subclass of int)."""
-    return frozenset(accepted)
-
-
-# Per payload class: field name → (exact accepted types, optional, is_tuple).
+# Per payload class: field name → (exact accepted types, optional, is_tuple). Decoded
+# values have exact builtin types, so a set lookup replaces isinstance (and keeps bool
+# out of int fields, bool being a subclass of int).
 _SPECS: dict[type[Payload], dict[str, tuple[frozenset[type], bool, bool]]] = {
-    cls: {name: (_exact(accepted), optional, is_tuple)
+    cls: {name: (frozenset(accepted), optional, is_tuple)
           for name, accepted, optional, is_tuple in spec}
     for cls, spec in _FIELDS.items()
 }

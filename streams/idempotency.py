@@ -12,11 +12,14 @@ own clock's (b-2 .. b+1) and the script uses the ones around the server's, so tw
 publishers with skewed clocks still consult the same hashes. A call whose clock (or
 delay) is off by more than a window fails with ``BUCKET <s>`` before writing
 anything; :func:`server_bucket` reads s and the caller sends the call again with
-the keys around it. A record answers
-from its first append for at least the window (``HERALD_DEDUPE_WINDOW``) and less
-than twice it; a bucket expires when no lookup can reach it any more. Buckets are
-named with their span, so changing the window starts a fresh set of records (the
-old ones expire on their own).
+the keys around it. A record answers from its first append for at least the window
+(``HERALD_DEDUPE_WINDOW``) and less than twice it; a bucket expires when no lookup
+can reach it any more. Buckets are named with their span, so changing the window
+starts a fresh set of records (the old ones expire on their own).
+
+:meth:`IdempotencyRecords.found` (the delivery workers' "outcome recorded" check)
+reads with the caller's clock, ±1 bucket: a clock more than a window off can miss a
+record, which costs a repeated send (delivery is at least once), never a lost one.
 """
 
 from __future__ import annotations

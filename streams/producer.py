@@ -41,7 +41,7 @@ __all__ = ["Producer", "SyncProducer", "now_ms"]
 PLAIN_MAX = 4  # events of a group without idempotency keys sent as plain XADDs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Group:
     """One partition's share of a batch, ready for the append script."""
 
@@ -50,8 +50,8 @@ class _Group:
     ids: list[str]
     stream: str
     args: list[Any]  # per event: encoded, id, idempotency key or ""
-    keyed: list[bool]  # [True] once an event of the group has an idempotency key
-    bucket: list[int]  # [s] once the server named its idempotency bucket (a retry)
+    keyed: bool = False  # an event of the group has an idempotency key
+    bucket: int | None = None  # the idempotency bucket the server named (a retry)
 
 
 class _Base:
@@ -109,13 +109,13 @@ class _Base:
             group = groups.get(partition)
             if group is None:
                 group = groups[partition] = _Group(
-                    partition, [], [], self.keys.stream(partition), [], [], []
+                    partition, [], [], self.keys.stream(partition), []
                 )
             group.indexes.append(index)
             group.ids.append(env.id)
             group.args.extend((raw, env.id, env.idempotency_key or ""))
-            if env.idempotency_key is not None and not group.keyed:
-                group.keyed.append(True)
+            if env.idempotency_key is not None:
+                group.keyed = True
         return list(groups.values())
 
     def _queue(self, pipe: Any, todo: Sequence[int], groups: Sequence[_Group]) -> list[int]:
@@ -154,8 +154,7 @@ class _Base:
 
     def _command(self, group: _Group) -> list[Any]:
         """EVALSHA arguments of one group's append."""
-        buckets, bucket = self.records.script_keys(
-            group.partition, bucket=group.bucket[0] if group.bucket else None)
+        buckets, bucket = self.records.script_keys(group.partition, bucket=group.bucket)
         return [self._sha, 1 + len(buckets), group.stream, *buckets, self.records.span_ms, bucket,
                 codec.pack_value(group.args)]
 
@@ -189,7 +188,7 @@ class _Base:
                 again.append(i)
                 load = True
             elif (bucket := server_bucket(reply)) is not None:
-                groups[i].bucket[:] = [bucket]
+                groups[i].bucket = bucket
                 again.append(i)
             elif isinstance(reply, Exception):
                 raise reply

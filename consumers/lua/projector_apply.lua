@@ -1,5 +1,6 @@
 -- Apply one batch of projection writes of one partition and advance its checkpoint,
 -- in one atomic step. Writes are described in consumers/applier.py.
+--@include positions
 -- KEYS[1]  the namespace's checkpoint (string, plain position "ms-seq")
 -- KEYS[2]  the partition's lease for the group (live mode: must hold ARGV[2])
 -- KEYS[3]  the partition's view pointer (absent = ARGV[4])
@@ -44,12 +45,6 @@ if mode ~= 'build' then
   if view ~= ns then
     return {'ns', view}
   end
-end
-
-local function pad(position)
-  local dash = string.find(position, '-', 1, true)
-  local ms, seq = string.sub(position, 1, dash - 1), string.sub(position, dash + 1)
-  return string.rep('0', 15 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
 end
 
 local current = state[3]

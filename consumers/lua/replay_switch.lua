@@ -1,4 +1,5 @@
 -- Point a partition's view at a rebuilt namespace, only if it has caught up.
+--@include positions
 -- KEYS[1]  the partition's view pointer (absent = ARGV[3])
 -- KEYS[2]  the checkpoint of the namespace in use (ARGV[1])
 -- KEYS[3]  the checkpoint of the rebuilt namespace (ARGV[2])
@@ -9,12 +10,6 @@
 -- {"moved", actual namespace} when the pointer names neither.
 local view_key, old_ckpt_key, new_ckpt_key = KEYS[1], KEYS[2], KEYS[3]
 local old_ns, new_ns, default_ns = ARGV[1], ARGV[2], ARGV[3]
-
-local function pad(position)
-  local dash = string.find(position, '-', 1, true)
-  local ms, seq = string.sub(position, 1, dash - 1), string.sub(position, dash + 1)
-  return string.rep('0', 15 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
-end
 
 local view = redis.call('GET', view_key) or default_ns
 if view == new_ns then

@@ -1,5 +1,6 @@
 -- Fire due schedule entries and digest summaries of one partition, in one atomic step,
 -- fenced by the scheduler's lease of the partition.
+--@include positions
 --@include idempotency
 -- KEYS[1]    the partition stream
 -- KEYS[2]    the partition's scheduler lease (must hold ARGV[1])
@@ -28,12 +29,6 @@ local FIELDS = 6
 
 if redis.call('GET', lease) ~= consumer then
   return {'fenced'}
-end
-
-local function pad(position)
-  local dash = string.find(position, '-', 1, true)
-  local ms, seq = string.sub(position, 1, dash - 1), string.sub(position, dash + 1)
-  return string.rep('0', 15 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
 end
 
 local fields = {}

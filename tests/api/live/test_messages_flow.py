@@ -79,6 +79,10 @@ async def test_a_client_too_far_behind_gets_a_reset(live_settings: Settings) -> 
             last_id = stream.last_id
         for n in range(8):
             await live.publish("jack", f"n{n}")
+        for _ in range(100):  # publishing does not wait for the projector (bounded wait)
+            if (await live.get("/v1/users/jack/unread_count")).body["unread_count"] == 8:
+                break
+            await asyncio.sleep(0.05)
         async with live.sse("jack", last_id=last_id) as stream:
             first = await stream.next()
             assert (await stream.quiet(0.2)) == []
