@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from consumers import positions
 from consumers.errors import ProjectionError
 from consumers.handler import DeadLetter, Entry, Outcome
@@ -55,7 +57,7 @@ from streams import codec
 from streams.errors import CodecError, ValidationError
 from streams.keys import LIVE_NS, Keys
 from streams.partitions import partition_for
-from streams.scripts import register
+from streams.scripts import Lua
 from streams.settings import Settings
 from streams.validation import check_user
 
@@ -150,7 +152,7 @@ class Applier:
         self.settings = settings
         self.redis = redis
         self.keys = Keys(settings.prefix)
-        self._script = register(redis, CONSUMERS_DIR, "projector_apply")
+        self._script = Lua(CONSUMERS_DIR, "projector_apply")
         self._prefixes: dict[tuple[int, str], list[str]] = {}
 
     def prefixes(self, partition: int, ns: str) -> list[str]:
@@ -207,11 +209,23 @@ class Applier:
 
     async def call(self, keys: list[str], args: list[Any]) -> Any:
         """Run one call (from :meth:`call_args`); the raw reply, for :meth:`parse`."""
-        return await self._script(keys=keys, args=args)
+        return await self._script(self.redis, keys, args)
 
-    async def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        """Queue one call (from :meth:`call_args`) on a pipeline; parse its reply later."""
-        await self._script(keys=keys, args=args, client=pipe)
+    def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue one call (from :meth:`call_args`) on a pipeline; pass its reply (the
+        pipeline run with ``raise_on_error=False``) to :meth:`resend`, then parse it."""
+        self._script.queue(pipe, keys, args)
+
+    async def load(self) -> None:
+        """Load the script on the server (queued calls expect it there)."""
+        await self._script.load(self.redis)
+
+    async def resend(self, reply: Any, keys: list[str], args: list[Any]) -> Any:
+        """A queued call's reply; when it was NOSCRIPT (nothing ran: the server restarted
+        or flushed its scripts), the reply of the same call run again after loading."""
+        if isinstance(reply, NoScriptError):
+            return await self.call(keys, args)
+        return reply
 
 
 def _text(value: Any) -> str:

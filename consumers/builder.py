@@ -75,13 +75,19 @@ class Builder:
             entries = [Entry(_text(pos), fields.get(ENTRY_FIELD)) for pos, fields in rows]
             batch = self.preparer.prepare(partition, ns, entries)
             more = len(rows) == BUILD_CHUNK
+            call = self.applier.call_args(partition, ns, batch, mode=BUILD)
             async with self.redis.pipeline(transaction=False) as pipe:
-                await self.applier.queue(
-                    pipe, *self.applier.call_args(partition, ns, batch, mode=BUILD))
+                self.applier.queue(pipe, *call)
                 if more:
                     pipe.xrange(stream, "(" + entries[-1].position, end, count=BUILD_CHUNK)
-                replies = await pipe.execute()
-            result = Applier.parse(replies[0])
+                replies = await pipe.execute(raise_on_error=False)
+            for reply in replies[1:]:
+                if isinstance(reply, Exception):
+                    raise reply
+            reply = await self.applier.resend(replies[0], *call)
+            if isinstance(reply, Exception):
+                raise reply
+            result = Applier.parse(reply)
             if result.status != "ok":
                 raise RuntimeError(f"build of partition {partition} refused: {result.status}")
             stats.entries += len(entries)

@@ -39,6 +39,11 @@ Contract:
   ``claim_min_idle_ms = 0``: on takeover every pending entry of the group is claimed
   at once and re-read in order. Others may leave pending entries of a slow consumer
   alone until they are ``claim_idle_s`` old.
+- ``lanes`` (optional, default ``consumers.runtime.LANES``): independent read/handle
+  loops over disjoint partition subsets. More lanes overlap one lane's waiting with
+  another's work; fewer lanes make each read gather more entries per partition. A
+  handler whose cost is per call rather than per entry (the projector: one script
+  call per partition per round) wants one (measured: consumers/projector.py).
 """
 
 from __future__ import annotations

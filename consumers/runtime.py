@@ -61,8 +61,8 @@ BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 5.0
 BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
 IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
-LANES = 4  # independent read/handle loops over disjoint partition subsets: while one
-# lane waits for Redis (its read, its applies), another decodes — Python and Redis overlap
+LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
+# waits for Redis (its read, its work), another runs — a handler may ask for fewer
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 log = get_logger(__name__)
@@ -89,7 +89,7 @@ class GroupRuntime:
         self._log = log.bind(group=self.handler.group, consumer=self.consumer)
         idle = self.handler.claim_min_idle_ms
         self.ordered = idle == 0
-        lanes = min(LANES, len(self.partitions))
+        lanes = max(1, min(getattr(self.handler, "lanes", LANES), len(self.partitions)))
         self.lanes = [
             Intake(settings, self.group, self.leases,
                    claim_min_idle_ms=int(settings.claim_idle_s * 1000) if idle is None else idle,

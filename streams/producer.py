@@ -13,7 +13,6 @@ with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from streams.partitions import (
     ensure_partition_count_sync,
     partition_for,
 )
-from streams.scripts import STREAMS_DIR, lua_path, script_source
+from streams.scripts import STREAMS_DIR, Lua
 from streams.settings import Settings
 from streams.validation import Limits, validate_envelope
 
@@ -62,11 +61,9 @@ class _Base:
         self.keys = Keys(settings.prefix)
         self.limits = Limits.from_settings(settings)
         self.records = IdempotencyRecords.from_settings(settings)
-        # EVALSHA directly (not redis-py's Script in a pipeline, which sends SCRIPT
-        # EXISTS before every pipeline): on NOSCRIPT only the groups that did not
-        # run are sent again after loading, so nothing is appended twice.
-        self._source = script_source(lua_path(STREAMS_DIR, "producer_append"))
-        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
+        # On NOSCRIPT only the groups that did not run are sent again after loading,
+        # so nothing is appended twice (streams/scripts.py).
+        self._script = Lua(STREAMS_DIR, "producer_append")
 
     def partition(self, user: str) -> int:
         return partition_for(user, self.settings.partitions)
@@ -130,7 +127,7 @@ class _Base:
         for i in todo:
             group = groups[i]
             if group.keyed or len(group.indexes) > PLAIN_MAX:
-                pipe.execute_command("EVALSHA", *self._command(group))
+                self._script.queue(pipe, *self._command(group))
                 counts.append(0)
                 continue
             for raw in group.args[0::3]:
@@ -152,11 +149,11 @@ class _Base:
                 at += n
         return out
 
-    def _command(self, group: _Group) -> list[Any]:
-        """EVALSHA arguments of one group's append."""
+    def _command(self, group: _Group) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of one group's append script."""
         buckets, bucket = self.records.script_keys(group.partition, bucket=group.bucket)
-        return [self._sha, 1 + len(buckets), group.stream, *buckets, self.records.span_ms, bucket,
-                codec.pack_value(group.args)]
+        return ([group.stream, *buckets],
+                [self.records.span_ms, bucket, codec.pack_value(group.args)])
 
     @staticmethod
     def _results(
@@ -240,7 +237,7 @@ class Producer(_Base):
             if not todo:
                 return self._results(groups, replies, len(envelopes))
             if load:
-                await self.redis.script_load(self._source)
+                await self._script.load(self.redis)
         raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
 
 
@@ -272,5 +269,5 @@ class SyncProducer(_Base):
             if not todo:
                 return self._results(groups, replies, len(envelopes))
             if load:
-                self.redis.script_load(self._source)
+                self._script.load_sync(self.redis)
         raise NoScriptError("producer_append could not be run (script or bucket kept failing)")

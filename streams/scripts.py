@@ -1,7 +1,12 @@
 """Lua scripts: real files next to the room that owns them, registered once.
 
 redis-py's ``register_script`` objects call EVALSHA and reload on NOSCRIPT, and
-work inside pipelines, so callers never handle script caching themselves.
+work inside pipelines, so callers never handle script caching themselves. On a hot
+pipeline, :class:`Lua` is the lighter choice: a redis-py script queued on a pipeline
+makes the pipeline send SCRIPT EXISTS first, every time — one more round trip per
+pipeline (measured on the projector: see consumers/projector.py); a :class:`Lua`
+queues its EVALSHA alone, and the caller sends the calls answered NOSCRIPT again
+after :meth:`Lua.load` (a NOSCRIPT call ran nothing, so resending writes nothing twice).
 
 A line ``--@include NAME`` is replaced by ``streams/lua/NAME.lua``: Lua shared by
 several scripts (Redis runs each script as one text, so it is spliced in here).
@@ -9,9 +14,13 @@ several scripts (Redis runs each script as one text, so it is spliced in here).
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 INCLUDE = "--@include "
 
@@ -38,6 +47,33 @@ def lua_path(package_dir: Path, name: str) -> Path:
 def register(redis: Any, package_dir: Path, name: str) -> Any:
     """Register ``lua/<name>.lua`` of a package on a client (async or sync)."""
     return redis.register_script(script_source(lua_path(package_dir, name)))
+
+
+class Lua:
+    """One Lua file run by EVALSHA; see the module docstring for when to use it."""
+
+    def __init__(self, package_dir: Path, name: str) -> None:
+        self.name = name
+        self.source = script_source(lua_path(package_dir, name))
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def queue(self, pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        """Queue one call on a pipeline; a :class:`NoScriptError` reply means: load, resend."""
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def load(self, redis: Any) -> None:
+        await redis.script_load(self.source)
+
+    def load_sync(self, redis: Any) -> None:
+        redis.script_load(self.source)
+
+    async def __call__(self, redis: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run once on a client, loading the script first if the server lacks it."""
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load(redis)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
 
 STREAMS_DIR = Path(__file__).resolve().parent

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from consumers.applier import BUILD, LATE, LIVE, Applier, Preparer
+from consumers.builder import Builder
 from consumers.handler import DeadLetter, Entry
 from consumers.queries import InboxQueries
 from streams import codec
@@ -24,7 +25,7 @@ from streams.events import (
 from streams.keys import LIVE_NS, Keys
 from streams.producer import Producer
 from streams.settings import Settings
-from tests.consumers.helpers import start_projector
+from tests.consumers.helpers import start_projector, wait_projected
 from tests.consumers.model import InboxModel
 
 
@@ -228,3 +229,36 @@ async def test_live_mode_refuses_to_skip_an_entry_pending_elsewhere(
     await redis.set(keys.checkpoint(p, LIVE_NS, "projector"), older.position)
     result = await h.applier.apply(p, LIVE_NS, batch, mode=LIVE, consumer="me")
     assert result.status == "ok" and await h.queries.unread_count("alice") == 1
+
+
+async def test_projector_and_build_load_the_script_after_a_flush(
+    redis: Any, settings: Settings
+) -> None:
+    """Apply calls are queued as bare EVALSHA (no SCRIPT EXISTS per pipeline): after a
+    SCRIPT FLUSH the NOSCRIPT ones are resent once loaded, and nothing applies twice."""
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    users = [f"u{i}" for i in range(12)]
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop)
+    try:
+        first = await producer.publish_many(
+            [producer.envelope(u, NotificationCreated(title="one")) for u in users])
+        await wait_projected(queries, first)
+        await redis.script_flush()
+        second = await producer.publish_many(
+            [producer.envelope(u, NotificationCreated(title="two")) for u in users])
+        await wait_projected(queries, second)
+    finally:
+        stop.set()
+        await task
+    for u in users:
+        page = await queries.page(u, status="all", limit=100)
+        assert [i["title"] for i in page.items] == ["two", "one"]
+        assert page.unread_count == 2
+    await redis.script_flush()
+    stats = await Builder(redis, settings).build_many(
+        sorted({producer.partition(u) for u in users}), "scratch")
+    assert stats.entries == 2 * len(users) and stats.skipped == 0
+    keys = Keys(settings.prefix)
+    for u in users:
+        assert await redis.zcard(keys.inbox(producer.partition(u), u, "scratch")) == 2
