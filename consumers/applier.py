@@ -212,8 +212,9 @@ class Applier:
         return await self._script(self.redis, keys, args)
 
     def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
-        """Queue one call (from :meth:`call_args`) on a pipeline; pass its reply (the
-        pipeline run with ``raise_on_error=False``) to :meth:`resend`, then parse it."""
+        """Queue one call (from :meth:`call_args`) on a pipeline or a
+        :class:`streams.connection.Batch`; pass its reply (errors as values) to
+        :meth:`resend`, then parse it."""
         self._script.queue(pipe, keys, args)
 
     async def load(self) -> None:

@@ -25,6 +25,7 @@ from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.handler import Entry, Outcome
 from consumers.runtime import GroupRuntime
 from consumers.views import Views
+from streams.connection import Batch
 from streams.settings import Settings
 
 NS_RETRIES = 5  # a view switched more often than this during one batch is a bug
@@ -108,10 +109,10 @@ class ProjectorHandler:
     async def _send(self, calls: Sequence[tuple[int, list[Outcome], tuple[list[str], list[Any]]]]
                     ) -> list[tuple[int, list[Outcome], Any]]:
         """One pipeline of apply calls; each call's reply (NOSCRIPT resent)."""
-        async with self.applier.redis.pipeline(transaction=False) as pipe:
-            for _p, _o, (keys, args) in calls:
-                self.applier.queue(pipe, keys, args)
-            replies = await pipe.execute(raise_on_error=False)
+        batch = Batch(self.applier.redis)
+        for _p, _o, (keys, args) in calls:
+            self.applier.queue(batch, keys, args)
+        replies = await batch.execute()
         return [(p, outcomes, await self.applier.resend(reply, *call))
                 for (p, outcomes, call), reply in zip(calls, replies, strict=True)]
 

@@ -48,6 +48,59 @@ class HiredisPackConnection(aioredis.Connection):
             return super().pack_command(*args)
 
 
+class Batch:
+    """Commands sent in one round trip, replies as the server sent them.
+
+    The hot paths' pipeline (the producer's appends, the projector's apply calls): it
+    takes ``execute_command(*args)`` like a redis-py pipeline, and ``execute()`` returns
+    one reply per command — raw (no reply callbacks: XADD gives bytes, a script its
+    own reply) and error replies as :class:`redis.ResponseError` values, never raised.
+    It costs about half of redis-py's pipeline per command (measured, 100 XADDs per
+    round trip: 18 → 10.7 µs of client CPU per command), which keeps a queue and
+    parses each reply through its callbacks. A connection error is retried like
+    redis-py's pipeline does (the whole batch, with the client's back-off), then raised.
+    On a Cluster client it is a plain redis-py pipeline.
+    """
+
+    __slots__ = ("commands", "redis")
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.commands: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any) -> None:
+        self.commands.append(args)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    async def execute(self) -> list[Any]:
+        if not self.commands:
+            return []
+        if not isinstance(self.redis, aioredis.Redis):  # Cluster: route per command
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for args in self.commands:
+                    pipe.execute_command(*args)
+                return list(await pipe.execute(raise_on_error=False))
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            return list(await conn.retry.call_with_retry(
+                lambda: self._exchange(conn), lambda _error: conn.disconnect()))
+        finally:
+            await pool.release(conn)
+
+    async def _exchange(self, conn: Any) -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands(self.commands))
+        out: list[Any] = []
+        for _ in range(len(self.commands)):
+            try:
+                out.append(await conn.read_response())
+            except redis.ResponseError as exc:  # the reply was read whole: go on
+                out.append(exc)
+        return out
+
+
 def resolve_url(settings: Settings) -> str:
     """``REDIS_URL``, else the server running on the data folder; else ServerStartError."""
     if settings.redis_url:

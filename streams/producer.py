@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from streams import codec, schedule_cancel
 from streams.codec import ENTRY_FIELD
+from streams.connection import Batch
 from streams.errors import CodecError, ValidationError
 from streams.events import Appended, Envelope, Payload
 from streams.idempotency import IdempotencyRecords, server_bucket
@@ -228,9 +229,9 @@ class Producer(_Base):
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
         for _attempt in range(3):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                counts = self._queue(pipe, todo, groups)
-                done = self._replies(counts, await pipe.execute(raise_on_error=False))
+            batch = Batch(self.redis)
+            counts = self._queue(batch, todo, groups)
+            done = self._replies(counts, await batch.execute())
             for i, reply in zip(todo, done, strict=True):
                 replies[i] = reply
             todo, load = self._retry(todo, done, groups)

@@ -1,0 +1,46 @@
+"""Batch: one round trip, raw replies, error replies as values, reconnects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis as redis_lib
+
+from streams.connection import Batch, connect
+from streams.settings import Settings
+
+
+async def test_batch_replies_raw_in_order_with_errors_as_values(redis: Any) -> None:
+    await redis.set("b:str", "v")
+    batch = Batch(redis)
+    batch.execute_command("XADD", "b:stream", "*", "e", b"x")
+    batch.execute_command("HSET", "b:str", "f", "1")  # WRONGTYPE: a string key
+    batch.execute_command("GET", "b:str")
+    batch.execute_command("EVALSHA", "0" * 40, 0)  # NOSCRIPT
+    assert len(batch) == 4
+    position, wrong, value, noscript = await batch.execute()
+    assert isinstance(position, bytes) and b"-" in position
+    assert isinstance(wrong, redis_lib.ResponseError) and "WRONGTYPE" in str(wrong)
+    assert value == b"v"  # the commands after an error still ran, replies stay in order
+    assert isinstance(noscript, redis_lib.exceptions.NoScriptError)
+    assert await redis.xlen("b:stream") == 1
+    assert await Batch(redis).execute() == []
+
+
+async def test_batch_reconnects_after_its_connection_was_killed(
+    redis: Any, settings: Settings
+) -> None:
+    first = Batch(redis)
+    first.execute_command("SET", "b:k", "1")
+    assert await first.execute() == [b"OK"]
+    admin = connect(settings)
+    try:
+        # Kill every other client's connection: the pooled one Batch will reuse.
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    finally:
+        await admin.aclose()
+    again = Batch(redis)
+    again.execute_command("INCR", "b:k")
+    again.execute_command("GET", "b:k")
+    incremented, value = await again.execute()
+    assert incremented == 2 and value == b"2"  # sent once, on a new connection
