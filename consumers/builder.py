@@ -22,6 +22,7 @@ from typing import Any
 from consumers.applier import BUILD, GROUP, Applier, Preparer
 from consumers.handler import Entry
 from streams.codec import ENTRY_FIELD
+from streams.connection import Batch
 from streams.keys import Keys
 from streams.settings import Settings
 
@@ -40,6 +41,31 @@ class BuildStats:
     entries: int = 0
     skipped: int = 0
     reasons: dict[str, str] = field(default_factory=dict)  # position → reason, first 20
+
+
+def _rows(replies: Sequence[Any]) -> Sequence[Any]:
+    """The XRANGE reply among a batch's replies ([] when none was sent)."""
+    if not replies:
+        return []
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    return replies[0] or []
+
+
+def _entries(rows: Sequence[Any]) -> list[Entry]:
+    """Entries of an XRANGE reply: raw from a :class:`Batch` (``[id, [field, value,
+    ...]]``; Herald writes the one field ``e``), or parsed by redis-py on a Cluster
+    client (``(id, {field: value})``)."""
+    out = []
+    for pos, fields in rows:
+        if type(fields) is dict:
+            raw = fields.get(ENTRY_FIELD)
+        elif len(fields) == 2 and fields[0] == ENTRY_FIELD:
+            raw = fields[1]
+        else:  # written by something else than Herald: look the field up
+            raw = dict(zip(fields[0::2], fields[1::2], strict=False)).get(ENTRY_FIELD)
+        out.append(Entry(_text(pos), raw))
+    return out
 
 
 def _text(value: Any) -> str:
@@ -69,21 +95,22 @@ class Builder:
         stream = self.keys.stream(partition)
         ckpt = await self.checkpoint(partition, ns)
         end = "+" if until is None else until
-        rows = await self.redis.xrange(stream, "-" if ckpt is None else "(" + ckpt, end,
-                                       count=BUILD_CHUNK)
+        first = Batch(self.redis)
+        first.execute_command("XRANGE", stream, "-" if ckpt is None else "(" + ckpt, end,
+                              "COUNT", BUILD_CHUNK)
+        rows = _rows(await first.execute())
         while rows:
-            entries = [Entry(_text(pos), fields.get(ENTRY_FIELD)) for pos, fields in rows]
+            entries = _entries(rows)
             batch = self.preparer.prepare(partition, ns, entries)
             more = len(rows) == BUILD_CHUNK
             call = self.applier.call_args(partition, ns, batch, mode=BUILD)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                self.applier.queue(pipe, *call)
-                if more:
-                    pipe.xrange(stream, "(" + entries[-1].position, end, count=BUILD_CHUNK)
-                replies = await pipe.execute(raise_on_error=False)
-            for reply in replies[1:]:
-                if isinstance(reply, Exception):
-                    raise reply
+            step = Batch(self.redis)
+            self.applier.queue(step, *call)
+            if more:
+                step.execute_command("XRANGE", stream, "(" + entries[-1].position, end,
+                                     "COUNT", BUILD_CHUNK)
+            replies = await step.execute()
+            rows = _rows(replies[1:])
             reply = await self.applier.resend(replies[0], *call)
             if isinstance(reply, Exception):
                 raise reply
@@ -98,7 +125,6 @@ class Builder:
                         stats.reasons[f"{partition}:{entry.position}"] = outcome.reason
             if self.progress is not None:
                 self.progress(len(entries))
-            rows = replies[1] if more else []
         return stats
 
     async def build_many(
