@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.applier import BUILD, GROUP, Applier, Preparer
-from consumers.handler import Entry
-from streams.codec import ENTRY_FIELD
+from consumers.handler import entries_of
 from streams.connection import Batch
 from streams.keys import Keys
 from streams.settings import Settings
@@ -50,22 +49,6 @@ def _rows(replies: Sequence[Any]) -> Sequence[Any]:
     if isinstance(replies[0], Exception):
         raise replies[0]
     return replies[0] or []
-
-
-def _entries(rows: Sequence[Any]) -> list[Entry]:
-    """Entries of an XRANGE reply: raw from a :class:`Batch` (``[id, [field, value,
-    ...]]``; Herald writes the one field ``e``), or parsed by redis-py on a Cluster
-    client (``(id, {field: value})``)."""
-    out = []
-    for pos, fields in rows:
-        if type(fields) is dict:
-            raw = fields.get(ENTRY_FIELD)
-        elif len(fields) == 2 and fields[0] == ENTRY_FIELD:
-            raw = fields[1]
-        else:  # written by something else than Herald: look the field up
-            raw = dict(zip(fields[0::2], fields[1::2], strict=False)).get(ENTRY_FIELD)
-        out.append(Entry(_text(pos), raw))
-    return out
 
 
 def _text(value: Any) -> str:
@@ -100,7 +83,7 @@ class Builder:
                               "COUNT", BUILD_CHUNK)
         rows = _rows(await first.execute())
         while rows:
-            entries = _entries(rows)
+            entries = entries_of(rows)
             batch = self.preparer.prepare(partition, ns, entries)
             more = len(rows) == BUILD_CHUNK
             call = self.applier.call_args(partition, ns, batch, mode=BUILD)

@@ -22,8 +22,9 @@ import redis.exceptions
 
 from consumers.applier import CONSUMERS_DIR
 from consumers.errors import GroupMissingError
-from consumers.handler import Entry
+from consumers.handler import Entry, entries_of
 from streams.codec import ENTRY_FIELD
+from streams.connection import Batch
 from streams.keys import Keys
 from streams.scripts import register
 
@@ -83,21 +84,17 @@ class StreamGroup:
                                         count=count)
                     replies = await pipe.execute()
                 reply = [item for r in replies if r for item in r]
-            else:
-                reply = await self.redis.xreadgroup(
-                    self.group, self.consumer, {s: ">" for s in by_stream},
-                    count=count, block=block_ms,
-                )
+            else:  # a Batch: the reply comes raw, with no dict built per entry
+                read = Batch(self.redis)
+                read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
+                                     "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                                     *by_stream, *(">" for _ in by_stream))
+                reply = (await read.execute())[0]
+                if isinstance(reply, Exception):
+                    raise reply
         except redis.exceptions.ResponseError as exc:
             raise self._translate(exc, partitions[0]) from exc
-        out: dict[int, list[Entry]] = {}
-        for stream, rows in reply or ():
-            if rows:
-                out[by_stream[_text(stream)]] = [
-                    Entry(_text(pos), fields.get(ENTRY_FIELD) if fields else None)
-                    for pos, fields in rows
-                ]
-        return out
+        return {by_stream[_text(stream)]: entries_of(rows) for stream, rows in reply or () if rows}
 
     async def claim_all(self, partition: int, min_idle_ms: int) -> int:
         """XAUTOCLAIM every pending entry of the group idle ≥ min_idle_ms; how many."""

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from streams.codec import ENTRY_FIELD
 from streams.settings import Settings
 
 
@@ -62,6 +63,25 @@ class Entry:
     position: str
     raw: bytes | None
     deliveries: int = 1
+
+
+def entries_of(rows: Sequence[Any]) -> list[Entry]:
+    """Entries of one stream's rows in an XRANGE/XREADGROUP reply: raw, as a
+    :class:`streams.connection.Batch` returns them (``[id, [field, value, ...]]``;
+    Herald writes the one field ``e``; ``[id, nil]`` for a deleted pending entry), or
+    parsed by redis-py (``(id, {field: value})``, a Cluster client's pipeline)."""
+    out = []
+    for pos, fields in rows:
+        if not fields:
+            raw = None
+        elif type(fields) is dict:
+            raw = fields.get(ENTRY_FIELD)
+        elif len(fields) == 2 and fields[0] == ENTRY_FIELD:
+            raw = fields[1]
+        else:  # written by something else than Herald: look the field up
+            raw = dict(zip(fields[0::2], fields[1::2], strict=False)).get(ENTRY_FIELD)
+        out.append(Entry(pos.decode() if type(pos) is bytes else str(pos), raw))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

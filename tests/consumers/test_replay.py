@@ -161,7 +161,7 @@ async def test_switch_catches_up_when_live_is_ahead(live: Live, redis: Any) -> N
 
 def test_xrange_rows_become_entries_raw_or_parsed() -> None:
     """Raw XRANGE replies (a Batch) and redis-py's parsed ones (Cluster) read alike."""
-    from consumers.builder import _entries
+    from consumers.handler import entries_of as _entries
 
     rows = [(b"1-1", [b"e", b"one"]), (b"1-2", [b"x", b"?", b"e", b"two"]), (b"1-3", []),
             (b"1-4", {b"e": b"four"})]
