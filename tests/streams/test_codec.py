@@ -122,3 +122,22 @@ def test_bad_entries_raise_codec_error_with_reason(raw: bytes, reason: str) -> N
     with pytest.raises(CodecError) as info:
         codec.decode(raw)
     assert info.value.reason == reason
+
+
+def test_decode_refuses_what_the_msgpack_decoder_refused() -> None:
+    """Entries are decoded with msgspec; garbage is still a CodecError with a reason."""
+    good = codec.encode(Envelope(id="01HF7YAT00APF0XHPYJ0P8BC1Z", user="u", time=1,
+                                 payload=NotificationCreated(title="t")))
+    cases = {
+        b"": "malformed", b"\xc1": "malformed", good + b"x": "malformed",
+        msgpack.packb([1, 2]): "malformed", msgpack.packb({1: 2}): "unknown_version",
+    }
+    for raw, reason in cases.items():
+        with pytest.raises(CodecError) as info:
+            codec.decode(raw)
+        assert info.value.reason == reason, raw
+    doc = msgpack.unpackb(good)
+    doc["d"][7] = "x"  # a non-string key in the payload
+    with pytest.raises(CodecError) as info:
+        codec.decode(msgpack.packb(doc))
+    assert info.value.reason == "invalid"
