@@ -82,14 +82,30 @@ def payload_to_dict(payload: Payload) -> dict[str, Any]:
     return {name: value for name, value in zip(names, values, strict=True) if value is not None}
 
 
-# Per payload class: field name → (exact accepted types, optional, is_tuple). Decoded
-# values have exact builtin types, so a set lookup replaces isinstance (and keeps bool
-# out of int fields, bool being a subclass of int).
-_SPECS: dict[type[Payload], dict[str, tuple[frozenset[type], bool, bool]]] = {
-    cls: {name: (frozenset(accepted), optional, is_tuple)
-          for name, accepted, optional, is_tuple in spec}
-    for cls, spec in _FIELDS.items()
-}
+class _Spec(typing.NamedTuple):
+    """How to check one payload class's decoded map (see payload_from_dict)."""
+
+    accepts: dict[str, frozenset[type]]  # field → exact types (NoneType if optional)
+    tuples: frozenset[str]  # arrays of strings, kept as tuples
+    drop_none: frozenset[str]  # optional fields whose default is not None
+
+
+def _build_spec(cls: type[Payload]) -> _Spec:
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    spec = _FIELDS[cls]
+    return _Spec(
+        accepts={name: frozenset(accepted) | ({type(None)} if optional else set())
+                 for name, accepted, optional, _ in spec},
+        tuples=frozenset(name for name, _, _, is_tuple in spec if is_tuple),
+        drop_none=frozenset(name for name, _, optional, _ in spec
+                            if optional and defaults[name] is not None),
+    )
+
+
+# Decoded values have exact builtin types, so a set lookup replaces isinstance (and
+# keeps bool out of int fields, bool being a subclass of int). One pass over the map
+# checks names and types; the map itself becomes the keyword arguments.
+_SPECS: dict[type[Payload], _Spec] = {cls: _build_spec(cls) for cls in _FIELDS}
 
 
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
@@ -101,24 +117,27 @@ def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
         raise CodecError("unknown_type", f"unknown event type {type_!r}")
     if type(data) is not dict:
         raise CodecError("malformed", "payload is not a map")
-    spec = _SPECS[cls]
-    kwargs: dict[str, Any] = {}
+    accepts, tuples, drop_none = _SPECS[cls]
     for name, value in data.items():
-        field = spec.get(name)
-        if field is None:
-            extra = sorted(str(n) for n in data if n not in spec)
+        exact = accepts.get(name)
+        if exact is None:
+            extra = sorted(str(n) for n in data if n not in accepts)
             raise CodecError("invalid", f"{type_}: unknown field {extra[0]!r}")
-        exact, optional, is_tuple = field
-        if value is None and optional:
-            continue
         if type(value) not in exact:
             raise CodecError("invalid", f"{type_}: field {name!r} has the wrong type")
-        if is_tuple:
-            value = tuple(value)
-            for item in value:
-                if type(item) is not str:
-                    raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
-        kwargs[name] = value
+    kwargs = data
+    if tuples or drop_none:
+        kwargs = dict(data)
+        for name in tuples:
+            value = kwargs.get(name)
+            if value is not None:
+                value = kwargs[name] = tuple(value)
+                for item in value:
+                    if type(item) is not str:
+                        raise CodecError("invalid", f"{type_}: field {name!r} must hold strings")
+        for name in drop_none:
+            if name in kwargs and kwargs[name] is None:
+                del kwargs[name]
     try:
         return cls(**kwargs)
     except TypeError as exc:
