@@ -16,6 +16,11 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+try:  # the hiredis reader's "no whole reply yet" value, as redis-py configures it
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA
+except ImportError:  # pragma: no cover - another redis-py layout: Batch reads per reply
+    NOT_ENOUGH_DATA = None
+
 from streams.errors import ServerStartError
 from streams.server import running_server_url
 from streams.settings import Settings
@@ -55,8 +60,8 @@ class Batch:
     takes ``execute_command(*args)`` like a redis-py pipeline, and ``execute()`` returns
     one reply per command — raw (no reply callbacks: XADD gives bytes, a script its
     own reply) and error replies as :class:`redis.ResponseError` values, never raised.
-    It costs about half of redis-py's pipeline per command (measured, 100 XADDs per
-    round trip: 18 → 10.7 µs of client CPU per command), which keeps a queue and
+    It costs about a third of redis-py's pipeline per command (measured, 100 XADDs
+    per round trip: 18 → 6.3 µs of client CPU per command), which keeps a queue and
     parses each reply through its callbacks. A connection error is retried like
     redis-py's pipeline does (the whole batch, with the client's back-off), then raised.
     On a Cluster client it is a plain redis-py pipeline.
@@ -92,13 +97,38 @@ class Batch:
 
     async def _exchange(self, conn: Any) -> list[Any]:
         await conn.send_packed_command(conn.pack_commands(self.commands))
+        reader = getattr(conn._parser, "_reader", None)
+        if reader is None or NOT_ENOUGH_DATA is None:  # not hiredis: a reply at a time
+            return [await _read_one(conn) for _ in self.commands]
+        # The replies straight from the hiredis reader (error replies come as exception
+        # values): redis-py's read_response wraps each reply in a timeout context and
+        # its own checks, a third of the client's cost per command (6.3 vs 9.7 µs).
         out: list[Any] = []
-        for _ in range(len(self.commands)):
-            try:
-                out.append(await conn.read_response())
-            except redis.ResponseError as exc:  # the reply was read whole: go on
-                out.append(exc)
+        want = len(self.commands)
+        try:
+            while len(out) < want:
+                reply = reader.gets()
+                if reply is NOT_ENOUGH_DATA:
+                    await conn._parser.read_from_socket()
+                elif isinstance(reply, redis.ConnectionError):
+                    raise reply
+                else:
+                    out.append(reply)
+        except BaseException as exc:
+            # Replies half read (an error, or the caller cancelled): the connection
+            # must not go back to the pool as it is.
+            await conn.disconnect(nowait=True)
+            if isinstance(exc, OSError):
+                raise redis.ConnectionError(f"reading replies: {exc}") from exc
+            raise
         return out
+
+
+async def _read_one(conn: Any) -> Any:
+    try:
+        return await conn.read_response()
+    except redis.ResponseError as exc:  # the reply was read whole: go on
+        return exc
 
 
 def resolve_url(settings: Settings) -> str:

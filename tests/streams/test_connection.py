@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis as redis_lib
 
 from streams.connection import Batch, connect
@@ -44,3 +45,30 @@ async def test_batch_reconnects_after_its_connection_was_killed(
     again.execute_command("GET", "b:k")
     incremented, value = await again.execute()
     assert incremented == 2 and value == b"2"  # sent once, on a new connection
+
+
+async def test_a_cancelled_batch_leaves_no_reply_behind(
+    redis: Any, settings: Settings
+) -> None:
+    """Cancelled while waiting for replies, the connection is dropped, not pooled with
+    a reply still to come that the next batch would take for its own."""
+    import asyncio
+
+    one = connect(settings.replace(redis_max_connections=1))  # the same connection again
+    try:
+        waiting = Batch(one)
+        waiting.execute_command("BLPOP", "b:never", 2)
+        task = asyncio.create_task(waiting.execute())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await redis.rpush("b:never", "late")  # would answer the BLPOP if it were still there
+        await asyncio.sleep(0.1)
+        after = Batch(one)
+        after.execute_command("SET", "b:x", "1")
+        after.execute_command("GET", "b:x")
+        assert await after.execute() == [b"OK", b"1"]
+        assert await redis.lrange("b:never", 0, -1) == [b"late"]
+    finally:
+        await one.aclose()
