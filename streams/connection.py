@@ -7,6 +7,7 @@ back-off by the client; callers translate what is left where they call Redis.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import hiredis
@@ -121,6 +122,9 @@ class Batch:
             if isinstance(exc, OSError):
                 raise redis.ConnectionError(f"reading replies: {exc}") from exc
             raise
+        if conn.health_check_interval:  # as read_response does: a live connection
+            # needs no PING before its next command for another interval
+            conn.next_health_check = asyncio.get_running_loop().time() + conn.health_check_interval
         return out
 
 

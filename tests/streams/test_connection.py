@@ -72,3 +72,29 @@ async def test_a_cancelled_batch_leaves_no_reply_behind(
         assert await redis.lrange("b:never", 0, -1) == [b"late"]
     finally:
         await one.aclose()
+
+
+async def test_a_batch_keeps_its_connection_out_of_health_checks(
+    redis: Any, settings: Settings
+) -> None:
+    """Replies read by a Batch count as the connection being alive, as redis-py's own
+    reads do: no PING round trip before every later batch once the interval passed."""
+    import asyncio
+
+    one = connect(settings.replace(redis_max_connections=1))  # the same connection again
+    try:
+        conn = await one.connection_pool.get_connection()
+        conn.next_health_check = asyncio.get_running_loop().time() + 0.05  # due soon
+        await one.connection_pool.release(conn)
+        first = Batch(one)
+        first.execute_command("SET", "b:h", "1")
+        await first.execute()
+        await asyncio.sleep(0.1)  # past the old deadline
+        await redis.config_resetstat()
+        second = Batch(one)
+        second.execute_command("GET", "b:h")
+        assert await second.execute() == [b"1"]
+        stats = await redis.info("commandstats")
+        assert "cmdstat_ping" not in stats  # no health-check PING went before the GET
+    finally:
+        await one.aclose()
