@@ -28,6 +28,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -304,13 +305,15 @@ def main() -> int:
     url = os.environ.get("REDIS_URL")
     handle = None
     if not url:
-        handle = start_server(Path(tempfile.mkdtemp(prefix="herald-bench-")))
+        folder = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+        handle = start_server(folder)
         url = handle.url
     try:
         out = asyncio.run(run(args, url))
     finally:
         if handle is not None:
             handle.stop()
+            shutil.rmtree(folder, ignore_errors=True)  # its append-only file: up to GBs
     out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     if args.json:
         print(orjson.dumps(out).decode())
