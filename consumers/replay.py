@@ -158,6 +158,9 @@ class Replay:
             report.stats = await self.builder.build_many(todo, ns)
             for p in todo:
                 await self._switch_partition(p, views[p], ns, report.stats)
+            if todo:  # one line for the switch, not one per partition
+                log.info("views_switched", ns=ns, partitions=len(todo),
+                         old=sorted({views[p] for p in todo}))
             report.rebuild_seconds = time.monotonic() - started
             report.deleted_keys = await self._cleanup(parts, ns)
             if partitions is None:
@@ -179,7 +182,7 @@ class Replay:
             )
             status = _text(reply[0])
             if status == "ok":
-                log.info("view_switched", partition=p, old=old, ns=ns)
+                log.debug("view_switched", partition=p, old=old, ns=ns)
                 return
             if status == "moved":
                 raise ReplayError(f"partition {p}'s view moved to {_text(reply[1])!r} during "
