@@ -4,7 +4,7 @@
   ``$`` — a group created after events exist still sees them all.
 - ``read_new``: one batched XREADGROUP over many partitions (``>``), blocking up to
   ``block_ms``; on Redis Cluster, where one command cannot span slots, one
-  non-blocking read per partition in a pipeline.
+  non-blocking read per partition; either way one :class:`streams.connection.Batch`.
 - ``read_pending``: take over the group's pending entries of a partition (XAUTOCLAIM
   to this consumer, min idle per handler), then re-read this consumer's PEL from
   ``0`` in log order, with each entry's delivery count (XPENDING).
@@ -76,25 +76,25 @@ class StreamGroup:
         if not partitions:
             return {}
         by_stream = {self.stream(p): p for p in partitions}
-        try:
-            if per_partition:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for p in partitions:
-                        pipe.xreadgroup(self.group, self.consumer, {self.stream(p): ">"},
-                                        count=count)
-                    replies = await pipe.execute()
-                reply = [item for r in replies if r for item in r]
-            else:  # a Batch: the reply comes raw, with no dict built per entry
-                read = Batch(self.redis)
+        read = Batch(self.redis)  # replies raw: no dict built per entry
+        if per_partition:  # Cluster: one command cannot span slots, so no blocking
+            for stream in by_stream:
                 read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
-                                     "COUNT", count, "BLOCK", block_ms, "STREAMS",
-                                     *by_stream, *(">" for _ in by_stream))
-                reply = (await read.execute())[0]
-                if isinstance(reply, Exception):
-                    raise reply
-        except redis.exceptions.ResponseError as exc:
-            raise self._translate(exc, partitions[0]) from exc
-        return {by_stream[_text(stream)]: entries_of(rows) for stream, rows in reply or () if rows}
+                                     "COUNT", count, "STREAMS", stream, ">")
+        else:
+            read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
+                                 "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                                 *by_stream, *(">" for _ in by_stream))
+        out: dict[int, list[Entry]] = {}
+        for i, reply in enumerate(await read.execute()):
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise self._translate(reply, partitions[i] if per_partition else partitions[0])
+            if isinstance(reply, Exception):
+                raise reply
+            for stream, rows in reply or ():
+                if rows:
+                    out[by_stream[_text(stream)]] = entries_of(rows)
+        return out
 
     async def claim_all(self, partition: int, min_idle_ms: int) -> int:
         """XAUTOCLAIM every pending entry of the group idle ≥ min_idle_ms; how many."""

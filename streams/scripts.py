@@ -53,7 +53,6 @@ class Lua:
     """One Lua file run by EVALSHA; see the module docstring for when to use it."""
 
     def __init__(self, package_dir: Path, name: str) -> None:
-        self.name = name
         self.source = script_source(lua_path(package_dir, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 

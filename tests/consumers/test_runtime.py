@@ -235,6 +235,35 @@ async def test_per_partition_reads_project_everything(redis: Any, settings: Sett
     await _stop(stop, task)
 
 
+async def test_a_round_split_over_several_apply_pipelines_projects_in_order(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up round larger than APPLY_CHUNK goes out as several pipelines at once
+    (on several connections); each partition's batch is still applied once, in log
+    order, and the result equals the in-memory model."""
+    from consumers import projector as projector_module
+    from tests.consumers.helpers import inbox_state, model_state
+    from tests.consumers.model import InboxModel
+
+    monkeypatch.setattr(projector_module, "APPLY_CHUNK", 3)
+    settings = settings.replace(partitions=8)
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    users = [f"u{i}" for i in range(12)]
+    created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))
+               for n in range(4) for u in users]
+    reads = [producer.envelope(e.user, NotificationRead(notification_id=e.id))
+             for e in created[::3]]
+    appended = await producer.publish_many(created + reads)  # all there before it starts
+    model = InboxModel(settings.inbox_max)
+    for env, a in zip(created + reads, appended, strict=True):
+        model.apply(env, a.position)
+    stop = asyncio.Event()
+    _, task = start_projector(settings, redis, stop)
+    await wait_projected(queries, appended)
+    await _stop(stop, task)
+    assert await inbox_state(queries, users) == model_state(model, users)
+
+
 def test_preparer_is_pure_and_keeps_order(settings: Settings) -> None:
     producer = _Base(settings)
     envs = [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(3)]
