@@ -34,6 +34,7 @@ from typing import IO
 
 import redis
 
+from streams.allocator import server_environment
 from streams.errors import ServerStartError
 from streams.log import get_logger
 from streams.settings import Settings
@@ -100,6 +101,7 @@ class ServerHandle:
     url: str
     data_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    allocator: str = ""  # the malloc of a server this process started (streams/allocator.py)
     _lock: IO[str] | None = field(default=None, repr=False)
 
     @property
@@ -144,9 +146,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 def start_server(
-    data_dir: Path, appendfsync: str = "everysec", *, die_with_parent: bool = False
+    data_dir: Path, appendfsync: str = "everysec", *, die_with_parent: bool = False,
+    allocator: str | None = None,
 ) -> ServerHandle:
     """Start a private server on ``data_dir``; raises ServerStartError on failure.
+
+    ``allocator``: ``auto``, ``jemalloc`` or ``libc``, see streams/allocator.py
+    (default: ``HERALD_SERVER_ALLOCATOR``, else ``auto``).
 
     ``die_with_parent`` (tests, benchmarks): the server is stopped by the kernel
     when this process dies, even by SIGKILL. ``herald run``'s server outlives a
@@ -162,7 +168,17 @@ def start_server(
         raise ServerStartError(
             f"another process holds {data_dir / LOCK_FILE} but its server does not answer"
         ) from exc
-    binary = find_server_binary()
+    try:
+        binary = find_server_binary()
+        allocator = allocator or os.environ.get("HERALD_SERVER_ALLOCATOR") or "auto"
+        env, malloc = server_environment(binary, allocator)
+    except ServerStartError:
+        lock.close()
+        raise
+    if malloc == "libc" and allocator == "auto":
+        log.warning("server_allocator_libc", binary=binary,
+                    hint="install jemalloc (Debian: libjemalloc2; make does): the server "
+                         "is markedly slower on the C library's malloc")
     last_error = ""
     for _attempt in range(3):
         port = free_port()
@@ -193,6 +209,7 @@ def start_server(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
@@ -206,8 +223,10 @@ def start_server(
                     binary=binary,
                     data_dir=str(data_dir),
                     appendfsync=appendfsync,
+                    allocator=malloc,
                 )
-                return ServerHandle(url=url, data_dir=data_dir, process=proc, _lock=lock)
+                return ServerHandle(url=url, data_dir=data_dir, process=proc, _lock=lock,
+                                    allocator=malloc)
             time.sleep(0.05)
         if proc.poll() is None:
             proc.kill()
@@ -233,7 +252,8 @@ def ensure_server(settings: Settings) -> ServerHandle:
     existing = running_server_url(settings.data_dir)
     if existing:
         return ServerHandle(url=existing, data_dir=settings.data_dir)
-    return start_server(settings.data_dir, settings.appendfsync)
+    return start_server(settings.data_dir, settings.appendfsync,
+                        allocator=settings.server_allocator)
 
 
 @contextmanager

@@ -97,6 +97,10 @@ class Settings:
     redis_max_connections: int = _env("HERALD_REDIS_MAX_CONNECTIONS", _positive_int, 256)
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
+    # The private server's malloc (jemalloc preloaded into a libc build): streams/allocator.py
+    server_allocator: str = _env(
+        "HERALD_SERVER_ALLOCATOR", _choice("auto", "jemalloc", "libc"), "auto"
+    )
     prefix: str = _env("HERALD_PREFIX", str, "herald")
     partitions: int = _env("HERALD_PARTITIONS", _positive_int, 64)
     dedupe_window_s: float = _env("HERALD_DEDUPE_WINDOW", parse_duration, 86400.0)
