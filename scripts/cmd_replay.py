@@ -27,6 +27,7 @@ from scripts.runtime import (
     run_async,
     server,
 )
+from streams.process import tune_gc
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
         parts = None if args.partition is None else [args.partition]
 
         async def go() -> int:
+            tune_gc()  # a long decode loop: see streams/process.py
             with server(settings) as srv:
                 async with redis_client(settings, srv.url) as redis:
                     return await (_verify if args.verify else _replay)(redis, settings, parts, args)

@@ -24,6 +24,7 @@ from scripts.runtime import (
     run_async,
     server,
 )
+from streams.process import tune_gc
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, on_signal, sig)
+            tune_gc()  # a long decode loop: see streams/process.py
             with server(settings) as srv:
                 async with redis_client(settings, srv.url) as redis:
                     await run_roles(names, settings, redis, stop)
