@@ -1,6 +1,6 @@
 """Benchmark of the projector: catch-up (one and two processes), live, replay, ceiling.
 
-    .venv/bin/python scripts/bench_project.py [--events 200000] [--json]
+    .venv/bin/python scripts/bench_project.py [--events 200000] [--rounds 3] [--json]
 
 One run, one private server (or ``REDIS_URL``), 64 partitions, 10k users, events of
 ~200 bytes of content (85 % notification.created, 10 % read, 5 % archived):
@@ -15,6 +15,15 @@ One run, one private server (or ``REDIS_URL``), 64 partitions, 10k users, events
   counts the deletion of the old namespace's keys too;
 - ``bare_apply_eps``: the ceiling — the same apply script on the same batches, built
   beforehand, driven by a bare pipelined loop (no runtime, no decoding, no acks).
+
+``projector_1_eps``, ``bare_apply_eps`` and ``ratio_projector_to_bare`` come from
+``--rounds`` pairs (default 3): each one-projector catch-up is followed at once by
+the ceiling on the same log and dataset, and the medians are reported (the ratio's
+is the median of the pairs' ratios), every pair in ``*_rounds``. This machine's speed
+swings by a third within minutes, and an automatic AOF rewrite (a fork dumping the
+dataset) costs the projector, which needs both cores, more than the bare loop: a
+single catch-up set against a ceiling measured a minute later compared two moments,
+not two loops.
 
 Every phase is bounded by ``--phase-timeout``; a phase that runs out reports None.
 The server keeps an append-only file (``appendfsync everysec``) as ``herald run``
@@ -64,6 +73,7 @@ USERS = 10_000
 PUBLISH_BATCH = 100  # "pipelined x100"
 PREFILL_BATCH = 1000
 BARE_PIPELINE = 8  # script calls per round trip in the ceiling loop
+BARE_NS = "bare"  # the ceiling's namespace (deleted after each run of it)
 POLL_S = 0.02
 BODY = ("Your order has shipped and is on its way; track the parcel from the link below. "
         "Delivery is expected within two working days, thank you for shopping with us!")
@@ -107,6 +117,7 @@ class Bench:
         self.producer = Producer(redis, settings)
         self.work = Workload(self.producer)
         self.last: dict[int, str] = {}
+        self._bare: tuple[Applier, list[tuple[list[str], list[Any]]], int] | None = None
 
     async def publish(self, envelopes: list[Any], batch: int) -> float:
         """Publish events (made beforehand by ``self.work.batch``) in pipelined batches;
@@ -215,18 +226,29 @@ class Bench:
         total = int(match.group(1)) / float(match.group(3))
         return float(match.group(2).replace(",", "")), total, done.stdout.strip()
 
+    async def bare_calls(self) -> tuple[Applier, list[tuple[list[str], list[Any]]], int]:
+        """The ceiling's script calls over the whole log, built once (not timed)."""
+        if self._bare is None:
+            preparer, applier = Preparer(self.settings), Applier(self.redis, self.settings)
+            calls, total = [], 0
+            for p in range(PARTITIONS):
+                rows = await self.redis.xrange(self.keys.stream(p))
+                for i in range(0, len(rows), self.settings.read_batch):
+                    chunk = [Entry(pos.decode(), f.get(ENTRY_FIELD))
+                             for pos, f in rows[i : i + self.settings.read_batch]]
+                    batch = preparer.prepare(p, BARE_NS, chunk)
+                    calls.append(applier.call_args(p, BARE_NS, batch, mode=BUILD))
+                    total += len(chunk)
+            self._bare = applier, calls, total
+        return self._bare
+
+    async def rewrites(self) -> int:
+        """Automatic AOF rewrites so far."""
+        return int((await self.redis.info("persistence")).get("aof_rewrites", 0))
+
     async def bare(self) -> float | None:
         """The ceiling: the apply script alone, on batches built before the clock starts."""
-        preparer, applier = Preparer(self.settings), Applier(self.redis, self.settings)
-        ns, calls, total = "bare", [], 0
-        for p in range(PARTITIONS):
-            rows = await self.redis.xrange(self.keys.stream(p))
-            for i in range(0, len(rows), self.settings.read_batch):
-                chunk = [Entry(pos.decode(), f.get(ENTRY_FIELD))
-                         for pos, f in rows[i : i + self.settings.read_batch]]
-                batch = preparer.prepare(p, ns, chunk)
-                calls.append(applier.call_args(p, ns, batch, mode=BUILD))
-                total += len(chunk)
+        applier, calls, total = await self.bare_calls()
         await applier.load()
         start = time.perf_counter()
         for i in range(0, len(calls), BARE_PIPELINE):
@@ -237,12 +259,28 @@ class Bench:
             if time.perf_counter() - start > self.timeout:
                 return None
         elapsed = time.perf_counter() - start
-        await delete_namespace(self.redis, self.keys, ns, list(range(PARTITIONS)))
+        await delete_namespace(self.redis, self.keys, BARE_NS, list(range(PARTITIONS)))
         return total / elapsed
 
 
 def _fmt(value: float | None) -> str:
     return "timed out" if value is None else f"{value:,.0f} events/s"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median; a timed-out run (None) counts as the slowest."""
+    if not values:
+        return None
+    ranked = sorted(values, key=lambda v: (v is not None, v or 0.0))
+    middle = len(ranked) // 2
+    if len(ranked) % 2:
+        return ranked[middle]
+    low, high = ranked[middle - 1], ranked[middle]
+    return None if low is None or high is None else (low + high) / 2
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -257,8 +295,30 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         seconds = await bench.publish(bench.work.batch(args.events), PREFILL_BATCH)
         out["publish_eps"] = args.events / seconds
         log(f"prefilled {args.events} events in {seconds:.1f}s ({_fmt(out['publish_eps'])})")
-        out["projector_1_eps"] = await bench.catch_up(1, args.events)
-        log(f"catch-up, 1 projector:  {_fmt(out['projector_1_eps'])}")
+        await bench.bare_calls()
+        # The ratio's two figures, in pairs: each catch-up next to a ceiling measured
+        # right after it on the same log and dataset, the median of the pairs reported.
+        ones, bares, ratios, rewrites = [], [], [], []
+        for i in range(args.rounds):
+            if i:
+                await bench.reset()
+            before = await bench.rewrites()
+            one = await bench.catch_up(1, args.events)
+            bare = await bench.bare()
+            ones.append(one)
+            bares.append(bare)
+            ratios.append(one / bare if one and bare else None)
+            rewrites.append(await bench.rewrites() - before)
+            log(f"round {i + 1}: catch-up, 1 projector: {_fmt(one)}; bare apply ceiling: "
+                f"{_fmt(bare)}; ratio {_ratio(ratios[-1])}; AOF rewrites {rewrites[-1]}")
+        out["projector_1_eps"], out["bare_apply_eps"] = _median(ones), _median(bares)
+        out["ratio_projector_to_bare"] = _median(ratios)
+        out.update(projector_1_rounds=ones, bare_apply_rounds=bares, ratio_rounds=ratios,
+                   aof_rewrites_rounds=rewrites)
+        log(f"catch-up, 1 projector:  {_fmt(out['projector_1_eps'])} (median of {args.rounds})")
+        log(f"bare apply ceiling: {_fmt(out['bare_apply_eps'])} (median of {args.rounds})")
+        log(f"ratio 1 projector / bare ceiling: {_ratio(out['ratio_projector_to_bare'])} "
+            f"(median of {args.rounds} pairs)")
         await bench.reset()
         out["projector_2_eps"] = await bench.catch_up(2, args.events)
         log(f"catch-up, 2 projectors: {_fmt(out['projector_2_eps'])}")
@@ -269,12 +329,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         out["replay_events"] = args.events + out["live_events"]
         log(f"replay: {_fmt(out['replay_eps'])} rebuild and switch, "
             f"{_fmt(out['replay_total_eps'])} with the old namespace deleted ({text})")
-        out["bare_apply_eps"] = await bench.bare()
-        log(f"bare apply ceiling: {_fmt(out['bare_apply_eps'])}")
-        p1, bare = out["projector_1_eps"], out["bare_apply_eps"]
-        out["ratio_projector_to_bare"] = p1 / bare if p1 and bare else None
-        if out["ratio_projector_to_bare"] is not None:
-            log(f"ratio 1 projector / bare ceiling: {out['ratio_projector_to_bare']:.2f}")
+        p1 = out["projector_1_eps"]
         if out["projector_2_eps"] and p1:
             log(f"ratio 2 projectors / 1 projector: {out['projector_2_eps'] / p1:.2f}")
         persistence = await redis.info("persistence")
@@ -300,8 +355,13 @@ def main() -> int:
                         help="turn the server's automatic AOF rewrites off for the run (a "
                              "rewrite forks and dumps the whole dataset: a big, periodic CPU "
                              "cost that lands in whichever phase runs then)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="pairs of one-projector catch-up and bare ceiling, run one after "
+                             "the other; their medians (and the median ratio) are reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     url = os.environ.get("REDIS_URL")
     handle = None
     if not url:
