@@ -71,6 +71,7 @@ from streams.events import (  # noqa: E402
     Payload,
 )
 from streams.keys import LIVE_NS, Keys  # noqa: E402
+from streams.log import configure_logging  # noqa: E402
 from streams.producer import Producer  # noqa: E402
 from streams.server import start_server  # noqa: E402
 from streams.settings import Settings  # noqa: E402
@@ -396,6 +397,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    configure_logging("warning", "console")  # stdout carries only the results
     url = os.environ.get("REDIS_URL")
     handle = None
     if not url:
