@@ -18,7 +18,7 @@ def tune_gc() -> None:
     Measured: SSE p99 with 10,000 streams 342.8 ms → 26.4 ms (scripts/bench_live.py);
     one projector's catch-up (``herald worker``, whose rounds keep ~32,000 decoded
     entries alive, so each full collection walked them all): 6 alternating pairs,
-    30.7–39.6k → 41.4–53.3k events/s, worker CPU per event 14.0–17.1 → 13.2–16.4 µs,
+    30.7-39.6k → 41.4-53.3k events/s, worker CPU per event 14.0-17.1 → 13.2-16.4 µs,
     and the server's too (its cache no longer shared with full collections).
     """
     gc.collect()
