@@ -14,25 +14,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-# Headless Chromium and a CJK font for the browser test (Debian packages).
-browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
+# $(call apt,TARGET,CHECK,PACKAGES,WITHOUT): when the shell test CHECK fails, install
+# the Debian PACKAGES with apt-get (root only); WITHOUT says what happens otherwise.
+apt = if ! { $(2); } >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      chromium fonts-noto-cjk >/dev/null) || echo "browser: could not install chromium"; \
-	  else echo "browser: not root or no apt-get; browser tests will skip outside CI"; fi; \
+	      $(3) >/dev/null) || echo "$(1): could not install $(3); $(4)"; \
+	  else echo "$(1): not root or no apt-get; $(4)"; fi; \
 	fi
+
+# Headless Chromium and a CJK font for the browser test.
+browser:
+	@$(call apt,browser,[ -x /usr/bin/chromium ] && [ -d /usr/share/fonts/opentype/noto ],chromium fonts-noto-cjk,browser tests will skip outside CI)
 
 # jemalloc for the private server: Valkey is built for it, the embedded binary uses
 # libc malloc, and the server is markedly faster with jemalloc preloaded
-# (streams/allocator.py). Debian package; without it the server runs on libc malloc.
-allocator:
-	@if ! ls /usr/lib/*/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2 >/dev/null 2>&1; then \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      libjemalloc2 >/dev/null) || echo "allocator: could not install libjemalloc2"; \
-	  else echo "allocator: not root or no apt-get; the server runs on libc malloc"; fi; \
-	fi
+# (streams/allocator.py).
+# The check is the lookup the server launcher uses.
+allocator: $(STAMP)
+	@$(call apt,allocator,$(PY) -c "from streams.allocator import find_jemalloc as f; raise SystemExit(f() is None)",libjemalloc2,the server runs on libc malloc)
 
 run: $(STAMP) allocator
 	HERALD_DEV=$${HERALD_DEV:-true} $(VENV)/bin/herald run

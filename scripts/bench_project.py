@@ -60,10 +60,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from consumers.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
-from consumers.handler import Entry  # noqa: E402
+from consumers.handler import entries_of  # noqa: E402
 from consumers.replay import delete_namespace  # noqa: E402
-from streams.codec import ENTRY_FIELD  # noqa: E402
-from streams.connection import connect  # noqa: E402
+from streams.connection import Batch, connect  # noqa: E402
 from streams.events import (  # noqa: E402
     NotificationArchived,
     NotificationCreated,
@@ -240,10 +239,11 @@ class Bench:
             preparer, applier = Preparer(self.settings), Applier(self.redis, self.settings)
             calls, total = [], 0
             for p in range(PARTITIONS):
-                rows = await self.redis.xrange(self.keys.stream(p))
+                read = Batch(self.redis)  # rows raw, as the runtime reads them
+                read.execute_command("XRANGE", self.keys.stream(p), "-", "+")
+                rows = (await read.execute())[0]
                 for i in range(0, len(rows), self.settings.read_batch):
-                    chunk = [Entry(pos.decode(), f.get(ENTRY_FIELD))
-                             for pos, f in rows[i : i + self.settings.read_batch]]
+                    chunk = entries_of(rows[i : i + self.settings.read_batch])
                     batch = preparer.prepare(p, BARE_NS, chunk)
                     calls.append(applier.call_args(p, BARE_NS, batch, mode=BUILD))
                     total += len(chunk)
@@ -410,7 +410,8 @@ def main() -> int:
         if handle is not None:
             handle.stop()
             shutil.rmtree(folder, ignore_errors=True)  # its append-only file: up to GBs
-    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                      "server_allocator": handle.allocator if handle else "unknown (REDIS_URL)"}
     if args.json:
         print(orjson.dumps(out).decode())
     else:

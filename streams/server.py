@@ -147,12 +147,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 def start_server(
     data_dir: Path, appendfsync: str = "everysec", *, die_with_parent: bool = False,
-    allocator: str | None = None,
+    allocator: str = "auto",
 ) -> ServerHandle:
     """Start a private server on ``data_dir``; raises ServerStartError on failure.
 
     ``allocator``: ``auto``, ``jemalloc`` or ``libc``, see streams/allocator.py
-    (default: ``HERALD_SERVER_ALLOCATOR``, else ``auto``).
+    (``herald`` commands pass ``HERALD_SERVER_ALLOCATOR`` through ``ensure_server``).
 
     ``die_with_parent`` (tests, benchmarks): the server is stopped by the kernel
     when this process dies, even by SIGKILL. ``herald run``'s server outlives a
@@ -170,7 +170,6 @@ def start_server(
         ) from exc
     try:
         binary = find_server_binary()
-        allocator = allocator or os.environ.get("HERALD_SERVER_ALLOCATOR") or "auto"
         env, malloc = server_environment(binary, allocator)
     except ServerStartError:
         lock.close()

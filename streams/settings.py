@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.allocator import ALLOCATORS
 from streams.errors import SettingsError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -98,9 +99,7 @@ class Settings:
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
     # The private server's malloc (jemalloc preloaded into a libc build): streams/allocator.py
-    server_allocator: str = _env(
-        "HERALD_SERVER_ALLOCATOR", _choice("auto", "jemalloc", "libc"), "auto"
-    )
+    server_allocator: str = _env("HERALD_SERVER_ALLOCATOR", _choice(*ALLOCATORS), "auto")
     prefix: str = _env("HERALD_PREFIX", str, "herald")
     partitions: int = _env("HERALD_PARTITIONS", _positive_int, 64)
     dedupe_window_s: float = _env("HERALD_DEDUPE_WINDOW", parse_duration, 86400.0)
