@@ -28,6 +28,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from consumers.aio import check_cancelled
 from consumers.channels import CHANNEL_NAMES, Channel, open_channel
 from consumers.delivery.dispatch import Dispatcher
 from consumers.delivery.jobs import Job, job_for, might_concern
@@ -133,6 +134,7 @@ class DeliveryHandler:
                     now = now_ms()
                     taken, next_due = await queue.take(free, now, TAKE_LIMIT,
                                                        self.visibility_ms)
+                    check_cancelled()  # redis-py may have swallowed a cancel (consumers/aio.py)
                     backoff = POLL_S
                     wait = POLL_IDLE_S if next_due is None else (next_due - now) / 1000
                     wait = min(max(wait, POLL_S), POLL_IDLE_S)

@@ -46,9 +46,9 @@ from typing import Any
 import redis.exceptions
 
 from consumers import positions
+from consumers.aio import check_cancelled, consumer_name, sleep_unless
 from consumers.applier import GROUP as PROJECTOR
 from consumers.lease import Leases
-from consumers.runtime import consumer_name, sleep_unless
 from consumers.schedule.digest import build_summary
 from consumers.schedule.firing import (
     GROUP,
@@ -136,6 +136,7 @@ class Scheduler:
             started = time.monotonic()
             try:
                 await self.tick()
+                check_cancelled()  # redis-py may have swallowed a cancel (consumers/aio.py)
                 backoff = BACKOFF_INITIAL_S
             except REDIS_ERRORS as exc:
                 self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
@@ -149,6 +150,7 @@ class Scheduler:
         while not stop.is_set():
             try:
                 changes = await self.leases.cycle()
+                check_cancelled()
                 if changes.surplus:
                     await self.leases.release(changes.surplus)
                 backoff, wait = BACKOFF_INITIAL_S, changes.wake_in

@@ -71,7 +71,8 @@ class Harness:
             if s is scheduler:
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
-                    await task
+                    async with asyncio.timeout(10):  # a cancel the loop ignored: fail here
+                        await task
 
     async def close(self) -> None:
         for _, _task, stop in self._schedulers:

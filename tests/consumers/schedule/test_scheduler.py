@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 from streams.events import NotificationCreated, NotificationScheduled
 from tests.consumers.schedule.conftest import Harness, eventually, now_ms
@@ -149,3 +150,19 @@ async def test_two_live_schedulers_share_partitions_and_one_crashes(h: Harness) 
 
 async def _as_true(value: bool) -> bool:
     return value
+
+
+async def test_a_cancel_always_stops_the_scheduler(h: Harness) -> None:
+    """A cancellation redis-py swallowed inside a command must still end the loops
+    (consumers/aio.check_cancelled); cancel at many points of the poll and lease loops."""
+    due = now_ms() + 60_000
+    for i in range(20):
+        await h.publish(f"x{i}", NotificationScheduled(title="later", deliver_at=due))
+    h.start_projector()
+    for i in range(20):
+        await h.projected(f"x{i}")
+    rng = random.Random(7)
+    for _ in range(300):  # 300 cancels: without the checks this hung in 2 of 2 runs
+        s = h.start_scheduler("s")
+        await asyncio.sleep(rng.uniform(0, 0.01))
+        await h.crash_scheduler(s)
