@@ -264,6 +264,43 @@ async def test_a_round_split_over_several_apply_pipelines_projects_in_order(
     assert await inbox_state(queries, users) == model_state(model, users)
 
 
+async def test_a_backlog_round_reads_at_most_round_entries_in_all(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per partition a read asks for min(read_batch, ROUND_ENTRIES // partitions), so a
+    catch-up round over many partitions stays bounded in all; nothing is skipped."""
+    from consumers import intake as intake_module
+
+    monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 20)
+    settings = settings.replace(partitions=8, read_batch=50)
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    appended = await producer.publish_many(
+        [producer.envelope(f"u{i % 16}", NotificationCreated(title=f"n{i}")) for i in range(240)]
+    )
+    rounds: list[tuple[int, int]] = []  # (count asked per partition, entries returned)
+    read_new = StreamGroup.read_new
+
+    async def spy(self: StreamGroup, partitions: Sequence[int], count: int, *args: Any,
+                  **kwargs: Any) -> dict[int, list[Entry]]:
+        got = await read_new(self, partitions, count, *args, **kwargs)
+        rounds.append((count, sum(len(v) for v in got.values())))
+        return got
+
+    monkeypatch.setattr(StreamGroup, "read_new", spy)
+    stop = asyncio.Event()
+    runtime, task = start_projector(settings, redis, stop)
+    await wait_projected(queries, appended)
+    await _stop(stop, task)
+    busy = len({a.partition for a in appended})
+    assert rounds[0] == (20 // 8, busy * (20 // 8))  # every partition's log is longer
+    assert max(total for _, total in rounds) <= 20
+    lane = runtime.lanes[0]
+    assert (lane.count(1), lane.count(3), lane.count(100)) == (20, 6, 1)
+    monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 1000)
+    assert (lane.count(8), lane.count(40)) == (50, 25)  # read_batch is the other bound
+    assert sum([await queries.unread_count(f"u{i}") for i in range(16)]) == 240
+
+
 def test_preparer_is_pure_and_keeps_order(settings: Settings) -> None:
     producer = _Base(settings)
     envs = [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(3)]
