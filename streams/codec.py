@@ -109,7 +109,16 @@ _SPECS: dict[type[Payload], _Spec] = {cls: _build_spec(cls) for cls in _FIELDS}
 
 
 def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
-    """Build a payload from a decoded map, checking field names and types."""
+    """Build a payload from a decoded map, checking field names and types.
+
+    Fast path: a map whose names are all the class's goes through ``msgspec.convert``
+    (types checked and the frozen dataclass built in C: 3.0 → 1.5 µs for a created
+    event). It accepts a subset of what :func:`_checked` accepts — msgspec also checks
+    inside containers, and refuses None for a field whose default is not None — and
+    builds the same payload; anything it refuses goes through :func:`_checked`, which
+    accepts it as before or raises today's error (tests/streams/test_codec.py holds
+    the two paths equal on arbitrary maps).
+    """
     cls = REGISTRY.get((type_, version))
     if cls is None:
         if type_ in TYPES:
@@ -117,6 +126,17 @@ def payload_from_dict(type_: str, version: int, data: Any) -> Payload:
         raise CodecError("unknown_type", f"unknown event type {type_!r}")
     if type(data) is not dict:
         raise CodecError("malformed", "payload is not a map")
+    if data.keys() <= _SPECS[cls].accepts.keys():
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError:
+            pass
+    return _checked(cls, data)
+
+
+def _checked(cls: type[Payload], data: dict[Any, Any]) -> Payload:
+    """The payload of ``data`` checked field by field in Python (see payload_from_dict)."""
+    type_ = cls.TYPE
     accepts, tuples, drop_none = _SPECS[cls]
     for name, value in data.items():
         exact = accepts.get(name)

@@ -141,3 +141,58 @@ def test_decode_refuses_what_the_msgpack_decoder_refused() -> None:
     with pytest.raises(CodecError) as info:
         codec.decode(msgpack.packb(doc))
     assert info.value.reason == "invalid"
+
+
+def _outcome(build: object, *args: object) -> object:
+    try:
+        return build(*args)  # type: ignore[operator]
+    except CodecError as exc:
+        return ("error", exc.reason, str(exc))
+
+
+_FIELDS = {cls: [f for f, *_ in spec] for cls, spec in codec._FIELDS.items()}
+_values = (json_leaf | st.floats(allow_nan=False) | st.lists(json_leaf, max_size=3)
+           | st.dictionaries(json_leaf.filter(lambda v: v is not None), json_data, max_size=3)
+           | st.lists(st.text(max_size=4), max_size=3))
+
+
+@st.composite
+def payload_maps(draw: st.DrawFn) -> tuple[type, dict[object, object]]:
+    """A payload class and a map of mostly its own field names with values of any
+    type (sometimes the right one), now and then a name it does not have."""
+    cls = draw(st.sampled_from(sorted(_FIELDS, key=lambda c: c.TYPE)))
+    names = st.sampled_from(_FIELDS[cls]) | st.text(max_size=6)
+    return cls, draw(st.dictionaries(names, _values, max_size=6))
+
+
+@given(payload_maps())
+@settings(max_examples=600, deadline=None)
+def test_the_fast_path_builds_what_the_field_checks_build(case: tuple[type, dict]) -> None:
+    """payload_from_dict (msgspec first) and the Python checks alone agree on every map:
+    the same payload, or the same refusal with the same reason and text."""
+    cls, data = case
+    fast = _outcome(codec.payload_from_dict, cls.TYPE, cls.VERSION, data)
+    assert fast == _outcome(codec._checked, cls, data)
+    if not isinstance(fast, tuple):
+        assert type(fast) is cls
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"title": "t", "expires_at": True}, "wrong type"),  # bool is not an int
+    ({"title": "t", "body": None}, "wrong type"),
+    ({"title": "t", "channels": ["sms"]}, NotificationCreated(title="t", channels=("sms",))),
+    ({"title": "t", "channels": ["sms", 1]}, "must hold strings"),
+    ({"title": "t", "data": {1: "x"}}, NotificationCreated(title="t", data={1: "x"})),
+    ({"title": "t", "recipients": {"sms": 1}}, NotificationCreated(title="t", recipients={"sms": 1})),
+    ({"title": "t", "shiny": 1}, "unknown field 'shiny'"),
+    ({"body": "b"}, "title"),
+])
+def test_payload_maps_on_both_paths(data: dict, expected: object) -> None:
+    """Cases where msgspec alone would decide differently from the field checks: the
+    result is the field checks' (the fast path refuses, the checks decide)."""
+    if isinstance(expected, str):
+        with pytest.raises(CodecError, match=expected) as info:
+            codec.payload_from_dict("notification.created", 1, data)
+        assert info.value.reason == "invalid"
+    else:
+        assert codec.payload_from_dict("notification.created", 1, data) == expected
