@@ -15,6 +15,7 @@ recreates a group after start.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,11 +71,20 @@ class StreamGroup:
                 raise reply
 
     async def read_new(
-        self, partitions: Sequence[int], count: int, block_ms: int, *, per_partition: bool
+        self, partitions: Sequence[int], count: int, block_ms: int | None, *,
+        per_partition: bool, connections: int = 1,
     ) -> dict[int, list[Entry]]:
-        """New entries (``>``) of the given partitions, up to ``count`` each."""
+        """New entries (``>``) of the given partitions, up to ``count`` each; waiting up
+        to ``block_ms`` for some (None: not at all). ``connections`` > 1 splits a read
+        that does not wait over that many connections, read at once."""
         if not partitions:
             return {}
+        if connections > 1 and block_ms is None and not per_partition and len(partitions) > 1:
+            step = -(-len(partitions) // connections)
+            parts = await asyncio.gather(*(
+                self.read_new(partitions[i : i + step], count, None, per_partition=False)
+                for i in range(0, len(partitions), step)))
+            return {p: e for part in parts for p, e in part.items()}
         by_stream = {self.stream(p): p for p in partitions}
         read = Batch(self.redis)  # replies raw: no dict built per entry
         if per_partition:  # Cluster: one command cannot span slots, so no blocking
@@ -82,8 +92,9 @@ class StreamGroup:
                 read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
                                      "COUNT", count, "STREAMS", stream, ">")
         else:
+            wait = () if block_ms is None else ("BLOCK", block_ms)
             read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
-                                 "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                                 "COUNT", count, *wait, "STREAMS",
                                  *by_stream, *(">" for _ in by_stream))
         out: dict[int, list[Entry]] = {}
         for i, reply in enumerate(await read.execute()):

@@ -3,7 +3,7 @@
 :class:`ProjectorHandler` is the runtime handler (consumers/handler.py): decode,
 check and project each partition's batch (consumers/applier.py ``Preparer``), then
 apply it with one fenced script that also moves the checkpoint, writes the dead
-letters and acks the batch (``handle_settled``; a round's calls go in pipelines of
+letters and acks the batch (``start_settled``; a round's calls go in pipelines of
 about :data:`APPLY_CHUNK` entries). An undecodable entry, an unknown type or version,
 a user of another partition, or an event a projection refuses is dead-lettered with
 its reason; the rest of the batch flows.
@@ -29,7 +29,7 @@ from streams.connection import Batch
 from streams.settings import Settings
 
 NS_RETRIES = 5  # a view switched more often than this during one batch is a bug
-APPLY_CHUNK = 1000  # entries per pipeline of apply calls (see handle_settled)
+APPLY_CHUNK = 1000  # entries per pipeline of apply calls (see start_settled)
 
 
 class ProjectorHandler:
@@ -42,7 +42,7 @@ class ProjectorHandler:
     # with four lanes each partition was read four times as often (live: 2.9 entries
     # per call, 12.5-15.3k events/s, median 13.7k; one lane: 6.6 per call, 13.6-18.7k,
     # median 16.3k). Catch-up keeps Python and Redis overlapped by sending a round's
-    # calls in chunks (handle_settled).
+    # calls in chunks (start_settled).
     lanes = 1
 
     def __init__(self, settings: Settings, redis: Any, consumer: str) -> None:
@@ -50,6 +50,8 @@ class ProjectorHandler:
         self.preparer = Preparer(settings)
         self.applier = Applier(redis, settings)
         self.views = Views(redis, settings)
+        # partition -> the pipeline that carries its latest script (see start_settled)
+        self._last: dict[int, asyncio.Task[list[tuple[int, list[Outcome], Any]]]] = {}
 
     async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         """Apply (checkpoint included) without acking; the caller settles."""
@@ -59,35 +61,70 @@ class ProjectorHandler:
         """Apply dead letters late: at their own positions, checkpoint untouched."""
         return await self._apply(partition, entries, LATE)
 
-    async def handle_settled(
+    async def start_settled(
         self, batches: Mapping[int, tuple[Sequence[Entry], Sequence[Outcome]]]
-    ) -> dict[int, list[Outcome] | BaseException]:
-        """Apply, dead-letter and ack each partition's batch in one script.
+    ) -> asyncio.Task[dict[int, list[Outcome] | BaseException]]:
+        """Send a round's scripts (apply, dead-letter, ack: one per partition); a task
+        that gives the round's results.
 
         The scripts go in pipelines of about :data:`APPLY_CHUNK` entries, each sent
         as soon as it is prepared, so Redis applies one chunk while Python prepares
-        the next (a live round is one small pipeline; a catch-up round of 64 x 500
-        entries is ~30). Partitions are independent, so the pipelines may run in
-        any order; within a partition there is one batch per round.
+        the next (a live round is one small pipeline; a catch-up round of 64 x 250
+        entries is ~16). It returns once all are sent, so the runtime prepares the
+        next round while Redis applies the end of this one. Pipelines go on several
+        connections, so a partition's script is sent only after the reply to its
+        previous one (:meth:`_after_previous`): each partition's rounds apply in log
+        order. Should one still arrive early (a view switched under two rounds), the
+        script refuses it as a gap and the partition is recovered.
         """
+        sent = await self._send_round(batches)
+        return asyncio.create_task(self._results(batches, sent))
+
+    async def _send_round(
+        self, todo: Mapping[int, tuple[Sequence[Entry], Sequence[Outcome]]]
+    ) -> list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]]:
+        sent: list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]] = []
+        chunk: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]] = []
+        size = 0
+        for p, (entries, preset) in todo.items():
+            await self._after_previous(p)
+            ns = await self.views.ns(p)
+            batch, outcomes = self._prepare(p, ns, entries, preset)
+            chunk.append((p, outcomes, self.applier.call_args(
+                p, ns, batch, mode=LIVE, consumer=self.consumer)))
+            size += len(entries)
+            if size >= APPLY_CHUNK:
+                sent.append(self._send_chunk(chunk))
+                await asyncio.sleep(0)  # let it write before preparing the next
+                chunk, size = [], 0
+        if chunk:
+            sent.append(self._send_chunk(chunk))
+        return sent
+
+    async def _after_previous(self, partition: int) -> None:
+        """Until the reply to the partition's previous script has come (any outcome)."""
+        previous = self._last.get(partition)
+        if previous is not None and not previous.done():
+            await asyncio.wait((previous,))
+
+    def _send_chunk(self, calls: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]]
+                    ) -> asyncio.Task[list[tuple[int, list[Outcome], Any]]]:
+        task = asyncio.create_task(self._send(calls))
+        for p, _o, _c in calls:
+            self._last[p] = task
+        return task
+
+    async def _results(
+        self, batches: Mapping[int, tuple[Sequence[Entry], Sequence[Outcome]]],
+        sent: list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]],
+    ) -> dict[int, list[Outcome] | BaseException]:
+        """Each partition's outcomes or error; batches sent in a view that replay has
+        switched meanwhile are sent again in the new one."""
         out: dict[int, list[Outcome] | BaseException] = {}
         todo = dict(batches)
-        for _ in range(NS_RETRIES):
-            sent: list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]] = []
-            chunk: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]] = []
-            size = 0
-            for p, (entries, preset) in todo.items():
-                ns = await self.views.ns(p)
-                batch, outcomes = self._prepare(p, ns, entries, preset)
-                chunk.append((p, outcomes, self.applier.call_args(
-                    p, ns, batch, mode=LIVE, consumer=self.consumer)))
-                size += len(entries)
-                if size >= APPLY_CHUNK:
-                    sent.append(asyncio.create_task(self._send(chunk)))
-                    await asyncio.sleep(0)  # let it write before preparing the next
-                    chunk, size = [], 0
-            if chunk:
-                sent.append(asyncio.create_task(self._send(chunk)))
+        for attempt in range(NS_RETRIES):
+            if attempt:
+                sent = await self._send_round(todo)
             again = {}
             for done in await asyncio.gather(*sent, return_exceptions=True):
                 if isinstance(done, BaseException):

@@ -10,14 +10,24 @@ Loop, per cycle (reading is planned by consumers/intake.py):
    and this consumer's PEL is re-read from ``0`` in log order; only when it is empty
    are new entries read. The same recovery runs after a failed batch, after a
    ``PendingGapError``, and every ``claim_idle_s`` for entries others left behind.
-2. New entries: one XREADGROUP over all owned partitions, ``read_batch`` each,
-   blocking up to ``block_ms``; the next read is in flight while this round is handled.
+2. New entries: one XREADGROUP over all owned partitions, ``read_batch`` each (at
+   most ``ROUND_ENTRIES`` in all), blocking up to ``block_ms``; the next read is in
+   flight while this round is handled.
 3. Each partition's batch goes to the handler (partitions concurrently, one batch
    per partition at a time); entries delivered more than ``HERALD_MAX_DELIVERIES``
    times are dead-lettered without calling it.
 4. Settle: ack the batch and write its dead letters in one step, fenced by the
-   lease (consumers/dead_letters.py) — or, for a handler with ``handle_settled``
+   lease (consumers/dead_letters.py) — or, for a handler with ``start_settled``
    (the projector), inside the handler's own atomic write.
+
+A handler with ``start_settled`` is pipelined: it returns once a round's writes are
+sent, and when the next round is a read-ahead already in (``Intake.ready``) that
+round is sent before the previous round's results are taken, so Python prepares
+round N+1 while Redis applies the end of round N (the handler keeps each partition's
+rounds in order). Anything else — recovery due, no read-ahead, the lane losing its
+partitions, a stop — takes the results first, so nothing re-reads entries a round in
+flight is applying. Results are taken in round order; counting, lease loss, gaps and
+failures are handled as they come.
 
 A separate task renews leases and balances partitions (consumers/lease.py); for an
 ordered handler it also looks for pending entries another consumer holds on an owned
@@ -31,10 +41,10 @@ A handler exception leaves its batch pending (redelivered later, counted). A los
 lease drops the partition without acking. A vanished group raises
 :class:`GroupMissingError` out of :meth:`GroupRuntime.run`.
 
-Stopping: set the ``stop`` event — the current batch finishes and is acked, leases
-are released, the consumer leaves the member set. Cancelling the task instead is a
-crash as far as Redis can tell: nothing is released, leases expire, others take over
-and redeliver (this is what the crash tests do).
+Stopping: set the ``stop`` event — the current batch (and a round in flight)
+finishes and is acked, leases are released, the consumer leaves the member set.
+Cancelling the task instead is a crash as far as Redis can tell: nothing is released,
+leases expire, others take over and redeliver (this is what the crash tests do).
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ from consumers.dead_letters import DeadLetters
 from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from consumers.group import StreamGroup
 from consumers.handler import DeadLetter, Entry, HandlerFactory, Outcome
-from consumers.intake import Intake
+from consumers.intake import Batches, Intake
 from consumers.lease import Leases
 from streams.keys import Keys
 from streams.log import get_logger
@@ -64,6 +74,7 @@ IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
+Results = dict[int, Any]  # partition -> its outcomes, or the exception that failed it
 
 log = get_logger(__name__)
 
@@ -101,6 +112,9 @@ class GroupRuntime:
         self.handled = 0
         self.dead_lettered = 0
         self._to_release: set[int] = set()
+        self._start = getattr(self.handler, "start_settled", None)
+        # lane -> the round whose scripts are sent but whose results are not yet taken
+        self._inflight: dict[int, tuple[asyncio.Task[Results], Batches]] = {}
 
     def _lane(self, partition: int) -> Intake:
         return self.lanes[partition % len(self.lanes)]
@@ -130,7 +144,10 @@ class GroupRuntime:
                 task.cancel()
             for lane in self.lanes:
                 lane.cancel()
-            await asyncio.gather(lease_task, *lanes, return_exceptions=True)
+            inflight = [round_ for round_, _ in self._inflight.values()]
+            for round_ in inflight:
+                round_.cancel()
+            await asyncio.gather(lease_task, *lanes, *inflight, return_exceptions=True)
             raise
         lease_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
@@ -183,6 +200,10 @@ class GroupRuntime:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             else:
                 backoff = BACKOFF_INITIAL_S
+        try:
+            await self._finish(lane)
+        except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
+            self._log.warning("round_not_settled", error=str(exc))
         await self._drain_read_ahead(lane)
 
     async def _drain_read_ahead(self, lane: Intake) -> None:
@@ -242,27 +263,61 @@ class GroupRuntime:
                 self._forget(p)
             self._log.info("partitions_released", partitions=surplus)
         if not lane.owned():
+            failed = await self._finish(lane)
             lane.wake.clear()
             await sleep_unless(lane.wake, self.block_ms / 1000)
-            return False
+            return failed
+        failed = False
+        inflight = self._inflight.get(lane.lane)
+        if inflight is not None:  # take its results first unless the next round is in
+            await lane.wait_ahead(inflight[0])
+            if inflight[0].done() or not lane.ready():
+                failed = await self._finish(lane)
         batches = await lane.next(stop)
         if not batches and lane.per_partition:
             await sleep_unless(stop, IDLE_POLL_S)
         check_cancelled()
-        return await self._handle(batches)
+        if self._start is None:
+            return await self._handle(batches)
+        started = await self._begin(batches) if batches else None
+        previous = self._inflight.pop(lane.lane, None)
+        if started is not None:
+            self._inflight[lane.lane] = started
+        return await self._taken(previous) or failed
 
-    async def _handle(self, batches: dict[int, list[Entry]]) -> bool:
-        """Handle and settle one round; True when some partition's batch failed."""
+    async def _begin(self, batches: Batches) -> tuple[asyncio.Task[Results], Batches]:
+        """Send a round through ``start_settled``; its results are taken by _finish."""
+        assert self._start is not None
         presets = {p: self._preset(p, entries) for p, entries in batches.items()}
-        settled = getattr(self.handler, "handle_settled", None)
-        if settled is not None and batches:
-            results = await settled({p: (batches[p], presets[p]) for p in batches})
-        else:
-            gathered = await asyncio.gather(
-                *(self._process(p, batches[p], presets[p]) for p in batches),
-                return_exceptions=True,
-            )
-            results = dict(zip(batches, gathered, strict=True))
+        return await self._start({p: (batches[p], presets[p]) for p in batches}), batches
+
+    async def _finish(self, lane: Intake) -> bool:
+        """Take the results of the lane's round in flight, if any (see _settle)."""
+        return await self._taken(self._inflight.pop(lane.lane, None))
+
+    async def _taken(self, inflight: tuple[asyncio.Task[Results], Batches] | None) -> bool:
+        if inflight is None:
+            return False
+        task, batches = inflight
+        return self._settle(batches, await task)
+
+    async def _handle(self, batches: Batches) -> bool:
+        """Handle and settle one round; True when some partition's batch failed."""
+        if self._start is not None:
+            if not batches:
+                return False
+            task, _ = await self._begin(batches)
+            return self._settle(batches, await task)
+        presets = {p: self._preset(p, entries) for p, entries in batches.items()}
+        gathered = await asyncio.gather(
+            *(self._process(p, batches[p], presets[p]) for p in batches),
+            return_exceptions=True,
+        )
+        return self._settle(batches, dict(zip(batches, gathered, strict=True)))
+
+    def _settle(self, batches: Batches, results: Results) -> bool:
+        """Count a round's outcomes and act on its errors; True when some partition's
+        batch failed."""
         failed = False
         for p, result in results.items():
             if isinstance(result, LeaseLostError):

@@ -301,6 +301,73 @@ async def test_a_backlog_round_reads_at_most_round_entries_in_all(
     assert sum([await queries.unread_count(f"u{i}") for i in range(16)]) == 240
 
 
+async def test_backlog_rounds_overlap_and_each_partition_applies_in_order(
+    redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is read ahead without blocking, split over connections, and the next
+    round is sent while the previous one is still applying; a partition's script is
+    still sent only after the reply to its previous one, every entry is handled once,
+    and the result equals the in-memory model."""
+    from consumers import intake as intake_module
+    from consumers import projector as projector_module
+    from tests.consumers.helpers import inbox_state, model_state
+    from tests.consumers.model import InboxModel
+
+    monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 16)  # 2 per partition a round
+    monkeypatch.setattr(projector_module, "APPLY_CHUNK", 3)
+    settings = settings.replace(partitions=8)
+    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    users = [f"u{i}" for i in range(12)]
+    created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))
+               for n in range(5) for u in users]
+    reads = [producer.envelope(e.user, NotificationRead(notification_id=e.id))
+             for e in created[::2]]
+    appended = await producer.publish_many(created + reads)
+    model = InboxModel(settings.inbox_max)
+    for env, a in zip(created + reads, appended, strict=True):
+        model.apply(env, a.position)
+
+    log: list[tuple[str, int]] = []  # ("sent" | "replied", partition), in order
+    overlapped: list[bool] = []
+    send, start = ProjectorHandler._send, ProjectorHandler.start_settled
+
+    async def spy_send(self: ProjectorHandler, calls: Any) -> Any:
+        log.extend(("sent", p) for p, _, _ in calls)
+        replies = await send(self, calls)
+        log.extend(("replied", p) for p, _, _ in calls)
+        return replies
+
+    async def spy_start(self: ProjectorHandler, batches: Any) -> Any:
+        overlapped.append(any(not task.done() for task in self._last.values()))
+        return await start(self, batches)
+
+    monkeypatch.setattr(ProjectorHandler, "_send", spy_send)
+    monkeypatch.setattr(ProjectorHandler, "start_settled", spy_start)
+    splits: list[int] = []
+    read_new = StreamGroup.read_new
+
+    async def spy_read(self: StreamGroup, *args: Any, **kwargs: Any) -> Any:
+        splits.append(kwargs.get("connections", 1))
+        return await read_new(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamGroup, "read_new", spy_read)
+    stop = asyncio.Event()
+    runtime, task = start_projector(settings, redis, stop)
+    await wait_projected(queries, appended)
+    await _stop(stop, task)
+    assert await inbox_state(queries, users) == model_state(model, users)
+    assert runtime.handled == len(appended)  # nothing handled twice
+    assert any(overlapped), "no round was sent while the one before was applying"
+    assert intake_module.BACKLOG_CONNECTIONS in splits
+    in_flight: set[int] = set()
+    for what, p in log:
+        if what == "sent":
+            assert p not in in_flight, f"partition {p} sent again before its reply"
+            in_flight.add(p)
+        else:
+            in_flight.discard(p)
+
+
 def test_preparer_is_pure_and_keeps_order(settings: Settings) -> None:
     producer = _Base(settings)
     envs = [producer.envelope("alice", NotificationCreated(title=f"n{i}")) for i in range(3)]
