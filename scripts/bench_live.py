@@ -169,7 +169,7 @@ def ignored_signal_cost_us() -> float:
     subscriber = Subscriber(None, keys, lambda p, u, x: None, lambda p: None)
     subscriber._channels[keys.signal_channel(3)] = 3
     message = {"type": "message", "channel": keys.signal_channel(3).encode(),
-               "data": b'{"user":"someone-else","position":"1700000000000-0"}'}
+               "data": b'{"users":{"someone-else":"1700000000000-0"}}'}
     rounds = 100_000
     started = time.perf_counter()
     for _ in range(rounds):
