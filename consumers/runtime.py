@@ -256,23 +256,24 @@ class GroupRuntime:
     # -------------------------------------------------------------------- cycle
     async def _cycle(self, stop: asyncio.Event, lane: Intake) -> bool:
         """Read and handle one round of the lane's batches; True when something failed."""
+        failed = False
         surplus = [p for p in lane.owned() if p in self._to_release]
-        if surplus:
+        if surplus:  # a round in flight finishes under the leases it was sent with
+            failed = await self._finish(lane)
             await self.leases.release(surplus)
             for p in surplus:
                 self._forget(p)
             self._log.info("partitions_released", partitions=surplus)
         if not lane.owned():
-            failed = await self._finish(lane)
+            failed = await self._finish(lane) or failed
             lane.wake.clear()
             await sleep_unless(lane.wake, self.block_ms / 1000)
             return failed
-        failed = False
         inflight = self._inflight.get(lane.lane)
         if inflight is not None:  # take its results first unless the next round is in
             await lane.wait_ahead(inflight[0])
             if inflight[0].done() or not lane.ready():
-                failed = await self._finish(lane)
+                failed = await self._finish(lane) or failed
         batches = await lane.next(stop)
         if not batches and lane.per_partition:
             await sleep_unless(stop, IDLE_POLL_S)
