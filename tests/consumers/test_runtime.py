@@ -235,6 +235,24 @@ async def test_per_partition_reads_project_everything(redis: Any, settings: Sett
     await _stop(stop, task)
 
 
+async def _backlog(redis: Any, settings: Settings, users: Sequence[str], *, items: int,
+                   read_every: int) -> tuple[Sequence[Any], Any]:
+    """``items`` notifications per user, then a read of every ``read_every``-th, all in
+    the log before a projector starts; what was appended, and the model applied to it."""
+    from tests.consumers.model import InboxModel
+
+    producer = Producer(redis, settings)
+    created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))
+               for n in range(items) for u in users]
+    reads = [producer.envelope(e.user, NotificationRead(notification_id=e.id))
+             for e in created[::read_every]]
+    appended = await producer.publish_many(created + reads)
+    model = InboxModel(settings.inbox_max)
+    for env, a in zip(created + reads, appended, strict=True):
+        model.apply(env, a.position)
+    return appended, model
+
+
 async def test_a_round_split_over_several_apply_pipelines_projects_in_order(
     redis: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,20 +261,12 @@ async def test_a_round_split_over_several_apply_pipelines_projects_in_order(
     order, and the result equals the in-memory model."""
     from consumers import projector as projector_module
     from tests.consumers.helpers import inbox_state, model_state
-    from tests.consumers.model import InboxModel
 
     monkeypatch.setattr(projector_module, "APPLY_CHUNK", 3)
     settings = settings.replace(partitions=8)
-    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    queries = InboxQueries(redis, settings)
     users = [f"u{i}" for i in range(12)]
-    created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))
-               for n in range(4) for u in users]
-    reads = [producer.envelope(e.user, NotificationRead(notification_id=e.id))
-             for e in created[::3]]
-    appended = await producer.publish_many(created + reads)  # all there before it starts
-    model = InboxModel(settings.inbox_max)
-    for env, a in zip(created + reads, appended, strict=True):
-        model.apply(env, a.position)
+    appended, model = await _backlog(redis, settings, users, items=4, read_every=3)
     stop = asyncio.Event()
     _, task = start_projector(settings, redis, stop)
     await wait_projected(queries, appended)
@@ -311,21 +321,13 @@ async def test_backlog_rounds_overlap_and_each_partition_applies_in_order(
     from consumers import intake as intake_module
     from consumers import projector as projector_module
     from tests.consumers.helpers import inbox_state, model_state
-    from tests.consumers.model import InboxModel
 
     monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 16)  # 2 per partition a round
     monkeypatch.setattr(projector_module, "APPLY_CHUNK", 3)
     settings = settings.replace(partitions=8)
-    producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
+    queries = InboxQueries(redis, settings)
     users = [f"u{i}" for i in range(12)]
-    created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))
-               for n in range(5) for u in users]
-    reads = [producer.envelope(e.user, NotificationRead(notification_id=e.id))
-             for e in created[::2]]
-    appended = await producer.publish_many(created + reads)
-    model = InboxModel(settings.inbox_max)
-    for env, a in zip(created + reads, appended, strict=True):
-        model.apply(env, a.position)
+    appended, model = await _backlog(redis, settings, users, items=5, read_every=2)
 
     log: list[tuple[str, int]] = []  # ("sent" | "replied", partition), in order
     overlapped: list[bool] = []
