@@ -40,8 +40,15 @@ run: $(STAMP) allocator
 test: $(STAMP) allocator browser
 	$(PY) -m pytest -q
 
+# mypy reads the installed layout (pyproject: scripts/ is `herald`, the rooms its
+# subpackages) from a tree of links, rebuilt each time so new files are in it.
+TYPECHECK := build/typecheck/herald
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check streams consumers api scripts tests
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
+	for f in scripts/*; do case $$f in *__pycache__) ;; *) ln -s $(CURDIR)/$$f $(TYPECHECK)/;; esac; done
+	for d in streams consumers api; do ln -s $(CURDIR)/$$d $(TYPECHECK)/$$d; done
 	$(VENV)/bin/mypy
 
 bench: $(STAMP) allocator

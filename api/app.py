@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from api import (
+from herald.api import (
     routes_admin,
     routes_delivery,
     routes_inbox,
@@ -28,8 +28,8 @@ from api import (
     routes_publish,
     routes_schedule,
 )
-from api.auth import Authenticator
-from api.context import (
+from herald.api.auth import Authenticator
+from herald.api.context import (
     AUTH,
     LIMITER,
     METRICS,
@@ -38,24 +38,23 @@ from api.context import (
     PRODUCER,
     QUERIES,
     REDIS,
-    ROUTES,
     SCHEMAS,
     SETTINGS,
 )
-from api.errors import problem_middleware
-from api.lag import LagProbe
-from api.metrics import Metrics
-from api.middleware import IN_FLIGHT, observe_middleware
-from api.openapi import build_document
-from api.ratelimit import RateLimiter
-from api.routing import Route, add_routes
-from api.schemas import component_schemas
-from consumers.queries import InboxQueries
-from streams.connection import connect
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.api.errors import problem_middleware
+from herald.api.lag import LagProbe
+from herald.api.metrics import Metrics
+from herald.api.middleware import IN_FLIGHT, observe_middleware
+from herald.api.openapi import build_document
+from herald.api.ratelimit import RateLimiter
+from herald.api.routing import ROUTES, Route, add_routes
+from herald.api.schemas import component_schemas
+from herald.consumers.queries import InboxQueries
+from herald.streams.connection import connect
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.context import METRICS, PRODUCER, QUERIES, SETTINGS
-from streams.events import Appended, Envelope, Payload
+from herald.api.context import METRICS, PRODUCER, QUERIES, SETTINGS
+from herald.streams.events import Appended, Envelope, Payload
 
 
 def count_published(

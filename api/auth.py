@@ -24,10 +24,10 @@ from typing import Literal
 
 import jwt
 
-from api.errors import Forbidden, Unauthorized, Unprocessable, field_error
-from streams.errors import ValidationError
-from streams.settings import Settings
-from streams.validation import check_user
+from herald.api.errors import Forbidden, Unauthorized, Unprocessable, field_error
+from herald.streams.errors import ValidationError
+from herald.streams.settings import Settings
+from herald.streams.validation import check_user
 
 ALGORITHM = "HS256"
 ME = "me"

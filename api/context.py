@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 if TYPE_CHECKING:
-    from api.auth import Authenticator
-    from api.lag import LagProbe
-    from api.metrics import Metrics
-    from api.ratelimit import RateLimiter
-    from api.routing import Route
-    from consumers.queries import InboxQueries
-    from streams.producer import Producer
+    from herald.api.auth import Authenticator
+    from herald.api.lag import LagProbe
+    from herald.api.metrics import Metrics
+    from herald.api.ratelimit import RateLimiter
+    from herald.consumers.queries import InboxQueries
+    from herald.streams.producer import Producer
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS: web.AppKey[Any] = web.AppKey("redis")
@@ -28,7 +27,6 @@ QUERIES: web.AppKey[InboxQueries] = web.AppKey("queries")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
-ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 PROBE: web.AppKey[LagProbe] = web.AppKey("probe")
 SCHEMAS: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("schemas")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

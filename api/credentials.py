@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.errors import SettingsError
-from streams.settings import Settings
+from herald.streams.errors import SettingsError
+from herald.streams.settings import Settings
 
 FILE_NAME = "credentials.json"
 

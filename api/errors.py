@@ -23,8 +23,8 @@ import orjson
 import redis
 from aiohttp import web
 
-from streams.errors import RedisUnavailableError, ValidationError
-from streams.log import get_logger
+from herald.streams.errors import RedisUnavailableError, ValidationError
+from herald.streams.log import get_logger
 
 log = get_logger(__name__)
 PROBLEM_TYPE = "application/problem+json"

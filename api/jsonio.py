@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from api.errors import BadRequest, PayloadTooLarge
+from herald.api.errors import BadRequest, PayloadTooLarge
 
 JSON_TYPE = "application/json"
 NO_BODY: Any = object()  # an empty body where none is required (JSON null is a body)

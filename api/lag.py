@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from streams.keys import Keys
+from herald.streams.keys import Keys
 
 CACHE_S = 1.0
 CONCURRENCY = 8  # checkpoint reads in flight at once (each is one MULTI)

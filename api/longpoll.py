@@ -25,8 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.context import QUERIES
-from api.live.hub import HUB
+from herald.api.context import QUERIES
+from herald.api.live.hub import HUB
 
 POLL_S = 0.25
 

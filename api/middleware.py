@@ -20,10 +20,10 @@ import time
 import structlog
 from aiohttp import web
 
-from api.context import METRICS, SETTINGS
-from api.errors import REQUEST_ID, Handler, Unavailable, problem_response
-from api.routing import PRINCIPAL
-from streams.log import get_logger
+from herald.api.context import METRICS, SETTINGS
+from herald.api.errors import REQUEST_ID, Handler, Unavailable, problem_response
+from herald.api.routing import PRINCIPAL
+from herald.streams.log import get_logger
 
 log = get_logger("api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from api.errors import PROBLEM_TYPE
-from api.routing import Route
-from streams.settings import Settings
+from herald.api.errors import PROBLEM_TYPE
+from herald.api.routing import Route
+from herald.streams.settings import Settings
 
 PROBLEM_TEXT = {
     400: "Malformed request: the body is not JSON.",

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.auth import Principal
-from api.errors import TooManyRequests
-from streams.keys import Keys
-from streams.scripts import register
-from streams.settings import Settings, parse_rate
+from herald.api.auth import Principal
+from herald.api.errors import TooManyRequests
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
+from herald.streams.settings import Settings, parse_rate
 
 API_DIR = Path(__file__).resolve().parent
 LEASE_S = 1.0

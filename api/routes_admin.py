@@ -24,12 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
-from api.context import REDIS
-from api.jsonio import json_response
-from api.live.hub import HUB
-from api.routing import Call, Reply, Route
-from consumers.status import collect
-from streams.settings import Settings
+from herald.api.context import REDIS
+from herald.api.jsonio import json_response
+from herald.api.live.hub import HUB
+from herald.api.routing import Call, Reply, Route
+from herald.consumers.status import collect
+from herald.streams.settings import Settings
 
 MIN_INTERVAL_S = 1.0
 

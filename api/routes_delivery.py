@@ -25,16 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appending import accepted_body, append_and_wait
-from api.context import REDIS, SETTINGS
-from api.errors import NotFound
-from api.jsonio import json_response
-from api.routing import Call, Param, Reply, Route
-from api.schemas import CATEGORY_PATTERN, ID_PATTERN, NOTIFICATION_ID, USER_PATTERN
-from consumers.delivery.status import DeliveryQueries
-from streams.events import PreferencesChanged, ProfileChanged
-from streams.settings import Settings
-from streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE
+from herald.api.appending import accepted_body, append_and_wait
+from herald.api.context import REDIS, SETTINGS
+from herald.api.errors import NotFound
+from herald.api.jsonio import json_response
+from herald.api.routing import Call, Param, Reply, Route
+from herald.api.schemas import CATEGORY_PATTERN, ID_PATTERN, NOTIFICATION_ID, USER_PATTERN
+from herald.consumers.delivery.status import DeliveryQueries
+from herald.streams.events import PreferencesChanged, ProfileChanged
+from herald.streams.settings import Settings
+from herald.streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE
 
 DELIVERY_QUERIES: web.AppKey[DeliveryQueries] = web.AppKey("delivery_queries")
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appending import accepted_body, append_and_wait
-from api.context import QUERIES
-from api.errors import NotFound, Unprocessable, field_error
-from api.jsonio import json_response
-from api.longpoll import wait_newer
-from api.routing import Call, Param, Reply, Route
-from api.schemas import (
+from herald.api.appending import accepted_body, append_and_wait
+from herald.api.context import QUERIES
+from herald.api.errors import NotFound, Unprocessable, field_error
+from herald.api.jsonio import json_response
+from herald.api.longpoll import wait_newer
+from herald.api.routing import Call, Param, Reply, Route
+from herald.api.schemas import (
     ID_PATTERN,
     NOTIFICATION_ID,
     POSITION,
@@ -36,16 +36,16 @@ from api.schemas import (
     STATUSES,
     USER_PATTERN,
 )
-from consumers.queries import MAX_LIMIT
-from streams.errors import ValidationError
-from streams.events import (
+from herald.consumers.queries import MAX_LIMIT
+from herald.streams.errors import ValidationError
+from herald.streams.events import (
     AllRead,
     NotificationArchived,
     NotificationDeleted,
     NotificationRead,
     NotificationUnread,
 )
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 LONGPOLL_MAX_S = 25  # and below HERALD_REQUEST_TIMEOUT, which bounds every request
 USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,

@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from api.context import METRICS, QUERIES, REDIS, SETTINGS
-from api.live import messages, sse, ws
-from api.live.credentials import COOKIE, QUERY, browser_credentials
-from api.live.hub import HUB, Hub
-from api.live.metrics import LiveCollector
-from api.routes_inbox import USER_PARAM
-from api.routing import Param, Reply, Route
-from api.schemas import POSITION
-from streams.settings import Settings
+from herald.api.context import METRICS, QUERIES, REDIS, SETTINGS
+from herald.api.live import messages, sse, ws
+from herald.api.live.credentials import COOKIE, QUERY, browser_credentials
+from herald.api.live.hub import HUB, Hub
+from herald.api.live.metrics import LiveCollector
+from herald.api.routes_inbox import USER_PARAM
+from herald.api.routing import Param, Reply, Route
+from herald.api.schemas import POSITION
+from herald.streams.settings import Settings
 
 TAG = "live"
 MESSAGES_DOC = (

@@ -12,14 +12,14 @@ from __future__ import annotations
 import redis
 from aiohttp import web
 
-from api.context import METRICS, OPENAPI, PROBE, REDIS
-from api.errors import Unavailable
-from api.jsonio import json_response
-from api.metrics import CONTENT_TYPE
-from api.routing import Call, Reply, Route
-from streams.errors import RedisUnavailableError
-from streams.log import get_logger
-from streams.settings import Settings
+from herald.api.context import METRICS, OPENAPI, PROBE, REDIS
+from herald.api.errors import Unavailable
+from herald.api.jsonio import json_response
+from herald.api.metrics import CONTENT_TYPE
+from herald.api.routing import Call, Reply, Route
+from herald.streams.errors import RedisUnavailableError
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 READY_RETRY_S = 5

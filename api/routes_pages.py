@@ -25,16 +25,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from api.appending import append
-from api.auth import mint_token, valid_user
-from api.errors import Unprocessable, field_error
-from api.jsonio import json_response
-from api.routes_inbox import USER_PARAM
-from api.routing import Call, Param, Reply, Route
-from api.schemas import USER
-from streams.errors import ValidationError
-from streams.events import NotificationCreated
-from streams.settings import Settings
+from herald.api.appending import append
+from herald.api.auth import mint_token, valid_user
+from herald.api.errors import Unprocessable, field_error
+from herald.api.jsonio import json_response
+from herald.api.routes_inbox import USER_PARAM
+from herald.api.routing import Call, Param, Reply, Route
+from herald.api.schemas import USER
+from herald.streams.errors import ValidationError
+from herald.streams.events import NotificationCreated
+from herald.streams.settings import Settings
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 STATIC = {"app.js": "text/javascript", "admin.js": "text/javascript",

@@ -19,15 +19,15 @@ from typing import Any
 
 from aiohttp import web
 
-from api.appending import count_published
-from api.context import PRODUCER, SCHEMAS
-from api.errors import Unprocessable, field_error
-from api.jsonio import json_response
-from api.routing import Call, Reply, Route
-from api.schemas import check
-from streams import codec
-from streams.errors import CodecError, ValidationError
-from streams.events import (
+from herald.api.appending import count_published
+from herald.api.context import PRODUCER, SCHEMAS
+from herald.api.errors import Unprocessable, field_error
+from herald.api.jsonio import json_response
+from herald.api.routing import Call, Reply, Route
+from herald.api.schemas import check
+from herald.streams import codec
+from herald.streams.errors import CodecError, ValidationError
+from herald.streams.events import (
     Appended,
     DigestItemAdded,
     Envelope,
@@ -35,9 +35,9 @@ from streams.events import (
     NotificationScheduled,
     Payload,
 )
-from streams.producer import Producer, now_ms
-from streams.settings import Settings
-from streams.validation import validate_envelope
+from herald.streams.producer import Producer, now_ms
+from herald.streams.settings import Settings
+from herald.streams.validation import validate_envelope
 
 KINDS = {NotificationCreated: "created", NotificationScheduled: "scheduled",
          DigestItemAdded: "digest"}

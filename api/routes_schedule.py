@@ -29,15 +29,15 @@ from typing import Any
 
 from aiohttp import web
 
-from api.context import PRODUCER, QUERIES, REDIS
-from api.errors import NotFound
-from api.jsonio import json_response
-from api.routing import Call, Param, Reply, Route
-from api.schemas import KEY, USER
-from streams.events import Appended
-from streams.producer import Producer
-from streams.schedule_cancel import Canceller, routed_users
-from streams.settings import Settings
+from herald.api.context import PRODUCER, QUERIES, REDIS
+from herald.api.errors import NotFound
+from herald.api.jsonio import json_response
+from herald.api.routing import Call, Param, Reply, Route
+from herald.api.schemas import KEY, USER
+from herald.streams.events import Appended
+from herald.streams.producer import Producer
+from herald.streams.schedule_cancel import Canceller, routed_users
+from herald.streams.settings import Settings
 
 LATE_GRACE_MS = 60_000  # still cancel schedules this recently due (the scheduler may lag)
 MAX_LISTED = 1000

@@ -22,12 +22,12 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from api.auth import Principal, act_for, require_service
-from api.context import AUTH, LIMITER, METRICS, SETTINGS
-from api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
-from api.jsonio import NO_BODY, read_json
-from api.schemas import check, coerce
-from streams.settings import Settings
+from herald.api.auth import Principal, act_for, require_service
+from herald.api.context import AUTH, LIMITER, METRICS, SETTINGS
+from herald.api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
+from herald.api.jsonio import NO_BODY, read_json
+from herald.api.schemas import check, coerce
+from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 Auth = Literal["none", "service", "user"]
@@ -80,6 +80,10 @@ class Route:
     timeout: bool = True
     rate_cost: int = 1
     batch_body: bool = False  # the body may reach HERALD_MAX_BATCH_BODY, not HERALD_MAX_BODY
+
+
+# The app's routes, as create_app registered them (api/openapi.py documents them).
+ROUTES: web.AppKey[list[Route]] = web.AppKey("routes")
 
 
 @dataclass(slots=True)

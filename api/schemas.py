@@ -21,9 +21,9 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from api.errors import Unprocessable, field_error
-from streams.settings import Settings
-from streams.validation import CHANNELS
+from herald.api.errors import Unprocessable, field_error
+from herald.streams.settings import Settings
+from herald.streams.validation import CHANNELS
 
 USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"

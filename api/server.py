@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import redis
 from aiohttp import web
 
-from streams.errors import RedisUnavailableError
-from streams.process import tune_gc
+from herald.streams.errors import RedisUnavailableError
+from herald.streams.process import tune_gc
 
 SHUTDOWN_S = 5.0
 BACKLOG = 1024

@@ -49,17 +49,17 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from consumers import positions
-from consumers.errors import ProjectionError
-from consumers.handler import DeadLetter, Entry, Outcome
-from consumers.projection import Context, project
-from streams import codec
-from streams.errors import CodecError, ValidationError
-from streams.keys import LIVE_NS, Keys
-from streams.partitions import partition_for
-from streams.scripts import Lua
-from streams.settings import Settings
-from streams.validation import check_user
+from herald.consumers import positions
+from herald.consumers.errors import ProjectionError
+from herald.consumers.handler import DeadLetter, Entry, Outcome
+from herald.consumers.projection import Context, project
+from herald.streams import codec
+from herald.streams.errors import CodecError, ValidationError
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.partitions import partition_for
+from herald.streams.scripts import Lua
+from herald.streams.settings import Settings
+from herald.streams.validation import check_user
 
 CONSUMERS_DIR = Path(__file__).resolve().parent
 GROUP = "projector"

@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.applier import BUILD, GROUP, Applier, Preparer
-from consumers.handler import entries_of
-from streams.connection import Batch
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers.applier import BUILD, GROUP, Applier, Preparer
+from herald.consumers.handler import entries_of
+from herald.streams.connection import Batch
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 # Entries per script call. Small on purpose: Redis writes a client at most 64 KB per
 # event-loop turn while other clients' scripts run, so a big chunk's read stalls.

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.applier import CONSUMERS_DIR, DLQ_MAX_LEN
-from consumers.handler import DeadLetter, Entry, Handler, Outcome
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.scripts import register
-from streams.settings import Settings
+from herald.consumers.applier import CONSUMERS_DIR, DLQ_MAX_LEN
+from herald.consumers.handler import DeadLetter, Entry, Handler, Outcome
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 

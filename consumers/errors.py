@@ -6,7 +6,7 @@ Redis errors are translated where Redis is called: a missing consumer group beco
 
 from __future__ import annotations
 
-from streams.errors import HeraldError
+from herald.streams.errors import HeraldError
 
 # Redis error replies that say "try again later", not "this entry is bad".
 TRANSIENT_REPLIES = (

@@ -21,13 +21,13 @@ from typing import Any
 
 import redis.exceptions
 
-from consumers.applier import CONSUMERS_DIR
-from consumers.errors import GroupMissingError
-from consumers.handler import Entry, entries_of
-from streams.codec import ENTRY_FIELD
-from streams.connection import Batch
-from streams.keys import Keys
-from streams.scripts import register
+from herald.consumers.applier import CONSUMERS_DIR
+from herald.consumers.errors import GroupMissingError
+from herald.consumers.handler import Entry, entries_of
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.connection import Batch
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
 
 AUTOCLAIM_PAGE = 1000
 AUTOCLAIM_MAX_PAGES = 1000  # bounds one takeover's claim loop (1M pending entries)

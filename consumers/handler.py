@@ -55,8 +55,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from streams.codec import ENTRY_FIELD
-from streams.settings import Settings
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,10 +45,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from consumers.group import StreamGroup
-from consumers.handler import Entry
-from consumers.lease import Leases
-from streams.settings import Settings
+from herald.consumers.group import StreamGroup
+from herald.consumers.handler import Entry
+from herald.consumers.lease import Leases
+from herald.streams.settings import Settings
 
 Batches = dict[int, list[Entry]]
 ROUND_ENTRIES = 16_000  # new entries one read asks for in all (see the module docstring)

@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.applier import CONSUMERS_DIR
-from streams.keys import Keys
-from streams.scripts import register
-from streams.settings import Settings
+from herald.consumers.applier import CONSUMERS_DIR
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 LEASE_CYCLE_MAX_S = 1.0  # renew/rebalance at least this often
 WAKE_MARGIN_S = 0.02  # wake this long after another's lease should have expired

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from streams.errors import ValidationError
+from herald.streams.errors import ValidationError
 
 _POSITION = re.compile(r"^(\d{1,15})-(\d{1,20})$")
 MS_WIDTH = 15

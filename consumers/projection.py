@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from consumers import positions, projection_delivery
-from consumers.errors import ProjectionError
-from consumers.schedule import projection_schedule
-from streams import codec
-from streams.events import (
+from herald.consumers import positions, projection_delivery
+from herald.consumers.errors import ProjectionError
+from herald.consumers.schedule import projection_schedule
+from herald.streams import codec
+from herald.streams.events import (
     AllRead,
     Envelope,
     NotificationArchived,
@@ -43,8 +43,8 @@ from streams.events import (
     NotificationRead,
     NotificationUnread,
 )
-from streams.ids import is_id
-from streams.keys import Keys
+from herald.streams.ids import is_id
+from herald.streams.keys import Keys
 
 Write = tuple[Any, ...]
 DEFAULT_STATUS_TTL_MS = 7 * 86400 * 1000  # HERALD_STATUS_TTL's default (7 days)

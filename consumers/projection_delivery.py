@@ -35,9 +35,9 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from consumers.errors import ProjectionError
-from streams import codec
-from streams.events import (
+from herald.consumers.errors import ProjectionError
+from herald.streams import codec
+from herald.streams.events import (
     DeliveryAttempted,
     DeliveryEvent,
     DeliveryExpired,
@@ -49,10 +49,10 @@ from streams.events import (
     PreferencesChanged,
     ProfileChanged,
 )
-from streams.ids import is_id
+from herald.streams.ids import is_id
 
 if TYPE_CHECKING:
-    from consumers.projection import Context
+    from herald.consumers.projection import Context
 
 Write = tuple[Any, ...]
 Projector = Callable[[Envelope, str, "Context"], list[Write]]

@@ -20,13 +20,13 @@ from typing import Any
 
 import redis.exceptions
 
-from consumers.applier import GROUP, LATE, LIVE, Applier, Prepared, Preparer
-from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
-from consumers.handler import Entry, Outcome
-from consumers.runtime import GroupRuntime
-from consumers.views import Views
-from streams.connection import Batch
-from streams.settings import Settings
+from herald.consumers.applier import GROUP, LATE, LIVE, Applier, Prepared, Preparer
+from herald.consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
+from herald.consumers.handler import Entry, Outcome
+from herald.consumers.runtime import GroupRuntime
+from herald.consumers.views import Views
+from herald.streams.connection import Batch
+from herald.streams.settings import Settings
 
 NS_RETRIES = 5  # a view switched more often than this during one batch is a bug
 APPLY_CHUNK = 1000  # entries per pipeline of apply calls (see start_settled)

@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers import positions
-from consumers.applier import CONSUMERS_DIR, GROUP
-from consumers.views import NS_RETRIES, Views
-from streams import codec
-from streams.errors import ValidationError
-from streams.ids import is_id, partition_of
-from streams.keys import LIVE_NS, Keys
-from streams.partitions import partition_for
-from streams.scripts import register
-from streams.settings import Settings
+from herald.consumers import positions
+from herald.consumers.applier import CONSUMERS_DIR, GROUP
+from herald.consumers.views import NS_RETRIES, Views
+from herald.streams import codec
+from herald.streams.errors import ValidationError
+from herald.streams.ids import is_id, partition_of
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.partitions import partition_for
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 STATUSES = ("unread", "read", "archived", "all")
 MAX_LIMIT = 100

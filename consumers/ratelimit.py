@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.errors import SettingsError
-from streams.keys import Keys
-from streams.scripts import register
-from streams.settings import Settings
+from herald.streams.errors import SettingsError
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 UNITS: dict[str, float] = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _SPEC = re.compile(r"^\s*(\d+)\s*(?:/\s*([smh]))?\s*$")

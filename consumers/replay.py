@@ -30,14 +30,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.applier import CONSUMERS_DIR, GROUP
-from consumers.builder import Builder, BuildStats, Progress
-from consumers.errors import ReplayError
-from consumers.views import Views
-from streams.keys import LIVE_NS, Keys
-from streams.log import get_logger
-from streams.scripts import register
-from streams.settings import Settings
+from herald.consumers.applier import CONSUMERS_DIR, GROUP
+from herald.consumers.builder import Builder, BuildStats, Progress
+from herald.consumers.errors import ReplayError
+from herald.consumers.views import Views
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.log import get_logger
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 LOCK_TTL_MS = 30_000
 LOCK_RENEW_S = 10.0

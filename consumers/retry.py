@@ -17,9 +17,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from consumers.channels.base import MAX_RETRY_AFTER_S
-from streams.errors import SettingsError
-from streams.settings import Settings, parse_duration
+from herald.consumers.channels.base import MAX_RETRY_AFTER_S
+from herald.streams.errors import SettingsError
+from herald.streams.settings import Settings, parse_duration
 
 DEFAULT_JITTER = 0.2
 

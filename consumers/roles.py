@@ -17,13 +17,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from consumers import projector
-from consumers.delivery import worker as delivery_worker
-from consumers.errors import UnknownRoleError
-from consumers.handler import HandlerFactory
-from consumers.schedule import scheduler
-from streams.log import get_logger
-from streams.settings import Settings
+from herald.consumers import projector
+from herald.consumers.delivery import worker as delivery_worker
+from herald.consumers.errors import UnknownRoleError
+from herald.consumers.handler import HandlerFactory
+from herald.consumers.schedule import scheduler
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
 
 RoleFactory = Callable[[Settings, Any, asyncio.Event], Awaitable[None]]
 

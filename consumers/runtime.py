@@ -56,16 +56,16 @@ from typing import Any
 
 import redis.exceptions
 
-from consumers.aio import check_cancelled, consumer_name, sleep_unless
-from consumers.dead_letters import DeadLetters
-from consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
-from consumers.group import StreamGroup
-from consumers.handler import DeadLetter, Entry, HandlerFactory, Outcome
-from consumers.intake import Batches, Intake
-from consumers.lease import Leases
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.settings import Settings
+from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
+from herald.consumers.dead_letters import DeadLetters
+from herald.consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
+from herald.consumers.group import StreamGroup
+from herald.consumers.handler import DeadLetter, Entry, HandlerFactory, Outcome
+from herald.consumers.intake import Batches, Intake
+from herald.consumers.lease import Leases
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
 
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 5.0

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from consumers.applier import GROUP
-from consumers.views import ns_of
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers.applier import GROUP
+from herald.consumers.views import ns_of
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 
 def _text(value: Any) -> str | None:

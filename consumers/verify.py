@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.applier import GROUP
-from consumers.builder import Builder, BuildStats, Progress
-from consumers.replay import delete_namespace, replay_lock
-from consumers.views import Views
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers.applier import GROUP
+from herald.consumers.builder import Builder, BuildStats, Progress
+from herald.consumers.replay import delete_namespace, replay_lock
+from herald.consumers.views import Views
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 SCRATCH_NS = "scratch"
 VERIFY_ATTEMPTS = 5

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streams.keys import LIVE_NS, Keys
-from streams.settings import Settings
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.settings import Settings
 
 NS_RETRIES = 5  # switches in a row a snapshot tolerates before giving up
 

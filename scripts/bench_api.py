@@ -38,18 +38,18 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from api.auth import mint_token
-from api.server import serve, stop_on_signals
-from consumers.queries import InboxQueries
-from consumers.roles import ROLES
-from scripts.benchproc import wait_up
-from scripts.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
-from streams.connection import connect
-from streams.events import NotificationCreated
-from streams.log import configure_logging
-from streams.producer import Producer
-from streams.server import free_port, scratch_server
-from streams.settings import Settings
+from herald.api.auth import mint_token
+from herald.api.server import serve, stop_on_signals
+from herald.benchproc import wait_up
+from herald.consumers.queries import InboxQueries
+from herald.consumers.roles import ROLES
+from herald.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated
+from herald.streams.log import configure_logging
+from herald.streams.producer import Producer
+from herald.streams.server import free_port, scratch_server
+from herald.streams.settings import Settings
 
 KEY = "bench-service-key-" + "k" * 16
 SECRET = "bench-token-secret-" + "s" * 48
@@ -88,7 +88,7 @@ def serve_main(kind: str, port: int) -> None:
     """Child process: serve the API or the bare app until SIGTERM."""
     import uvloop
 
-    from api.app import create_app
+    from herald.api.app import create_app
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)  # as `herald api` does

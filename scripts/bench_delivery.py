@@ -40,14 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a file: make the packages importable
     sys.path.insert(0, str(REPO))
 
-from consumers import positions  # noqa: E402
-from streams.connection import connect  # noqa: E402
-from streams.events import NotificationCreated, ProfileChanged  # noqa: E402
-from streams.keys import Keys  # noqa: E402
-from streams.log import configure_logging  # noqa: E402
-from streams.producer import Producer  # noqa: E402
-from streams.server import start_server  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from herald.consumers import positions  # noqa: E402
+from herald.streams.connection import connect  # noqa: E402
+from herald.streams.events import NotificationCreated, ProfileChanged  # noqa: E402
+from herald.streams.keys import Keys  # noqa: E402
+from herald.streams.log import configure_logging  # noqa: E402
+from herald.streams.producer import Producer  # noqa: E402
+from herald.streams.server import start_server  # noqa: E402
+from herald.streams.settings import Settings  # noqa: E402
 
 SECRET = "whsec_aGVyYWxkLWJlbmNoLXNlY3JldC0wMTIzNDU2Nzg5"
 MAX_COUNT = 200_000
@@ -141,7 +141,7 @@ async def _spawn(settings: Settings, role: str) -> asyncio.subprocess.Process:
                 "HERALD_LOG_LEVEL": "warning", "HERALD_LEASE_TTL": "2s",
                 "PYTHONPATH": str(REPO)})
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scripts.cli", "worker", "--roles", role, env=env,
+        sys.executable, "-m", "herald.cli", "worker", "--roles", role, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=None)
 
 
@@ -240,7 +240,7 @@ async def phase(url: str, port: int, workers: int, count: int, users: int, parti
 
 def fire_error(url: str, reminders: int, spread: float) -> dict[str, Any]:
     try:
-        from scripts.bench_scheduler import measure_fire_error
+        from herald.bench_scheduler import measure_fire_error
     except ImportError:
         print("bench_delivery: scripts/bench_scheduler.py (measure_fire_error) is missing",
               file=sys.stderr)

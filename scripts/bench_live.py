@@ -42,7 +42,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from scripts.benchproc import (
+from herald.benchproc import (
     cpu_seconds,
     raise_fd_limit,
     rss_bytes,
@@ -50,13 +50,13 @@ from scripts.benchproc import (
     stop_children,
     wait_up,
 )
-from scripts.live_clients import Sink, close_streams, open_streams, poll_inbox
-from scripts.loadgen import percentile_ms
-from streams.connection import connect
-from streams.events import NotificationCreated
-from streams.producer import Producer
-from streams.server import free_port, scratch_server
-from streams.settings import Settings
+from herald.live_clients import Sink, close_streams, open_streams, poll_inbox
+from herald.loadgen import percentile_ms
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated
+from herald.streams.producer import Producer
+from herald.streams.server import free_port, scratch_server
+from herald.streams.settings import Settings
 
 KEY = "bench-service-key-" + "k" * 16
 SECRET = "bench-token-secret-" + "s" * 48
@@ -162,8 +162,8 @@ async def poll_phase(args: argparse.Namespace, producer: Producer, port: int,
 
 def ignored_signal_cost_us() -> float:
     """CPU per change signal for a user with no connection here (the per-partition cost)."""
-    from api.live.subscriber import Subscriber
-    from streams.keys import Keys
+    from herald.api.live.subscriber import Subscriber
+    from herald.streams.keys import Keys
 
     keys = Keys("bench")
     subscriber = Subscriber(None, keys, lambda p, u, x: None, lambda p: None)

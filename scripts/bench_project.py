@@ -59,21 +59,21 @@ from redis.exceptions import ResponseError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from consumers.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
-from consumers.handler import entries_of  # noqa: E402
-from consumers.replay import delete_namespace  # noqa: E402
-from streams.connection import Batch, connect  # noqa: E402
-from streams.events import (  # noqa: E402
+from herald.consumers.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
+from herald.consumers.handler import entries_of  # noqa: E402
+from herald.consumers.replay import delete_namespace  # noqa: E402
+from herald.streams.connection import Batch, connect  # noqa: E402
+from herald.streams.events import (  # noqa: E402
     NotificationArchived,
     NotificationCreated,
     NotificationRead,
     Payload,
 )
-from streams.keys import LIVE_NS, Keys  # noqa: E402
-from streams.log import configure_logging  # noqa: E402
-from streams.producer import Producer  # noqa: E402
-from streams.server import start_server  # noqa: E402
-from streams.settings import Settings  # noqa: E402
+from herald.streams.keys import LIVE_NS, Keys  # noqa: E402
+from herald.streams.log import configure_logging  # noqa: E402
+from herald.streams.producer import Producer  # noqa: E402
+from herald.streams.server import start_server  # noqa: E402
+from herald.streams.settings import Settings  # noqa: E402
 
 PARTITIONS = 64
 USERS = 10_000
@@ -173,7 +173,7 @@ class Bench:
         env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
                    HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
                    HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
-        return [subprocess.Popen([sys.executable, "-m", "scripts.cli", "worker", "--roles",
+        return [subprocess.Popen([sys.executable, "-m", "herald.cli", "worker", "--roles",
                                   "projector"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL) for _ in range(n)]
 
@@ -223,7 +223,7 @@ class Bench:
         env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
                    HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
                    HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
-        done = subprocess.run([sys.executable, "-m", "scripts.cli", "replay", "--quiet"],
+        done = subprocess.run([sys.executable, "-m", "herald.cli", "replay", "--quiet"],
                               cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=self.timeout + 60)
         match = re.search(r"replayed (\d+) events in [\d.]+s \(([\d,]+) events/s\).*; "

@@ -24,13 +24,13 @@ from typing import Any
 
 import orjson
 
-from streams import codec
-from streams.connection import connect
-from streams.events import Envelope, NotificationCreated
-from streams.log import configure_logging
-from streams.producer import Producer
-from streams.server import scratch_server
-from streams.settings import Settings
+from herald.streams import codec
+from herald.streams.connection import connect
+from herald.streams.events import Envelope, NotificationCreated
+from herald.streams.log import configure_logging
+from herald.streams.producer import Producer
+from herald.streams.server import scratch_server
+from herald.streams.settings import Settings
 
 BODY = "x" * 120  # about 200-byte events
 

@@ -32,19 +32,19 @@ from typing import Any
 
 import orjson
 
-from consumers.projector import projector_factory
-from consumers.queries import InboxQueries
-from consumers.runtime import GroupRuntime
-from consumers.schedule.scheduler import POLL_INTERVAL_S, Scheduler
-from streams import codec
-from streams.codec import ENTRY_FIELD
-from streams.connection import connect
-from streams.events import NotificationCreated, NotificationScheduled
-from streams.keys import Keys
-from streams.log import configure_logging
-from streams.producer import Producer, now_ms
-from streams.server import scratch_server
-from streams.settings import Settings
+from herald.consumers.projector import projector_factory
+from herald.consumers.queries import InboxQueries
+from herald.consumers.runtime import GroupRuntime
+from herald.consumers.schedule.scheduler import POLL_INTERVAL_S, Scheduler
+from herald.streams import codec
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated, NotificationScheduled
+from herald.streams.keys import Keys
+from herald.streams.log import configure_logging
+from herald.streams.producer import Producer, now_ms
+from herald.streams.server import scratch_server
+from herald.streams.settings import Settings
 
 USERS = 10_000
 BATCH = 1000

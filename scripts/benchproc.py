@@ -18,10 +18,10 @@ from pathlib import Path
 
 import aiohttp
 
-from api.server import serve, stop_on_signals
-from streams.connection import connect
-from streams.log import configure_logging
-from streams.settings import Settings
+from herald.api.server import serve, stop_on_signals
+from herald.streams.connection import connect
+from herald.streams.log import configure_logging
+from herald.streams.settings import Settings
 
 
 def raise_fd_limit() -> int:
@@ -35,8 +35,8 @@ def serve_main(kind: str, port: int) -> None:
     """Child process: the API on ``port``, or the projector role, until SIGTERM."""
     import uvloop
 
-    from api.app import create_app
-    from consumers.roles import ROLES
+    from herald.api.app import create_app
+    from herald.consumers.roles import ROLES
 
     raise_fd_limit()
     settings = Settings.from_env()

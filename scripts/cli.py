@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from scripts.runtime import EXIT_USAGE
+from herald.runtime import EXIT_USAGE
 
 COMMANDS: dict[str, str] = {
     "run": "all-in-one: server (unless REDIS_URL), API, projector, scheduler, delivery",
@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, summary in COMMANDS.items():
         cmd = sub.add_parser(name, help=summary, description=summary)
         try:
-            module = importlib.import_module(f"scripts.cmd_{name}")
+            module = importlib.import_module(f"herald.cmd_{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"scripts.cmd_{name}":
+            if exc.name != f"herald.cmd_{name}":
                 raise
             cmd.set_defaults(handler=None)
             continue

@@ -13,12 +13,12 @@ import os
 import signal
 from types import FrameType
 
-from api.app import create_app
-from api.credentials import with_dev_credentials
-from api.server import serve, stop_on_signals
-from scripts.runtime import EXIT_FAILED, EXIT_OK, UsageError, guarded, load_settings, run_async
-from streams.log import configure_logging, get_logger
-from streams.settings import Settings
+from herald.api.app import create_app
+from herald.api.credentials import with_dev_credentials
+from herald.api.server import serve, stop_on_signals
+from herald.runtime import EXIT_FAILED, EXIT_OK, UsageError, guarded, load_settings, run_async
+from herald.streams.log import configure_logging, get_logger
+from herald.streams.settings import Settings
 
 log = get_logger("herald.api")
 

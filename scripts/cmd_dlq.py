@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from consumers.dead_letters import DeadLetters, Letter
-from consumers.handler import Outcome
-from consumers.roles import DLQ_HANDLERS
-from consumers.runtime import consumer_name
-from scripts.runtime import (
+from herald.consumers.dead_letters import DeadLetters, Letter
+from herald.consumers.handler import Outcome
+from herald.consumers.roles import DLQ_HANDLERS
+from herald.consumers.runtime import consumer_name
+from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from scripts.runtime import (
+from herald.runtime import (
     EXIT_OK,
     UsageError,
     guarded,
@@ -18,9 +18,9 @@ from scripts.runtime import (
     run_async,
     server,
 )
-from streams.events import NotificationCreated, NotificationScheduled, Payload
-from streams.producer import Producer, now_ms
-from streams.settings import parse_duration
+from herald.streams.events import NotificationCreated, NotificationScheduled, Payload
+from herald.streams.producer import Producer, now_ms
+from herald.streams.settings import parse_duration
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from consumers.builder import Builder
-from consumers.replay import Replay
-from consumers.verify import Verifier
-from scripts.runtime import (
+from herald.consumers.builder import Builder
+from herald.consumers.replay import Replay
+from herald.consumers.verify import Verifier
+from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
@@ -27,7 +27,7 @@ from scripts.runtime import (
     run_async,
     server,
 )
-from streams.process import tune_gc
+from herald.streams.process import tune_gc
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

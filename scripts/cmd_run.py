@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import sys
 
-from api.app import create_app
-from api.credentials import with_dev_credentials
-from api.server import serve, stop_on_signals
-from consumers.roles import resolve, run_roles
-from scripts.runtime import (
+from herald.api.app import create_app
+from herald.api.credentials import with_dev_credentials
+from herald.api.server import serve, stop_on_signals
+from herald.consumers.roles import resolve, run_roles
+from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,
     guarded,
@@ -31,8 +31,8 @@ from scripts.runtime import (
     run_async,
     server,
 )
-from streams.log import get_logger
-from streams.settings import Settings
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
 
 log = get_logger("herald.run")
 ROLE_STOP_S = 10.0

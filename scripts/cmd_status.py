@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from consumers.applier import GROUP
-from consumers.status import collect
-from scripts.runtime import (
+from herald.consumers.applier import GROUP
+from herald.consumers.status import collect
+from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,
     guarded,
@@ -82,7 +82,7 @@ def render_notification(doc: dict[str, Any]) -> str:
 
 
 async def _notification(settings: Any, redis: Any, args: argparse.Namespace) -> int:
-    from consumers.delivery.status import DeliveryQueries
+    from herald.consumers.delivery.status import DeliveryQueries
 
     doc = await DeliveryQueries(redis, settings).notification(args.notification)
     if doc is None:

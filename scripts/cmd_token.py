@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from api.auth import mint_token
-from api.credentials import with_dev_credentials
-from scripts.runtime import EXIT_OK, UsageError, guarded, load_settings
-from streams.settings import parse_duration
+from herald.api.auth import mint_token
+from herald.api.credentials import with_dev_credentials
+from herald.runtime import EXIT_OK, UsageError, guarded, load_settings
+from herald.streams.settings import parse_duration
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

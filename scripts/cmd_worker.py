@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 
-from consumers.errors import UnknownRoleError
-from consumers.roles import resolve, run_roles
-from scripts.runtime import (
+from herald.consumers.errors import UnknownRoleError
+from herald.consumers.roles import resolve, run_roles
+from herald.runtime import (
     EXIT_OK,
     UsageError,
     guarded,
@@ -24,7 +24,7 @@ from scripts.runtime import (
     run_async,
     server,
 )
-from streams.process import tune_gc
+from herald.streams.process import tune_gc
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

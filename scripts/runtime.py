@@ -12,11 +12,11 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
-from streams.connection import connect
-from streams.errors import HeraldError, SettingsError, ValidationError
-from streams.log import configure_logging
-from streams.server import ServerHandle, ensure_server
-from streams.settings import Settings
+from herald.streams.connection import connect
+from herald.streams.errors import HeraldError, SettingsError, ValidationError
+from herald.streams.log import configure_logging
+from herald.streams.server import ServerHandle, ensure_server
+from herald.streams.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

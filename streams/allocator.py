@@ -24,7 +24,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from streams.errors import ServerStartError
+from herald.streams.errors import ServerStartError
 
 ALLOCATORS = ("auto", "jemalloc", "libc")
 LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",

@@ -23,8 +23,8 @@ from typing import Any
 import msgpack
 import msgspec
 
-from streams.errors import CodecError
-from streams.events import REGISTRY, TYPES, Envelope, Payload
+from herald.streams.errors import CodecError
+from herald.streams.events import REGISTRY, TYPES, Envelope, Payload
 
 WIRE_FORMAT = 1
 ENTRY_FIELD = b"e"  # the single field of every stream entry

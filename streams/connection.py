@@ -22,9 +22,9 @@ try:  # the hiredis reader's "no whole reply yet" value, as redis-py configures 
 except ImportError:  # pragma: no cover - another redis-py layout: Batch reads per reply
     NOT_ENOUGH_DATA = None
 
-from streams.errors import ServerStartError
-from streams.server import running_server_url
-from streams.settings import Settings
+from herald.streams.errors import ServerStartError
+from herald.streams.server import running_server_url
+from herald.streams.settings import Settings
 
 RETRY_ATTEMPTS = 3
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError

@@ -30,9 +30,9 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from streams.ids import now_ms
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.streams.ids import now_ms
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from streams.errors import PartitionMismatchError
-from streams.keys import Keys
+from herald.streams.errors import PartitionMismatchError
+from herald.streams.keys import Keys
 
 
 @lru_cache(maxsize=65_536)  # bounded; a hit costs a tenth of the hash

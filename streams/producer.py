@@ -19,22 +19,22 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from streams import codec, schedule_cancel
-from streams.codec import ENTRY_FIELD
-from streams.connection import Batch
-from streams.errors import CodecError, ValidationError
-from streams.events import Appended, Envelope, Payload
-from streams.idempotency import IdempotencyRecords, server_bucket
-from streams.ids import new_id, now_ms, partition_of
-from streams.keys import Keys
-from streams.partitions import (
+from herald.streams import codec, schedule_cancel
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.connection import Batch
+from herald.streams.errors import CodecError, ValidationError
+from herald.streams.events import Appended, Envelope, Payload
+from herald.streams.idempotency import IdempotencyRecords, server_bucket
+from herald.streams.ids import new_id, now_ms, partition_of
+from herald.streams.keys import Keys
+from herald.streams.partitions import (
     ensure_partition_count,
     ensure_partition_count_sync,
     partition_for,
 )
-from streams.scripts import STREAMS_DIR, Lua
-from streams.settings import Settings
-from streams.validation import Limits, validate_envelope
+from herald.streams.scripts import STREAMS_DIR, Lua
+from herald.streams.settings import Settings
+from herald.streams.validation import Limits, validate_envelope
 
 __all__ = ["Producer", "SyncProducer", "now_ms"]
 

@@ -31,14 +31,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from streams import codec
-from streams.events import Appended, Envelope, NotificationScheduled, ScheduleCancelled
-from streams.keys import Keys
-from streams.scripts import STREAMS_DIR, register
-from streams.validation import validate_envelope
+from herald.streams import codec
+from herald.streams.events import Appended, Envelope, NotificationScheduled, ScheduleCancelled
+from herald.streams.keys import Keys
+from herald.streams.scripts import STREAMS_DIR, register
+from herald.streams.validation import validate_envelope
 
 if TYPE_CHECKING:  # the producer imports this module for its routing hook
-    from streams.producer import Producer
+    from herald.streams.producer import Producer
 
 DAY_MS = 86_400_000
 HORIZON_MS = 366 * DAY_MS  # the API's longest delay (api/schemas.py MAX_SCHEDULE_S)

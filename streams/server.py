@@ -34,10 +34,10 @@ from typing import IO
 
 import redis
 
-from streams.allocator import server_environment
-from streams.errors import ServerStartError
-from streams.log import get_logger
-from streams.settings import Settings
+from herald.streams.allocator import server_environment
+from herald.streams.errors import ServerStartError
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 URL_FILE = "server.url"

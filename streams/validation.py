@@ -14,8 +14,8 @@ from typing import Any
 
 import msgpack
 
-from streams.errors import ValidationError
-from streams.events import (
+from herald.streams.errors import ValidationError
+from herald.streams.events import (
     DeliveryEvent,
     DigestItemAdded,
     Envelope,
@@ -26,8 +26,8 @@ from streams.events import (
     ProfileChanged,
     ScheduleCancelled,
 )
-from streams.ids import is_id
-from streams.settings import Settings
+from herald.streams.ids import is_id
+from herald.streams.settings import Settings
 
 CHANNELS = ("in_app", "webhook", "sms", "wechat", "email")
 RESERVED_USERS = frozenset({"me"})

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from streams.connection import connect, connect_sync
-from streams.server import ServerHandle, start_server
-from streams.settings import Settings
+from herald.streams.connection import connect, connect_sync
+from herald.streams.server import ServerHandle, start_server
+from herald.streams.settings import Settings
 
 
 @pytest.fixture(scope="session")

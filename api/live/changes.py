@@ -22,10 +22,10 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from api.live import messages as m
-from api.live.journal import Entry
-from consumers.queries import InboxQueries, iso
-from streams.events import (
+from herald.api.live import messages as m
+from herald.api.live.journal import Entry
+from herald.consumers.queries import InboxQueries, iso
+from herald.streams.events import (
     AllRead,
     NotificationArchived,
     NotificationCreated,

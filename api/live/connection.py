@@ -21,7 +21,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from api.live import messages as m
+from herald.api.live import messages as m
 
 SHUTDOWN = "shutdown"
 SLOW = "slow_consumer"

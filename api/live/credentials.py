@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from api.errors import Forbidden, Handler
+from herald.api.errors import Forbidden, Handler
 
 QUERY = "access_token"
 COOKIE = "herald_token"

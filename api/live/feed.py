@@ -27,18 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import redis.exceptions
 
-from api.live import messages as m
-from api.live.changes import relevant
-from api.live.journal import Entry
-from streams.errors import RedisUnavailableError
-from streams.log import get_logger
-
-if TYPE_CHECKING:
-    from api.live.hub import Hub
+from herald.api.live import messages as m
+from herald.api.live.changes import Changes, relevant
+from herald.api.live.journal import Entry, Journal
+from herald.consumers.queries import InboxQueries
+from herald.streams.errors import RedisUnavailableError
+from herald.streams.log import get_logger
 
 log = get_logger(__name__)
 BACKOFF_INITIAL_S = 0.1
@@ -47,12 +45,33 @@ ORIGIN = "0-0"
 ERRORS = (redis.exceptions.RedisError, RedisUnavailableError, OSError)
 
 
+class Relay(Protocol):
+    """What a feed hands its messages to: the hub of its process (api/live/hub.py)."""
+
+    def is_local(self, user: str) -> bool:
+        """Whether ``user`` has a live connection in this process."""
+
+    def deliver(self, user: str, batch: list[m.Message]) -> None:
+        """Push ``batch`` to every local connection of ``user``."""
+
+    async def reset_partition(self, partition: int, position: str, reason: str) -> None:
+        """Tell every local connection of ``partition`` to refetch from ``position``."""
+
+    def wake_waiters(self, partition: int) -> None:
+        """Wake the long-poll waiters of ``partition`` (signals may have been missed)."""
+
+
 class Feed:
     """Cursor, target and task of one partition."""
 
-    def __init__(self, partition: int, hub: Hub) -> None:
+    def __init__(self, partition: int, relay: Relay, journal: Journal, queries: InboxQueries,
+                 changes: Changes, resume_max: int) -> None:
         self.partition = partition
-        self.hub = hub
+        self.relay = relay
+        self.journal = journal
+        self.queries = queries
+        self.changes = changes
+        self.resume_max = resume_max
         self.cursor: str | None = None  # None until confirmed and initialised
         self.cursor_key: m.Key = m.ZERO
         self.target_key: m.Key = m.ZERO
@@ -111,7 +130,7 @@ class Feed:
                 self._wake.set()
 
     async def _step(self) -> None:
-        queries = self.hub.queries
+        queries = self.queries
         if self.cursor is None:
             if not self.confirmed:
                 return
@@ -124,7 +143,7 @@ class Feed:
             checkpoint = await queries.checkpoint(self.partition)
             if checkpoint is not None:
                 self.want(checkpoint)
-            self.hub.wake_waiters(self.partition)
+            self.relay.wake_waiters(self.partition)
         while self.target is not None and self.target_key > self.cursor_key:
             await self._pull(self.target)
 
@@ -133,20 +152,19 @@ class Feed:
 
     async def _pull(self, target: str) -> None:
         assert self.cursor is not None
-        hub = self.hub
-        read = await hub.journal.read(self.partition, self.cursor, target,
-                                      hub.settings.live_resume_max)
+        relay = self.relay
+        read = await self.journal.read(self.partition, self.cursor, target, self.resume_max)
         if not read.complete:
-            await hub.reset_partition(self.partition, target, "the server fell behind the log")
+            await relay.reset_partition(self.partition, target, "the server fell behind the log")
             self._advance(target)
             return
         by_user: dict[str, list[Entry]] = defaultdict(list)
         for entry in relevant(read.entries):
-            if hub.is_local(entry.event.user):
+            if relay.is_local(entry.event.user):
                 by_user[entry.event.user].append(entry)
         if by_user:
-            built = await asyncio.gather(*(hub.changes.messages(user, entries)
+            built = await asyncio.gather(*(self.changes.messages(user, entries)
                                            for user, entries in by_user.items()))
             for user, batch in zip(by_user, built, strict=True):
-                hub.deliver(user, batch)
+                relay.deliver(user, batch)
         self._advance(read.last)

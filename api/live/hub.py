@@ -16,8 +16,11 @@ Limits: ``HERALD_LIVE_MAX_PER_USER`` connections per user and
 problem+json, with Retry-After); per-connection buffers of ``HERALD_LIVE_BUFFER``
 messages (api/live/connection.py).
 
-Housekeeping (heartbeats, expired credentials, stuck or vanished clients, idle
-feeds, the periodic re-read) runs once a second in api/live/ticker.py.
+Housekeeping runs once a second (:meth:`Hub._housekeeping`): heartbeats, expired
+credentials, stuck or vanished clients (api/live/ticker.py), idle feeds dropped, and
+every :data:`RECONCILE_S` each feed re-reads up to its partition's checkpoint, so
+even a signal lost without a reconnect is made up for. Errors of a pass are logged
+(``live_tick_failed``) and the next pass runs anyway.
 
 Shutdown: :meth:`shutdown` (the app's ``on_shutdown``) closes every connection
 with reason ``shutdown`` and refuses new ones; :meth:`stop` (cleanup) ends the
@@ -28,25 +31,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from api.errors import TooManyRequests, Unavailable
-from api.live import messages as m
-from api.live.changes import Changes
-from api.live.connection import SHUTDOWN, LiveConnection
-from api.live.feed import Feed
-from api.live.journal import Journal
-from api.live.subscriber import Subscriber
-from api.live.ticker import tick
-from consumers.queries import InboxQueries
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.partitions import partition_for
-from streams.settings import Settings
+from herald.api.errors import TooManyRequests, Unavailable
+from herald.api.live import messages as m
+from herald.api.live.changes import Changes
+from herald.api.live.connection import SHUTDOWN, LiveConnection
+from herald.api.live.feed import Feed
+from herald.api.live.journal import Journal
+from herald.api.live.subscriber import Subscriber
+from herald.api.live.ticker import TICK_S, beat, idle_feeds
+from herald.consumers.queries import InboxQueries
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.partitions import partition_for
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 RECONCILE_S = 30.0
@@ -82,7 +86,7 @@ class Hub:
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.subscriber.start()
-        self._ticker = asyncio.create_task(tick(self), name="live-ticker")
+        self._ticker = asyncio.create_task(self._housekeeping(), name="live-ticker")
 
     def shutdown(self) -> None:
         """Refuse new connections and close the open ones with reason ``shutdown``."""
@@ -177,7 +181,8 @@ class Hub:
     async def _interest(self, partition: int) -> Feed:
         feed = self.feeds.get(partition)
         if feed is None:
-            feed = self.feeds[partition] = Feed(partition, self)
+            feed = self.feeds[partition] = Feed(partition, self, self.journal, self.queries,
+                                                self.changes, self.settings.live_resume_max)
             feed.start()
             try:
                 await self.subscriber.subscribe(partition)
@@ -204,6 +209,29 @@ class Hub:
             feed.interest -= 1
             if feed.interest <= 0:
                 feed.idle_since = time.monotonic()
+
+    async def _housekeeping(self) -> None:
+        """Run the housekeeping passes until cancelled (see the module docstring)."""
+        last_reconcile = time.monotonic()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                now = time.monotonic()
+                beat(itertools.chain.from_iterable(self.users.values()), self.feeds,
+                     heartbeat_s=self.settings.live_heartbeat_s, stuck_s=self.stuck_s,
+                     now=loop.time())
+                for partition in idle_feeds(self.feeds, now):
+                    feed = self.feeds.pop(partition)
+                    await self.subscriber.unsubscribe(partition)
+                    await feed.stop()
+                if now - last_reconcile >= self.reconcile_s:
+                    last_reconcile = now
+                    for feed in self.feeds.values():
+                        if feed.active.is_set():
+                            feed.recover()
+            except Exception:  # housekeeping must survive anything one pass meets
+                log.exception("live_tick_failed")
 
     def _on_subscribed(self, partition: int) -> None:
         feed = self.feeds.get(partition)

@@ -21,11 +21,11 @@ from typing import Any
 
 import redis.exceptions
 
-from consumers import positions
-from streams import codec
-from streams.errors import CodecError
-from streams.events import Envelope
-from streams.keys import Keys
+from herald.consumers import positions
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import Envelope
+from herald.streams.keys import Keys
 
 CHUNK = 500  # entries per XRANGE
 

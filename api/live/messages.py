@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from consumers import positions
+from herald.consumers import positions
 
 CREATED = "item.created"
 CHANGED = "item.changed"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from api.live.hub import Hub
+from herald.api.live.hub import Hub
 
 COUNTERS = {
     "opened": ("herald_live_connections_opened", "Live connections accepted"),

@@ -34,13 +34,13 @@ from dataclasses import dataclass
 import jwt
 from aiohttp import web
 
-from api.context import METRICS, QUERIES
-from api.live import messages as m
-from api.live.changes import relevant
-from api.live.connection import LiveConnection
-from api.live.hub import HUB, Hub
-from api.middleware import IN_FLIGHT
-from api.routing import PRINCIPAL
+from herald.api.context import METRICS, QUERIES
+from herald.api.live import messages as m
+from herald.api.live.changes import relevant
+from herald.api.live.connection import LiveConnection
+from herald.api.live.hub import HUB, Hub
+from herald.api.middleware import IN_FLIGHT
+from herald.api.routing import PRINCIPAL
 
 ORIGIN = "0-0"
 

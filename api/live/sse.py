@@ -21,13 +21,13 @@ import contextlib
 
 from aiohttp import web
 
-from api.errors import REQUEST_ID
-from api.live import messages as m
-from api.live.connection import CLIENT_GONE, DETAILS, KEEPALIVE
-from api.live.hub import HUB
-from api.live.session import Opening, open_stream, streaming
-from api.routing import Call
-from consumers import positions
+from herald.api.errors import REQUEST_ID
+from herald.api.live import messages as m
+from herald.api.live.connection import CLIENT_GONE, DETAILS, KEEPALIVE
+from herald.api.live.hub import HUB
+from herald.api.live.session import Opening, open_stream, streaming
+from herald.api.routing import Call
+from herald.consumers import positions
 
 RETRY_MS = 2000
 CLOSE_WRITE_S = 1.0  # the final close event, best effort

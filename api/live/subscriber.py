@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 import redis.exceptions
 
-from streams.keys import Keys
-from streams.log import get_logger
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
 
 log = get_logger(__name__)
 BACKOFF_INITIAL_S = 0.05

@@ -19,12 +19,12 @@ import contextlib
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from api.errors import Problem
-from api.live import messages as m
-from api.live.connection import CLIENT_GONE, DETAILS, EXPIRED, SHUTDOWN, SLOW, LiveConnection
-from api.live.hub import HUB
-from api.live.session import Opening, open_stream, streaming
-from api.routing import Call
+from herald.api.errors import Problem
+from herald.api.live import messages as m
+from herald.api.live.connection import CLIENT_GONE, DETAILS, EXPIRED, SHUTDOWN, SLOW, LiveConnection
+from herald.api.live.hub import HUB
+from herald.api.live.session import Opening, open_stream, streaming
+from herald.api.routing import Call
 
 MAX_INBOUND_BYTES = 4096
 CLOSE_S = 1.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.channels.base import (
+from herald.consumers.channels.base import (
     Channel,
     OutboundMessage,
     Outcome,
@@ -17,7 +17,7 @@ from consumers.channels.base import (
     idempotency_key,
     recipient_for,
 )
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 CHANNEL_NAMES: tuple[str, ...] = ("webhook", "sms", "wechat", "email")
 
@@ -28,19 +28,19 @@ def open_channel(name: str, settings: Settings, redis: Any) -> Channel:
     ``redis`` is the process's async client (WeChat keeps its token there).
     """
     if name == "webhook":
-        from consumers.channels.webhook import WebhookChannel
+        from herald.consumers.channels.webhook import WebhookChannel
 
         return WebhookChannel(settings)
     if name == "sms":
-        from consumers.channels.sms import SmsChannel
+        from herald.consumers.channels.sms import SmsChannel
 
         return SmsChannel(settings)
     if name == "wechat":
-        from consumers.channels.wechat import WeChatChannel
+        from herald.consumers.channels.wechat import WeChatChannel
 
         return WeChatChannel(settings, redis)
     if name == "email":
-        from consumers.channels.email import EmailChannel
+        from herald.consumers.channels.email import EmailChannel
 
         return EmailChannel(settings)
     raise ValueError(f"unknown channel {name!r}; known: {', '.join(CHANNEL_NAMES)}")

@@ -21,8 +21,8 @@ from email.utils import formatdate, parseaddr
 
 import aiosmtplib
 
-from consumers.channels.base import OutboundMessage, SendResult, error_detail
-from streams.settings import Settings
+from herald.consumers.channels.base import OutboundMessage, SendResult, error_detail
+from herald.streams.settings import Settings
 
 # One plain addr-spec: no display name, no list separators, no whitespace.
 ADDRESS = re.compile(r"^[^@\s<>\"(),;:\[\]\\]+@[^@\s<>\"(),;:\[\]\\]+$")

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from consumers.channels.base import (
+from herald.consumers.channels.base import (
     TRANSPORT_ERRORS,
     HttpSession,
     OutboundMessage,
@@ -30,7 +30,7 @@ from consumers.channels.base import (
     classify_http,
     error_detail,
 )
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Twilio's limit for one message body (it splits into segments itself).

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from yarl import URL
 
-from consumers.channels.base import (
+from herald.consumers.channels.base import (
     TRANSPORT_ERRORS,
     HttpSession,
     OutboundMessage,
@@ -37,8 +37,8 @@ from consumers.channels.base import (
     classify_http,
     error_detail,
 )
-from streams.errors import HeraldError
-from streams.settings import Settings
+from herald.streams.errors import HeraldError
+from herald.streams.settings import Settings
 
 SECRET_PREFIX = "whsec_"
 EVENT_TYPE = "notification.created"

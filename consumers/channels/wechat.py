@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from consumers.channels.base import (
+from herald.consumers.channels.base import (
     TRANSPORT_ERRORS,
     HttpSession,
     OutboundMessage,
@@ -32,8 +32,8 @@ from consumers.channels.base import (
     classify_http,
     error_detail,
 )
-from consumers.channels.wechat_token import AccessTokens, TokenUnavailable
-from streams.settings import Settings
+from herald.consumers.channels.wechat_token import AccessTokens, TokenUnavailable
+from herald.streams.settings import Settings
 
 # Access token expired or invalid: refresh and try once more.
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})

@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 
-from consumers.channels.base import TRANSPORT_ERRORS, HttpSession, SendResult, error_detail
-from streams.errors import HeraldError
-from streams.keys import Keys
-from streams.scripts import register
-from streams.settings import Settings
+from herald.consumers.channels.base import TRANSPORT_ERRORS, HttpSession, SendResult, error_detail
+from herald.streams.errors import HeraldError
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
 
 # Refresh this long before WeChat's own expiry (it answers 7200 s).
 REFRESH_MARGIN_S = 300.0

@@ -39,18 +39,18 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.channels.base import Channel, Outcome, SendResult, error_detail
-from consumers.delivery.jobs import Job, Recorded
-from consumers.delivery.policy import decide
-from consumers.delivery.retry_queue import RetryQueue
-from consumers.delivery.state import ProjectedState
-from consumers.projection_delivery import disabled_detail
-from consumers.ratelimit import RateLimiter
-from consumers.retry import RetrySchedule
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.producer import Producer, now_ms
-from streams.settings import Settings
+from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
+from herald.consumers.delivery.jobs import Job, Recorded
+from herald.consumers.delivery.policy import decide
+from herald.consumers.delivery.retry_queue import RetryQueue
+from herald.consumers.delivery.state import ProjectedState
+from herald.consumers.projection_delivery import disabled_detail
+from herald.consumers.ratelimit import RateLimiter
+from herald.consumers.retry import RetrySchedule
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.producer import Producer, now_ms
+from herald.streams.settings import Settings
 
 REFUSED_JITTER_MS = 50  # spread for jobs refused at their slot (another process took it)
 

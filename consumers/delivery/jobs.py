@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from consumers.channels.base import OutboundMessage, Recipient
-from streams import codec
-from streams.errors import CodecError
-from streams.events import (
+from herald.consumers.channels.base import OutboundMessage, Recipient
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import (
     DeliveryAttempted,
     DeliveryEvent,
     DeliveryExpired,

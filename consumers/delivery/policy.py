@@ -17,9 +17,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.channels.base import PROFILE_FIELDS, Recipient, recipient_for
-from consumers.delivery.jobs import Job
-from consumers.projection_delivery import address_digest, disabled_field
+from herald.consumers.channels.base import PROFILE_FIELDS, Recipient, recipient_for
+from herald.consumers.delivery.jobs import Job
+from herald.consumers.projection_delivery import address_digest, disabled_field
 
 ANY_CATEGORY = "*"
 

@@ -25,11 +25,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from consumers.delivery.jobs import Job
-from streams.errors import CodecError
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.scripts import register
+from herald.consumers.delivery.jobs import Job
+from herald.streams.errors import CodecError
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.scripts import register
 
 DELIVERY_DIR = Path(__file__).resolve().parent
 

@@ -24,16 +24,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers import positions
-from consumers.applier import GROUP
-from consumers.delivery.jobs import Job
-from consumers.errors import ConsumerError
-from consumers.views import Views, ns_of
-from streams import codec
-from streams.errors import CodecError
-from streams.idempotency import IdempotencyRecords
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers import positions
+from herald.consumers.applier import GROUP
+from herald.consumers.delivery.jobs import Job
+from herald.consumers.errors import ConsumerError
+from herald.consumers.views import Views, ns_of
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.idempotency import IdempotencyRecords
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 PROJECTOR_WAIT_S = 10.0
 POLL_FIRST_S = 0.005

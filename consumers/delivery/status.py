@@ -26,22 +26,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.channels.base import PROFILE_FIELDS
-from consumers.projection_delivery import (
+from herald.consumers.channels.base import PROFILE_FIELDS
+from herald.consumers.projection_delivery import (
     IN_APP,
     PROFILE_KEYS,
     address_digest,
     disabled_field,
 )
-from consumers.queries import iso
-from consumers.views import Views
-from streams import codec
-from streams.errors import CodecError
-from streams.events import NotificationContent
-from streams.ids import is_id, partition_of
-from streams.keys import Keys
-from streams.partitions import partition_for
-from streams.settings import Settings
+from herald.consumers.queries import iso
+from herald.consumers.views import Views
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import NotificationContent
+from herald.streams.ids import is_id, partition_of
+from herald.streams.keys import Keys
+from herald.streams.partitions import partition_for
+from herald.streams.settings import Settings
 
 ITEM_FIELDS = ("u", "c", "t", "b", "d", "ts", "r", "a")
 CHANNEL_FIELDS = {"attempts": "n", "last_error": "e", "updated_at": "t",

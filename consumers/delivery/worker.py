@@ -28,18 +28,18 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from consumers.aio import check_cancelled
-from consumers.channels import CHANNEL_NAMES, Channel, open_channel
-from consumers.delivery.dispatch import Dispatcher
-from consumers.delivery.jobs import Job, job_for, might_concern
-from consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
-from consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
-from streams import codec
-from streams.errors import CodecError
-from streams.log import get_logger
-from streams.partitions import partition_for
-from streams.producer import now_ms
-from streams.settings import Settings
+from herald.consumers.aio import check_cancelled
+from herald.consumers.channels import CHANNEL_NAMES, Channel, open_channel
+from herald.consumers.delivery.dispatch import Dispatcher
+from herald.consumers.delivery.jobs import Job, job_for, might_concern
+from herald.consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
+from herald.consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.log import get_logger
+from herald.streams.partitions import partition_for
+from herald.streams.producer import now_ms
+from herald.streams.settings import Settings
 
 POLL_S = 0.05  # shortest pause between looks at the retry queues of owned partitions
 POLL_IDLE_S = 0.5  # longest pause (queues empty or nothing due soon)

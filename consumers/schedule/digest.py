@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.schedule.projection_schedule import field_position, summary_key
-from streams import codec
-from streams.events import Envelope, NotificationCreated
-from streams.ids import new_id
-from streams.validation import Limits
+from herald.consumers.schedule.projection_schedule import field_position, summary_key
+from herald.streams import codec
+from herald.streams.events import Envelope, NotificationCreated
+from herald.streams.ids import new_id
+from herald.streams.validation import Limits
 
 MAX_ITEMS = 100
 ITEM_BODY_MAX = 300

@@ -20,16 +20,16 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from consumers.applier import CONSUMERS_DIR
-from consumers.schedule.digest import Summary
-from consumers.schedule.projection_schedule import fire_key
-from streams import codec
-from streams.events import Envelope, NotificationCreated, ScheduleCancelled
-from streams.idempotency import IdempotencyRecords, server_bucket
-from streams.ids import new_id
-from streams.keys import Keys
-from streams.scripts import register
-from streams.validation import Limits, validate_envelope
+from herald.consumers.applier import CONSUMERS_DIR
+from herald.consumers.schedule.digest import Summary
+from herald.consumers.schedule.projection_schedule import fire_key
+from herald.streams import codec
+from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
+from herald.streams.idempotency import IdempotencyRecords, server_bucket
+from herald.streams.ids import new_id
+from herald.streams.keys import Keys
+from herald.streams.scripts import register
+from herald.streams.validation import Limits, validate_envelope
 
 GROUP = "scheduler"  # the lease group (no stream group: the scheduler reads projections)
 FIRED, DROPPED, DUPLICATE = "fired", "dropped", "duplicate"

@@ -40,10 +40,10 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from consumers import positions
-from consumers.errors import ProjectionError
-from streams import codec
-from streams.events import (
+from herald.consumers import positions
+from herald.consumers.errors import ProjectionError
+from herald.streams import codec
+from herald.streams.events import (
     DigestItemAdded,
     Envelope,
     NotificationContent,
@@ -51,11 +51,11 @@ from streams.events import (
     NotificationScheduled,
     ScheduleCancelled,
 )
-from streams.ids import is_id
-from streams.validation import KEY_RE
+from herald.streams.ids import is_id
+from herald.streams.validation import KEY_RE
 
 if TYPE_CHECKING:
-    from consumers.projection import Context
+    from herald.consumers.projection import Context
 
 Write = tuple[Any, ...]
 CANCEL_KEEP_MS = (366 + 7) * 86_400_000  # the cancel marker outlives any schedule horizon

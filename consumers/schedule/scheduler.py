@@ -45,12 +45,12 @@ from typing import Any
 
 import redis.exceptions
 
-from consumers import positions
-from consumers.aio import check_cancelled, consumer_name, sleep_unless
-from consumers.applier import GROUP as PROJECTOR
-from consumers.lease import Leases
-from consumers.schedule.digest import build_summary
-from consumers.schedule.firing import (
+from herald.consumers import positions
+from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
+from herald.consumers.applier import GROUP as PROJECTOR
+from herald.consumers.lease import Leases
+from herald.consumers.schedule.digest import build_summary
+from herald.consumers.schedule.firing import (
     GROUP,
     Fire,
     FireScript,
@@ -58,15 +58,15 @@ from consumers.schedule.firing import (
     digest_fire,
     reminder_fire,
 )
-from consumers.schedule.projection_schedule import parse_digest_member
-from consumers.views import Views
-from streams import codec
-from streams.errors import CodecError, ValidationError
-from streams.idempotency import IdempotencyRecords
-from streams.keys import Keys
-from streams.log import get_logger
-from streams.settings import Settings
-from streams.validation import Limits
+from herald.consumers.schedule.projection_schedule import parse_digest_member
+from herald.consumers.views import Views
+from herald.streams import codec
+from herald.streams.errors import CodecError, ValidationError
+from herald.streams.idempotency import IdempotencyRecords
+from herald.streams.keys import Keys
+from herald.streams.log import get_logger
+from herald.streams.settings import Settings
+from herald.streams.validation import Limits
 
 POLL_INTERVAL_S = 0.05  # timer resolution: a due entry waits at most this long for a poll
 DUE_BATCH = 2000  # due reminders fired per partition per poll

@@ -19,10 +19,10 @@ import aiohttp
 import orjson
 import pytest
 
-from api.app import DEFAULT_MODULES, RouteModule, create_app
-from api.auth import mint_token
-from api.server import Serving, serve
-from streams.settings import Settings
+from herald.api.app import DEFAULT_MODULES, RouteModule, create_app
+from herald.api.auth import mint_token
+from herald.api.server import Serving, serve
+from herald.streams.settings import Settings
 
 SERVICE_KEY = "test-service-key-0123456789"
 OTHER_KEY = "test-other-key-9876543210"
@@ -114,7 +114,7 @@ async def api(api_settings: Settings) -> AsyncIterator[ApiClient]:
 @contextlib.asynccontextmanager
 async def running_role(name: str, settings: Settings, redis: Any) -> AsyncIterator[None]:
     """Run one registered role in the background; stop it and surface its errors."""
-    from consumers.roles import ROLES
+    from herald.consumers.roles import ROLES
 
     role: Callable[..., Any] = getattr(ROLES[name], "run", ROLES[name])
     stop = asyncio.Event()

@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from api.auth import Authenticator, Principal, act_for, fingerprint, mint_token
-from api.errors import Forbidden, Unauthorized, Unprocessable
-from streams.settings import Settings
+from herald.api.auth import Authenticator, Principal, act_for, fingerprint, mint_token
+from herald.api.errors import Forbidden, Unauthorized, Unprocessable
+from herald.streams.settings import Settings
 from tests.api.conftest import OTHER_KEY, SECRET, SERVICE_KEY, ApiClient
 
 ITEM = "01ARZ3NDEKTSV4RRFFQ69G5FAV"

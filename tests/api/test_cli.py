@@ -16,8 +16,8 @@ import jwt
 import orjson
 import pytest
 
-from streams.server import free_port
-from streams.settings import Settings
+from herald.streams.server import free_port
+from herald.streams.settings import Settings
 from tests.api.conftest import SECRET, SERVICE_KEY
 
 HERALD = str(Path(sys.executable).with_name("herald"))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient, running_role
 from tests.consumers.channels.conftest import (
     WEBHOOK_SECRET,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from api.app import DEFAULT_MODULES
-from api.jsonio import json_response
-from api.routing import Call, Reply, Route
-from streams.server import start_server
-from streams.settings import Settings
+from herald.api.app import DEFAULT_MODULES
+from herald.api.jsonio import json_response
+from herald.api.routing import Call, Reply, Route
+from herald.streams.server import start_server
+from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY, ApiClient, running_api
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}

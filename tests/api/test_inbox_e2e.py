@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient
 
 pytestmark = pytest.mark.usefixtures("projector")

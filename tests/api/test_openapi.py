@@ -8,10 +8,10 @@ import jsonschema_rs
 import schemathesis
 from aiohttp import web
 
-from api.app import DEFAULT_MODULES, create_app
-from api.openapi import problem_statuses
-from api.routing import Call, Reply, Route
-from streams.settings import Settings
+from herald.api.app import DEFAULT_MODULES, create_app
+from herald.api.openapi import problem_statuses
+from herald.api.routing import Call, Reply, Route
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient
 
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
@@ -51,7 +51,7 @@ async def test_extension_modules_are_served_and_documented(api_settings: Setting
                           {200: Reply("ok", "Health")})]
 
     app = create_app(api_settings, modules=(*DEFAULT_MODULES, Extra()))
-    from api.context import OPENAPI
+    from herald.api.context import OPENAPI
 
     doc = app[OPENAPI]
     assert app_operations(app) == doc_operations(doc)
@@ -59,7 +59,7 @@ async def test_extension_modules_are_served_and_documented(api_settings: Setting
 
 
 def test_document_loads_and_schemas_are_valid(api_settings: Settings) -> None:
-    from api.context import OPENAPI
+    from herald.api.context import OPENAPI
 
     doc = create_app(api_settings)[OPENAPI]
     assert doc["openapi"].startswith("3.1")
@@ -71,7 +71,8 @@ def test_document_loads_and_schemas_are_valid(api_settings: Settings) -> None:
 
 
 def test_documented_errors_follow_the_route(api_settings: Settings) -> None:
-    from api.context import OPENAPI, ROUTES
+    from herald.api.context import OPENAPI
+    from herald.api.routing import ROUTES
 
     app = create_app(api_settings)
     doc = app[OPENAPI]

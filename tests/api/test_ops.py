@@ -6,9 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from api.lag import CACHE_S
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.api.lag import CACHE_S
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient, running_api, running_role
 
 

@@ -8,17 +8,17 @@ from typing import Any
 
 import orjson
 
-from streams import codec
-from streams.codec import ENTRY_FIELD
-from streams.events import (
+from herald.streams import codec
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.events import (
     DigestItemAdded,
     Envelope,
     NotificationCreated,
     NotificationScheduled,
 )
-from streams.keys import Keys
-from streams.partitions import partition_for
-from streams.settings import Settings
+from herald.streams.keys import Keys
+from herald.streams.partitions import partition_for
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient
 
 

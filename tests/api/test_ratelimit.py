@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from api.auth import Principal
-from api.errors import TooManyRequests
-from api.ratelimit import Bucket, RateLimiter
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.api.auth import Principal
+from herald.api.errors import TooManyRequests
+from herald.api.ratelimit import Bucket, RateLimiter
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 from tests.api.conftest import OTHER_KEY, running_api
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import jsonschema_rs
 
-from api.routes_schedule import schemas
-from streams import codec
-from streams.codec import ENTRY_FIELD
-from streams.events import Envelope, NotificationCreated, ScheduleCancelled
-from streams.keys import Keys
-from streams.partitions import partition_for
-from streams.settings import Settings
+from herald.api.routes_schedule import schemas
+from herald.streams import codec
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
+from herald.streams.keys import Keys
+from herald.streams.partitions import partition_for
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient, running_api, running_role
 
 

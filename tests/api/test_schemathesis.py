@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY, ApiClient, running_api
 
 ST = Path(sys.executable).with_name("st")

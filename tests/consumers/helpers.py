@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from consumers.projector import projector_factory
-from consumers.queries import STATUSES, InboxQueries
-from consumers.runtime import GroupRuntime
-from streams.events import Appended
-from streams.settings import Settings
+from herald.consumers.projector import projector_factory
+from herald.consumers.queries import STATUSES, InboxQueries
+from herald.consumers.runtime import GroupRuntime
+from herald.streams.events import Appended
+from herald.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def worker_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "scripts.cli", "worker", *args]
+    return [sys.executable, "-m", "herald.cli", "worker", *args]
 
 
 def spawn_worker(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:

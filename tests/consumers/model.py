@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.positions import parse
-from consumers.queries import iso
-from streams.events import (
+from herald.consumers.positions import parse
+from herald.consumers.queries import iso
+from herald.streams.events import (
     AllRead,
     Envelope,
     NotificationArchived,

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streams.events import (
+from herald.streams.events import (
     AllRead,
     Envelope,
     NotificationArchived,
@@ -17,8 +17,8 @@ from streams.events import (
     NotificationUnread,
     Payload,
 )
-from streams.ids import new_id
-from streams.producer import Producer
+from herald.streams.ids import new_id
+from herald.streams.producer import Producer
 from tests.consumers.model import InboxModel
 
 USERS = ("u0", "u1", "u2")

@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.applier import BUILD, LATE, LIVE, Applier, Preparer
-from consumers.builder import Builder
-from consumers.handler import DeadLetter, Entry
-from consumers.queries import InboxQueries
-from streams import codec
-from streams.events import (
+from herald.consumers.applier import BUILD, LATE, LIVE, Applier, Preparer
+from herald.consumers.builder import Builder
+from herald.consumers.handler import DeadLetter, Entry
+from herald.consumers.queries import InboxQueries
+from herald.streams import codec
+from herald.streams.events import (
     AllRead,
     NotificationArchived,
     NotificationCreated,
@@ -22,9 +22,9 @@ from streams.events import (
     NotificationUnread,
     Payload,
 )
-from streams.keys import LIVE_NS, Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import start_projector, wait_projected
 from tests.consumers.model import InboxModel
 

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.queries import InboxQueries
-from streams.connection import connect
-from streams.events import NotificationCreated, NotificationScheduled
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.consumers.queries import InboxQueries
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated, NotificationScheduled
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import REPO, start_projector, wait_projected, worker_env
 
 
@@ -28,7 +28,7 @@ class Cli:
         self.out = self.err = ""
 
     def __call__(self, *args: str) -> int:
-        done = subprocess.run([sys.executable, "-m", "scripts.cli", *args], cwd=REPO,
+        done = subprocess.run([sys.executable, "-m", "herald.cli", *args], cwd=REPO,
                               env=worker_env(self.settings), capture_output=True, text=True,
                               timeout=60)
         self.out, self.err = done.stdout, done.stderr

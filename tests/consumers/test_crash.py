@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumers.queries import InboxQueries
-from consumers.verify import Verifier
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.consumers.queries import InboxQueries
+from herald.consumers.verify import Verifier
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import (
     inbox_state,
     model_state,

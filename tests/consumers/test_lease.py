@@ -8,13 +8,13 @@ import signal
 import time
 from typing import Any
 
-from consumers.lease import Leases
-from consumers.queries import InboxQueries
-from streams.connection import connect
-from streams.events import NotificationCreated
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.consumers.lease import Leases
+from herald.consumers.queries import InboxQueries
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import reap, spawn_worker
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers import positions
-from streams.errors import ValidationError
+from herald.consumers import positions
+from herald.streams.errors import ValidationError
 
 ids = st.tuples(st.integers(0, 10**15 - 1), st.integers(0, (1 << 64) - 1))
 

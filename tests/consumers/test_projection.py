@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from consumers import positions
-from consumers.errors import ProjectionError
-from consumers.projection import NOT_PROJECTED, PROJECTIONS, Context, project
-from streams import codec
-from streams.events import (
+from herald.consumers import positions
+from herald.consumers.errors import ProjectionError
+from herald.consumers.projection import NOT_PROJECTED, PROJECTIONS, Context, project
+from herald.streams import codec
+from herald.streams.events import (
     TYPES,
     AllRead,
     DeliveryFailed,
@@ -19,10 +19,10 @@ from streams.events import (
     NotificationUnread,
     PreferencesChanged,
 )
-from streams.ids import new_id
-from streams.keys import Keys
-from streams.producer import _Base
-from streams.settings import Settings
+from herald.streams.ids import new_id
+from herald.streams.keys import Keys
+from herald.streams.producer import _Base
+from herald.streams.settings import Settings
 
 CTX = Context(3, "v", Keys("herald"))
 BASE = _Base(Settings.from_env({}, partitions=8))

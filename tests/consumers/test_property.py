@@ -16,13 +16,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.queries import InboxQueries
-from consumers.replay import Replay
-from consumers.runtime import GroupRuntime
-from consumers.verify import Verifier
-from streams.connection import connect
-from streams.keys import Keys
-from streams.producer import Producer
+from herald.consumers.queries import InboxQueries
+from herald.consumers.replay import Replay
+from herald.consumers.runtime import GroupRuntime
+from herald.consumers.verify import Verifier
+from herald.streams.connection import connect
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
 from tests.consumers.helpers import (
     inbox_state,
     make_settings,

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from consumers.queries import InboxQueries
-from streams.errors import ValidationError
-from streams.events import NotificationArchived, NotificationCreated, NotificationRead
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.consumers.queries import InboxQueries
+from herald.streams.errors import ValidationError
+from herald.streams.events import NotificationArchived, NotificationCreated, NotificationRead
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import start_projector, wait_projected
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from consumers.ratelimit import RateLimit, RateLimiter, parse_rate, parse_rate_limits
-from streams.connection import connect
-from streams.errors import SettingsError
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers.ratelimit import RateLimit, RateLimiter, parse_rate, parse_rate_limits
+from herald.streams.connection import connect
+from herald.streams.errors import SettingsError
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 
 TEN_PER_MINUTE = RateLimit(10, 60.0)
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from consumers.builder import BuildStats
-from consumers.errors import ReplayError
-from consumers.queries import InboxQueries
-from consumers.replay import Replay, replay_lock
-from consumers.verify import Verifier
-from streams.keys import LIVE_NS, Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.consumers.builder import BuildStats
+from herald.consumers.errors import ReplayError
+from herald.consumers.queries import InboxQueries
+from herald.consumers.replay import Replay, replay_lock
+from herald.consumers.verify import Verifier
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.helpers import inbox_state, model_state, start_projector, wait_projected
 from tests.consumers.model import InboxModel
 from tests.consumers.scenario import USERS, Materializer, random_ops
@@ -161,7 +161,7 @@ async def test_switch_catches_up_when_live_is_ahead(live: Live, redis: Any) -> N
 
 def test_xrange_rows_become_entries_raw_or_parsed() -> None:
     """Raw XRANGE replies (a Batch) and redis-py's parsed ones (Cluster) read alike."""
-    from consumers.handler import entries_of as _entries
+    from herald.consumers.handler import entries_of as _entries
 
     rows = [(b"1-1", [b"e", b"one"]), (b"1-2", [b"x", b"?", b"e", b"two"]), (b"1-3", []),
             (b"1-4", {b"e": b"four"})]

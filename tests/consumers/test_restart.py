@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from consumers import runtime as runtime_module
-from consumers.queries import InboxQueries
-from streams.connection import connect
-from streams.events import NotificationCreated
-from streams.producer import Producer
-from streams.server import find_server_binary, free_port, ping
+from herald.consumers import runtime as runtime_module
+from herald.consumers.queries import InboxQueries
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated
+from herald.streams.producer import Producer
+from herald.streams.server import find_server_binary, free_port, ping
 from tests.consumers.helpers import make_settings, start_projector, wait_projected
 
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.channels.base import MAX_RETRY_AFTER_S
-from consumers.retry import RetrySchedule, parse_schedule
-from streams.errors import SettingsError
-from streams.settings import Settings
+from herald.consumers.channels.base import MAX_RETRY_AFTER_S
+from herald.consumers.retry import RetrySchedule, parse_schedule
+from herald.streams.errors import SettingsError
+from herald.streams.settings import Settings
 
 
 def test_default_schedule_from_settings(settings: Settings) -> None:

@@ -9,22 +9,22 @@ from typing import Any
 import msgpack
 import pytest
 
-from consumers import runtime as runtime_module
-from consumers.applier import Preparer
-from consumers.dead_letters import DeadLetters
-from consumers.errors import GroupMissingError
-from consumers.group import StreamGroup
-from consumers.handler import Entry, Outcome
-from consumers.lease import Leases
-from consumers.projector import ProjectorHandler, projector_factory
-from consumers.queries import InboxQueries
-from consumers.runtime import GroupRuntime
-from streams import codec, events
-from streams.connection import connect
-from streams.events import NotificationCreated, NotificationRead
-from streams.keys import Keys
-from streams.producer import Producer, _Base
-from streams.settings import Settings
+from herald.consumers import runtime as runtime_module
+from herald.consumers.applier import Preparer
+from herald.consumers.dead_letters import DeadLetters
+from herald.consumers.errors import GroupMissingError
+from herald.consumers.group import StreamGroup
+from herald.consumers.handler import Entry, Outcome
+from herald.consumers.lease import Leases
+from herald.consumers.projector import ProjectorHandler, projector_factory
+from herald.consumers.queries import InboxQueries
+from herald.consumers.runtime import GroupRuntime
+from herald.streams import codec, events
+from herald.streams.connection import connect
+from herald.streams.events import NotificationCreated, NotificationRead
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer, _Base
+from herald.streams.settings import Settings
 from tests.consumers.helpers import start_projector, wait_projected
 
 
@@ -259,7 +259,7 @@ async def test_a_round_split_over_several_apply_pipelines_projects_in_order(
     """A catch-up round larger than APPLY_CHUNK goes out as several pipelines at once
     (on several connections); each partition's batch is still applied once, in log
     order, and the result equals the in-memory model."""
-    from consumers import projector as projector_module
+    from herald.consumers import projector as projector_module
     from tests.consumers.helpers import inbox_state, model_state
 
     monkeypatch.setattr(projector_module, "APPLY_CHUNK", 3)
@@ -279,7 +279,7 @@ async def test_a_backlog_round_reads_at_most_round_entries_in_all(
 ) -> None:
     """Per partition a read asks for min(read_batch, ROUND_ENTRIES // partitions), so a
     catch-up round over many partitions stays bounded in all; nothing is skipped."""
-    from consumers import intake as intake_module
+    from herald.consumers import intake as intake_module
 
     monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 20)
     settings = settings.replace(partitions=8, read_batch=50)
@@ -318,8 +318,8 @@ async def test_backlog_rounds_overlap_and_each_partition_applies_in_order(
     round is sent while the previous one is still applying; a partition's script is
     still sent only after the reply to its previous one, every entry is handled once,
     and the result equals the in-memory model."""
-    from consumers import intake as intake_module
-    from consumers import projector as projector_module
+    from herald.consumers import intake as intake_module
+    from herald.consumers import projector as projector_module
     from tests.consumers.helpers import inbox_state, model_state
 
     monkeypatch.setattr(intake_module, "ROUND_ENTRIES", 16)  # 2 per partition a round

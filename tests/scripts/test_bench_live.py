@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from scripts.bench_live import ignored_signal_cost_us
+from herald.bench_live import ignored_signal_cost_us
 
 
 def test_the_ignored_signal_figure_times_a_well_formed_signal() -> None:

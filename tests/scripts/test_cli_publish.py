@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 
 def herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +21,7 @@ def herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         HERALD_LOG_FORMAT="json",
     )
     return subprocess.run(
-        [sys.executable, "-m", "scripts.cli", *args],
+        [sys.executable, "-m", "herald.cli", *args],
         env=env,
         capture_output=True,
         text=True,

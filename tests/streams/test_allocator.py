@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams import allocator
-from streams.errors import ServerStartError, SettingsError
-from streams.server import find_server_binary, start_server
-from streams.settings import Settings
+from herald.streams import allocator
+from herald.streams.errors import ServerStartError, SettingsError
+from herald.streams.server import find_server_binary, start_server
+from herald.streams.settings import Settings
 
 
 def _maps(pid: int) -> str:

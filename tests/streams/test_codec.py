@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import codec
-from streams.errors import CodecError
-from streams.events import (
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import (
     AllRead,
     DeliveryFailed,
     Envelope,
@@ -19,7 +19,7 @@ from streams.events import (
     PreferencesChanged,
     ProfileChanged,
 )
-from streams.ids import new_id
+from herald.streams.ids import new_id
 
 json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
 json_data = st.recursive(

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from streams.connection import Batch, connect
-from streams.settings import Settings
+from herald.streams.connection import Batch, connect
+from herald.streams.settings import Settings
 
 
 async def test_batch_replies_raw_in_order_with_errors_as_values(redis: Any) -> None:

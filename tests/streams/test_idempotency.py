@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from streams import codec, idempotency
-from streams.events import NotificationCreated
-from streams.idempotency import IdempotencyRecords
-from streams.producer import PLAIN_MAX, Producer
-from streams.settings import Settings
+from herald.streams import codec, idempotency
+from herald.streams.events import NotificationCreated
+from herald.streams.idempotency import IdempotencyRecords
+from herald.streams.producer import PLAIN_MAX, Producer
+from herald.streams.settings import Settings
 
 
 def _created(producer: Producer, user: str, key: str | None, title: str = "t") -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ids import MAX_PARTITIONS, is_id, new_id, partition_of, time_of
+from herald.streams.ids import MAX_PARTITIONS, is_id, new_id, partition_of, time_of
 
 
 @given(st.integers(0, MAX_PARTITIONS - 1), st.integers(0, 2**48 - 1))

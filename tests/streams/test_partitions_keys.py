@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from redis.crc import key_slot
 
-from streams.errors import PartitionMismatchError
-from streams.keys import Keys
-from streams.partitions import ensure_partition_count, partition_for
+from herald.streams.errors import PartitionMismatchError
+from herald.streams.keys import Keys
+from herald.streams.partitions import ensure_partition_count, partition_for
 
 
 def test_mapping_is_stable_across_releases() -> None:

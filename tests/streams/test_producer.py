@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from streams import codec
-from streams.errors import ValidationError
-from streams.events import Envelope, NotificationCreated, NotificationRead
-from streams.ids import new_id
-from streams.keys import Keys
-from streams.producer import Producer, SyncProducer
-from streams.settings import Settings
+from herald.streams import codec
+from herald.streams.errors import ValidationError
+from herald.streams.events import Envelope, NotificationCreated, NotificationRead
+from herald.streams.ids import new_id
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer, SyncProducer
+from herald.streams.settings import Settings
 
 
 async def _entries(redis: Any, keys: Keys, partition: int) -> list[Envelope]:
@@ -66,7 +66,7 @@ async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> N
 
 
 async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) -> None:
-    from streams.connection import connect
+    from herald.streams.connection import connect
 
     clients = [connect(settings) for _ in range(8)]
     try:
@@ -175,14 +175,14 @@ async def test_script_flush_is_recovered_without_double_appends(
 
 @pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 129, "用户"])
 def test_user_ids_are_matched_whole(user: str) -> None:
-    from streams.validation import check_user
+    from herald.streams.validation import check_user
 
     with pytest.raises(ValidationError):
         check_user(user)
 
 
 async def test_a_burst_beyond_the_pool_waits_instead_of_failing(settings: Settings) -> None:
-    from streams.connection import connect
+    from herald.streams.connection import connect
 
     client = connect(settings.replace(redis_max_connections=4))
     try:

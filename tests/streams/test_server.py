@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from streams import server as server_mod
-from streams.errors import ServerStartError
-from streams.server import ensure_server, running_server_url, start_server
-from streams.settings import Settings
+from herald.streams import server as server_mod
+from herald.streams.errors import ServerStartError
+from herald.streams.server import ensure_server, running_server_url, start_server
+from herald.streams.settings import Settings
 
 
 def test_restart_on_the_same_folder_keeps_every_event(tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ def test_a_test_server_dies_with_its_parent(tmp_path: Path) -> None:
 
 
 def test_scratch_server_is_private_and_gone_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams.server import ping, scratch_server
+    from herald.streams.server import ping, scratch_server
 
     monkeypatch.delenv("REDIS_URL", raising=False)
     with scratch_server() as (url, folder, private):

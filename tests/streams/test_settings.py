@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import SettingsError
-from streams.settings import Settings, parse_duration
+from herald.streams.errors import SettingsError
+from herald.streams.settings import Settings, parse_duration
 
 
 def test_defaults_and_parsing() -> None:

@@ -18,9 +18,9 @@ import aiohttp
 import orjson
 import pytest
 
-from api import routes_live
-from api.app import DEFAULT_MODULES, RouteModule
-from streams.settings import Settings
+from herald.api import routes_live
+from herald.api.app import DEFAULT_MODULES, RouteModule
+from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient, running_api
 
 LIVE_MODULES: tuple[RouteModule, ...] = tuple(dict.fromkeys((*DEFAULT_MODULES, routes_live)))

@@ -7,8 +7,8 @@ import asyncio
 
 import orjson
 
-from api.live import messages as m
-from api.live.connection import KEEPALIVE, SHUTDOWN, SLOW, LiveConnection
+from herald.api.live import messages as m
+from herald.api.live.connection import KEEPALIVE, SHUTDOWN, SLOW, LiveConnection
 
 
 def created(position: str, title: str = "t") -> m.Message:

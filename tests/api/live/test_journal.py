@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.live.journal import Journal
-from streams import codec
-from streams.events import NotificationCreated
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.api.live.journal import Journal
+from herald.streams import codec
+from herald.streams.events import NotificationCreated
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 
 
 async def _append(redis: Any, settings: Settings, count: int) -> tuple[Keys, int, list[str]]:

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from api.live.hub import HUB
-from streams.settings import Settings
+from herald.api.live.hub import HUB
+from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY
 from tests.api.live.conftest import LiveClient, running_live, ws_next
 

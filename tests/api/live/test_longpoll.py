@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from api import routes_inbox, routes_ops, routes_publish
-from api.app import create_app
-from api.longpoll import wait_newer
-from api.server import serve
-from streams.settings import Settings
+from herald.api import routes_inbox, routes_ops, routes_publish
+from herald.api.app import create_app
+from herald.api.longpoll import wait_newer
+from herald.api.server import serve
+from herald.streams.settings import Settings
 from tests.api.live.conftest import LiveClient
 
 pytestmark = pytest.mark.usefixtures("projector")

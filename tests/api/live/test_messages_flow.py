@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from api.live.hub import HUB
-from streams.settings import Settings
+from herald.api.live.hub import HUB
+from herald.streams.settings import Settings
 from tests.api.live.conftest import LiveClient, running_live
 
 pytestmark = pytest.mark.usefixtures("projector")
@@ -116,15 +116,15 @@ def _key(position: str | None) -> tuple[int, int]:
 
 
 def _same_partition(settings: Settings, a: str, b: str) -> bool:
-    from streams.partitions import partition_for
+    from herald.streams.partitions import partition_for
 
     return partition_for(a, settings.partitions) == partition_for(b, settings.partitions)
 
 
 async def test_a_trimmed_log_after_the_position_gets_a_reset(live: LiveClient,
                                                             redis: Any) -> None:
-    from streams.keys import Keys
-    from streams.partitions import partition_for
+    from herald.streams.keys import Keys
+    from herald.streams.partitions import partition_for
 
     async with live.sse("lou") as stream:
         await stream.next()

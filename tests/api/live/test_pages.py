@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.routes_admin import Sampler, totals_of
-from streams.settings import Settings
+from herald.api.routes_admin import Sampler, totals_of
+from herald.streams.settings import Settings
 from tests.api.live.conftest import LiveClient, running_live
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY
 from tests.api.live.conftest import LiveClient, running_live
 
@@ -132,7 +132,7 @@ async def test_operator_page_shows_partitions(browser: Any, dev_live: LiveClient
 
 
 def _connections(client: LiveClient) -> list[Any]:
-    from api.live.hub import HUB
+    from herald.api.live.hub import HUB
 
     hub = client.serving.runner.app[HUB]
     return [conn for conns in hub.users.values() for conn in conns]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from api.live.sse import RETRY_MS
-from streams.settings import Settings
+from herald.api.live.sse import RETRY_MS
+from herald.streams.settings import Settings
 from tests.api.live.conftest import LiveClient, running_live
 
 pytestmark = pytest.mark.usefixtures("projector")

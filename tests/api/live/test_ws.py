@@ -10,7 +10,7 @@ import time
 import aiohttp
 import pytest
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.api.live.conftest import LiveClient, running_live, ws_next
 
 pytestmark = pytest.mark.usefixtures("projector")

@@ -32,7 +32,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from streams.settings import Settings
+from herald.streams.settings import Settings
 
 # Raw key of the endpoint secret used by the receiver (whsec_ + base64 of it).
 WEBHOOK_KEY = b"herald-test-webhook-secret-0123456789"

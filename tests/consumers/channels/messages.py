@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.channels.base import OutboundMessage, Recipient
+from herald.consumers.channels.base import OutboundMessage, Recipient
 
 CHINESE_TITLE = "订单已发货 🚚"
 CHINESE_BODY = "您的订单 #1024 已发货，预计明天送达。\n感谢您的耐心等待！<b>不是标签</b> & 引号\"'"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.channels import CHANNEL_NAMES, Channel, open_channel
-from consumers.channels.base import (
+from herald.consumers.channels import CHANNEL_NAMES, Channel, open_channel
+from herald.consumers.channels.base import (
     MAX_RETRY_AFTER_S,
     Outcome,
     Recipient,
@@ -21,7 +21,7 @@ from consumers.channels.base import (
     parse_retry_after,
     recipient_for,
 )
-from streams.settings import Settings
+from herald.streams.settings import Settings
 from tests.consumers.channels.messages import message
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.channels.base import Outcome
-from consumers.channels.email import EmailChannel, html_body, message_id
-from streams.settings import Settings
+from herald.consumers.channels.base import Outcome
+from herald.consumers.channels.email import EmailChannel, html_body, message_id
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SmtpServer, free_port
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from consumers.channels.base import Outcome
-from consumers.channels.sms import MAX_BODY_CHARS, SmsChannel, sms_text
-from streams.settings import Settings
+from herald.consumers.channels.base import Outcome
+from herald.consumers.channels.sms import MAX_BODY_CHARS, SmsChannel, sms_text
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeTwilio, Reply
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.channels.base import OutboundMessage, Outcome
-from consumers.channels.webhook import WebhookChannel, decode_secret, sign
-from streams.settings import Settings
+from herald.consumers.channels.base import OutboundMessage, Outcome
+from herald.consumers.channels.webhook import WebhookChannel, decode_secret, sign
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import (
     SHORT_TIMEOUT_S,
     WEBHOOK_SECRET,

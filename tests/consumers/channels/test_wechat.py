@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.channels.base import Outcome
-from consumers.channels.wechat import WeChatChannel, clip_field
-from consumers.channels.wechat_token import REFRESH_MARGIN_S, token_ttl_ms
-from streams.keys import Keys
-from streams.settings import Settings
+from herald.consumers.channels.base import Outcome
+from herald.consumers.channels.wechat import WeChatChannel, clip_field
+from herald.consumers.channels.wechat_token import REFRESH_MARGIN_S, token_ttl_ms
+from herald.streams.keys import Keys
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeWeChat, Reply
 from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
 

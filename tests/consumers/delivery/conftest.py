@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from consumers.delivery.status import DeliveryQueries
-from consumers.delivery.worker import run_channel
-from consumers.queries import InboxQueries
-from streams.events import (
+from herald.consumers.delivery.status import DeliveryQueries
+from herald.consumers.delivery.worker import run_channel
+from herald.consumers.queries import InboxQueries
+from herald.streams.events import (
     Appended,
     NotificationCreated,
     Payload,
     PreferencesChanged,
     ProfileChanged,
 )
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import (  # noqa: F401 (fixtures)
     WEBHOOK_SECRET,
     FakeTwilio,

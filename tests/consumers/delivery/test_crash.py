@@ -8,12 +8,12 @@ import signal
 import time
 from typing import Any
 
-from consumers.delivery.jobs import Job
-from consumers.delivery.retry_queue import RetryQueue
-from consumers.delivery.worker import DeliveryHandler
-from consumers.handler import Entry
-from streams import codec
-from streams.keys import Keys
+from herald.consumers.delivery.jobs import Job
+from herald.consumers.delivery.retry_queue import RetryQueue
+from herald.consumers.delivery.worker import DeliveryHandler
+from herald.consumers.handler import Entry
+from herald.streams import codec
+from herald.streams.keys import Keys
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
 from tests.consumers.helpers import worker_command, worker_env

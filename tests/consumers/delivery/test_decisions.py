@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from streams.producer import now_ms
+from herald.streams.producer import now_ms
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack
 

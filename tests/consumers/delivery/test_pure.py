@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.delivery.jobs import Job, job_for, might_concern
-from consumers.delivery.policy import allowed, decide
-from consumers.errors import ProjectionError
-from consumers.projection import Context, project
-from consumers.projection_delivery import (
+from herald.consumers.delivery.jobs import Job, job_for, might_concern
+from herald.consumers.delivery.policy import allowed, decide
+from herald.consumers.errors import ProjectionError
+from herald.consumers.projection import Context, project
+from herald.consumers.projection_delivery import (
     address_digest,
     disabled_detail,
     disabled_field,
     parse_disabled,
 )
-from streams import codec
-from streams.errors import CodecError
-from streams.events import (
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import (
     DeliveryAttempted,
     DeliveryExpired,
     DeliveryFailed,
@@ -25,10 +25,10 @@ from streams.events import (
     NotificationCreated,
     ProfileChanged,
 )
-from streams.ids import new_id
-from streams.keys import Keys
-from streams.producer import _Base
-from streams.settings import Settings
+from herald.streams.ids import new_id
+from herald.streams.keys import Keys
+from herald.streams.producer import _Base
+from herald.streams.settings import Settings
 
 CTX = Context(3, "v", Keys("herald"), status_ttl_ms=1000)
 BASE = _Base(Settings.from_env({}, partitions=8))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from streams.partitions import partition_for
+from herald.streams.partitions import partition_for
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import orjson
 
-from consumers.replay import Replay
-from consumers.verify import Verifier
-from consumers.views import Views
-from streams import codec
-from streams.keys import Keys
-from streams.producer import now_ms
-from streams.settings import Settings
+from herald.consumers.replay import Replay
+from herald.consumers.verify import Verifier
+from herald.consumers.views import Views
+from herald.streams import codec
+from herald.streams.keys import Keys
+from herald.streams.producer import now_ms
+from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack
 from tests.consumers.helpers import worker_env
@@ -110,7 +110,7 @@ async def test_herald_status_notification_shows_the_channels(
     env = worker_env(stack.settings)
     for extra in (["--json"], []):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "scripts.cli", "status", "--notification", created.id, *extra,
+            sys.executable, "-m", "herald.cli", "status", "--notification", created.id, *extra,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err
@@ -122,7 +122,7 @@ async def test_herald_status_notification_shows_the_channels(
             text = out.decode()
             assert "webhook  sent" in text and "attempts 1" in text and "email    pending" in text
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scripts.cli", "status", "--notification", "0" * 26, env=env,
+        sys.executable, "-m", "herald.cli", "status", "--notification", "0" * 26, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1 and b"no notification" in err

@@ -7,8 +7,8 @@ import time
 
 import orjson
 
-from consumers.channels.base import idempotency_key
-from streams import codec
+from herald.consumers.channels.base import idempotency_key
+from herald.streams import codec
 from tests.consumers.channels.conftest import FakeTwilio, Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack
 

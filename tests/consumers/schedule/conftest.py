@@ -10,17 +10,23 @@ from typing import Any
 
 import pytest
 
-from consumers.queries import InboxQueries
-from consumers.runtime import GroupRuntime
-from consumers.schedule.scheduler import Scheduler
-from streams import codec
-from streams.codec import ENTRY_FIELD
-from streams.connection import connect
-from streams.events import Appended, Envelope, NotificationCreated, Payload, ScheduleCancelled
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.schedule_cancel import Canceller
-from streams.settings import Settings
+from herald.consumers.queries import InboxQueries
+from herald.consumers.runtime import GroupRuntime
+from herald.consumers.schedule.scheduler import Scheduler
+from herald.streams import codec
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.connection import connect
+from herald.streams.events import (
+    Appended,
+    Envelope,
+    NotificationCreated,
+    Payload,
+    ScheduleCancelled,
+)
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.schedule_cancel import Canceller
+from herald.streams.settings import Settings
 from tests.consumers.helpers import make_settings, start_projector
 
 

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from consumers.schedule.firing import GROUP, FireScript, reminder_fire
-from consumers.schedule.projection_schedule import entry
-from streams import codec, idempotency
-from streams.connection import connect_sync
-from streams.events import NotificationCreated, NotificationScheduled
-from streams.idempotency import IdempotencyRecords
-from streams.producer import SyncProducer
-from streams.schedule_cancel import GRACE_MS, HORIZON_MS, routed_users
-from streams.validation import Limits
+from herald.consumers.schedule.firing import GROUP, FireScript, reminder_fire
+from herald.consumers.schedule.projection_schedule import entry
+from herald.streams import codec, idempotency
+from herald.streams.connection import connect_sync
+from herald.streams.events import NotificationCreated, NotificationScheduled
+from herald.streams.idempotency import IdempotencyRecords
+from herald.streams.producer import SyncProducer
+from herald.streams.schedule_cancel import GRACE_MS, HORIZON_MS, routed_users
+from herald.streams.validation import Limits
 from tests.consumers.schedule.conftest import Harness, now_ms
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from consumers.schedule import digest
-from consumers.schedule.projection_schedule import digest_field, summary_key
-from streams import codec
-from streams.ids import new_id, partition_of
-from streams.validation import Limits, validate_envelope
+from herald.consumers.schedule import digest
+from herald.consumers.schedule.projection_schedule import digest_field, summary_key
+from herald.streams import codec
+from herald.streams.ids import new_id, partition_of
+from herald.streams.validation import Limits, validate_envelope
 
 LIMITS = Limits()
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from consumers.replay import Replay
-from consumers.verify import Verifier
-from streams.events import DigestItemAdded, NotificationCreated, NotificationScheduled
+from herald.consumers.replay import Replay
+from herald.consumers.verify import Verifier
+from herald.streams.events import DigestItemAdded, NotificationCreated, NotificationScheduled
 from tests.consumers.schedule.conftest import Harness, eventually, now_ms
 
 RANKING = "daily-ranking"

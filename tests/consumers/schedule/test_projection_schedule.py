@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from consumers import positions
-from consumers.errors import ProjectionError
-from consumers.projection import PROJECTIONS, Context, project
-from consumers.schedule import projection_schedule as ps
-from streams import codec
-from streams.events import (
+from herald.consumers import positions
+from herald.consumers.errors import ProjectionError
+from herald.consumers.projection import PROJECTIONS, Context, project
+from herald.consumers.schedule import projection_schedule as ps
+from herald.streams import codec
+from herald.streams.events import (
     DigestItemAdded,
     Envelope,
     NotificationCreated,
     NotificationScheduled,
     ScheduleCancelled,
 )
-from streams.keys import Keys
-from streams.producer import Producer
-from streams.settings import Settings
+from herald.streams.keys import Keys
+from herald.streams.producer import Producer
+from herald.streams.settings import Settings
 
 SETTINGS = Settings.from_env({}, partitions=8, prefix="h")
 BASE = Producer(None, SETTINGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from streams.events import NotificationCreated, NotificationScheduled
+from herald.streams.events import NotificationCreated, NotificationScheduled
 from tests.consumers.schedule.conftest import Harness, eventually, now_ms
 
 # The seed scenario, scaled down: the order's payment deadline is DEADLINE_S ahead and the
