@@ -31,6 +31,7 @@ from herald.api import (
 from herald.api.auth import Authenticator
 from herald.api.context import (
     AUTH,
+    CANCELLER,
     LIMITER,
     METRICS,
     OPENAPI,
@@ -46,14 +47,15 @@ from herald.api.lag import LagProbe
 from herald.api.metrics import Metrics
 from herald.api.middleware import IN_FLIGHT, observe_middleware
 from herald.api.openapi import build_document
-from herald.api.ratelimit import RateLimiter
+from herald.api.request_limit import RateLimiter
 from herald.api.routing import ROUTES, Route, add_routes
 from herald.api.schemas import component_schemas
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import connect
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer
+from herald.streams.schedule_cancel import Canceller
 from herald.streams.settings import Settings
 
 log = get_logger(__name__)
@@ -114,6 +116,7 @@ def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
             queries = InboxQueries(client, settings)
             app[REDIS] = client
             app[PRODUCER] = producer
+            app[CANCELLER] = Canceller(client, settings)
             app[QUERIES] = queries
             app[LIMITER] = RateLimiter(client, settings)
             app[PROBE] = LagProbe(client, queries, Keys(settings.prefix), settings.partitions)

@@ -16,13 +16,15 @@ if TYPE_CHECKING:
     from herald.api.auth import Authenticator
     from herald.api.lag import LagProbe
     from herald.api.metrics import Metrics
-    from herald.api.ratelimit import RateLimiter
-    from herald.consumers.queries import InboxQueries
+    from herald.api.request_limit import RateLimiter
+    from herald.consumers.projection.queries import InboxQueries
     from herald.streams.producer import Producer
+    from herald.streams.schedule_cancel import Canceller
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS: web.AppKey[Any] = web.AppKey("redis")
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
+CANCELLER: web.AppKey[Canceller] = web.AppKey("canceller")
 QUERIES: web.AppKey[InboxQueries] = web.AppKey("queries")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")

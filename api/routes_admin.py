@@ -1,6 +1,6 @@
 """``GET /v1/admin/status`` (service key): what the operator page shows.
 
-The document of ``herald status`` (consumers/status.py: per partition the log
+The document of ``herald status`` (consumers/overview.py: per partition the log
 length, last position, the projector's checkpoint, and per group the owner and
 what is left of its lease, lag, pending; dead letters), plus:
 
@@ -28,7 +28,7 @@ from herald.api.context import REDIS
 from herald.api.jsonio import json_response
 from herald.api.live.hub import HUB
 from herald.api.routing import Call, Reply, Route
-from herald.consumers.status import collect
+from herald.consumers.overview import collect
 from herald.streams.settings import Settings
 
 MIN_INTERVAL_S = 1.0

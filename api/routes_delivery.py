@@ -10,7 +10,7 @@
   are cleared) and re-enables endpoints that had answered 410. GET never shows the
   secret (``webhook_secret_set``) and lists ``disabled`` endpoints.
 - ``GET /v1/notifications/{id}`` (service keys): the notification and its
-  per-channel delivery status (consumers/delivery/status.py); 404 when nothing is
+  per-channel delivery status (consumers/delivery/queries.py); 404 when nothing is
   known of it (never existed, or its status expired and its inbox item is gone).
 
 Writes append an event (PreferencesChanged, ProfileChanged), then wait at most
@@ -31,7 +31,7 @@ from herald.api.errors import NotFound
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import CATEGORY_PATTERN, ID_PATTERN, NOTIFICATION_ID, USER_PATTERN
-from herald.consumers.delivery.status import DeliveryQueries
+from herald.consumers.delivery.queries import DeliveryQueries
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
 from herald.streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE

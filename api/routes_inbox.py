@@ -36,7 +36,7 @@ from herald.api.schemas import (
     STATUSES,
     USER_PATTERN,
 )
-from herald.consumers.queries import MAX_LIMIT
+from herald.consumers.projection.queries import MAX_LIMIT
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
     AllRead,

@@ -24,51 +24,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from typing import Any
 
 from aiohttp import web
 
-from herald.api.context import PRODUCER, QUERIES, REDIS
+from herald.api.context import CANCELLER, QUERIES, SETTINGS
 from herald.api.errors import NotFound
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import KEY, USER
 from herald.streams.events import Appended
-from herald.streams.producer import Producer
-from herald.streams.schedule_cancel import Canceller, routed_users
 from herald.streams.settings import Settings
 
 LATE_GRACE_MS = 60_000  # still cancel schedules this recently due (the scheduler may lag)
 MAX_LISTED = 1000
 CANCEL_CHUNK = 500  # cancels per pipeline
 
-_cancellers: weakref.WeakKeyDictionary[Producer, Canceller] = weakref.WeakKeyDictionary()
-
-
-def _canceller(producer: Producer) -> Canceller:
-    found = _cancellers.get(producer)
-    if found is None:
-        found = _cancellers[producer] = Canceller(producer)
-    return found
-
-
 async def cancel_scheduled(call: Call) -> web.Response:
     app = call.app
     key: str = call.path["cancel_key"]
     user: str | None = call.query.get("user")
-    producer = app[PRODUCER]
-    redis, keys = app[REDIS], producer.keys
-    if user is None:
-        since = int(time.time() * 1000) - LATE_GRACE_MS
-        targets: dict[str, int | None] = dict(sorted(
-            (await routed_users(redis, keys, key, since)).items()))
-        if not targets:
-            raise NotFound(f"nothing is scheduled under cancel key {key!r} (or it is all due)")
-    else:
-        due = await redis.zscore(keys.schedule_route(key), user)
-        targets = {user: None if due is None else int(due)}
-    canceller = _canceller(producer)
+    canceller = app[CANCELLER]
+    targets = await canceller.targets(key, user, int(time.time() * 1000) - LATE_GRACE_MS)
+    if not targets:
+        raise NotFound(f"nothing is scheduled under cancel key {key!r} (or it is all due)")
     appended: list[Appended] = []
     users = list(targets)
     for i in range(0, len(users), CANCEL_CHUNK):
@@ -91,7 +70,7 @@ async def _wait(app: web.Application, appended: list[Appended]) -> list[bool]:
     last: dict[int, str] = {}
     for a in appended:
         last[a.partition] = a.position  # appended in order per partition
-    timeout = app[PRODUCER].settings.action_wait_s
+    timeout = app[SETTINGS].action_wait_s
     queries = app[QUERIES]
     parts = list(last)
     results = await asyncio.gather(*(queries.wait_for(p, last[p], timeout) for p in parts))

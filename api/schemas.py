@@ -23,14 +23,14 @@ import orjson
 
 from herald.api.errors import Unprocessable, field_error
 from herald.streams.settings import Settings
-from herald.streams.validation import CHANNELS
+from herald.streams.validation import CHANNELS, SCHEDULE_HORIZON_MS
 
 USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,19}$"  # 19 digits: always within 64 bits
-MAX_SCHEDULE_S = 366 * 86400
+MAX_SCHEDULE_S = SCHEDULE_HORIZON_MS // 1000
 MAX_DIGEST_WINDOW_S = 7 * 86400
 STATUSES = ("unread", "read", "archived", "all")
 

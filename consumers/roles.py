@@ -17,10 +17,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from herald.consumers import projector
 from herald.consumers.delivery import worker as delivery_worker
 from herald.consumers.errors import UnknownRoleError
-from herald.consumers.handler import HandlerFactory
+from herald.consumers.group.handler import HandlerFactory
+from herald.consumers.projection import projector
 from herald.consumers.schedule import scheduler
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings

@@ -41,7 +41,7 @@ from aiohttp import web
 from herald.api.auth import mint_token
 from herald.api.server import serve, stop_on_signals
 from herald.benchproc import wait_up
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.consumers.roles import ROLES
 from herald.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
 from herald.streams.connection import connect

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a file: make the packages importable
     sys.path.insert(0, str(REPO))
 
-from herald.consumers import positions  # noqa: E402
+from herald.streams import positions  # noqa: E402
 from herald.streams.connection import connect  # noqa: E402
 from herald.streams.events import NotificationCreated, ProfileChanged  # noqa: E402
 from herald.streams.keys import Keys  # noqa: E402

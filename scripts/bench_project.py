@@ -59,9 +59,9 @@ from redis.exceptions import ResponseError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from herald.consumers.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
-from herald.consumers.handler import entries_of  # noqa: E402
-from herald.consumers.replay import delete_namespace  # noqa: E402
+from herald.consumers.group.handler import entries_of  # noqa: E402
+from herald.consumers.projection.applier import BUILD, GROUP, Applier, Preparer  # noqa: E402
+from herald.consumers.replay.rebuild import delete_namespace  # noqa: E402
 from herald.streams.connection import Batch, connect  # noqa: E402
 from herald.streams.events import (  # noqa: E402
     NotificationArchived,

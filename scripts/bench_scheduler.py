@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from herald.consumers.projector import projector_factory
-from herald.consumers.queries import InboxQueries
-from herald.consumers.runtime import GroupRuntime
+from herald.consumers.group.runtime import GroupRuntime
+from herald.consumers.projection.projector import projector_factory
+from herald.consumers.projection.queries import InboxQueries
 from herald.consumers.schedule.scheduler import POLL_INTERVAL_S, Scheduler
 from herald.streams import codec
 from herald.streams.codec import ENTRY_FIELD

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from herald.consumers.dead_letters import DeadLetters, Letter
-from herald.consumers.handler import Outcome
+from herald.consumers.group.dead_letters import DeadLetters, Letter
+from herald.consumers.group.handler import Outcome
+from herald.consumers.group.runtime import consumer_name
 from herald.consumers.roles import DLQ_HANDLERS
-from herald.consumers.runtime import consumer_name
 from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,

@@ -1,7 +1,7 @@
 """``herald replay [--verify] [--partition N]``: rebuild the projection from the log.
 
 Without ``--verify``: rebuild into a fresh namespace and switch to it (see
-consumers/replay.py; resumable: run it again after an interruption). With
+consumers/replay/rebuild.py; resumable: run it again after an interruption). With
 ``--verify``: rebuild into a scratch namespace and compare with the live projection,
 printing each difference; exit 1 when there is any.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from herald.consumers.builder import Builder
-from herald.consumers.replay import Replay
-from herald.consumers.verify import Verifier
+from herald.consumers.replay.builder import Builder
+from herald.consumers.replay.rebuild import Replay
+from herald.consumers.replay.verify import Verifier
 from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,

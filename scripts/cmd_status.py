@@ -1,7 +1,7 @@
 """``herald status [--json]``: per partition owner, checkpoint, lag, pending, dead letters.
 
 ``herald status --notification ID [--json]``: one notification and its per-channel
-delivery state, attempts, last error and times (consumers/delivery/status.py); exit
+delivery state, attempts, last error and times (consumers/delivery/queries.py); exit
 1 when nothing is known of it.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from herald.consumers.applier import GROUP
-from herald.consumers.status import collect
+from herald.consumers.overview import collect
+from herald.consumers.projection.applier import GROUP
 from herald.runtime import (
     EXIT_FAILED,
     EXIT_OK,
@@ -82,7 +82,7 @@ def render_notification(doc: dict[str, Any]) -> str:
 
 
 async def _notification(settings: Any, redis: Any, args: argparse.Namespace) -> int:
-    from herald.consumers.delivery.status import DeliveryQueries
+    from herald.consumers.delivery.queries import DeliveryQueries
 
     doc = await DeliveryQueries(redis, settings).notification(args.notification)
     if doc is None:

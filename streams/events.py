@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from herald.streams.ids import new_id, now_ms
+from herald.streams.partitions import partition_for
+
 # ----------------------------------------------------------------- payloads
 
 
@@ -245,3 +248,19 @@ class Appended:
     partition: int
     position: str
     duplicate: bool = False
+
+
+def new_envelope(
+    user: str,
+    payload: Payload,
+    partitions: int,
+    *,
+    idempotency_key: str | None = None,
+    correlation: str | None = None,
+    time_ms: int | None = None,
+) -> Envelope:
+    """A new envelope for ``user`` with a fresh id of the user's partition (of
+    ``partitions``), stamped ``time_ms`` (default now)."""
+    ts = now_ms() if time_ms is None else time_ms
+    return Envelope(id=new_id(partition_for(user, partitions), ts), user=user, time=ts,
+                    payload=payload, idempotency_key=idempotency_key, correlation=correlation)

@@ -5,7 +5,7 @@ atomic step (one Lua script or one MULTI) lands in one Redis Cluster slot. The f
 global keys (``meta``, ``replay``, ``ratelimit``) are touched outside event steps.
 
 Projection keys take a namespace ``ns``: ``"v"`` is the live view; ``herald replay``
-builds another namespace and switches (see consumers/replay.py).
+builds another namespace and switches (see consumers/replay/rebuild.py).
 
 No other module builds a key string; tests check every key of a partition lies
 in one slot.
@@ -119,7 +119,7 @@ class Keys:
     # ------------------------------------------------------------ projections
     # Functions below that end in a name or an id are "prefix + suffix": called with
     # an empty last argument they give the prefix that Lua scripts append ids to
-    # (consumers/applier.py), so the key format stays defined here.
+    # (consumers/projection/applier.py), so the key format stays defined here.
     def partition_view(self, partition: int) -> str:
         """String: the namespace partition p's projection lives in (absent = ``LIVE_NS``)."""
         return f"{self.tag(partition)}:view"

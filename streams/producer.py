@@ -13,7 +13,7 @@ with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +23,16 @@ from herald.streams import codec, schedule_cancel
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch
 from herald.streams.errors import CodecError, ValidationError
-from herald.streams.events import Appended, Envelope, Payload
+from herald.streams.events import Appended, Envelope, Payload, new_envelope
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
-from herald.streams.ids import new_id, now_ms, partition_of
+from herald.streams.ids import now_ms, partition_of
 from herald.streams.keys import Keys
 from herald.streams.partitions import (
     ensure_partition_count,
     ensure_partition_count_sync,
     partition_for,
 )
-from herald.streams.scripts import STREAMS_DIR, Lua
+from herald.streams.scripts import Lua
 from herald.streams.settings import Settings
 from herald.streams.validation import Limits, validate_envelope
 
@@ -64,7 +64,7 @@ class _Base:
         self.records = IdempotencyRecords.from_settings(settings)
         # On NOSCRIPT only the groups that did not run are sent again after loading,
         # so nothing is appended twice (streams/scripts.py).
-        self._script = Lua(STREAMS_DIR, "producer_append")
+        self._script = Lua(__file__, "producer_append")
 
     def partition(self, user: str) -> int:
         return partition_for(user, self.settings.partitions)
@@ -79,15 +79,9 @@ class _Base:
         time_ms: int | None = None,
     ) -> Envelope:
         """A new envelope for ``user`` with a fresh id of the user's partition."""
-        ts = now_ms() if time_ms is None else time_ms
-        return Envelope(
-            id=new_id(self.partition(user), ts),
-            user=user,
-            time=ts,
-            payload=payload,
-            idempotency_key=idempotency_key,
-            correlation=correlation,
-        )
+        return new_envelope(user, payload, self.settings.partitions,
+                            idempotency_key=idempotency_key, correlation=correlation,
+                            time_ms=time_ms)
 
     def _prepare(self, envelopes: Sequence[Envelope]) -> list[_Group]:
         if len(envelopes) > self.settings.max_batch:
@@ -192,6 +186,27 @@ class _Base:
                 raise reply
         return again, load
 
+    def _appends(
+        self, groups: Sequence[_Group], count: int
+    ) -> Generator[list[int] | None, list[Any] | None, list[Appended]]:
+        """The append protocol, without I/O: yields the groups to send (the caller
+        queues them with :meth:`_queue`, runs the batch and sends back
+        :meth:`_replies`), or None when the script must be loaded first; returns the
+        results. Shared by the async and the sync producer."""
+        replies: list[Any] = [None] * len(groups)
+        todo = list(range(len(groups)))
+        for _attempt in range(3):
+            done = yield todo
+            assert done is not None
+            for i, reply in zip(todo, done, strict=True):
+                replies[i] = reply
+            todo, load = self._retry(todo, done, groups)
+            if not todo:
+                return self._results(groups, replies, count)
+            if load:
+                yield None
+        raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -226,20 +241,19 @@ class Producer(_Base):
             return []
         groups = self._prepare(envelopes)
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
-        replies: list[Any] = [None] * len(groups)
-        todo = list(range(len(groups)))
-        for _attempt in range(3):
-            batch = Batch(self.redis)
-            counts = self._queue(batch, todo, groups)
-            done = self._replies(counts, await batch.execute())
-            for i, reply in zip(todo, done, strict=True):
-                replies[i] = reply
-            todo, load = self._retry(todo, done, groups)
-            if not todo:
-                return self._results(groups, replies, len(envelopes))
-            if load:
-                await self._script.load(self.redis)
-        raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
+        steps = self._appends(groups, len(envelopes))
+        done: list[Any] | None = None
+        try:
+            while True:
+                todo = steps.send(done)
+                if todo is None:
+                    await self._script.load(self.redis)
+                    done = None
+                    continue
+                batch = Batch(self.redis)
+                done = self._replies(self._queue(batch, todo, groups), await batch.execute())
+        except StopIteration as finished:
+            return finished.value  # type: ignore[no-any-return]
 
 
 class SyncProducer(_Base):
@@ -258,17 +272,17 @@ class SyncProducer(_Base):
             return []
         groups = self._prepare(envelopes)
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
-        replies: list[Any] = [None] * len(groups)
-        todo = list(range(len(groups)))
-        for _attempt in range(3):
-            with self.redis.pipeline(transaction=False) as pipe:
-                counts = self._queue(pipe, todo, groups)
-                done = self._replies(counts, pipe.execute(raise_on_error=False))
-            for i, reply in zip(todo, done, strict=True):
-                replies[i] = reply
-            todo, load = self._retry(todo, done, groups)
-            if not todo:
-                return self._results(groups, replies, len(envelopes))
-            if load:
-                self._script.load_sync(self.redis)
-        raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
+        steps = self._appends(groups, len(envelopes))
+        done: list[Any] | None = None
+        try:
+            while True:
+                todo = steps.send(done)
+                if todo is None:
+                    self._script.load_sync(self.redis)
+                    done = None
+                    continue
+                with self.redis.pipeline(transaction=False) as pipe:
+                    counts = self._queue(pipe, todo, groups)
+                    done = self._replies(counts, pipe.execute(raise_on_error=False))
+        except StopIteration as finished:
+            return finished.value  # type: ignore[no-any-return]

@@ -29,19 +29,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from herald.streams import codec
-from herald.streams.events import Appended, Envelope, NotificationScheduled, ScheduleCancelled
+from herald.streams.events import (
+    Appended,
+    Envelope,
+    NotificationScheduled,
+    ScheduleCancelled,
+    new_envelope,
+)
 from herald.streams.keys import Keys
-from herald.streams.scripts import STREAMS_DIR, register
-from herald.streams.validation import validate_envelope
-
-if TYPE_CHECKING:  # the producer imports this module for its routing hook
-    from herald.streams.producer import Producer
+from herald.streams.partitions import partition_for
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
+from herald.streams.validation import SCHEDULE_HORIZON_MS, Limits, validate_envelope
 
 DAY_MS = 86_400_000
-HORIZON_MS = 366 * DAY_MS  # the API's longest delay (api/schemas.py MAX_SCHEDULE_S)
+HORIZON_MS = SCHEDULE_HORIZON_MS
 GRACE_MS = 7 * DAY_MS  # how long routes and tombstones outlive the latest due time
 
 
@@ -99,10 +104,26 @@ def tombstone_ttl_ms(now: int, latest_due: int | None) -> int:
 class Canceller:
     """Appends cancels with their tombstones; one per process and client."""
 
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-        self.keys = producer.keys
-        self._script = register(producer.redis, STREAMS_DIR, "producer_cancel")
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.limits = Limits.from_settings(settings)
+        self._script = register(redis, __file__, "producer_cancel")
+
+    async def targets(self, cancel_key: str, user: str | None, since_ms: int
+                      ) -> dict[str, int | None]:
+        """Whom a cancel of ``cancel_key`` is for: ``{user: latest due or None}``.
+
+        Without ``user``: every routed user with a schedule due at or after
+        ``since_ms``, sorted (empty when none). With ``user``: that user alone, routed
+        or not (for schedules appended around the producer).
+        """
+        if user is None:
+            return dict(sorted((await routed_users(self.redis, self.keys, cancel_key,
+                                                   since_ms)).items()))
+        due = await self.redis.zscore(self.keys.schedule_route(cancel_key), user)
+        return {user: None if due is None else int(due)}
 
     async def cancel(
         self, user: str, cancel_key: str, *, latest_due: int | None = None
@@ -120,15 +141,15 @@ class Canceller:
         now = int(time.time() * 1000)
         calls: list[tuple[Envelope, int, bytes, int]] = []
         for user, latest_due in users.items():
-            env = self.producer.envelope(user, ScheduleCancelled(cancel_key=cancel_key),
-                                         time_ms=now)
+            env = new_envelope(user, ScheduleCancelled(cancel_key=cancel_key),
+                               self.settings.partitions, time_ms=now)
             raw = codec.encode(env)
-            validate_envelope(env, len(raw), self.producer.limits)
-            calls.append((env, self.producer.partition(user), raw,
+            validate_envelope(env, len(raw), self.limits)
+            calls.append((env, partition_for(user, self.settings.partitions), raw,
                           tombstone_ttl_ms(now, latest_due)))
         if not calls:
             return []
-        async with self.producer.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             for env, p, raw, ttl in calls:
                 await self._script(
                     keys=[self.keys.stream(p), self.keys.cancel_tombstone(p, env.user, cancel_key)],

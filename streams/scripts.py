@@ -4,7 +4,7 @@ redis-py's ``register_script`` objects call EVALSHA and reload on NOSCRIPT, and
 work inside pipelines, so callers never handle script caching themselves. On a hot
 pipeline, :class:`Lua` is the lighter choice: a redis-py script queued on a pipeline
 makes the pipeline send SCRIPT EXISTS first, every time — one more round trip per
-pipeline (measured on the projector: see consumers/projector.py); a :class:`Lua`
+pipeline (measured on the projector: see consumers/projection/projector.py); a :class:`Lua`
 queues its EVALSHA alone, and the caller sends the calls answered NOSCRIPT again
 after :meth:`Lua.load` (a NOSCRIPT call ran nothing, so resending writes nothing twice).
 
@@ -36,24 +36,29 @@ def script_source(path: Path) -> str:
     )
 
 
-def lua_path(package_dir: Path, name: str) -> Path:
-    """``<package_dir>/lua/<name>.lua``; raises FileNotFoundError if missing."""
-    path = package_dir / "lua" / f"{name}.lua"
+def lua_path(owner: str | Path, name: str) -> Path:
+    """``lua/<name>.lua`` beside ``owner`` (a module's ``__file__``, or its folder);
+    raises FileNotFoundError if missing."""
+    base = Path(owner).resolve()
+    if base.suffix == ".py":
+        base = base.parent
+    path = base / "lua" / f"{name}.lua"
     if not path.exists():
         raise FileNotFoundError(path)
     return path
 
 
-def register(redis: Any, package_dir: Path, name: str) -> Any:
-    """Register ``lua/<name>.lua`` of a package on a client (async or sync)."""
-    return redis.register_script(script_source(lua_path(package_dir, name)))
+def register(redis: Any, owner: str | Path, name: str) -> Any:
+    """Register ``lua/<name>.lua`` beside the module ``owner`` (its ``__file__``) on a
+    client (async or sync)."""
+    return redis.register_script(script_source(lua_path(owner, name)))
 
 
 class Lua:
     """One Lua file run by EVALSHA; see the module docstring for when to use it."""
 
-    def __init__(self, package_dir: Path, name: str) -> None:
-        self.source = script_source(lua_path(package_dir, name))
+    def __init__(self, owner: str | Path, name: str) -> None:
+        self.source = script_source(lua_path(owner, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def queue(self, pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:

@@ -37,6 +37,9 @@ CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+# The longest delay the API accepts for a schedule; cancel tombstones and markers live
+# at least this long (streams/schedule_cancel.py, consumers/schedule/projection.py).
+SCHEDULE_HORIZON_MS = 366 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)

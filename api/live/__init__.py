@@ -2,7 +2,7 @@
 
 How a change reaches a browser: the projector applies an event and, in the same
 atomic step, PUBLISHes "user u changed at position x" on its partition's channel
-(consumers/applier.py). Each API process subscribes the channels of partitions
+(consumers/projection/applier.py). Each API process subscribes the channels of partitions
 it has clients for (subscriber.py, hub.py); the partition's feed reads the log
 from its cursor to x (journal.py), asks the projection what the touched items
 look like now (changes.py) and queues the messages (messages.py) on every

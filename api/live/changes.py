@@ -24,7 +24,7 @@ from typing import Any
 
 from herald.api.live import messages as m
 from herald.api.live.journal import Entry
-from herald.consumers.queries import InboxQueries, iso
+from herald.consumers.projection.queries import InboxQueries, iso
 from herald.streams.events import (
     AllRead,
     NotificationArchived,

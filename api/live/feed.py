@@ -34,7 +34,7 @@ import redis.exceptions
 from herald.api.live import messages as m
 from herald.api.live.changes import Changes, relevant
 from herald.api.live.journal import Entry, Journal
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.errors import RedisUnavailableError
 from herald.streams.log import get_logger
 

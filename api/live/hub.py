@@ -1,7 +1,7 @@
 """The live hub of one API process: connections, limits, fan-out, heartbeats, shutdown.
 
 Fan-out: the projector publishes "user u changed at x" on one channel per
-partition (consumers/applier.py). The hub subscribes a partition's channel while
+partition (consumers/projection/applier.py). The hub subscribes a partition's channel while
 at least one local connection or long-poll waiter needs it (and for
 :data:`LINGER_S` after, so reconnecting clients do not churn subscriptions), and
 ignores signals of users it does not serve. Per-user channels do not exist, and
@@ -46,7 +46,7 @@ from herald.api.live.feed import Feed
 from herald.api.live.journal import Journal
 from herald.api.live.subscriber import Subscriber
 from herald.api.live.ticker import TICK_S, beat, idle_feeds
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.partitions import partition_for

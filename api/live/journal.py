@@ -21,8 +21,7 @@ from typing import Any
 
 import redis.exceptions
 
-from herald.consumers import positions
-from herald.streams import codec
+from herald.streams import codec, positions
 from herald.streams.errors import CodecError
 from herald.streams.events import Envelope
 from herald.streams.keys import Keys

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from herald.consumers import positions
+from herald.streams import positions
 
 CREATED = "item.created"
 CHANGED = "item.changed"

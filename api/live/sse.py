@@ -27,7 +27,7 @@ from herald.api.live.connection import CLIENT_GONE, DETAILS, KEEPALIVE
 from herald.api.live.hub import HUB
 from herald.api.live.session import Opening, open_stream, streaming
 from herald.api.routing import Call
-from herald.consumers import positions
+from herald.streams import positions
 
 RETRY_MS = 2000
 CLOSE_WRITE_S = 1.0  # the final close event, best effort

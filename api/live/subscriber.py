@@ -1,7 +1,7 @@
 """The process's one pub/sub connection to the projector's "user changed" signals.
 
 Subscribes partition channels (``Keys.signal_channel``) on demand and hands each
-signal ``{"users": {user: position}}`` (consumers/applier.py) to ``on_signal``. Each
+signal ``{"users": {user: position}}`` (consumers/projection/applier.py) to ``on_signal``. Each
 subscribe confirmation goes to ``on_subscribed`` — including the ones redis-py
 sends by itself when it re-establishes a lost connection, which is how the hub
 learns that signals may have been missed and re-reads instead of hoping.

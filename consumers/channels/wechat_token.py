@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import secrets as random_tokens
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,7 +37,6 @@ from herald.streams.settings import Settings
 REFRESH_MARGIN_S = 300.0
 # How often a worker waiting for another's refresh looks for the new token.
 POLL_INTERVAL_S = 0.05
-CHANNELS_DIR = Path(__file__).resolve().parent
 
 
 class TokenUnavailable(HeraldError):
@@ -66,7 +64,7 @@ class AccessTokens:
         self._key = keys.wechat_token(settings.wechat_appid)
         self._lock_key = keys.wechat_token_lock(settings.wechat_appid)
         self._lock_ms = int((settings.wechat_timeout_s + 1.0) * 1000)
-        self._drop = register(redis, CHANNELS_DIR, "wechat_token_drop")
+        self._drop = register(redis, __file__, "wechat_token_drop")
         self.fetches = 0  # tokens this process fetched (tests, metrics)
 
     async def get(self) -> str:

@@ -9,5 +9,5 @@
 - ``status.py``: per-notification delivery status, preferences and profile queries.
 
 State users see (preferences, profile, status) is projected from the outcome
-events by consumers/projection_delivery.py, so replay rebuilds it.
+events by consumers/delivery/projection.py, so replay rebuilds it.
 """

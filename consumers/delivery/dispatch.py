@@ -5,7 +5,7 @@ Per batch of jobs (fresh from the log, or due in the retry queue):
 1. Decide (fresh jobs only; consumers/delivery/policy.py): expired → DeliveryExpired;
    opted out, no address, disabled endpoint → DeliverySkipped with the reason.
    Retried jobs are only checked for expiry (their recipient is fixed).
-2. Pace (HERALD_RATE_LIMITS / HERALD_USER_RATE_LIMITS, consumers/ratelimit.py):
+2. Pace (HERALD_RATE_LIMITS / HERALD_USER_RATE_LIMITS, consumers/delivery/ratelimit.py):
    a job refused a send slot is put in the retry queue for a later slot without
    using up an attempt — delayed, never dropped. Fresh jobs queue behind jobs
    this process already deferred, spaced at the channel's rate, so a backlog
@@ -13,11 +13,11 @@ Per batch of jobs (fresh from the log, or due in the retry queue):
 3. Record DeliveryAttempted for every job about to be sent (one append).
 4. Send, at most HERALD_DELIVERY_CONCURRENCY at once per process.
 5. Jobs to retry go (back) into the retry queue with the next attempt number and
-   an exponential, jittered due time (consumers/retry.py, Retry-After honoured);
+   an exponential, jittered due time (consumers/delivery/retry.py, Retry-After honoured);
    then the outcomes are recorded (one append); then finished queue jobs are
    removed. A final ``failed`` follows the last attempt; permanent errors
    (4xx other than 429) are never retried; a webhook 410 is a final failure
-   whose detail disables that endpoint (consumers/projection_delivery.py).
+   whose detail disables that endpoint (consumers/delivery/projection.py).
 
 Crash safety: every event has a deterministic idempotency key (jobs.py), so a
 repeat of any step records nothing twice; a job is put in the queue before the
@@ -42,11 +42,11 @@ from typing import Any
 from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
 from herald.consumers.delivery.jobs import Job, Recorded
 from herald.consumers.delivery.policy import decide
+from herald.consumers.delivery.projection import disabled_detail
+from herald.consumers.delivery.ratelimit import RateLimiter
+from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.state import ProjectedState
-from herald.consumers.projection_delivery import disabled_detail
-from herald.consumers.ratelimit import RateLimiter
-from herald.consumers.retry import RetrySchedule
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer, now_ms

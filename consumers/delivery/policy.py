@@ -7,7 +7,7 @@ said means allowed. A category in HERALD_CRITICAL_CATEGORIES is always delivered
 
 The recipient comes from the notification's ``recipients`` override or the
 user's profile (consumers.channels.base.recipient_for). An endpoint that asked
-to be disabled (webhook 410, see consumers/projection_delivery.py) is skipped
+to be disabled (webhook 410, see consumers/delivery/projection.py) is skipped
 until the user's profile is set again.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from herald.consumers.channels.base import PROFILE_FIELDS, Recipient, recipient_for
 from herald.consumers.delivery.jobs import Job
-from herald.consumers.projection_delivery import address_digest, disabled_field
+from herald.consumers.delivery.projection import address_digest, disabled_field
 
 ANY_CATEGORY = "*"
 

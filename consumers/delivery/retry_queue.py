@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from herald.consumers.delivery.jobs import Job
@@ -30,8 +29,6 @@ from herald.streams.errors import CodecError
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
-
-DELIVERY_DIR = Path(__file__).resolve().parent
 
 log = get_logger(__name__)
 
@@ -48,7 +45,7 @@ class RetryQueue:
         self.keys = keys
         self.channel = channel
         self.added = asyncio.Event()
-        self._take = register(redis, DELIVERY_DIR, "retry_take")
+        self._take = register(redis, __file__, "retry_take")
 
     def queue_key(self, partition: int) -> str:
         return self.keys.retry_queue(self.channel, partition)

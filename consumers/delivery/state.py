@@ -24,12 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from herald.consumers import positions
-from herald.consumers.applier import GROUP
 from herald.consumers.delivery.jobs import Job
 from herald.consumers.errors import ConsumerError
-from herald.consumers.views import Views, ns_of
-from herald.streams import codec
+from herald.consumers.projection.applier import GROUP
+from herald.consumers.projection.views import Views, ns_of
+from herald.streams import codec, positions
 from herald.streams.errors import CodecError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys

@@ -1,7 +1,7 @@
 """Delivery workers: one consumer group per channel, many processes, many sends each.
 
 ``herald worker --roles webhook,sms,wechat,email`` runs, per named channel, one
-consumer of that channel's group (consumers/runtime.py: partition leases,
+consumer of that channel's group (consumers/group/runtime.py: partition leases,
 batched reads, claims of a dead consumer's pending entries, acks) whose handler
 is :class:`DeliveryHandler`, plus a retry poller over the retry queues of the
 partitions this consumer currently holds. Any number of processes may run a
@@ -32,8 +32,8 @@ from herald.consumers.aio import check_cancelled
 from herald.consumers.channels import CHANNEL_NAMES, Channel, open_channel
 from herald.consumers.delivery.dispatch import Dispatcher
 from herald.consumers.delivery.jobs import Job, job_for, might_concern
-from herald.consumers.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
-from herald.consumers.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
+from herald.consumers.group.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
+from herald.consumers.group.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
 from herald.streams import codec
 from herald.streams.errors import CodecError
 from herald.streams.log import get_logger
@@ -57,7 +57,7 @@ def send_timeout_s(settings: Settings, channel: str) -> float:
 
 
 class DeliveryHandler:
-    """Runtime handler of one channel's group (consumers/handler.py)."""
+    """Runtime handler of one channel's group (consumers/group/handler.py)."""
 
     claim_min_idle_ms: int | None = 0  # partitions are leased: a new owner claims at once
 
@@ -196,7 +196,7 @@ async def run_channel(
 ) -> None:
     """One channel's role until ``stop``: the group's consumer plus the retry poller.
 
-    Cancelling is a crash as far as Redis can tell (see consumers/runtime.py).
+    Cancelling is a crash as far as Redis can tell (see consumers/group/runtime.py).
     """
     runtime = GroupRuntime(settings, redis, handler_factory(channel_name, channel),
                            partitions=partitions, consumer=consumer, block_ms=block_ms)

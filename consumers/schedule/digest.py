@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald.consumers.schedule.projection_schedule import field_position, summary_key
+from herald.consumers.schedule.projection import field_position, summary_key
 from herald.streams import codec
 from herald.streams.events import Envelope, NotificationCreated
 from herald.streams.ids import new_id

@@ -1,4 +1,4 @@
-"""Due entries → calls of the fire script (consumers/lua/scheduler_fire.lua).
+"""Due entries → calls of the fire script (consumers/schedule/lua/scheduler_fire.lua).
 
 A :class:`Fire` is one entry of one script call: its KEYS (the cancel tombstone, for
 a reminder that has a cancel key) and its six ARGV values (with its idempotency key,
@@ -20,9 +20,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from herald.consumers.applier import CONSUMERS_DIR
 from herald.consumers.schedule.digest import Summary
-from herald.consumers.schedule.projection_schedule import fire_key
+from herald.consumers.schedule.projection import fire_key
 from herald.streams import codec
 from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
@@ -102,7 +101,7 @@ class FireScript:
         self.keys = records.keys
         self.consumer = consumer
         self.records = records
-        self._script = register(redis, CONSUMERS_DIR, "scheduler_fire")
+        self._script = register(redis, __file__, "scheduler_fire")
 
     async def _call(self, partition: int, fires: Sequence[Fire], bucket: int | None) -> Any:
         buckets, b = self.records.script_keys(partition, bucket=bucket)

@@ -1,14 +1,14 @@
 """The ``scheduler`` role: due reminders and closed digest windows become created events.
 
 One active scheduler per partition: it holds the partition's lease of the
-``scheduler`` group (consumers/lease.py, the same leases and balancing the consumer
+``scheduler`` group (consumers/group/lease.py, the same leases and balancing the consumer
 runtime uses); many processes may run the role and share the partitions.
 
 Every :data:`POLL_INTERVAL_S` it reads, per owned partition, the due part of the
 projected schedule (``ZRANGEBYSCORE`` up to now, at most :data:`DUE_BATCH`) and of the
 digest items, builds the events in Python (consumers/schedule/firing.py and
 digest.py) and fires the whole batch with ONE script call per partition
-(consumers/lua/scheduler_fire.lua). That script, atomically on the partition's slot:
+(consumers/schedule/lua/scheduler_fire.lua). That script, atomically on the partition's slot:
 
 1. refuses to run unless this scheduler still holds the lease (fencing);
 2. skips an entry whose idempotency key exists (``fire:{id}`` / the summary key, in
@@ -45,10 +45,10 @@ from typing import Any
 
 import redis.exceptions
 
-from herald.consumers import positions
 from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
-from herald.consumers.applier import GROUP as PROJECTOR
-from herald.consumers.lease import Leases
+from herald.consumers.group.lease import Leases
+from herald.consumers.projection.applier import GROUP as PROJECTOR
+from herald.consumers.projection.views import Views
 from herald.consumers.schedule.digest import build_summary
 from herald.consumers.schedule.firing import (
     GROUP,
@@ -58,9 +58,8 @@ from herald.consumers.schedule.firing import (
     digest_fire,
     reminder_fire,
 )
-from herald.consumers.schedule.projection_schedule import parse_digest_member
-from herald.consumers.views import Views
-from herald.streams import codec
+from herald.consumers.schedule.projection import parse_digest_member
+from herald.streams import codec, positions
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys

@@ -1,5 +1,5 @@
 -- Stream positions "ms-seq" in a fixed width whose string order is the stream order
--- (15 digits, '-', 20 digits: consumers/positions.py pads the same way), included by
+-- (15 digits, '-', 20 digits: streams/positions.py pads the same way), included by
 -- the scripts that compare positions.
 local function pad(position)
   local dash = string.find(position, '-', 1, true)

@@ -9,7 +9,7 @@ import pytest
 
 from herald.api.auth import Principal
 from herald.api.errors import TooManyRequests
-from herald.api.ratelimit import Bucket, RateLimiter
+from herald.api.request_limit import Bucket, RateLimiter
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 from tests.api.conftest import OTHER_KEY, running_api

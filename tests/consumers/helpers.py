@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from herald.consumers.projector import projector_factory
-from herald.consumers.queries import STATUSES, InboxQueries
-from herald.consumers.runtime import GroupRuntime
+from herald.consumers.group.runtime import GroupRuntime
+from herald.consumers.projection.projector import projector_factory
+from herald.consumers.projection.queries import STATUSES, InboxQueries
 from herald.streams.events import Appended
 from herald.streams.settings import Settings
 

@@ -2,7 +2,7 @@
 
 Fed the same envelopes and positions as the log, it says what every user's inbox
 must look like: items newest first with read time and archive flag, and the unread
-count. Written from the rules in consumers/projection.py, independently of the Lua.
+count. Written from the rules in consumers/projection/registry.py, independently of the Lua.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from herald.consumers.positions import parse
-from herald.consumers.queries import iso
+from herald.consumers.projection.queries import iso
 from herald.streams.events import (
     AllRead,
     Envelope,
@@ -21,6 +20,7 @@ from herald.streams.events import (
     NotificationRead,
     NotificationUnread,
 )
+from herald.streams.positions import parse
 
 
 @dataclass

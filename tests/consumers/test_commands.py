@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import connect
 from herald.streams.events import NotificationCreated, NotificationScheduled
 from herald.streams.keys import Keys

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from herald.consumers.queries import InboxQueries
-from herald.consumers.verify import Verifier
+from herald.consumers.projection.queries import InboxQueries
+from herald.consumers.replay.verify import Verifier
 from herald.streams.keys import Keys
 from herald.streams.producer import Producer
 from herald.streams.settings import Settings

@@ -16,10 +16,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from herald.consumers.queries import InboxQueries
-from herald.consumers.replay import Replay
-from herald.consumers.runtime import GroupRuntime
-from herald.consumers.verify import Verifier
+from herald.consumers.group.runtime import GroupRuntime
+from herald.consumers.projection.queries import InboxQueries
+from herald.consumers.replay.rebuild import Replay
+from herald.consumers.replay.verify import Verifier
 from herald.streams.connection import connect
 from herald.streams.keys import Keys
 from herald.streams.producer import Producer

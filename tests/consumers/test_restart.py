@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from herald.consumers import runtime as runtime_module
-from herald.consumers.queries import InboxQueries
+from herald.consumers.group import runtime as runtime_module
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import connect
 from herald.streams.events import NotificationCreated
 from herald.streams.producer import Producer

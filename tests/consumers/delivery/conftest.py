@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from herald.consumers.delivery.status import DeliveryQueries
+from herald.consumers.delivery.queries import DeliveryQueries
 from herald.consumers.delivery.worker import run_channel
-from herald.consumers.queries import InboxQueries
+from herald.consumers.projection.queries import InboxQueries
 from herald.streams.events import (
     Appended,
     NotificationCreated,

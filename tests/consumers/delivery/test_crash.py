@@ -11,7 +11,7 @@ from typing import Any
 from herald.consumers.delivery.jobs import Job
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.worker import DeliveryHandler
-from herald.consumers.handler import Entry
+from herald.consumers.group.handler import Entry
 from herald.streams import codec
 from herald.streams.keys import Keys
 from tests.consumers.channels.conftest import Reply, WebhookReceiver

@@ -6,14 +6,14 @@ import pytest
 
 from herald.consumers.delivery.jobs import Job, job_for, might_concern
 from herald.consumers.delivery.policy import allowed, decide
-from herald.consumers.errors import ProjectionError
-from herald.consumers.projection import Context, project
-from herald.consumers.projection_delivery import (
+from herald.consumers.delivery.projection import (
     address_digest,
     disabled_detail,
     disabled_field,
     parse_disabled,
 )
+from herald.consumers.errors import ProjectionError
+from herald.consumers.projection.registry import Context, project
 from herald.streams import codec
 from herald.streams.errors import CodecError
 from herald.streams.events import (

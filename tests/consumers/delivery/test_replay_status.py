@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from herald.consumers.replay import Replay
-from herald.consumers.verify import Verifier
-from herald.consumers.views import Views
+from herald.consumers.projection.views import Views
+from herald.consumers.replay.rebuild import Replay
+from herald.consumers.replay.verify import Verifier
 from herald.streams import codec
 from herald.streams.keys import Keys
 from herald.streams.producer import now_ms

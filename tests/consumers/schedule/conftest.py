@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from herald.consumers.queries import InboxQueries
-from herald.consumers.runtime import GroupRuntime
+from herald.consumers.group.runtime import GroupRuntime
+from herald.consumers.projection.queries import InboxQueries
 from herald.consumers.schedule.scheduler import Scheduler
 from herald.streams import codec
 from herald.streams.codec import ENTRY_FIELD
@@ -43,7 +43,7 @@ class Harness:
         self.keys = Keys(settings.prefix)
         self.producer = Producer(redis, settings)
         self.queries = InboxQueries(redis, settings)
-        self.canceller = Canceller(self.producer)
+        self.canceller = Canceller(redis, settings)
         self._projector: tuple[GroupRuntime, asyncio.Task[None], asyncio.Event] | None = None
         self._schedulers: list[tuple[Scheduler, asyncio.Task[None], asyncio.Event]] = []
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from herald.consumers.schedule.firing import GROUP, FireScript, reminder_fire
-from herald.consumers.schedule.projection_schedule import entry
+from herald.consumers.schedule.projection import entry
 from herald.streams import codec, idempotency
 from herald.streams.connection import connect_sync
 from herald.streams.events import NotificationCreated, NotificationScheduled

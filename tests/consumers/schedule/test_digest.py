@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from herald.consumers.schedule import digest
-from herald.consumers.schedule.projection_schedule import digest_field, summary_key
+from herald.consumers.schedule.projection import digest_field, summary_key
 from herald.streams import codec
 from herald.streams.ids import new_id, partition_of
 from herald.streams.validation import Limits, validate_envelope

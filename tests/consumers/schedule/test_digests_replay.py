@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from herald.consumers.replay import Replay
-from herald.consumers.verify import Verifier
+from herald.consumers.replay.rebuild import Replay
+from herald.consumers.replay.verify import Verifier
 from herald.streams.events import DigestItemAdded, NotificationCreated, NotificationScheduled
 from tests.consumers.schedule.conftest import Harness, eventually, now_ms
 

@@ -1,0 +1,183 @@
+"""Status by id, preferences and profile: the read side of delivery (API and CLI).
+
+Every read is one MULTI together with the partition's view pointer, repeated if
+``herald replay`` switched the namespace in between (consumers/projection/views.py).
+
+A notification's document (JSON-ready)::
+
+    {"id", "user", "category", "title", "body", "data", "created_at", "expires_at",
+     "scheduled_for",
+     "channels": {"in_app": {"state": "sent", "in_inbox": true, "read_at": ...},
+                  "sms": {"state", "attempts", "last_error", "updated_at",
+                          "last_attempt_at", "sent_at", "next_attempt_at"}}}
+
+States of a push channel: ``pending`` (not decided yet, sending, or waiting for a
+retry — then ``next_attempt_at`` is set), ``sent``, ``failed`` (final),
+``skipped`` (opted out, no address, disabled endpoint: ``last_error`` says why),
+``expired`` (its time-to-live passed first). ``in_app`` is ``sent`` once the
+projector put it in the inbox (``in_inbox`` false after it was deleted or pushed
+out by the inbox cap). A notification still waiting in the schedule has state
+``scheduled`` on every channel and ``scheduled_for`` set. Push-channel statuses
+expire HERALD_STATUS_TTL after their last change; body and data come from the
+inbox item while it exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from herald.consumers.channels.base import PROFILE_FIELDS
+from herald.consumers.delivery.projection import (
+    IN_APP,
+    PROFILE_KEYS,
+    address_digest,
+    disabled_field,
+)
+from herald.consumers.projection.queries import iso
+from herald.consumers.projection.views import Views
+from herald.streams import codec
+from herald.streams.errors import CodecError
+from herald.streams.events import NotificationContent
+from herald.streams.ids import is_id, partition_of
+from herald.streams.keys import Keys
+from herald.streams.partitions import partition_for
+from herald.streams.settings import Settings
+
+ITEM_FIELDS = ("u", "c", "t", "b", "d", "ts", "r", "a")
+CHANNEL_FIELDS = {"attempts": "n", "last_error": "e", "updated_at": "t",
+                  "last_attempt_at": "la", "sent_at": "ok", "next_attempt_at": "next"}
+TIMES = {"updated_at", "last_attempt_at", "sent_at", "next_attempt_at"}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+class DeliveryQueries:
+    """Read-only delivery views; one instance per process."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.views = Views(redis, settings)
+
+    # ------------------------------------------------------------ notifications
+    async def notification(self, notification_id: str) -> dict[str, Any] | None:
+        """The notification and its per-channel status, or None when nothing is known."""
+        if not is_id(notification_id):
+            return None
+        p = partition_of(notification_id)
+        if p >= self.settings.partitions:
+            return None
+        k = self.keys
+
+        def build(pipe: Any, ns: str) -> None:
+            pipe.hgetall(k.status(p, notification_id, ns))
+            pipe.hmget(k.item(p, notification_id, ns), *ITEM_FIELDS)
+            pipe.get(k.scheduled(p, notification_id, ns))
+            pipe.zscore(k.schedule(p, ns), notification_id)
+
+        status_raw, item, scheduled, due = await self.views.snapshot(p, build)
+        status = _decoded(status_raw)
+        in_inbox = item[0] is not None
+        if not status and not in_inbox:
+            return _scheduled(notification_id, scheduled, due)
+        doc: dict[str, Any] = {
+            "id": notification_id,
+            "user": status.get("u") or _text(item[0]),
+            "category": _text(item[1]) if in_inbox else status.get("c", ""),
+            "title": _text(item[2]) if in_inbox else status.get("t", ""),
+            "body": _text(item[3]) if in_inbox else None,
+            "data": (codec.unpack_value(item[4]) if item[4] else {}) if in_inbox else None,
+            "created_at": iso(status.get("ts") or item[5]),
+            "expires_at": iso(status.get("x")),
+            "scheduled_for": None,
+            "channels": {},
+        }
+        listed = status["ch"].split(",") if status.get("ch") else []
+        if in_inbox or IN_APP in listed or not status:
+            doc["channels"][IN_APP] = {"state": "sent", "in_inbox": in_inbox,
+                                       "read_at": iso(item[6]) if in_inbox else None,
+                                       "archived": item[7] == b"1"}
+        names = [ch for ch in listed if ch != IN_APP]
+        names += sorted({f.partition(":")[0] for f in status if f.endswith(":s")} - set(names))
+        for ch in names:
+            doc["channels"][ch] = _channel(status, ch)
+        return doc
+
+    # --------------------------------------------------------- users' settings
+    async def preferences(self, user: str) -> dict[str, Any]:
+        """``{"user", "preferences", "updated_at"}`` (empty preferences: all allowed)."""
+        p = partition_for(user, self.settings.partitions)
+        [raw] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hmget(self.keys.preferences(p, user, ns), "prefs", "ts"))
+        prefs: Any = {}
+        if raw[0]:
+            try:
+                prefs = codec.unpack_value(raw[0])
+            except CodecError:
+                prefs = {}
+        return {"user": user, "preferences": prefs if isinstance(prefs, dict) else {},
+                "updated_at": iso(raw[1])}
+
+    async def profile(self, user: str) -> dict[str, Any]:
+        """The user's addresses; the webhook secret is never shown, only whether it is set.
+
+        ``disabled`` maps channels whose current address was disabled by its
+        receiver to the time it happened.
+        """
+        p = partition_for(user, self.settings.partitions)
+        [raw] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hgetall(self.keys.profile(p, user, ns)))
+        fields = _decoded(raw)
+        doc: dict[str, Any] = {"user": user}
+        for name in PROFILE_KEYS:
+            if name != "webhook_secret":
+                doc[name] = fields.get(name)
+        doc["webhook_secret_set"] = bool(fields.get("webhook_secret"))
+        disabled = {}
+        for channel, field_name in PROFILE_FIELDS.items():
+            address = fields.get(field_name)
+            mark = address and fields.get(disabled_field(channel, address_digest(address)))
+            if mark:
+                disabled[channel] = iso(mark)
+        doc["disabled"] = disabled
+        doc["updated_at"] = iso(fields.get("ts"))
+        return doc
+
+
+def _channel(status: dict[str, str], ch: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": status.get(f"{ch}:s", "pending")}
+    for name, suffix in CHANNEL_FIELDS.items():
+        value = status.get(f"{ch}:{suffix}")
+        if name in TIMES:
+            out[name] = iso(value)
+        elif name == "attempts":
+            out[name] = int(value or 0)
+        else:
+            out[name] = value or None
+    return out
+
+
+def _scheduled(notification_id: str, raw: Any, due: Any) -> dict[str, Any] | None:
+    """A notification still in the schedule (the scheduler's stored event), if readable."""
+    if raw is None:
+        return None
+    try:
+        env = codec.decode(raw)
+    except CodecError:
+        return None
+    p = env.payload
+    if not isinstance(p, NotificationContent):
+        return None
+    return {
+        "id": notification_id, "user": env.user, "category": p.category, "title": p.title,
+        "body": p.body, "data": p.data, "created_at": None, "expires_at": iso(p.expires_at),
+        "scheduled_for": iso(int(float(due))) if due is not None else None,
+        "channels": {ch: {"state": "scheduled"} for ch in p.channels},
+    }

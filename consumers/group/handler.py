@@ -1,0 +1,110 @@
+"""The handler interface of the consumer-group runtime (see consumers/group/runtime.py).
+
+A handler is what one consumer group does with its entries. The runtime owns
+everything else: partition leases, reads, recovery of pending entries, delivery
+counts, dead letters and acks.
+
+    class MyHandler:
+        group = "webhook"            # the consumer group's name, one per channel
+        claim_min_idle_ms = None     # None: settings.claim_idle_s; 0: claim at once
+
+        async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+            ...                      # one outcome per entry, same order
+        async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
+            ...                      # `herald dlq retry`: dead letters offered again
+
+    def factory(settings: Settings, redis: Any, consumer: str) -> MyHandler: ...
+
+Contract:
+- ``handle`` gets one partition's entries in log order, only for partitions whose
+  lease this consumer holds, never concurrently for one partition.
+- It returns, per entry, ``OK`` (None) or ``DeadLetter(reason)``. The runtime then
+  acks them all and writes the dead letters, in one fenced atomic step.
+- Raising means "nothing of this batch was done": nothing is acked, the runtime
+  backs off and redelivers the batch (each redelivery counts; beyond
+  ``HERALD_MAX_DELIVERIES`` an entry is dead-lettered without calling the handler).
+  Raise :class:`consumers.errors.LeaseLostError` when a fenced write found another
+  owner: the runtime drops the partition.
+- ``Entry.raw`` is None when the entry was deleted from the stream; such entries are
+  acked by the runtime and never reach ``handle``.
+- Optionally ``async start_settled({partition: (entries, preset)}) -> Task[{partition:
+  outcomes | exception}]``: for each partition, handle the entries whose ``preset``
+  outcome is OK and, in the same atomic step (fenced by the lease), ack every entry
+  and write every dead letter (preset and its own). The runtime then calls it once
+  per round instead of ``handle`` plus its own settle per partition; the projector
+  does (pipelines of one script per partition: write, checkpoint, ack). It returns
+  once the round is sent; the task gives the results. The runtime may call it for the
+  next round before that task is done, so the handler must keep each partition's
+  rounds in order itself. Entries with ``raw`` None come with an OK preset: ack them,
+  nothing else. An exception in the result means what raising from ``handle`` means,
+  for that partition only.
+- A handler that needs strict per-partition order (the projector) sets
+  ``claim_min_idle_ms = 0``: on takeover every pending entry of the group is claimed
+  at once and re-read in order. Others may leave pending entries of a slow consumer
+  alone until they are ``claim_idle_s`` old.
+- ``lanes`` (optional, default ``consumers.runtime.LANES``): independent read/handle
+  loops over disjoint partition subsets. More lanes overlap one lane's waiting with
+  another's work; fewer lanes make each read gather more entries per partition. A
+  handler whose cost is per call rather than per entry (the projector: one script
+  call per partition per round) wants one (measured: consumers/projection/projector.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from herald.streams.codec import ENTRY_FIELD
+from herald.streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry as the runtime hands it over."""
+
+    position: str
+    raw: bytes | None
+    deliveries: int = 1
+
+
+def entries_of(rows: Sequence[Any]) -> list[Entry]:
+    """Entries of one stream's rows in an XRANGE/XREADGROUP reply: raw, as a
+    :class:`streams.connection.Batch` returns them (``[id, [field, value, ...]]``;
+    Herald writes the one field ``e``; ``[id, nil]`` for a deleted pending entry), or
+    parsed by redis-py (``(id, {field: value})``, a Cluster client's pipeline)."""
+    out = []
+    for pos, fields in rows:
+        if not fields:
+            raw = None
+        elif type(fields) is dict:
+            raw = fields.get(ENTRY_FIELD)
+        elif len(fields) == 2 and fields[0] == ENTRY_FIELD:
+            raw = fields[1]
+        else:  # written by something else than Herald: look the field up
+            raw = dict(zip(fields[0::2], fields[1::2], strict=False)).get(ENTRY_FIELD)
+        out.append(Entry(pos.decode() if type(pos) is bytes else str(pos), raw))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Outcome: move the entry to the dead-letter stream with ``reason``."""
+
+    reason: str
+
+
+OK: Final = None
+Outcome = DeadLetter | None
+
+
+class Handler(Protocol):
+    group: str
+    claim_min_idle_ms: int | None
+
+    async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]: ...
+
+    async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]: ...
+
+
+HandlerFactory = Callable[[Settings, Any, str], Handler]

@@ -1,0 +1,230 @@
+"""The applier: one batch of projection writes + the checkpoint = one atomic Redis step.
+
+``prepare`` turns a partition's entries into records (decode, check, project — pure
+Python); ``Applier.apply`` runs consumers/projection/lua/projector_apply.lua once for the whole
+batch. In that one script:
+
+- every record at or below the namespace's checkpoint is skipped (exactly-once
+  effect under at-least-once delivery), the others are applied in log order;
+- the checkpoint moves to the batch's highest position, including entries that
+  were dead-lettered, so a redelivered batch is a no-op;
+- in live mode it also settles the batch: writes its dead letters and acks every
+  entry (``Prepared.settle``), so the write, the checkpoint and the ack are one step;
+- in live mode the script first checks that this consumer still holds the
+  partition's lease (fencing: a paused ex-owner cannot write after a takeover), that
+  the partition's view pointer still names the namespace the writes were built for
+  (``herald replay`` may have switched it: the caller rebuilds and retries), and
+  that no older entry above the checkpoint is pending in the group (it was delivered
+  to another consumer — a stale blocking read of an ex-owner can receive entries
+  after a takeover — and applying past it would lose it: the caller recovers).
+
+The "user changed" signal
+-------------------------
+After the writes, in the same script (so the state is already queryable when a
+subscriber hears it), the script PUBLISHes on ``Keys.signal_channel(p)`` one
+message per batch that changed some user's inbox::
+
+    {"users": {"<user id>": "<ms-seq>", ...}}
+
+a JSON object (UTF-8 text) mapping each changed user to the highest position in the
+batch that changed them (a no-op event — e.g. reading an already-read item —
+changes nobody; a batch that changed nobody publishes nothing). One message per
+batch, not per user: under load a batch changes many users, and a PUBLISH each was a
+measurable share of the script. Replay builds publish nothing. Pub/sub is
+fire-and-forget: a subscriber that was away resumes from positions
+(``InboxQueries.page(after=...)``).
+
+Failure modes: a malformed batch (unknown op) is refused before any write. A
+projection op writes nothing it could not write again: a script that failed half
+way (only on a sick server) is retried from the same checkpoint and reaches the same
+state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from herald.consumers.errors import ProjectionError
+from herald.consumers.group.dead_letters import DLQ_MAX_LEN
+from herald.consumers.group.handler import DeadLetter, Entry, Outcome
+from herald.consumers.projection.registry import Context, project
+from herald.streams import codec, positions
+from herald.streams.errors import CodecError, ValidationError
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.partitions import partition_for
+from herald.streams.scripts import Lua
+from herald.streams.settings import Settings
+from herald.streams.validation import check_user
+
+GROUP = "projector"
+USER_CACHE_MAX = 200_000  # users whose partition was already checked (memory bound)
+
+LIVE, BUILD, LATE = "live", "build", "late"
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch ready for the script: records, one outcome per entry, the target."""
+
+    records: list[list[Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    target: str = ""
+    first: str = ""
+    settle: bytes | str = ""  # see settlement()
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The script's answer: ``status`` is ``ok``, ``fenced``, ``ns`` (then ``ns`` is the
+    namespace now in use) or ``gap`` (then ``ns`` is the older pending position)."""
+
+    status: str
+    applied: int = 0
+    skipped: int = 0
+    ns: str = ""
+
+
+class Preparer:
+    """Decode, check and project entries of one partition (pure, no I/O)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = Keys(settings.prefix)
+        self.partitions = settings.partitions
+        self.status_ttl_ms = int(settings.status_ttl_s * 1000)
+        self._users: dict[str, int] = {}
+
+    def _check_user(self, user: str, partition: int) -> str | None:
+        known = self._users.get(user)
+        if known is None:
+            try:
+                check_user(user)
+            except ValidationError as exc:
+                return f"invalid: {exc}"
+            if len(self._users) >= USER_CACHE_MAX:
+                self._users.clear()
+            known = self._users[user] = partition_for(user, self.partitions)
+        if known != partition:
+            return f"wrong_partition: user {user!r} belongs to partition {known}"
+        return None
+
+    def prepare(self, partition: int, ns: str, entries: Sequence[Entry]) -> Prepared:
+        """Records for the script and an outcome per entry (dead letters never raise)."""
+        ctx = Context(partition, ns, self.keys, self.status_ttl_ms)
+        out = Prepared(first=entries[0].position if entries else "")
+        records, outcomes = out.records, out.outcomes
+        decode, padded = codec.decode, positions.padded
+        for entry in entries:
+            position = entry.position
+            out.target = position
+            if entry.raw is None:
+                outcomes.append(None)
+                continue
+            try:
+                env = decode(entry.raw)
+                problem = self._check_user(env.user, partition)
+                if problem is not None:
+                    outcomes.append(DeadLetter(problem))
+                    continue
+                writes = project(env, position, ctx)
+            except CodecError as exc:
+                outcomes.append(DeadLetter(f"{exc.reason}: {exc}"))
+                continue
+            except ProjectionError as exc:
+                outcomes.append(DeadLetter(str(exc)))
+                continue
+            outcomes.append(None)
+            if writes:
+                records.append([position, padded(position), env.user, *writes])
+        return out
+
+
+class Applier:
+    """Runs the apply script; one instance per process and client."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = Keys(settings.prefix)
+        self._script = Lua(__file__, "projector_apply")
+        self._prefixes: dict[tuple[int, str], list[str]] = {}
+
+    def prefixes(self, partition: int, ns: str) -> list[str]:
+        """Key prefixes the script appends ids and users to (see streams/keys.py)."""
+        cached = self._prefixes.get((partition, ns))
+        if cached is None:
+            k, p = self.keys, partition
+            cached = [
+                k.item(p, "", ns), k.inbox(p, "", ns), k.inbox_unread(p, "", ns),
+                k.inbox_read(p, "", ns), k.inbox_archived(p, "", ns), k.user_state(p, "", ns),
+            ]
+            self._prefixes[(partition, ns)] = cached
+        return cached
+
+    def call_args(
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = ""
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one script call."""
+        k = self.keys
+        keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
+                k.partition_view(partition), k.stream(partition), k.dead_letters(partition)]
+        channel = "" if mode == BUILD else k.signal_channel(partition)
+        args: list[Any] = [
+            mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
+            self.settings.inbox_max, channel, *self.prefixes(partition, ns),
+            codec.pack_value(batch.records), GROUP,
+            positions.padded(batch.first) if batch.first else "",
+            batch.settle if mode == LIVE else "", DLQ_MAX_LEN,
+        ]
+        return keys, args
+
+    @staticmethod
+    def settlement(entries: Sequence[Entry], outcomes: Sequence[Outcome]) -> bytes:
+        """The ``settle`` argument: ack every entry, write a letter for each dead one."""
+        dead = [[e.position, o.reason, e.raw or b""]
+                for e, o in zip(entries, outcomes, strict=True) if o is not None]
+        return codec.pack_value([[e.position for e in entries], dead])
+
+    @staticmethod
+    def parse(reply: Sequence[Any]) -> Applied:
+        status = _text(reply[0])
+        if status == "ok":
+            return Applied("ok", int(reply[1]), int(reply[2]))
+        if status in ("ns", "gap"):
+            return Applied(status, ns=_text(reply[1]))
+        return Applied(status)
+
+    async def apply(
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = ""
+    ) -> Applied:
+        """Run the script once for the batch."""
+        keys, args = self.call_args(partition, ns, batch, mode=mode, consumer=consumer)
+        return self.parse(await self.call(keys, args))
+
+    async def call(self, keys: list[str], args: list[Any]) -> Any:
+        """Run one call (from :meth:`call_args`); the raw reply, for :meth:`parse`."""
+        return await self._script(self.redis, keys, args)
+
+    def queue(self, pipe: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue one call (from :meth:`call_args`) on a pipeline or a
+        :class:`streams.connection.Batch`; pass its reply (errors as values) to
+        :meth:`resend`, then parse it."""
+        self._script.queue(pipe, keys, args)
+
+    async def load(self) -> None:
+        """Load the script on the server (queued calls expect it there)."""
+        await self._script.load(self.redis)
+
+    async def resend(self, reply: Any, keys: list[str], args: list[Any]) -> Any:
+        """A queued call's reply; when it was NOSCRIPT (nothing ran: the server restarted
+        or flushed its scripts), the reply of the same call run again after loading."""
+        if isinstance(reply, NoScriptError):
+            return await self.call(keys, args)
+        return reply
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

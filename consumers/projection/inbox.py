@@ -1,0 +1,78 @@
+"""The inbox projection: pure functions ``event → writes`` for the inbox's events.
+
+Inbox ops act on the event's user; the conditions that depend on current state
+(does the item exist, is it this user's, is it unread) are decided by the applier's
+Lua script (consumers/projection/lua/projector_apply.lua), the only place that can
+read and write atomically. That script also keeps the unread count: it is the size
+of the user's ``unread`` set, which these ops move items in and out of.
+
+- ``("create", nid, category, title, body, data, created_ms)`` — a new unread item at
+  the event's position, unless that id exists; then the oldest items beyond the
+  inbox cap fall out (deleted).
+- ``("read", nid, read_ms)`` / ``("unread", nid)`` / ``("archive", nid)`` /
+  ``("delete", nid)`` — no-op when the item is absent, someone else's, or already so.
+- ``("read_all", up_to_padded, read_ms)`` — every unread item at or below up_to.
+- ``("call", COMMAND, key, *args)`` — a plain whitelisted write (HSET, DEL, ZADD, …)
+  for other projections; build ``key`` with ``ctx.keys`` in ``ctx.ns``.
+- ``("touch",)`` — publish the "user changed" signal for an event of plain calls.
+"""
+
+from __future__ import annotations
+
+from herald.consumers.errors import ProjectionError
+from herald.consumers.projection.base import Context, Projection, Write, checked_id
+from herald.streams import codec, positions
+from herald.streams.events import (
+    AllRead,
+    Envelope,
+    NotificationArchived,
+    NotificationCreated,
+    NotificationDeleted,
+    NotificationRead,
+    NotificationUnread,
+)
+
+
+def project_created(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: NotificationCreated = env.payload  # type: ignore[assignment]
+    nid = checked_id(p.notification_id) if p.notification_id else env.id
+    data = codec.pack_value(p.data) if p.data else ""
+    return [("create", nid, p.category, p.title, p.body, data, str(env.time))]
+
+
+def project_read(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: NotificationRead = env.payload  # type: ignore[assignment]
+    return [("read", checked_id(p.notification_id), str(env.time))]
+
+
+def project_unread(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: NotificationUnread = env.payload  # type: ignore[assignment]
+    return [("unread", checked_id(p.notification_id))]
+
+
+def project_archived(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: NotificationArchived = env.payload  # type: ignore[assignment]
+    return [("archive", checked_id(p.notification_id))]
+
+
+def project_deleted(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: NotificationDeleted = env.payload  # type: ignore[assignment]
+    return [("delete", checked_id(p.notification_id))]
+
+
+def project_all_read(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: AllRead = env.payload  # type: ignore[assignment]
+    up_to = position if p.up_to is None else p.up_to
+    if not positions.is_position(up_to):
+        raise ProjectionError(f"invalid: up_to {up_to!r} is not a stream position")
+    return [("read_all", positions.padded(up_to), str(env.time))]
+
+
+PROJECTIONS: dict[str, Projection] = {
+    NotificationCreated.TYPE: project_created,
+    NotificationRead.TYPE: project_read,
+    NotificationUnread.TYPE: project_unread,
+    NotificationArchived.TYPE: project_archived,
+    NotificationDeleted.TYPE: project_deleted,
+    AllRead.TYPE: project_all_read,
+}

@@ -1,0 +1,258 @@
+-- Apply one batch of projection writes of one partition and advance its checkpoint,
+-- in one atomic step. Writes are described in consumers/projection/applier.py.
+--@include positions
+-- KEYS[1]  the namespace's checkpoint (string, plain position "ms-seq")
+-- KEYS[2]  the partition's lease for the group (live mode: must hold ARGV[2])
+-- KEYS[3]  the partition's view pointer (absent = ARGV[4])
+-- KEYS[4]  the partition stream (live mode: its group's pending entries are checked)
+-- KEYS[5]  the partition's dead-letter stream (live mode, when settling)
+-- ARGV[1]  mode: "live" (fenced, ns-checked, signals), "build" (replay: no fence,
+--          no ns check, no signal), "late" (dead-letter retry: ns-checked, signals,
+--          ignores and keeps the checkpoint)
+-- ARGV[2]  consumer name that must hold the lease (live mode)
+-- ARGV[3]  namespace the writes were built for
+-- ARGV[4]  the default namespace when the view pointer is absent
+-- ARGV[5]  checkpoint target: the batch's highest position (plain), "" = none
+-- ARGV[6]  inbox cap (items per user)
+-- ARGV[7]  signal channel ("" = publish nothing); one message per batch that changed
+--          users: {"users": {user: highest position that changed them}}
+-- ARGV[8..13] key prefixes: item, inbox, unread, read, archived, user state
+-- ARGV[14] msgpack array of records {position, padded position, user, op, op, ...}
+-- ARGV[15] the consumer group (live mode)
+-- ARGV[16] the batch's first position, padded (live mode)
+-- ARGV[17] "" or, to settle the batch in the same step (live mode), msgpack
+--          {positions to ack, {{position, reason, original bytes}, ...} dead letters}
+-- ARGV[18] dead-letter stream cap (approximate MAXLEN)
+-- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace} |
+-- {"gap", position}: an older entry above the checkpoint is pending (delivered to
+-- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
+-- it, so nothing is written and the caller recovers the pending entries first.
+local ckpt_key, lease_key, view_key, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local mode, consumer, ns, default_ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local P_ITEM, P_INBOX, P_UNREAD = ARGV[8], ARGV[9], ARGV[10]
+local P_READ, P_ARCH, P_USER = ARGV[11], ARGV[12], ARGV[13]
+local records = cmsgpack.unpack(ARGV[14])
+local call = redis.call
+
+-- Lease, view pointer and checkpoint in one read (one slot: the partition's tag).
+local state = call('MGET', lease_key, view_key, ckpt_key)
+if mode == 'live' and state[1] ~= consumer then
+  return {'fenced'}
+end
+if mode ~= 'build' then
+  local view = state[2] or default_ns
+  if view ~= ns then
+    return {'ns', view}
+  end
+end
+
+local current = state[3]
+local floor = current and pad(current) or ''
+
+if mode == 'live' then
+  local oldest = call('XPENDING', stream, ARGV[15])[2]
+  if oldest then
+    local padded_oldest = pad(oldest)
+    if padded_oldest < ARGV[16] and padded_oldest > floor then
+      return {'gap', oldest}
+    end
+  end
+end
+local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification id
+
+-- The user's item `nid`: its hash key, padded position, read time, archived flag.
+-- Returns nil when the item does not exist or belongs to someone else.
+local function owned(user, nid)
+  local key = P_ITEM .. nid
+  local f = call('HMGET', key, 'u', 'p', 'r', 'a')
+  if f[1] ~= user then
+    return nil
+  end
+  return key, f[2] .. ':' .. nid, f[3], f[4]
+end
+
+local function drop(user, member)
+  call('ZREM', P_UNREAD .. user, member)
+  call('ZREM', P_READ .. user, member)
+  call('ZREM', P_ARCH .. user, member)
+  call('DEL', P_ITEM .. string.sub(member, PAD_LEN + 2))
+end
+
+local OPS = {}
+
+-- {create, nid, category, title, body, data, created_ms}
+OPS['create'] = function(op, position, padded, user)
+  local key = P_ITEM .. op[2]
+  if call('EXISTS', key) == 1 then
+    return false
+  end
+  call('HSET', key, 'u', user, 'p', padded, 'c', op[3], 't', op[4], 'b', op[5],
+    'd', op[6], 'ts', op[7])
+  local member = padded .. ':' .. op[2]
+  local inbox = P_INBOX .. user
+  call('ZADD', inbox, 0, member)
+  call('ZADD', P_UNREAD .. user, 0, member)
+  local excess = call('ZCARD', inbox) - cap
+  if excess > 0 then
+    -- The inbox cap: the oldest items by position fall out, as part of the projection.
+    local popped = call('ZPOPMIN', inbox, excess)
+    for i = 1, #popped, 2 do
+      drop(user, popped[i])
+    end
+  end
+  return true
+end
+
+-- {read, nid, read_ms}
+OPS['read'] = function(op, position, padded, user)
+  local key, member, read_at, archived = owned(user, op[2])
+  if not key or read_at then
+    return false
+  end
+  call('HSET', key, 'r', op[3])
+  if not archived then
+    call('ZREM', P_UNREAD .. user, member)
+    call('ZADD', P_READ .. user, 0, member)
+  end
+  return true
+end
+
+-- {unread, nid}
+OPS['unread'] = function(op, position, padded, user)
+  local key, member, read_at, archived = owned(user, op[2])
+  if not key or not read_at then
+    return false
+  end
+  call('HDEL', key, 'r')
+  if not archived then
+    call('ZREM', P_READ .. user, member)
+    call('ZADD', P_UNREAD .. user, 0, member)
+  end
+  return true
+end
+
+-- {archive, nid}
+OPS['archive'] = function(op, position, padded, user)
+  local key, member, read_at, archived = owned(user, op[2])
+  if not key or archived then
+    return false
+  end
+  call('HSET', key, 'a', '1')
+  call('ZREM', (read_at and P_READ or P_UNREAD) .. user, member)
+  call('ZADD', P_ARCH .. user, 0, member)
+  return true
+end
+
+-- {delete, nid}
+OPS['delete'] = function(op, position, padded, user)
+  local key, member = owned(user, op[2])
+  if not key then
+    return false
+  end
+  call('ZREM', P_INBOX .. user, member)
+  drop(user, member)
+  return true
+end
+
+-- {read_all, up_to (padded), read_ms}: every unread, unarchived item at or below up_to.
+OPS['read_all'] = function(op, position, padded, user)
+  local unread = P_UNREAD .. user
+  local bound = '(' .. op[2] .. ';' -- ';' sorts right after ':', so up_to itself is in
+  local members = call('ZRANGEBYLEX', unread, '-', bound)
+  if #members == 0 then
+    return false
+  end
+  local read = P_READ .. user
+  for i = 1, #members do
+    local member = members[i]
+    call('HSET', P_ITEM .. string.sub(member, PAD_LEN + 2), 'r', op[3])
+    call('ZADD', read, 0, member)
+  end
+  call('ZREMRANGEBYLEX', unread, '-', bound)
+  return true
+end
+
+-- Plain writes of other projections; keys were built by streams/keys.py.
+local CALLS = {HSET = true, HDEL = true, DEL = true, SET = true, ZADD = true, ZREM = true,
+  SADD = true, SREM = true, PEXPIREAT = true, HINCRBY = true, INCRBY = true, UNLINK = true}
+-- {call, COMMAND, key, args...}
+OPS['call'] = function(op, position, padded, user)
+  if not CALLS[op[2]] then
+    error('projector_apply: command not allowed: ' .. tostring(op[2]))
+  end
+  call(unpack(op, 2))
+  return false
+end
+
+-- {touch}: signal "user changed" for an event whose writes were plain calls.
+OPS['touch'] = function(op, position, padded, user)
+  return true
+end
+
+-- Validate every op before writing anything, so a malformed batch changes nothing.
+for i = 1, #records do
+  local rec = records[i]
+  for j = 4, #rec do
+    if type(rec[j]) ~= 'table' or not OPS[rec[j][1]] then
+      return redis.error_reply('projector_apply: unknown op in record ' .. i)
+    end
+  end
+end
+
+local applied, skipped = 0, 0
+local changed, changed_padded = {}, {} -- user -> highest position that changed them
+for i = 1, #records do
+  local rec = records[i]
+  local position, padded, user = rec[1], rec[2], rec[3]
+  if mode == 'late' or padded > floor then
+    local touched = false
+    for j = 4, #rec do
+      local op = rec[j]
+      if OPS[op[1]](op, position, padded, user) then
+        touched = true
+      end
+    end
+    if touched then
+      changed[user] = position
+      changed_padded[user] = padded
+    end
+    if mode ~= 'late' then
+      floor = padded
+    end
+    applied = applied + 1
+  else
+    skipped = skipped + 1
+  end
+end
+
+if mode ~= 'late' and target ~= '' and (not current or pad(target) > pad(current)) then
+  call('SET', ckpt_key, target)
+end
+
+-- The user state's "pos": the highest position that changed the user (once per user).
+for user, position in pairs(changed) do
+  local last = mode == 'late' and call('HGET', P_USER .. user, 'pos')
+  if not last or changed_padded[user] > pad(last) then
+    call('HSET', P_USER .. user, 'pos', position)
+  end
+end
+
+-- Settle: dead letters and the ack of every entry of the batch, in this same step.
+if mode == 'live' and ARGV[17] ~= '' then
+  local settle = cmsgpack.unpack(ARGV[17])
+  local acks, dead, group = settle[1], settle[2], ARGV[15]
+  for i = 1, #dead do
+    local letter = dead[i]
+    call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[18], '*', 'group', group,
+      'position', letter[1], 'reason', letter[2], 'e', letter[3])
+  end
+  for from = 1, #acks, 1000 do -- unpack() has a stack limit: ack in chunks
+    call('XACK', stream, group, unpack(acks, from, math.min(from + 999, #acks)))
+  end
+end
+
+if channel ~= '' and next(changed) then
+  call('PUBLISH', channel, cjson.encode({users = changed}))
+end
+return {'ok', applied, skipped}

@@ -1,0 +1,199 @@
+"""Inbox queries the API answers from: pages, unread count, one item, read-your-writes.
+
+Every read is one atomic step (a Lua script or a MULTI) that also checks the
+partition's view pointer, so a reader never mixes two namespaces while
+``herald replay`` switches one.
+
+Filters (``status``): ``unread`` and ``read`` leave archived items out;
+``archived`` is only archived items (read or not); ``all`` is every item not
+deleted (archived included). ``unread_count`` counts the ``unread`` filter.
+
+Order and cursors: newest first by log position (exact, see streams/positions.py).
+``next_cursor`` is an opaque string for the next, older page (None on the last
+page); ``after`` is a position: only items strictly newer than it. Items evicted by
+the inbox cap or deleted simply stop appearing; a cursor stays valid.
+
+An item (JSON-ready): ``id``, ``category``, ``title``, ``body``, ``data``,
+``created_at`` (ISO-8601 UTC), ``read_at`` (ISO-8601 or None), ``archived`` (bool),
+``position`` (stream id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from herald.consumers.projection.applier import GROUP
+from herald.consumers.projection.views import NS_RETRIES, Views
+from herald.streams import codec, positions
+from herald.streams.errors import ValidationError
+from herald.streams.ids import is_id, partition_of
+from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.partitions import partition_for
+from herald.streams.scripts import register
+from herald.streams.settings import Settings
+
+STATUSES = ("unread", "read", "archived", "all")
+MAX_LIMIT = 100
+WAIT_POLL_FIRST_S = 0.002  # wait_for polls the checkpoint, doubling up to the max
+WAIT_POLL_MAX_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    unread_count: int
+
+
+def iso(ms: Any) -> str | None:
+    """Milliseconds (bytes/str/int) → ISO-8601 UTC with milliseconds, or None."""
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _item(nid: str, fields: list[Any]) -> dict[str, Any] | None:
+    category, title, body, data, created, padded, read_at, archived = fields
+    if padded is None:
+        return None  # gone between two reads of a non-atomic caller; never inside a script
+    return {
+        "id": nid,
+        "category": _text(category),
+        "title": _text(title),
+        "body": _text(body),
+        "data": codec.unpack_value(data) if data else {},
+        "created_at": iso(created),
+        "read_at": iso(read_at),
+        "archived": archived == b"1",
+        "position": positions.unpadded(_text(padded)),
+    }
+
+
+ITEM_FIELDS = ("c", "t", "b", "d", "ts", "p", "r", "a")
+
+
+class InboxQueries:
+    """Read-only access to the live projection; one instance per process."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.views = Views(redis, settings)
+        self._page = register(redis, __file__, "inbox_page")
+
+    def partition(self, user: str) -> int:
+        return partition_for(user, self.settings.partitions)
+
+    def _set_key(self, p: int, user: str, status: str, ns: str) -> str:
+        k = self.keys
+        if status == "all":
+            return k.inbox(p, user, ns)
+        if status == "unread":
+            return k.inbox_unread(p, user, ns)
+        if status == "read":
+            return k.inbox_read(p, user, ns)
+        return k.inbox_archived(p, user, ns)
+
+    async def page(
+        self, user: str, *, status: str = "all", limit: int = 50, cursor: str | None = None,
+        after: str | None = None,
+    ) -> InboxPage:
+        """Newest first; raises ValidationError for a bad status, limit, cursor or after."""
+        if status not in STATUSES:
+            raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+        upper, lower = "+", "-"
+        if cursor is not None:
+            upper = "(" + positions.padded(positions.check(cursor, "cursor"))
+        if after is not None:  # ";" sorts right after ":", so the item at `after` is out
+            lower = "(" + positions.padded(positions.check(after, "after")) + ";"
+        p = self.partition(user)
+        k = self.keys
+        for _ in range(NS_RETRIES):
+            ns = self.views.cached(p)
+            reply = await self._page(
+                keys=[k.partition_view(p), self._set_key(p, user, status, ns),
+                      k.inbox_unread(p, user, ns)],
+                args=[ns, LIVE_NS, upper, lower, limit + 1, k.item(p, "", ns)],
+            )
+            if _text(reply[0]) == "ns":
+                self.views.remember(p, _text(reply[1]))
+                continue
+            members = [_text(m) for m in reply[2]]
+            items = []
+            for member, fields in zip(members[:limit], reply[3 : 3 + limit], strict=False):
+                item = _item(member.partition(":")[2], fields)
+                if item is not None:
+                    items.append(item)
+            more = len(members) > limit
+            next_cursor = positions.unpadded(members[limit - 1].partition(":")[0]) if more else None
+            return InboxPage(items=items, next_cursor=next_cursor, unread_count=int(reply[1]))
+        raise RuntimeError(f"view of partition {p} keeps switching")
+
+    async def unread_count(self, user: str) -> int:
+        p = self.partition(user)
+        replies = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.zcard(self.keys.inbox_unread(p, user, ns))
+        )
+        return int(replies[0])
+
+    async def item(self, user: str, notification_id: str) -> dict[str, Any] | None:
+        """The item, or None when absent, deleted, evicted, or not this user's."""
+        p = self.partition(user)
+        if not is_id(notification_id) or partition_of(notification_id) != p:
+            return None
+        replies = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hmget(self.keys.item(p, notification_id, ns),
+                                           "u", *ITEM_FIELDS)
+        )
+        fields = replies[0]
+        if fields[0] is None or _text(fields[0]) != user:
+            return None
+        return _item(notification_id, fields[1:])
+
+    async def last_change(self, user: str) -> str | None:
+        """The highest position that changed the user's inbox, or None."""
+        p = self.partition(user)
+        replies = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hget(self.keys.user_state(p, user, ns), "pos")
+        )
+        return None if replies[0] is None else _text(replies[0])
+
+    async def checkpoint(self, partition: int) -> str | None:
+        """The last position applied to partition's live view (None before any)."""
+        replies = await self.views.snapshot(
+            partition, lambda pipe, ns: pipe.get(self.keys.checkpoint(partition, ns, GROUP))
+        )
+        return None if replies[0] is None else _text(replies[0])
+
+    async def wait_for(
+        self, partition: int, position: str, timeout: float  # noqa: ASYNC109 (contract)
+    ) -> bool:
+        """True once ``position`` is projected (read-your-writes), False after ``timeout``.
+
+        Polls the checkpoint (2 ms doubling to 50 ms). A dead-lettered entry counts
+        as projected: the checkpoint moves past it.
+        """
+        target = positions.parse(positions.check(position, "position"))
+        deadline = time.monotonic() + max(0.0, timeout)
+        delay = WAIT_POLL_FIRST_S
+        while True:
+            current = await self.checkpoint(partition)
+            if current is not None and positions.parse(current) >= target:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, WAIT_POLL_MAX_S)
