@@ -1,13 +1,13 @@
 """``create_app(settings)``: the aiohttp application of Herald's HTTP API.
 
-Routes come from route modules (each has ``routes(settings) -> list[Route]``);
-``DEFAULT_MODULES`` are this release's, and later ones (live push, preferences,
-delivery status, pages) are added to that tuple or passed as ``modules``. The
-OpenAPI document is built from the same routes.
+Routes come from route modules (each has ``routes(settings) -> list[Route]``, and
+optionally ``setup(app)``); ``DEFAULT_MODULES`` lists every one of this release, and
+a test or an embedding application may pass its own as ``modules``. The OpenAPI
+document is built from the same routes.
 
 Middlewares, outermost first: observe (request id, overload guard, access log,
 metrics) → problem+json. Resources that need the loop (the Redis pool unless one
-is given, producer, queries, rate limiter, lag probe) are created in a cleanup
+is given, producer, canceller, queries, request limiter, lag probe) are created in a cleanup
 context at start-up and closed at shutdown. Nothing runs at import time.
 """
 
@@ -47,7 +47,7 @@ from herald.api.lag import LagProbe
 from herald.api.metrics import Metrics
 from herald.api.middleware import IN_FLIGHT, observe_middleware
 from herald.api.openapi import build_document
-from herald.api.request_limit import RateLimiter
+from herald.api.request_limit import RequestLimiter
 from herald.api.routing import ROUTES, Route, add_routes
 from herald.api.schemas import component_schemas
 from herald.consumers.projection.queries import InboxQueries
@@ -118,7 +118,7 @@ def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
             app[PRODUCER] = producer
             app[CANCELLER] = Canceller(client, settings)
             app[QUERIES] = queries
-            app[LIMITER] = RateLimiter(client, settings)
+            app[LIMITER] = RequestLimiter(client, settings)
             app[PROBE] = LagProbe(client, queries, Keys(settings.prefix), settings.partitions)
             yield
         finally:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from herald.api.auth import Authenticator
     from herald.api.lag import LagProbe
     from herald.api.metrics import Metrics
-    from herald.api.request_limit import RateLimiter
+    from herald.api.request_limit import RequestLimiter
     from herald.consumers.projection.queries import InboxQueries
     from herald.streams.producer import Producer
     from herald.streams.schedule_cancel import Canceller
@@ -28,7 +28,7 @@ CANCELLER: web.AppKey[Canceller] = web.AppKey("canceller")
 QUERIES: web.AppKey[InboxQueries] = web.AppKey("queries")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
-LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter")
+LIMITER: web.AppKey[RequestLimiter] = web.AppKey("limiter")
 PROBE: web.AppKey[LagProbe] = web.AppKey("probe")
 SCHEMAS: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("schemas")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

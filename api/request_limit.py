@@ -56,7 +56,7 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Allowance:
     allowed: bool
     retry_after_s: float
     remaining: int
@@ -68,7 +68,7 @@ class _Lease:
     expires: float
 
 
-class RateLimiter:
+class RequestLimiter:
     """Checks and spends a principal's tokens; one instance per app."""
 
     def __init__(self, redis: Any, settings: Settings) -> None:
@@ -83,25 +83,25 @@ class RateLimiter:
             return "key", self._keys.api_key_rate(principal.subject), self._key_bucket
         return "user", self._keys.api_user_rate(principal.subject), self._user_bucket
 
-    async def take(self, principal: Principal, cost: int = 1) -> Decision:
+    async def take(self, principal: Principal, cost: int = 1) -> Allowance:
         """Spend ``cost`` tokens of the principal's bucket; never raises for an empty one."""
         _scope, key, bucket = self._bucket_for(principal)
         if bucket is None:
-            return Decision(True, 0.0, -1)
+            return Allowance(True, 0.0, -1)
         now = time.monotonic()
         lease = self._leases.get(key)
         if lease is not None and lease.expires > now and lease.tokens >= cost:
             lease.tokens -= cost
-            return Decision(True, 0.0, lease.tokens)
+            return Allowance(True, 0.0, lease.tokens)
         granted, retry_ms, left = await self._take(
             keys=[key], args=[bucket.capacity, repr(bucket.per_ms), cost, cost + bucket.lease]
         )
         granted = int(granted)
         if granted < cost:
-            return Decision(False, int(retry_ms) / 1000.0, int(left))
+            return Allowance(False, int(retry_ms) / 1000.0, int(left))
         if granted > cost:
             self._keep(key, granted - cost, now)
-        return Decision(True, 0.0, int(left))
+        return Allowance(True, 0.0, int(left))
 
     def _keep(self, key: str, tokens: int, now: float) -> None:
         lease = self._leases.get(key)

@@ -2,8 +2,8 @@
 
 A route module exposes ``routes(settings) -> list[Route]``; ``create_app`` adds
 the routes of every module it is given, and api/openapi.py builds the document
-from the same list. That is the extension point for later route modules (live
-push, preferences, delivery status, pages): a new module, no edits to handlers.
+from the same list. That is the extension point: a new feature's routes are a new
+module (as live push, delivery, schedules and pages are), with no edits to handlers.
 
 The endpoint wrapper does, in order: authenticate (401) → rate limit (429) →
 require a service key where needed (403) → resolve ``{user}`` for the caller

@@ -15,14 +15,13 @@ from typing import Any
 
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import ns_of
+from herald.streams.connection import text
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return None if value is None else text(value)
 
 
 def _info(row: dict[Any, Any]) -> dict[str, Any]:

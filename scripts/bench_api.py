@@ -40,7 +40,7 @@ from aiohttp import web
 
 from herald.api.auth import mint_token
 from herald.api.server import serve, stop_on_signals
-from herald.benchproc import wait_up
+from herald.benchproc import child_env, wait_up
 from herald.consumers.projection.queries import InboxQueries
 from herald.consumers.roles import ROLES
 from herald.loadgen import Pool, closed_loop, open_loop, percentile_ms, request_bytes
@@ -251,12 +251,8 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, url: str, folder: Path, private: bool) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
-               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
-               HERALD_DATA_DIR=str(folder / "data"),
-               # Rate limits stay on (their Redis step is part of the cost) but never bind.
-               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
+    env = child_env(url, folder, prefix, HERALD_PARTITIONS="16", HERALD_API_KEYS=KEY,
+                    HERALD_TOKEN_SECRET=SECRET)
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
                                  redis_url=url)
     import uvloop

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import sys
@@ -43,6 +42,7 @@ import aiohttp
 import orjson
 
 from herald.benchproc import (
+    child_env,
     cpu_seconds,
     raise_fd_limit,
     rss_bytes,
@@ -267,14 +267,10 @@ def main() -> int:
 
 def _run(args: argparse.Namespace, url: str, folder: Path, private: bool) -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_PARTITIONS="16",
-               HERALD_API_KEYS=KEY, HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_FORMAT="json",
-               HERALD_LOG_LEVEL="warning", HERALD_ACCESS_LOG="false",
-               HERALD_DATA_DIR=str(folder / "data"),
-               HERALD_LIVE_MAX_CONNECTIONS="20000", HERALD_LIVE_MAX_PER_USER="100",
-               HERALD_API_MAX_INFLIGHT="20000",
-               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s")
+    env = child_env(url, folder, prefix, HERALD_PARTITIONS="16", HERALD_API_KEYS=KEY,
+                    HERALD_TOKEN_SECRET=SECRET, HERALD_LOG_LEVEL="warning",
+                    HERALD_ACCESS_LOG="false", HERALD_LIVE_MAX_CONNECTIONS="20000",
+                    HERALD_LIVE_MAX_PER_USER="100", HERALD_API_MAX_INFLIGHT="20000")
     settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("HERALD_")},
                                  redis_url=url)
     import uvloop

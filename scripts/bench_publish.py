@@ -14,8 +14,6 @@ Each figure is the median of ``--rounds`` interleaved rounds (default 3).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from herald.benchproc import machine
 from herald.streams import codec
 from herald.streams.connection import connect
 from herald.streams.events import Envelope, NotificationCreated
@@ -134,9 +133,7 @@ def main() -> int:
 
     with scratch_server() as (url, _folder, _private):
         results = uvloop.run(run(args.events, args.rounds, url, f"bench{uuid.uuid4().hex[:8]}"))
-    results["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    results["machine"] = machine()
     if args.json:
         sys.stdout.write(orjson.dumps(results).decode() + "\n")
         return 0

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import platform
 import sys
 import time
 import uuid
@@ -32,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from herald.benchproc import machine
 from herald.consumers.group.runtime import GroupRuntime
 from herald.consumers.projection.projector import projector_factory
 from herald.consumers.projection.queries import InboxQueries
@@ -198,9 +197,7 @@ def main() -> int:
     with scratch_server() as (url, _folder, _private):
         results = measure_fire_error(url, args.reminders, args.spread,
                                      partitions=args.partitions)
-    results["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    results["machine"] = machine()
     if args.json:
         sys.stdout.write(orjson.dumps(results).decode() + "\n")
         return 0

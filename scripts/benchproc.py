@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -22,6 +23,23 @@ from herald.api.server import serve, stop_on_signals
 from herald.streams.connection import connect
 from herald.streams.log import configure_logging
 from herald.streams.settings import Settings
+
+
+def machine() -> str:
+    """The machine line every benchmark reports."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def child_env(url: str, folder: Path, prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's child processes: this one without its
+    ``HERALD_*`` variables, then the server, a prefix of its own, JSON logs, a data
+    folder, request rate limits that apply (their Redis step is part of the cost) but
+    never bind, and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update(REDIS_URL=url, HERALD_PREFIX=prefix, HERALD_LOG_FORMAT="json",
+               HERALD_DATA_DIR=str(folder / "data"),
+               HERALD_API_RATE_KEY="1000000/s", HERALD_API_RATE_USER="1000000/s", **extra)
+    return env
 
 
 def raise_fd_limit() -> int:

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from herald.runtime import EXIT_USAGE
+from herald.command import EXIT_USAGE
 
 COMMANDS: dict[str, str] = {
     "run": "all-in-one: server (unless REDIS_URL), API, projector, scheduler, delivery",

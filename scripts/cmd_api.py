@@ -16,7 +16,7 @@ from types import FrameType
 from herald.api.app import create_app
 from herald.api.credentials import with_dev_credentials
 from herald.api.server import serve, stop_on_signals
-from herald.runtime import EXIT_FAILED, EXIT_OK, UsageError, guarded, load_settings, run_async
+from herald.command import EXIT_FAILED, EXIT_OK, UsageError, command, load_settings, run_async
 from herald.streams.log import configure_logging, get_logger
 from herald.streams.settings import Settings
 
@@ -73,16 +73,14 @@ def _run_workers(settings: Settings, count: int) -> int:
     return EXIT_OK if clean else EXIT_FAILED
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        if args.workers is not None and args.workers < 1:
-            raise UsageError("--workers must be at least 1")
-        settings = load_settings(host=args.host, port=args.port, api_workers=args.workers)
-        settings, path = with_dev_credentials(settings, create=False)
-        if path is not None:
-            log.warning("dev_credentials_used", path=str(path))
-        if settings.api_workers == 1:
-            return serve_forever(settings)
-        return _run_workers(settings, settings.api_workers)
-
-    return guarded(body)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    settings = load_settings(host=args.host, port=args.port, api_workers=args.workers)
+    settings, path = with_dev_credentials(settings, create=False)
+    if path is not None:
+        log.warning("dev_credentials_used", path=str(path))
+    if settings.api_workers == 1:
+        return serve_forever(settings)
+    return _run_workers(settings, settings.api_workers)

@@ -14,20 +14,12 @@ from typing import Any
 
 import orjson
 
+from herald.command import EXIT_FAILED, EXIT_OK, UsageError, command, connected, load_settings
 from herald.consumers.group.dead_letters import DeadLetters, Letter
 from herald.consumers.group.handler import Outcome
 from herald.consumers.group.runtime import consumer_name
 from herald.consumers.roles import DLQ_HANDLERS
-from herald.runtime import (
-    EXIT_FAILED,
-    EXIT_OK,
-    UsageError,
-    guarded,
-    load_settings,
-    redis_client,
-    run_async,
-    server,
-)
+from herald.streams.settings import Settings
 
 LIST_MAX = 10_000
 
@@ -67,30 +59,26 @@ async def _select(dlq: DeadLetters, settings: Any, args: argparse.Namespace) -> 
     return chosen
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        settings = load_settings()
-        if args.action != "list" and not args.all and not args.id:
-            raise UsageError(f"dlq {args.action} needs --id PARTITION:ID or --all")
-        if args.partition is not None and not 0 <= args.partition < settings.partitions:
-            raise UsageError(f"--partition must be from 0 to {settings.partitions - 1}")
+    settings = load_settings()
+    if args.action != "list" and not args.all and not args.id:
+        raise UsageError(f"dlq {args.action} needs --id PARTITION:ID or --all")
+    if args.partition is not None and not 0 <= args.partition < settings.partitions:
+        raise UsageError(f"--partition must be from 0 to {settings.partitions - 1}")
+    return connected(lambda settings, redis: _dlq(args, settings, redis), settings)
 
-        async def go() -> int:
-            with server(settings) as srv:
-                async with redis_client(settings, srv.url) as redis:
-                    dlq = DeadLetters(redis, settings)
-                    letters = await _select(dlq, settings, args)
-                    if args.action == "list":
-                        _print(letters, args.json)
-                        return EXIT_OK
-                    if args.action == "drop":
-                        print(f"dropped {await dlq.drop(letters)} dead letters")
-                        return EXIT_OK
-                    return await _retry(dlq, letters, settings, redis)
 
-        return run_async(go)
-
-    return guarded(body)
+async def _dlq(args: argparse.Namespace, settings: Settings, redis: Any) -> int:
+    dlq = DeadLetters(redis, settings)
+    letters = await _select(dlq, settings, args)
+    if args.action == "list":
+        _print(letters, args.json)
+        return EXIT_OK
+    if args.action == "drop":
+        print(f"dropped {await dlq.drop(letters)} dead letters")
+        return EXIT_OK
+    return await _retry(dlq, letters, settings, redis)
 
 
 async def _retry(dlq: DeadLetters, letters: list[Letter], settings: Any, redis: Any) -> int:

@@ -9,18 +9,10 @@ from typing import Any
 
 import orjson
 
-from herald.runtime import (
-    EXIT_OK,
-    UsageError,
-    guarded,
-    load_settings,
-    redis_client,
-    run_async,
-    server,
-)
+from herald.command import EXIT_OK, UsageError, command, connected
 from herald.streams.events import NotificationCreated, NotificationScheduled, Payload
 from herald.streams.producer import Producer, now_ms
-from herald.streams.settings import parse_duration
+from herald.streams.settings import Settings, parse_duration
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -82,28 +74,18 @@ def build_payload(args: argparse.Namespace) -> Payload:
     return NotificationCreated(**common)
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        settings = load_settings()
-        payload = build_payload(args)
+    payload = build_payload(args)
+    return connected(lambda settings, redis: _publish(args, payload, settings, redis))
 
-        async def go() -> int:
-            with server(settings) as srv:
-                async with redis_client(settings, srv.url) as redis:
-                    producer = Producer(redis, settings)
-                    env = producer.envelope(
-                        args.user, payload, idempotency_key=args.idempotency_key
-                    )
-                    appended = await producer.publish(env)
-            out = {
-                "id": appended.id,
-                "partition": appended.partition,
-                "position": appended.position,
-                "duplicate": appended.duplicate,
-            }
-            sys.stdout.write(orjson.dumps(out).decode() + "\n")
-            return EXIT_OK
 
-        return run_async(go)
-
-    return guarded(body)
+async def _publish(args: argparse.Namespace, payload: Payload, settings: Settings,
+                   redis: Any) -> int:
+    producer = Producer(redis, settings)
+    env = producer.envelope(args.user, payload, idempotency_key=args.idempotency_key)
+    appended = await producer.publish(env)
+    out = {"id": appended.id, "partition": appended.partition, "position": appended.position,
+           "duplicate": appended.duplicate}
+    sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    return EXIT_OK

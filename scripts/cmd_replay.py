@@ -14,20 +14,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from herald.command import EXIT_FAILED, EXIT_OK, UsageError, command, connected, load_settings
 from herald.consumers.replay.builder import Builder
 from herald.consumers.replay.rebuild import Replay
 from herald.consumers.replay.verify import Verifier
-from herald.runtime import (
-    EXIT_FAILED,
-    EXIT_OK,
-    UsageError,
-    guarded,
-    load_settings,
-    redis_client,
-    run_async,
-    server,
-)
-from herald.streams.process import tune_gc
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,22 +28,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        settings = load_settings()
-        if args.partition is not None and not 0 <= args.partition < settings.partitions:
-            raise UsageError(f"--partition must be from 0 to {settings.partitions - 1}")
-        parts = None if args.partition is None else [args.partition]
-
-        async def go() -> int:
-            tune_gc()  # a long decode loop: see streams/process.py
-            with server(settings) as srv:
-                async with redis_client(settings, srv.url) as redis:
-                    return await (_verify if args.verify else _replay)(redis, settings, parts, args)
-
-        return run_async(go)
-
-    return guarded(body)
+    settings = load_settings()
+    if args.partition is not None and not 0 <= args.partition < settings.partitions:
+        raise UsageError(f"--partition must be from 0 to {settings.partitions - 1}")
+    parts = None if args.partition is None else [args.partition]
+    work = _verify if args.verify else _replay
+    return connected(lambda settings, redis: work(redis, settings, parts, args), settings,
+                     tune_collector=True)  # a long decode loop: see streams/process.py
 
 
 def _bar(total: int, args: argparse.Namespace, what: str) -> Any:

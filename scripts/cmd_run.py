@@ -21,16 +21,16 @@ import sys
 from herald.api.app import create_app
 from herald.api.credentials import with_dev_credentials
 from herald.api.server import serve, stop_on_signals
-from herald.consumers.roles import resolve, run_roles
-from herald.runtime import (
+from herald.command import (
     EXIT_FAILED,
     EXIT_OK,
-    guarded,
+    command,
     load_settings,
     redis_client,
     run_async,
     server,
 )
+from herald.consumers.roles import resolve, run_roles
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
@@ -74,17 +74,15 @@ async def run_all(settings: Settings, banner: str = "") -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        settings = load_settings(host=args.host, port=args.port)
-        generated_key = not settings.api_keys
-        with server(settings) as srv:
-            settings = settings.replace(redis_url=srv.url)
-            settings, creds = with_dev_credentials(settings, create=True)
-            banner = ""
-            if creds is not None and generated_key:
-                banner = (f"\nDevelopment service key: {settings.api_keys[0]} (from {creds}); "
-                          "user tokens: herald token USER")
-            return run_async(lambda: run_all(settings, banner))
-
-    return guarded(body)
+    settings = load_settings(host=args.host, port=args.port)
+    generated_key = not settings.api_keys
+    with server(settings) as srv:
+        settings = settings.replace(redis_url=srv.url)
+        settings, creds = with_dev_credentials(settings, create=True)
+        banner = ""
+        if creds is not None and generated_key:
+            banner = (f"\nDevelopment service key: {settings.api_keys[0]} (from {creds}); "
+                      "user tokens: herald token USER")
+        return run_async(lambda: run_all(settings, banner))

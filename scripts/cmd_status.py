@@ -13,17 +13,11 @@ from typing import Any
 
 import orjson
 
+from herald.command import EXIT_FAILED, EXIT_OK, command, connected
+from herald.consumers.delivery.queries import DeliveryQueries
 from herald.consumers.overview import collect
 from herald.consumers.projection.applier import GROUP
-from herald.runtime import (
-    EXIT_FAILED,
-    EXIT_OK,
-    guarded,
-    load_settings,
-    redis_client,
-    run_async,
-    server,
-)
+from herald.streams.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +75,7 @@ def render_notification(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _notification(settings: Any, redis: Any, args: argparse.Namespace) -> int:
-    from herald.consumers.delivery.queries import DeliveryQueries
-
+async def _notification(settings: Settings, redis: Any, args: argparse.Namespace) -> int:
     doc = await DeliveryQueries(redis, settings).notification(args.notification)
     if doc is None:
         print(f"herald: no notification {args.notification!r} (unknown, or its status "
@@ -93,22 +85,17 @@ async def _notification(settings: Any, redis: Any, args: argparse.Namespace) -> 
     return EXIT_OK
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        settings = load_settings()
+    return connected(lambda settings, redis: _status(args, settings, redis))
 
-        async def go() -> int:
-            with server(settings) as srv:
-                async with redis_client(settings, srv.url) as redis:
-                    if args.notification is not None:
-                        return await _notification(settings, redis, args)
-                    doc = await collect(redis, settings)
-            if args.json:
-                sys.stdout.write(orjson.dumps(doc).decode() + "\n")
-            else:
-                print(render(doc))
-            return EXIT_OK
 
-        return run_async(go)
-
-    return guarded(body)
+async def _status(args: argparse.Namespace, settings: Settings, redis: Any) -> int:
+    if args.notification is not None:
+        return await _notification(settings, redis, args)
+    doc = await collect(redis, settings)
+    if args.json:
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    else:
+        print(render(doc))
+    return EXIT_OK

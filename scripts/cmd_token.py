@@ -11,7 +11,7 @@ import sys
 
 from herald.api.auth import mint_token
 from herald.api.credentials import with_dev_credentials
-from herald.runtime import EXIT_OK, UsageError, guarded, load_settings
+from herald.command import EXIT_OK, UsageError, command, load_settings
 from herald.streams.settings import parse_duration
 
 
@@ -20,21 +20,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", default="1h", help="lifetime, e.g. 15m, 1h, 7d (default 1h)")
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        try:
-            ttl = parse_duration(args.ttl)
-        except ValueError as exc:
-            raise UsageError(f"--ttl: {exc}") from exc
-        if ttl < 1:
-            raise UsageError("--ttl must be at least 1s")
-        settings, _path = with_dev_credentials(load_settings(), create=False)
-        if not settings.token_secret:
-            raise UsageError(
-                "HERALD_TOKEN_SECRET is not set and there is no development secret in "
-                f"{settings.data_dir} (start `herald run` once, or set the variable)"
-            )
-        sys.stdout.write(mint_token(settings.token_secret, args.user, ttl) + "\n")
-        return EXIT_OK
-
-    return guarded(body)
+    try:
+        ttl = parse_duration(args.ttl)
+    except ValueError as exc:
+        raise UsageError(f"--ttl: {exc}") from exc
+    if ttl < 1:
+        raise UsageError("--ttl must be at least 1s")
+    settings, _path = with_dev_credentials(load_settings(), create=False)
+    if not settings.token_secret:
+        raise UsageError(
+            "HERALD_TOKEN_SECRET is not set and there is no development secret in "
+            f"{settings.data_dir} (start `herald run` once, or set the variable)"
+        )
+    sys.stdout.write(mint_token(settings.token_secret, args.user, ttl) + "\n")
+    return EXIT_OK

@@ -12,19 +12,12 @@ import asyncio
 import os
 import signal
 import sys
+from typing import Any
 
+from herald.command import EXIT_OK, UsageError, command, connected
 from herald.consumers.errors import UnknownRoleError
 from herald.consumers.roles import resolve, run_roles
-from herald.runtime import (
-    EXIT_OK,
-    UsageError,
-    guarded,
-    load_settings,
-    redis_client,
-    run_async,
-    server,
-)
-from herald.streams.process import tune_gc
+from herald.streams.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,34 +29,29 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+@command
 def main(args: argparse.Namespace) -> int:
-    def body() -> int:
-        try:
-            names = resolve(_names(args.roles))
-        except UnknownRoleError as exc:
-            raise UsageError(str(exc)) from exc
-        settings = load_settings()
+    try:
+        names = resolve(_names(args.roles))
+    except UnknownRoleError as exc:
+        raise UsageError(str(exc)) from exc
+    return connected(lambda settings, redis: _work(names, settings, redis),
+                     tune_collector=True)  # a long decode loop: see streams/process.py
 
-        async def go() -> int:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
 
-            def on_signal(signum: int) -> None:
-                if stop.is_set():
-                    print("herald: stopping now", file=sys.stderr)
-                    os._exit(130)
-                print(f"herald: {signal.Signals(signum).name}: finishing batches, releasing "
-                      "leases", file=sys.stderr)
-                stop.set()
+async def _work(names: list[str], settings: Settings, redis: Any) -> int:
+    stop = asyncio.Event()
 
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_signal, sig)
-            tune_gc()  # a long decode loop: see streams/process.py
-            with server(settings) as srv:
-                async with redis_client(settings, srv.url) as redis:
-                    await run_roles(names, settings, redis, stop)
-            return EXIT_OK
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            print("herald: stopping now", file=sys.stderr)
+            os._exit(130)
+        print(f"herald: {signal.Signals(signum).name}: finishing batches, releasing leases",
+              file=sys.stderr)
+        stop.set()
 
-        return run_async(go)
-
-    return guarded(body)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    await run_roles(names, settings, redis, stop)
+    return EXIT_OK

@@ -26,6 +26,8 @@ from herald.streams.errors import ServerStartError
 from herald.streams.server import running_server_url
 from herald.streams.settings import Settings
 
+# What "Redis is unavailable" looks like to a loop: retry these after a back-off.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 RETRY_ATTEMPTS = 3
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
@@ -133,6 +135,31 @@ async def _read_one(conn: Any) -> Any:
         return await conn.read_response()
     except redis.ResponseError as exc:  # the reply was read whole: go on
         return exc
+
+
+class Backoff:
+    """Waits between retries of a loop that met :data:`REDIS_ERRORS`: doubling from
+    ``initial`` to ``maximum`` seconds, back to ``initial`` on :meth:`reset`."""
+
+    __slots__ = ("current", "initial", "maximum")
+
+    def __init__(self, initial: float = 0.1, maximum: float = 5.0) -> None:
+        self.initial, self.maximum, self.current = initial, maximum, initial
+
+    def next(self) -> float:
+        """The wait before the next try (and double the one after)."""
+        wait = self.current
+        self.current = min(self.current * 2, self.maximum)
+        return wait
+
+    def reset(self) -> None:
+        self.current = self.initial
+
+
+def text(value: Any) -> str:
+    """A reply value as text: bytes decoded as UTF-8 (undecodable bytes replaced, never
+    raised), anything else through ``str``. Replies are bytes (see the module docstring)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def resolve_url(settings: Settings) -> str:

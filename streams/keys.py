@@ -170,7 +170,8 @@ class Keys:
         return f"{self.ns_root(partition, ns)}:archived:{user}"
 
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
-        """Hash: the user's counters (unread) and markers (read-all position)."""
+        """Hash: ``pos``, the highest log position that changed the user's inbox (the
+        unread count is not kept here: it is the size of :meth:`inbox_unread`)."""
         return f"{self.ns_root(partition, ns)}:user:{user}"
 
     def preferences(self, partition: int, user: str, ns: str = LIVE_NS) -> str:

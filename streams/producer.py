@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 
 from herald.streams import codec, schedule_cancel
 from herald.streams.codec import ENTRY_FIELD
-from herald.streams.connection import Batch
+from herald.streams.connection import Batch, text
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import Appended, Envelope, Payload, new_envelope
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
@@ -159,9 +159,9 @@ class _Base:
             p, ids = group.partition, group.ids
             for n, (index, answer) in enumerate(zip(group.indexes, reply, strict=True)):
                 if type(answer) is list:  # a duplicate: [first id, first position]
-                    out[index] = Appended(_text(answer[0]), p, _text(answer[1]), True)
+                    out[index] = Appended(text(answer[0]), p, text(answer[1]), True)
                 else:
-                    out[index] = Appended(ids[n], p, _text(answer), False)
+                    out[index] = Appended(ids[n], p, text(answer), False)
         return out
 
     @staticmethod
@@ -188,16 +188,17 @@ class _Base:
 
     def _appends(
         self, groups: Sequence[_Group], count: int
-    ) -> Generator[list[int] | None, list[Any] | None, list[Appended]]:
-        """The append protocol, without I/O: yields the groups to send (the caller
-        queues them with :meth:`_queue`, runs the batch and sends back
-        :meth:`_replies`), or None when the script must be loaded first; returns the
-        results. Shared by the async and the sync producer."""
+    ) -> Generator[list[tuple[Any, ...]] | None, list[Any], list[Appended]]:
+        """The append protocol, without I/O, shared by the async and the sync producer:
+        yields the commands to send in one round trip (the caller sends back their
+        replies, errors as values), or None after a NOSCRIPT (the caller loads the
+        script on every server, sends back nothing), until it returns the results."""
         replies: list[Any] = [None] * len(groups)
         todo = list(range(len(groups)))
         for _attempt in range(3):
-            done = yield todo
-            assert done is not None
+            commands = _Commands()
+            counts = self._queue(commands, todo, groups)
+            done = self._replies(counts, (yield commands))
             for i, reply in zip(todo, done, strict=True):
                 replies[i] = reply
             todo, load = self._retry(todo, done, groups)
@@ -208,8 +209,11 @@ class _Base:
         raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+class _Commands(list[tuple[Any, ...]]):
+    """Commands collected for one round trip (what :meth:`_Base._queue` fills)."""
+
+    def execute_command(self, *args: Any) -> None:
+        self.append(args)
 
 
 class Producer(_Base):
@@ -242,18 +246,19 @@ class Producer(_Base):
         groups = self._prepare(envelopes)
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
-        done: list[Any] | None = None
-        try:
-            while True:
-                todo = steps.send(done)
-                if todo is None:
-                    await self._script.load(self.redis)
-                    done = None
-                    continue
+        commands = next(steps)
+        while True:
+            if commands is None:
+                await self._script.load(self.redis)
+                replies = []
+            else:
                 batch = Batch(self.redis)
-                done = self._replies(self._queue(batch, todo, groups), await batch.execute())
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
+                batch.commands.extend(commands)
+                replies = await batch.execute()
+            try:
+                commands = steps.send(replies)
+            except StopIteration as finished:
+                return finished.value
 
 
 class SyncProducer(_Base):
@@ -273,16 +278,17 @@ class SyncProducer(_Base):
         groups = self._prepare(envelopes)
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
-        done: list[Any] | None = None
-        try:
-            while True:
-                todo = steps.send(done)
-                if todo is None:
-                    self._script.load_sync(self.redis)
-                    done = None
-                    continue
+        commands = next(steps)
+        while True:
+            if commands is None:
+                self._script.load_sync(self.redis)
+                replies = []
+            else:
                 with self.redis.pipeline(transaction=False) as pipe:
-                    counts = self._queue(pipe, todo, groups)
-                    done = self._replies(counts, pipe.execute(raise_on_error=False))
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    replies = pipe.execute(raise_on_error=False)
+            try:
+                commands = steps.send(replies)
+            except StopIteration as finished:
+                return finished.value

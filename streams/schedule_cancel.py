@@ -1,6 +1,6 @@
 """Cancelling schedules by cancel key: the routing index and the atomic cancel append.
 
-How a cancel wins (issue 6; the scheduler side is consumers/schedule/scheduler.py):
+How a cancel wins (the scheduler's side is consumers/schedule/scheduler.py):
 
 - **Routing.** ``DELETE /v1/scheduled/{cancel_key}`` names no user. Before the
   producer appends a ``notification.scheduled`` that has a cancel key, it records the

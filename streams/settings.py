@@ -53,20 +53,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h|d)\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(ms|s|m|h|d))?\s*$")
 
 
 def parse_rate(text: str) -> tuple[float, float] | None:
-    """Parse a Celery-style rate ``100/s``, ``10/m``, ``5000/h`` → (count, period seconds).
+    """Parse a Celery-style rate ``100/s``, ``10/m``, ``5000/h``, ``3/d``, or a bare
+    number meaning per second → (count, period seconds).
 
     ``off`` (or ``0``) means no limit and gives None. Raises ValueError otherwise.
+    The one parser of rates: request limits (api/request_limit.py) and delivery
+    limits (consumers/delivery/ratelimit.py) both read theirs with it.
     """
     if text.strip().lower() in {"off", "0", "none"}:
         return None
     match = _RATE.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"not a rate: {text!r} (use e.g. 100/s, 10/m, or off)")
-    return float(match.group(1)), _DURATION_UNITS[match.group(2)]
+        raise ValueError(f"not a rate: {text!r} (use e.g. 100/s, 10/m, 5/d, or off)")
+    return float(match.group(1)), _DURATION_UNITS[match.group(2) or "s"]
 
 
 def _rate(text: str) -> str:

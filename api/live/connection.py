@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from herald.api.live import messages as m
 
@@ -64,6 +65,16 @@ class LiveConnection:
     @property
     def closed(self) -> bool:
         return self.reason is not None
+
+    def bind(self, transport: Any, *, watch: bool) -> None:
+        """Tie the connection to its socket: ``abort`` tears it down (a stuck client);
+        with ``watch``, ``gone`` tells when the client hung up (SSE learns it only from
+        the transport; a WebSocket sees the close frame itself)."""
+        if transport is None:
+            return
+        self.abort = transport.abort
+        if watch:
+            self.gone = transport.is_closing
 
     def _wake(self) -> None:
         waiter = self.waiter

@@ -35,12 +35,11 @@ from herald.api.live import messages as m
 from herald.api.live.changes import Changes, relevant
 from herald.api.live.journal import Entry, Journal
 from herald.consumers.projection.queries import InboxQueries
+from herald.streams.connection import Backoff
 from herald.streams.errors import RedisUnavailableError
 from herald.streams.log import get_logger
 
 log = get_logger(__name__)
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 5.0
 ORIGIN = "0-0"
 ERRORS = (redis.exceptions.RedisError, RedisUnavailableError, OSError)
 
@@ -115,18 +114,18 @@ class Feed:
             self._wake.set()
 
     async def _run(self) -> None:
-        backoff = BACKOFF_INITIAL_S
+        backoff = Backoff()
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self._step()
-                backoff = BACKOFF_INITIAL_S
+                backoff.reset()
             except ERRORS as exc:
+                wait = backoff.next()
                 log.warning("live_feed_failed", partition=self.partition, error=str(exc),
-                            retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                            retry_in_s=wait)
+                await asyncio.sleep(wait)
                 self._wake.set()
 
     async def _step(self) -> None:

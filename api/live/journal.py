@@ -22,6 +22,7 @@ from typing import Any
 import redis.exceptions
 
 from herald.streams import codec, positions
+from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.events import Envelope
 from herald.streams.keys import Keys
@@ -42,10 +43,6 @@ class Read:
     entries: list[Entry]
     last: str
     complete: bool
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Journal:
@@ -69,7 +66,7 @@ class Journal:
             count = min(CHUNK, limit - seen)
             rows = await self.redis.xrange(key, min=f"({cursor}", max=upto, count=count)
             for raw_id, fields in rows:
-                cursor = _text(raw_id)
+                cursor = text(raw_id)
                 raw = fields.get(codec.ENTRY_FIELD)
                 if raw is None:
                     continue
@@ -97,14 +94,14 @@ class Journal:
             if "no such key" in str(exc).lower():
                 return True
             raise
-        fields = {_text(k): v for k, v in info.items()}
+        fields = {text(k): v for k, v in info.items()}
         since = positions.parse(after)
         deleted = fields.get("max-deleted-entry-id")
-        if deleted is not None and positions.parse(_text(deleted)) > since:
+        if deleted is not None and positions.parse(text(deleted)) > since:
             return False
         added, length = fields.get("entries-added"), fields.get("length")
         if added is None or length is None or int(added) <= int(length):
             return True  # never trimmed (or a server too old to say)
         first = fields.get("recorded-first-entry-id")
-        return first is not None and positions.parse(_text(first)) <= since
+        return first is not None and positions.parse(text(first)) <= since
 

@@ -75,10 +75,7 @@ async def events(call: Call) -> web.StreamResponse:
 async def _pump(request: web.Request, response: web.StreamResponse, opening: Opening) -> None:
     conn = opening.conn
     loop = asyncio.get_running_loop()
-    transport = request.transport
-    if transport is not None:
-        conn.abort = transport.abort
-        conn.gone = transport.is_closing
+    conn.bind(request.transport, watch=True)
     try:
         head = f"retry: {RETRY_MS}\n\n".encode()
         backlog = opening.backlog

@@ -7,7 +7,7 @@ sends by itself when it re-establishes a lost connection, which is how the hub
 learns that signals may have been missed and re-reads instead of hoping.
 
 Failure modes: a lost connection is retried with a back-off doubling from
-:data:`BACKOFF_INITIAL_S` to :data:`BACKOFF_MAX_S`, logged as ``live_pubsub_lost``;
+:data:`BACKOFF_INITIAL_S` to :data:`BACKOFF_MAX_S` seconds, logged as ``live_pubsub_lost``;
 a malformed signal is logged and ignored. Pub/sub is fire-and-forget by design:
 correctness never depends on a signal arriving, only latency does.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import redis.exceptions
 
+from herald.streams.connection import Backoff, text
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 
@@ -30,10 +31,6 @@ BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 2.0
 READ_TIMEOUT_S = 1.0
 ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Subscriber:
@@ -84,24 +81,24 @@ class Subscriber:
                 await self._pubsub.unsubscribe(channel)
 
     async def _run(self) -> None:
-        backoff = BACKOFF_INITIAL_S
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         await self._ready.wait()
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=READ_TIMEOUT_S)
             except ERRORS as exc:
                 self.reconnects += 1
-                log.warning("live_pubsub_lost", error=str(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                wait = backoff.next()
+                log.warning("live_pubsub_lost", error=str(exc), retry_in_s=wait)
+                await asyncio.sleep(wait)
                 continue
-            backoff = BACKOFF_INITIAL_S
+            backoff.reset()
             if message is not None:
                 self._dispatch(message)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = _text(message.get("type"))
-        partition = self._channels.get(_text(message.get("channel")))
+        kind = text(message.get("type"))
+        partition = self._channels.get(text(message.get("channel")))
         if partition is None:
             return
         if kind == "subscribe":

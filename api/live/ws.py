@@ -78,9 +78,7 @@ async def _read(ws: web.WebSocketResponse, conn: LiveConnection) -> None:
 async def _pump(request: web.Request, ws: web.WebSocketResponse, opening: Opening) -> None:
     conn = opening.conn
     loop = asyncio.get_running_loop()
-    transport = request.transport
-    if transport is not None:
-        conn.abort = transport.abort
+    conn.bind(request.transport, watch=False)
     try:
         for message in opening.backlog:
             await ws.send_str(message.text)

@@ -36,6 +36,7 @@ from herald.consumers.delivery.projection import (
 from herald.consumers.projection.queries import iso
 from herald.consumers.projection.views import Views
 from herald.streams import codec
+from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.events import NotificationContent
 from herald.streams.ids import is_id, partition_of
@@ -49,12 +50,8 @@ CHANNEL_FIELDS = {"attempts": "n", "last_error": "e", "updated_at": "t",
 TIMES = {"updated_at", "last_attempt_at", "sent_at", "next_attempt_at"}
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
+    return {text(k): text(v) for k, v in raw.items()}
 
 
 class DeliveryQueries:
@@ -89,10 +86,10 @@ class DeliveryQueries:
             return _scheduled(notification_id, scheduled, due)
         doc: dict[str, Any] = {
             "id": notification_id,
-            "user": status.get("u") or _text(item[0]),
-            "category": _text(item[1]) if in_inbox else status.get("c", ""),
-            "title": _text(item[2]) if in_inbox else status.get("t", ""),
-            "body": _text(item[3]) if in_inbox else None,
+            "user": status.get("u") or text(item[0]),
+            "category": text(item[1]) if in_inbox else status.get("c", ""),
+            "title": text(item[2]) if in_inbox else status.get("t", ""),
+            "body": text(item[3]) if in_inbox else None,
             "data": (codec.unpack_value(item[4]) if item[4] else {}) if in_inbox else None,
             "created_at": iso(status.get("ts") or item[5]),
             "expires_at": iso(status.get("x")),

@@ -11,7 +11,7 @@ the check and the grant are one Lua step (``lua/ratelimit_acquire.lua``, an
 exact sliding-window log) over the channel bucket and the user's bucket
 together (same hash tag), so a send refused by one bucket uses none of the
 other. A refused send is never dropped: the caller is told when to ask again
-(:attr:`Decision.retry_after_s`) and may :meth:`RateLimiter.wait`.
+(:attr:`Permit.retry_after_s`) and may :meth:`RateLimiter.wait`.
 
 Memory is one sorted-set member per grant in the window (``limit`` at most),
 so very large limits (say 100,000/s) cost accordingly. Redis errors propagate.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -32,9 +31,8 @@ from herald.streams.errors import SettingsError
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
 from herald.streams.settings import Settings
+from herald.streams.settings import parse_rate as settings_rate
 
-UNITS: dict[str, float] = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_SPEC = re.compile(r"^\s*(\d+)\s*(?:/\s*([smh]))?\s*$")
 DEFAULT_KEY = "*"
 # Spread for waiters woken by the same retry time, so they do not all collide.
 WAKE_JITTER_S = 0.01
@@ -57,11 +55,12 @@ class RateLimit:
 
 
 def parse_rate(text: str) -> RateLimit:
-    """``"10/m"`` → RateLimit(10, 60.0); raises ValueError on anything else."""
-    match = _SPEC.match(text)
-    if not match:
-        raise ValueError(f"not a rate limit: {text!r} (use e.g. 10/s, 10/m, 10/h)")
-    return RateLimit(int(match.group(1)), UNITS[match.group(2) or "s"])
+    """``"10/m"`` → RateLimit(10, 60.0) (streams.settings.parse_rate's syntax, a whole
+    number of sends); raises ValueError on anything else, ``off`` included."""
+    parsed = settings_rate(text)
+    if parsed is None or parsed[0] != int(parsed[0]):
+        raise ValueError(f"not a rate limit: {text!r} (a whole number of sends, e.g. 10/m)")
+    return RateLimit(int(parsed[0]), parsed[1])
 
 
 def parse_rate_limits(text: str, variable: str = "HERALD_RATE_LIMITS") -> dict[str, RateLimit]:
@@ -84,7 +83,7 @@ def parse_rate_limits(text: str, variable: str = "HERALD_RATE_LIMITS") -> dict[s
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Permit:
     """The answer to one acquire: allowed now, or ask again after ``retry_after_s``.
 
     ``now_ms`` is the Redis server time the decision was taken at (0 when no
@@ -133,27 +132,27 @@ class RateLimiter:
                 found.append((self._keys.user_rate(channel, user), user_limit))
         return found
 
-    async def acquire(self, channel: str, user: str | None = None, count: int = 1) -> Decision:
+    async def acquire(self, channel: str, user: str | None = None, count: int = 1) -> Permit:
         """Take ``count`` sends now from every applicable bucket, or learn when to retry.
 
         Raises ValueError when ``count`` exceeds a bucket's limit (never grantable).
         """
         buckets = self.buckets(channel, user)
         if not buckets:
-            return Decision(allowed=True)
+            return Permit(allowed=True)
         if count < 1 or any(count > limit.limit for _, limit in buckets):
             raise ValueError(f"count {count} can never be granted on {channel}")
         args: list[Any] = [secrets.token_hex(8), count]
         for _, limit in buckets:
             args += [limit.limit, limit.window_ms]
         allowed, wait_ms, now_ms = await self._script(keys=[k for k, _ in buckets], args=args)
-        return Decision(
+        return Permit(
             allowed=bool(allowed), retry_after_s=int(wait_ms) / 1000, now_ms=int(now_ms)
         )
 
     async def wait(
         self, channel: str, user: str | None = None, *, max_wait_s: float | None = None
-    ) -> Decision:
+    ) -> Permit:
         """Acquire, sleeping as told between tries; the last refusal after ``max_wait_s``.
 
         Without ``max_wait_s`` it waits as long as it takes (a send is delayed,

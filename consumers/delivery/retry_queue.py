@@ -25,16 +25,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from herald.consumers.delivery.jobs import Job
+from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
 
 log = get_logger(__name__)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RetryQueue:
@@ -93,9 +90,9 @@ class RetryQueue:
                 try:
                     jobs.append(Job.unpack(reply[i + 1]))
                 except CodecError as exc:
-                    broken.append(_text(reply[i]))
+                    broken.append(text(reply[i]))
                     log.error("retry_job_unreadable", partition=p, channel=self.channel,
-                              notification_id=_text(reply[i]), error=str(exc))
+                              notification_id=text(reply[i]), error=str(exc))
             if broken:
                 await self.done(p, broken)
             if jobs:

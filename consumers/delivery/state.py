@@ -29,6 +29,7 @@ from herald.consumers.errors import ConsumerError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views, ns_of
 from herald.streams import codec, positions
+from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys
@@ -54,10 +55,6 @@ class UserState:
 
     profile: dict[str, str] = field(default_factory=dict)
     preferences: dict[str, Any] = field(default_factory=dict)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ProjectedState:
@@ -97,14 +94,14 @@ class ProjectedState:
                     raise RuntimeError(f"view of partition {p} keeps switching")
                 continue
             checkpoint = replies[1]
-            if checkpoint is not None and positions.parse(_text(checkpoint)) >= target:
+            if checkpoint is not None and positions.parse(text(checkpoint)) >= target:
                 return {user: _user_state(replies[2 + 2 * i], replies[3 + 2 * i])
                         for i, user in enumerate(names)}
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ProjectorBehindError(
                     f"the projector has not applied partition {p} up to {position} within "
-                    f"{self.wait_s:g}s (checkpoint {_text(checkpoint) if checkpoint else None})")
+                    f"{self.wait_s:g}s (checkpoint {text(checkpoint) if checkpoint else None})")
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, POLL_MAX_S)
 
@@ -117,7 +114,7 @@ class ProjectedState:
 
 
 def _user_state(profile: dict[Any, Any], prefs: Any) -> UserState:
-    fields = {_text(k): _text(v) for k, v in profile.items()}
+    fields = {text(k): text(v) for k, v in profile.items()}
     preferences: dict[str, Any] = {}
     if prefs:
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.consumers.group.handler import DeadLetter, Entry, Handler, Outcome
+from herald.streams.connection import text
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
@@ -42,10 +43,6 @@ class Letter:
     def as_dict(self) -> dict[str, Any]:
         return {"partition": self.partition, "id": self.id, "group": self.group,
                 "position": self.position, "reason": self.reason, "bytes": len(self.raw)}
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class DeadLetters:
@@ -85,9 +82,9 @@ class DeadLetters:
             rows = await self.redis.xrange(self.keys.dead_letters(p), count=limit - len(out))
             for letter_id, fields in rows:
                 letter = Letter(
-                    partition=p, id=_text(letter_id), group=_text(fields.get(b"group", b"")),
-                    position=_text(fields.get(b"position", b"")),
-                    reason=_text(fields.get(b"reason", b"")), raw=fields.get(b"e", b""),
+                    partition=p, id=text(letter_id), group=text(fields.get(b"group", b"")),
+                    position=text(fields.get(b"position", b"")),
+                    reason=text(fields.get(b"reason", b"")), raw=fields.get(b"e", b""),
                 )
                 if group is None or letter.group == group:
                     out.append(letter)

@@ -27,22 +27,23 @@ Contract:
   owner: the runtime drops the partition.
 - ``Entry.raw`` is None when the entry was deleted from the stream; such entries are
   acked by the runtime and never reach ``handle``.
-- Optionally ``async start_settled({partition: (entries, preset)}) -> Task[{partition:
-  outcomes | exception}]``: for each partition, handle the entries whose ``preset``
-  outcome is OK and, in the same atomic step (fenced by the lease), ack every entry
-  and write every dead letter (preset and its own). The runtime then calls it once
-  per round instead of ``handle`` plus its own settle per partition; the projector
-  does (pipelines of one script per partition: write, checkpoint, ack). It returns
-  once the round is sent; the task gives the results. The runtime may call it for the
-  next round before that task is done, so the handler must keep each partition's
-  rounds in order itself. Entries with ``raw`` None come with an OK preset: ack them,
-  nothing else. An exception in the result means what raising from ``handle`` means,
-  for that partition only.
+- Optionally ``async start_settled({partition: (entries, early)}) -> Task[{partition:
+  outcomes | exception}]``: for each partition, handle the entries whose ``early``
+  outcome (decided by the runtime before the handler) is OK and, in the same atomic
+  step (fenced by the lease), ack every entry and write every dead letter (the early
+  ones and its own). The runtime then calls it once per round instead of ``handle``
+  plus its own settle per partition; the projector does (pipelines of one script per
+  partition: write, checkpoint, ack). It returns once the round is sent; the task
+  gives the results. The runtime may call it for the next round before that task is
+  done, so the handler must keep each partition's rounds in order itself. Entries
+  with ``raw`` None come with an OK early outcome: ack them, nothing else. An
+  exception in the result means what raising from ``handle`` means, for that
+  partition only.
 - A handler that needs strict per-partition order (the projector) sets
   ``claim_min_idle_ms = 0``: on takeover every pending entry of the group is claimed
   at once and re-read in order. Others may leave pending entries of a slow consumer
   alone until they are ``claim_idle_s`` old.
-- ``lanes`` (optional, default ``consumers.runtime.LANES``): independent read/handle
+- ``lanes`` (optional, default ``consumers.group.runtime.LANES``): independent read/handle
   loops over disjoint partition subsets. More lanes overlap one lane's waiting with
   another's work; fewer lanes make each read gather more entries per partition. A
   handler whose cost is per call rather than per entry (the projector: one script

@@ -19,13 +19,16 @@ consumers/projection/applier.py and consumers/group/lua/runtime_settle.lua).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from herald.consumers.aio import check_cancelled, sleep_unless
+from herald.streams.connection import REDIS_ERRORS, Backoff
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
 from herald.streams.settings import Settings
@@ -103,6 +106,29 @@ class Leases:
 
     def share(self, members: int) -> int:
         return math.ceil(len(self.partitions) / max(1, members))
+
+    async def maintain(self, stop: asyncio.Event,
+                       react: Callable[[LeaseChanges], Awaitable[None]], log: Any) -> None:
+        """Run :meth:`cycle` until ``stop``, handing each cycle's changes to ``react``.
+
+        Redis errors are logged (``lease_cycle_failed``) and retried after a back-off;
+        meanwhile leases are neither renewed nor taken, so they may expire and be
+        taken over (the fenced writes notice). Gains are logged as one line.
+        """
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                changes = await self.cycle()
+                check_cancelled()  # redis-py may have swallowed a cancel (consumers/aio.py)
+                if changes.acquired:  # one line per change, not one per partition
+                    log.info("partitions_acquired", partitions=sorted(changes.acquired))
+                await react(changes)
+                backoff.reset()
+                wait = changes.wake_in
+            except REDIS_ERRORS as exc:
+                wait = backoff.next()
+                log.warning("lease_cycle_failed", error=str(exc), retry_in=wait)
+            await sleep_unless(stop, wait)
 
     async def cycle(self) -> LeaseChanges:
         """Renew what we hold, take free partitions up to our share, report surplus."""

@@ -24,16 +24,12 @@ import redis.exceptions
 from herald.consumers.errors import GroupMissingError
 from herald.consumers.group.handler import Entry, entries_of
 from herald.streams.codec import ENTRY_FIELD
-from herald.streams.connection import Batch
+from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
 
 AUTOCLAIM_PAGE = 1000
 AUTOCLAIM_MAX_PAGES = 1000  # bounds one takeover's claim loop (1M pending entries)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class StreamGroup:
@@ -103,7 +99,7 @@ class StreamGroup:
                 raise reply
             for stream, rows in reply or ():
                 if rows:
-                    out[by_stream[_text(stream)]] = entries_of(rows)
+                    out[by_stream[text(stream)]] = entries_of(rows)
         return out
 
     async def claim_all(self, partition: int, min_idle_ms: int) -> int:
@@ -115,7 +111,7 @@ class StreamGroup:
                     keys=[stream],
                     args=[self.group, self.consumer, min_idle_ms, start, AUTOCLAIM_PAGE],
                 )
-                start = _text(reply[0])
+                start = text(reply[0])
                 claimed += int(reply[1])
                 if start == "0-0":
                     break
@@ -149,14 +145,14 @@ class StreamGroup:
             if not rows:
                 return []
             pending = await self.redis.xpending_range(
-                stream, self.group, _text(rows[0][0]), _text(rows[-1][0]), len(rows),
+                stream, self.group, text(rows[0][0]), text(rows[-1][0]), len(rows),
                 self.consumer,
             )
         except redis.exceptions.ResponseError as exc:
             raise self._translate(exc, partition) from exc
-        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        counts = {text(p["message_id"]): int(p["times_delivered"]) for p in pending}
         return [
-            Entry(_text(pos), fields.get(ENTRY_FIELD) if fields else None,
-                  counts.get(_text(pos), 1))
+            Entry(text(pos), fields.get(ENTRY_FIELD) if fields else None,
+                  counts.get(text(pos), 1))
             for pos, fields in rows
         ]

@@ -35,8 +35,8 @@ partition (an ex-owner's blocking read can receive entries after a takeover) and
 recovers them, so they are applied before anything newer.
 
 Failure modes: Redis errors (connection lost, server restarting, BUSY…) are
-logged and retried after a back-off doubling from :data:`BACKOFF_INITIAL_S` to
-:data:`BACKOFF_MAX_S`; the client reconnects by itself once the server is back.
+logged and retried after a back-off doubling from 0.1 s to 5 s (streams/connection.py
+``Backoff``); the client reconnects by itself once the server is back.
 A handler exception leaves its batch pending (redelivered later, counted). A lost
 lease drops the partition without acking. A vanished group raises
 :class:`GroupMissingError` out of :meth:`GroupRuntime.run`.
@@ -54,26 +54,24 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import redis.exceptions
-
 from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
 from herald.consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
 from herald.consumers.group.dead_letters import DeadLetters
 from herald.consumers.group.handler import DeadLetter, Entry, HandlerFactory, Outcome
 from herald.consumers.group.intake import Batches, Intake
-from herald.consumers.group.lease import Leases
+from herald.consumers.group.lease import LeaseChanges, Leases
 from herald.consumers.group.reads import StreamGroup
+from herald.streams.connection import REDIS_ERRORS, Backoff
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 5.0
+BACKOFF_INITIAL_S = 0.1  # waits after a Redis error double from this ...
+BACKOFF_MAX_S = 5.0  # ... to this (streams/connection.py Backoff)
 BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
 IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 Results = dict[int, Any]  # partition -> its outcomes, or the exception that failed it
 
 log = get_logger(__name__)
@@ -112,7 +110,7 @@ class GroupRuntime:
         self.handled = 0
         self.dead_lettered = 0
         self._to_release: set[int] = set()
-        self._start = getattr(self.handler, "start_settled", None)
+        self._start_settled = getattr(self.handler, "start_settled", None)
         # lane -> the round whose scripts are sent but whose results are not yet taken
         self._inflight: dict[int, tuple[asyncio.Task[Results], Batches]] = {}
 
@@ -156,7 +154,7 @@ class GroupRuntime:
         await self._shutdown()
 
     async def _ensure_groups(self, stop: asyncio.Event) -> None:
-        backoff = BACKOFF_INITIAL_S
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         while True:
             try:
                 await self.group.ensure(self.partitions)
@@ -164,9 +162,9 @@ class GroupRuntime:
             except REDIS_ERRORS as exc:
                 if stop.is_set():
                     raise
-                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
-                await sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                wait = backoff.next()
+                self._log.warning("redis_unavailable", error=str(exc), retry_in=wait)
+                await sleep_unless(stop, wait)
 
     async def _shutdown(self) -> None:
         owned = sorted(self.leases.owned)
@@ -180,7 +178,7 @@ class GroupRuntime:
     async def _consume_loop(
         self, stop: asyncio.Event, lease_task: asyncio.Task[None], lane: Intake
     ) -> None:
-        backoff = BACKOFF_INITIAL_S
+        backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         while not stop.is_set():
             check_cancelled()
             if lease_task.done():
@@ -192,16 +190,16 @@ class GroupRuntime:
             except GroupMissingError:
                 raise
             except REDIS_ERRORS as exc:
-                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
+                self._log.warning("redis_unavailable", error=str(exc),
+                                  retry_in=backoff.current)
                 failed = True
             if failed:
                 lane.recover(lane.owned())
-                await sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                await sleep_unless(stop, backoff.next())
             else:
-                backoff = BACKOFF_INITIAL_S
+                backoff.reset()
         try:
-            await self._finish(lane)
+            await self._collect_inflight(lane)
         except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
             self._log.warning("round_not_settled", error=str(exc))
         await self._drain_read_ahead(lane)
@@ -211,32 +209,23 @@ class GroupRuntime:
         try:
             batches = await lane.take_ahead()
             if batches:
-                await self._handle(batches)
+                await self._handle_round(batches)
         except REDIS_ERRORS as exc:  # left pending: the next owner redelivers
             self._log.warning("read_ahead_not_handled", error=str(exc))
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        backoff = BACKOFF_INITIAL_S
-        while not stop.is_set():
-            try:
-                changes = await self.leases.cycle()
-                check_cancelled()
-                for p in changes.acquired:
-                    self._recover([p])
-                if changes.acquired:  # one line per change, not one per partition
-                    self._log.info("partitions_acquired", partitions=sorted(changes.acquired))
-                for p in changes.lost:
-                    self._forget(p)
-                    self._log.warning("lease_lost", partition=p)
-                self._to_release.update(changes.surplus)
-                stray = await self._foreign_pending() if self.ordered else []
-                if changes.acquired or changes.surplus or stray:
-                    self._wake()
-                backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
-            except REDIS_ERRORS as exc:
-                self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
-                wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
-            await sleep_unless(stop, wait)
+        await self.leases.maintain(stop, self._on_lease_changes, self._log)
+
+    async def _on_lease_changes(self, changes: LeaseChanges) -> None:
+        for p in changes.acquired:
+            self._recover([p])
+        for p in changes.lost:
+            self._forget(p)
+            self._log.warning("lease_lost", partition=p)
+        self._to_release.update(changes.surplus)  # released by the lane, after its round
+        stray = await self._foreign_pending() if self.ordered else []
+        if changes.acquired or changes.surplus or stray:
+            self._wake()
 
     async def _foreign_pending(self) -> list[int]:
         """Recover owned partitions where another consumer holds pending entries.
@@ -259,13 +248,13 @@ class GroupRuntime:
         failed = False
         surplus = [p for p in lane.owned() if p in self._to_release]
         if surplus:  # a round in flight finishes under the leases it was sent with
-            failed = await self._finish(lane)
+            failed = await self._collect_inflight(lane)
             await self.leases.release(surplus)
             for p in surplus:
                 self._forget(p)
             self._log.info("partitions_released", partitions=surplus)
         if not lane.owned():
-            failed = await self._finish(lane) or failed
+            failed = await self._collect_inflight(lane) or failed
             lane.wake.clear()
             await sleep_unless(lane.wake, self.block_ms / 1000)
             return failed
@@ -273,50 +262,50 @@ class GroupRuntime:
         if inflight is not None:  # take its results first unless the next round is in
             await lane.wait_ahead(inflight[0])
             if inflight[0].done() or not lane.ready():
-                failed = await self._finish(lane) or failed
+                failed = await self._collect_inflight(lane) or failed
         batches = await lane.next(stop)
         if not batches and lane.per_partition:
             await sleep_unless(stop, IDLE_POLL_S)
         check_cancelled()
-        if self._start is None:
-            return await self._handle(batches)
-        started = await self._begin(batches) if batches else None
+        if self._start_settled is None:
+            return await self._handle_round(batches)
+        started = await self._send_round(batches) if batches else None
         previous = self._inflight.pop(lane.lane, None)
         if started is not None:
             self._inflight[lane.lane] = started
-        return await self._taken(previous) or failed
+        return await self._collect(previous) or failed
 
-    async def _begin(self, batches: Batches) -> tuple[asyncio.Task[Results], Batches]:
-        """Send a round through ``start_settled``; its results are taken by _finish."""
-        assert self._start is not None
-        presets = {p: self._preset(p, entries) for p, entries in batches.items()}
-        return await self._start({p: (batches[p], presets[p]) for p in batches}), batches
+    async def _send_round(self, batches: Batches) -> tuple[asyncio.Task[Results], Batches]:
+        """Send a round through ``start_settled``; :meth:`_collect_inflight` takes its results."""
+        assert self._start_settled is not None
+        early = {p: self._early_outcomes(p, entries) for p, entries in batches.items()}
+        return await self._start_settled({p: (batches[p], early[p]) for p in batches}), batches
 
-    async def _finish(self, lane: Intake) -> bool:
-        """Take the results of the lane's round in flight, if any (see _settle)."""
-        return await self._taken(self._inflight.pop(lane.lane, None))
+    async def _collect_inflight(self, lane: Intake) -> bool:
+        """Take the results of the lane's round in flight, if any (see :meth:`_account`)."""
+        return await self._collect(self._inflight.pop(lane.lane, None))
 
-    async def _taken(self, inflight: tuple[asyncio.Task[Results], Batches] | None) -> bool:
+    async def _collect(self, inflight: tuple[asyncio.Task[Results], Batches] | None) -> bool:
         if inflight is None:
             return False
         task, batches = inflight
-        return self._settle(batches, await task)
+        return self._account(batches, await task)
 
-    async def _handle(self, batches: Batches) -> bool:
+    async def _handle_round(self, batches: Batches) -> bool:
         """Handle and settle one round; True when some partition's batch failed."""
-        if self._start is not None:
+        if self._start_settled is not None:
             if not batches:
                 return False
-            task, _ = await self._begin(batches)
-            return self._settle(batches, await task)
-        presets = {p: self._preset(p, entries) for p, entries in batches.items()}
+            task, _ = await self._send_round(batches)
+            return self._account(batches, await task)
+        early = {p: self._early_outcomes(p, entries) for p, entries in batches.items()}
         gathered = await asyncio.gather(
-            *(self._process(p, batches[p], presets[p]) for p in batches),
+            *(self._handle_partition(p, batches[p], early[p]) for p in batches),
             return_exceptions=True,
         )
-        return self._settle(batches, dict(zip(batches, gathered, strict=True)))
+        return self._account(batches, dict(zip(batches, gathered, strict=True)))
 
-    def _settle(self, batches: Batches, results: Results) -> bool:
+    def _account(self, batches: Batches, results: Results) -> bool:
         """Count a round's outcomes and act on its errors; True when some partition's
         batch failed."""
         failed = False
@@ -338,7 +327,7 @@ class GroupRuntime:
                 self._count(p, batches[p], result)
         return failed
 
-    def _preset(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
+    def _early_outcomes(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
         """Outcomes decided without the handler: too many deliveries (a deleted entry is
         acked as it is)."""
         limit = self.settings.max_deliveries
@@ -350,12 +339,12 @@ class GroupRuntime:
                                   f"(limit {limit})") if entry.deliveries > limit else None)
         return out
 
-    async def _process(
-        self, partition: int, entries: Sequence[Entry], preset: list[Outcome]
+    async def _handle_partition(
+        self, partition: int, entries: Sequence[Entry], early: list[Outcome]
     ) -> list[Outcome]:
         """``handle`` the entries not decided yet, then settle the whole batch."""
-        outcomes = list(preset)
-        index = [i for i, e in enumerate(entries) if preset[i] is None and e.raw is not None]
+        outcomes = list(early)
+        index = [i for i, e in enumerate(entries) if early[i] is None and e.raw is not None]
         if index:
             results = await self.handler.handle(partition, [entries[i] for i in index])
             for i, outcome in zip(index, results, strict=True):

@@ -53,6 +53,7 @@ from herald.consumers.group.dead_letters import DLQ_MAX_LEN
 from herald.consumers.group.handler import DeadLetter, Entry, Outcome
 from herald.consumers.projection.registry import Context, project
 from herald.streams import codec, positions
+from herald.streams.connection import text
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.partitions import partition_for
@@ -190,11 +191,11 @@ class Applier:
 
     @staticmethod
     def parse(reply: Sequence[Any]) -> Applied:
-        status = _text(reply[0])
+        status = text(reply[0])
         if status == "ok":
             return Applied("ok", int(reply[1]), int(reply[2]))
         if status in ("ns", "gap"):
-            return Applied(status, ns=_text(reply[1]))
+            return Applied(status, ns=text(reply[1]))
         return Applied(status)
 
     async def apply(
@@ -226,5 +227,3 @@ class Applier:
         return reply
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -86,10 +86,10 @@ class ProjectorHandler:
         sent: list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]] = []
         chunk: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]] = []
         size = 0
-        for p, (entries, preset) in todo.items():
+        for p, (entries, early) in todo.items():
             await self._after_previous(p)
             ns = await self.views.ns(p)
-            batch, outcomes = self._prepare(p, ns, entries, preset)
+            batch, outcomes = self._prepare(p, ns, entries, early)
             chunk.append((p, outcomes, self.applier.call_args(
                 p, ns, batch, mode=LIVE, consumer=self.consumer)))
             size += len(entries)
@@ -154,12 +154,12 @@ class ProjectorHandler:
                 for (p, outcomes, call), reply in zip(calls, replies, strict=True)]
 
     def _prepare(self, partition: int, ns: str, entries: Sequence[Entry],
-                 preset: Sequence[Outcome]) -> tuple[Prepared, list[Outcome]]:
+                 early: Sequence[Outcome]) -> tuple[Prepared, list[Outcome]]:
         """The batch (settling every entry) and the outcome of every entry."""
         batch = self.preparer.prepare(
-            partition, ns, [e for e, o in zip(entries, preset, strict=True) if o is None])
+            partition, ns, [e for e, o in zip(entries, early, strict=True) if o is None])
         done = iter(batch.outcomes)
-        outcomes = [next(done) if o is None else o for o in preset]
+        outcomes = [next(done) if o is None else o for o in early]
         batch.first, batch.target = entries[0].position, entries[-1].position
         batch.settle = Applier.settlement(entries, outcomes)
         return batch, outcomes

@@ -29,6 +29,7 @@ from typing import Any
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import NS_RETRIES, Views
 from herald.streams import codec, positions
+from herald.streams.connection import text
 from herald.streams.errors import ValidationError
 from herald.streams.ids import is_id, partition_of
 from herald.streams.keys import LIVE_NS, Keys
@@ -57,24 +58,20 @@ def iso(ms: Any) -> str | None:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _item(nid: str, fields: list[Any]) -> dict[str, Any] | None:
     category, title, body, data, created, padded, read_at, archived = fields
     if padded is None:
         return None  # gone between two reads of a non-atomic caller; never inside a script
     return {
         "id": nid,
-        "category": _text(category),
-        "title": _text(title),
-        "body": _text(body),
+        "category": text(category),
+        "title": text(title),
+        "body": text(body),
         "data": codec.unpack_value(data) if data else {},
         "created_at": iso(created),
         "read_at": iso(read_at),
         "archived": archived == b"1",
-        "position": positions.unpadded(_text(padded)),
+        "position": positions.unpadded(text(padded)),
     }
 
 
@@ -127,10 +124,10 @@ class InboxQueries:
                       k.inbox_unread(p, user, ns)],
                 args=[ns, LIVE_NS, upper, lower, limit + 1, k.item(p, "", ns)],
             )
-            if _text(reply[0]) == "ns":
-                self.views.remember(p, _text(reply[1]))
+            if text(reply[0]) == "ns":
+                self.views.remember(p, text(reply[1]))
                 continue
-            members = [_text(m) for m in reply[2]]
+            members = [text(m) for m in reply[2]]
             items = []
             for member, fields in zip(members[:limit], reply[3 : 3 + limit], strict=False):
                 item = _item(member.partition(":")[2], fields)
@@ -158,7 +155,7 @@ class InboxQueries:
                                            "u", *ITEM_FIELDS)
         )
         fields = replies[0]
-        if fields[0] is None or _text(fields[0]) != user:
+        if fields[0] is None or text(fields[0]) != user:
             return None
         return _item(notification_id, fields[1:])
 
@@ -168,14 +165,14 @@ class InboxQueries:
         replies = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hget(self.keys.user_state(p, user, ns), "pos")
         )
-        return None if replies[0] is None else _text(replies[0])
+        return None if replies[0] is None else text(replies[0])
 
     async def checkpoint(self, partition: int) -> str | None:
         """The last position applied to partition's live view (None before any)."""
         replies = await self.views.snapshot(
             partition, lambda pipe, ns: pipe.get(self.keys.checkpoint(partition, ns, GROUP))
         )
-        return None if replies[0] is None else _text(replies[0])
+        return None if replies[0] is None else text(replies[0])
 
     async def wait_for(
         self, partition: int, position: str, timeout: float  # noqa: ASYNC109 (contract)

@@ -21,7 +21,7 @@ from typing import Any
 
 from herald.consumers.group.handler import entries_of
 from herald.consumers.projection.applier import BUILD, GROUP, Applier, Preparer
-from herald.streams.connection import Batch
+from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 
@@ -51,10 +51,6 @@ def _rows(replies: Sequence[Any]) -> Sequence[Any]:
     return replies[0] or []
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class Builder:
     """Applies the log to a namespace; one per process and client."""
 
@@ -68,7 +64,7 @@ class Builder:
 
     async def checkpoint(self, partition: int, ns: str) -> str | None:
         value = await self.redis.get(self.keys.checkpoint(partition, ns, GROUP))
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
     async def build(
         self, partition: int, ns: str, until: str | None = None, stats: BuildStats | None = None

@@ -34,6 +34,7 @@ from herald.consumers.errors import ReplayError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder, BuildStats, Progress
+from herald.streams.connection import text
 from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
@@ -65,10 +66,6 @@ class ReplayReport:
         return self.stats.entries / self.rebuild_seconds if self.rebuild_seconds > 0 else 0.0
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @contextlib.asynccontextmanager
 async def replay_lock(redis: Any, keys: Keys) -> AsyncIterator[None]:
     """Hold ``Keys.replay_lock()`` (renewed) for the block; ReplayError when taken."""
@@ -90,7 +87,7 @@ async def replay_lock(redis: Any, keys: Keys) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if _text(await redis.get(key) or b"") == token:
+        if text(await redis.get(key) or b"") == token:
             await redis.delete(key)
 
 
@@ -114,7 +111,7 @@ async def delete_namespace(redis: Any, keys: Keys, ns: str, partitions: Sequence
         cursor, found = replies[-1]
         batch = []
         for raw in found:
-            key = _text(raw)
+            key = text(raw)
             split = keys.split_ns_key(key)
             if split is not None and split[1] == ns and split[0] in wanted:
                 batch.append(key)
@@ -137,7 +134,7 @@ class Replay:
         self._switch = register(redis, __file__, "replay_switch")
 
     async def _state(self) -> tuple[str, bool]:
-        state = {_text(k): _text(v) for k, v in
+        state = {text(k): text(v) for k, v in
                  (await self.redis.hgetall(self.keys.replay_state())).items()}
         if "ns" in state:
             return state["ns"], True
@@ -180,18 +177,18 @@ class Replay:
                 keys=[k.partition_view(p), k.checkpoint(p, old, GROUP), k.checkpoint(p, ns, GROUP)],
                 args=[old, ns, LIVE_NS],
             )
-            status = _text(reply[0])
+            status = text(reply[0])
             if status == "ok":
                 log.debug("view_switched", partition=p, old=old, ns=ns)
                 return
             if status == "moved":
-                raise ReplayError(f"partition {p}'s view moved to {_text(reply[1])!r} during "
+                raise ReplayError(f"partition {p}'s view moved to {text(reply[1])!r} during "
                                   "the replay (another replay?)")
-            await self.builder.build(p, ns, until=_text(reply[1]), stats=stats)
+            await self.builder.build(p, ns, until=text(reply[1]), stats=stats)
         raise ReplayError(f"partition {p} kept moving ahead of the rebuild; run again")
 
     async def _cleanup(self, parts: Sequence[int], ns: str) -> int:
-        state = {_text(k): _text(v) for k, v in
+        state = {text(k): text(v) for k, v in
                  (await self.redis.hgetall(self.keys.replay_state())).items()}
         by_ns: dict[str, list[int]] = {}
         for name, old in state.items():

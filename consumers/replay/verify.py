@@ -20,6 +20,7 @@ from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder, BuildStats, Progress
 from herald.consumers.replay.rebuild import delete_namespace, replay_lock
+from herald.streams.connection import text
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 
@@ -39,10 +40,6 @@ class VerifyReport:
     @property
     def identical(self) -> bool:
         return not self.differences
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _show(value: Any) -> str:
@@ -90,7 +87,7 @@ class Verifier:
         keys: list[str] = []
         async for raw in self.redis.scan_iter(match=self.keys.ns_pattern(ns, partition),
                                               count=1000):
-            key = _text(raw)
+            key = text(raw)
             split = self.keys.split_ns_key(key)
             if split is None or split[:2] != (partition, ns):
                 continue
@@ -102,7 +99,7 @@ class Verifier:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.type(key)
-            types = [_text(t) for t in await pipe.execute()]
+            types = [text(t) for t in await pipe.execute()]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, kind in zip(keys, types, strict=True):
                 {"string": pipe.get, "hash": pipe.hgetall, "set": pipe.smembers,
@@ -114,7 +111,7 @@ class Verifier:
         for key, kind, value in zip(keys, types, values, strict=True):
             suffix = self.keys.split_ns_key(key)[2]  # type: ignore[index]
             if kind == "hash":
-                out[suffix] = {_text(f): v for f, v in value.items()}
+                out[suffix] = {text(f): v for f, v in value.items()}
             elif kind == "set":
                 out[suffix] = sorted(value)
             elif kind == "zset":

@@ -1,6 +1,6 @@
 """Scheduling and digests: the schedule projection, the scheduler role, digest summaries.
 
-- ``projection_schedule`` — pure projections of ``notification.scheduled``,
+- ``projection`` — pure projections of ``notification.scheduled``,
   ``schedule.cancelled`` and ``digest.item_added`` (and the clean-up when a fired
   reminder or a digest summary is projected).
 - ``firing`` — due entries → the encoded events the fire script appends.

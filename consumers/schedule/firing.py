@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from herald.consumers.schedule.digest import Summary
 from herald.consumers.schedule.projection import fire_key
 from herald.streams import codec
+from herald.streams.connection import text
 from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
 from herald.streams.ids import new_id
@@ -90,10 +91,6 @@ def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limi
                 [], ["", idem, env.id, _encode(env, limits), "", ""], tuple(members))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class FireScript:
     """The fire script on one client."""
 
@@ -123,7 +120,7 @@ class FireScript:
             if bucket is None:
                 raise
             reply = await self._call(partition, fires, bucket)
-        if _text(reply[0]) != "ok":
+        if text(reply[0]) != "ok":
             return None
-        return [Outcome(f, _text(reply[1 + 2 * i]), _text(reply[2 + 2 * i]))
+        return [Outcome(f, text(reply[1 + 2 * i]), text(reply[2 + 2 * i]))
                 for i, f in enumerate(fires)]

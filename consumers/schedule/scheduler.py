@@ -26,7 +26,7 @@ written with the cancel). Never early: only entries with due <= now are read.
 The projector removes an entry when it applies its created or dropped event; until
 then the scheduler remembers what it fired (by position) and does not fire it again.
 
-Failure modes: Redis errors back off (:data:`BACKOFF_MAX_S`) and retry; a fenced
+Failure modes: Redis errors back off (up to 5 s) and retry; a fenced
 script drops the partition (another scheduler has it); an entry that cannot become
 a valid event is logged (``schedule_entry_invalid``) and left in the schedule. If the
 projector is stopped for longer than the dedupe window after a fire, the entry could
@@ -43,10 +43,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-import redis.exceptions
-
 from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
-from herald.consumers.group.lease import Leases
+from herald.consumers.group.lease import LeaseChanges, Leases
 from herald.consumers.projection.applier import GROUP as PROJECTOR
 from herald.consumers.projection.views import Views
 from herald.consumers.schedule.digest import build_summary
@@ -60,6 +58,7 @@ from herald.consumers.schedule.firing import (
 )
 from herald.consumers.schedule.projection import parse_digest_member
 from herald.streams import codec, positions
+from herald.streams.connection import REDIS_ERRORS, Backoff, text
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys
@@ -72,15 +71,8 @@ DUE_BATCH = 2000  # due reminders fired per partition per poll
 DIGEST_BATCH = 2000  # due digest items read per partition per poll
 PENDING_MAX = 50_000  # fired, not yet projected, per partition: beyond it, wait
 VIEW_REFRESH_S = 1.0
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 5.0
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 log = get_logger(__name__)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Scheduler:
@@ -130,39 +122,28 @@ class Scheduler:
         self._log.info("scheduler_stopped", **self.counts)
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
-        backoff = BACKOFF_INITIAL_S
+        backoff = Backoff()
         while not stop.is_set():
             started = time.monotonic()
             try:
                 await self.tick()
                 check_cancelled()  # redis-py may have swallowed a cancel (consumers/aio.py)
-                backoff = BACKOFF_INITIAL_S
+                backoff.reset()
             except REDIS_ERRORS as exc:
-                self._log.warning("redis_unavailable", error=str(exc), retry_in=backoff)
-                await sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                wait = backoff.next()
+                self._log.warning("redis_unavailable", error=str(exc), retry_in=wait)
+                await sleep_unless(stop, wait)
                 continue
             await sleep_unless(stop, self.poll_s - (time.monotonic() - started))
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        backoff = BACKOFF_INITIAL_S
-        while not stop.is_set():
-            try:
-                changes = await self.leases.cycle()
-                check_cancelled()
-                if changes.surplus:
-                    await self.leases.release(changes.surplus)
-                backoff, wait = BACKOFF_INITIAL_S, changes.wake_in
-            except REDIS_ERRORS as exc:
-                self._log.warning("lease_cycle_failed", error=str(exc), retry_in=backoff)
-                wait, backoff = backoff, min(backoff * 2, BACKOFF_MAX_S)
-                await sleep_unless(stop, wait)
-                continue
-            if changes.acquired:  # one line per change, not one per partition
-                self._log.info("partitions_acquired", partitions=sorted(changes.acquired))
-            for p in (*changes.lost, *changes.surplus):
-                self._pending.pop(p, None)
-            await sleep_unless(stop, wait)
+        await self.leases.maintain(stop, self._on_lease_changes, self._log)
+
+    async def _on_lease_changes(self, changes: LeaseChanges) -> None:
+        if changes.surplus:
+            await self.leases.release(changes.surplus)
+        for p in (*changes.lost, *changes.surplus):
+            self._pending.pop(p, None)
 
     # --------------------------------------------------------------------- poll
     async def tick(self) -> int:
@@ -194,10 +175,10 @@ class Scheduler:
                 self._settle(pending, next(replies))
             if len(pending) >= PENDING_MAX:
                 continue  # the projector is far behind: wait for it
-            reminders[p] = [(_text(m), int(s)) for m, s in due_rows
-                            if _text(m) not in pending and _text(m) not in self._invalid]
-            digests[p] = [(_text(m), int(s)) for m, s in digest_rows
-                          if _text(m) not in pending and _text(m) not in self._invalid]
+            reminders[p] = [(text(m), int(s)) for m, s in due_rows
+                            if text(m) not in pending and text(m) not in self._invalid]
+            digests[p] = [(text(m), int(s)) for m, s in digest_rows
+                          if text(m) not in pending and text(m) not in self._invalid]
         fires = await self._build(reminders, digests, now)
         return await self._fire(fires)
 
@@ -205,7 +186,7 @@ class Scheduler:
     def _settle(pending: dict[str, tuple[int, int]], checkpoint: Any) -> None:
         """Forget fired entries the projector has applied; the rest stay pending."""
         if checkpoint is not None:
-            done = positions.parse(_text(checkpoint))
+            done = positions.parse(text(checkpoint))
             for token in [t for t, at in pending.items() if at <= done]:
                 del pending[token]
 

@@ -22,7 +22,7 @@ from herald.consumers.channels.base import (
     recipient_for,
 )
 from herald.streams.settings import Settings
-from tests.consumers.channels.messages import message
+from tests.consumers.helpers.messages import message
 
 
 @given(st.text(min_size=1), st.sampled_from(CHANNEL_NAMES), st.text(min_size=1))

@@ -8,7 +8,7 @@ from herald.consumers.channels.base import Outcome
 from herald.consumers.channels.email import EmailChannel, html_body, message_id
 from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SmtpServer, free_port
-from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
+from tests.consumers.helpers.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 ADDRESS = "zhang.wei@example.cn"
 

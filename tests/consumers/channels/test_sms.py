@@ -11,7 +11,7 @@ from herald.consumers.channels.base import Outcome
 from herald.consumers.channels.sms import MAX_BODY_CHARS, SmsChannel, sms_text
 from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeTwilio, Reply
-from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
+from tests.consumers.helpers.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 PHONE = "+8613800138000"
 

@@ -21,7 +21,7 @@ from tests.consumers.channels.conftest import (
     WebhookReceiver,
     free_port,
 )
-from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
+from tests.consumers.helpers.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from herald.consumers.channels.wechat_token import REFRESH_MARGIN_S, token_ttl_m
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 from tests.consumers.channels.conftest import SHORT_TIMEOUT_S, FakeWeChat, Reply
-from tests.consumers.channels.messages import CHINESE_BODY, CHINESE_TITLE, message
+from tests.consumers.helpers.messages import CHINESE_BODY, CHINESE_TITLE, message
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 

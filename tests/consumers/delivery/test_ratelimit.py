@@ -32,13 +32,14 @@ TEN_PER_MINUTE = RateLimit(10, 60.0)
         ("1000/h", 1000, 3600.0),
         ("5", 5, 1.0),
         (" 7 / m ", 7, 60.0),
+        ("10/d", 10, 86400.0),
     ],
 )
 def test_celery_specs(spec: str, limit: int, period: float) -> None:
     assert parse_rate(spec) == RateLimit(limit, period)
 
 
-@pytest.mark.parametrize("spec", ["", "10/d", "abc", "0/m", "1.5/s", "-3/s", "10/m/s"])
+@pytest.mark.parametrize("spec", ["", "off", "10/w", "abc", "0/m", "1.5/s", "-3/s", "10/m/s"])
 def test_bad_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError):
         parse_rate(spec)

@@ -239,7 +239,7 @@ async def _backlog(redis: Any, settings: Settings, users: Sequence[str], *, item
                    read_every: int) -> tuple[Sequence[Any], Any]:
     """``items`` notifications per user, then a read of every ``read_every``-th, all in
     the log before a projector starts; what was appended, and the model applied to it."""
-    from tests.consumers.model import InboxModel
+    from tests.consumers.helpers.model import InboxModel
 
     producer = Producer(redis, settings)
     created = [producer.envelope(u, NotificationCreated(title=f"{u}-{n}"))

@@ -26,7 +26,7 @@ from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.producer import Producer
 from herald.streams.settings import Settings
 from tests.consumers.helpers import start_projector, wait_projected
-from tests.consumers.model import InboxModel
+from tests.consumers.helpers.model import InboxModel
 
 
 class Harness:

@@ -17,8 +17,8 @@ from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.producer import Producer
 from herald.streams.settings import Settings
 from tests.consumers.helpers import inbox_state, model_state, start_projector, wait_projected
-from tests.consumers.model import InboxModel
-from tests.consumers.scenario import USERS, Materializer, random_ops
+from tests.consumers.helpers.model import InboxModel
+from tests.consumers.helpers.scenario import USERS, Materializer, random_ops
 
 
 class Live:

@@ -9,7 +9,7 @@ import pytest
 
 from herald.api.auth import Principal
 from herald.api.errors import TooManyRequests
-from herald.api.request_limit import Bucket, RateLimiter
+from herald.api.request_limit import Bucket, RequestLimiter
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 from tests.api.conftest import OTHER_KEY, running_api
@@ -23,7 +23,7 @@ def test_bucket_shapes() -> None:
 
 
 async def test_bucket_spends_then_refills(settings: Settings, redis: Any) -> None:
-    limiter = RateLimiter(redis, settings.replace(api_rate_key="5/s"))
+    limiter = RequestLimiter(redis, settings.replace(api_rate_key="5/s"))
     key = Principal("service", "k1")
     decisions = [await limiter.take(key) for _ in range(7)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
@@ -36,7 +36,7 @@ async def test_bucket_spends_then_refills(settings: Settings, redis: Any) -> Non
 async def test_buckets_are_shared_between_limiters(settings: Settings, redis: Any) -> None:
     """Two API processes (two limiters on the same Redis) spend from one bucket."""
     shaped = settings.replace(api_rate_user="4/m")
-    first, second = RateLimiter(redis, shaped), RateLimiter(redis, shaped)
+    first, second = RequestLimiter(redis, shaped), RequestLimiter(redis, shaped)
     alice = Principal("user", "alice")
     allowed = [(await (first if i % 2 else second).take(alice)).allowed for i in range(6)]
     assert allowed == [True] * 4 + [False] * 2
@@ -47,7 +47,7 @@ async def test_buckets_are_shared_between_limiters(settings: Settings, redis: An
 
 
 async def test_off_means_unlimited(settings: Settings, redis: Any) -> None:
-    limiter = RateLimiter(redis, settings.replace(api_rate_user="off"))
+    limiter = RequestLimiter(redis, settings.replace(api_rate_user="off"))
     assert all([(await limiter.take(Principal("user", "u"))).allowed for _ in range(50)])
 
 
@@ -83,7 +83,7 @@ async def test_leases_never_admit_more_than_the_bucket(settings: Settings, redis
     """Processes lease tokens in chunks; together they stay within the shared bucket."""
     shaped = settings.replace(api_rate_key="100/m")
     assert Bucket.from_rate("100/m").lease == 4  # type: ignore[union-attr]
-    limiters = [RateLimiter(redis, shaped), RateLimiter(redis, shaped)]
+    limiters = [RequestLimiter(redis, shaped), RequestLimiter(redis, shaped)]
     key = Principal("service", "busy")
     allowed = sum([(await limiters[i % 2].take(key)).allowed for i in range(150)])
     assert 90 <= allowed <= 101  # at most one lapsed chunk per process; ~1 token of refill

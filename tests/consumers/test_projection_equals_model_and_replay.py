@@ -30,8 +30,8 @@ from tests.consumers.helpers import (
     start_projector,
     wait_projected,
 )
-from tests.consumers.model import InboxModel
-from tests.consumers.scenario import USERS, Materializer, Op, ops_strategy
+from tests.consumers.helpers.model import InboxModel
+from tests.consumers.helpers.scenario import USERS, Materializer, Op, ops_strategy
 
 chaos_strategy = st.lists(
     st.tuples(st.sampled_from(["kill", "kill", "steal", "start"]), st.floats(0.0, 0.08)),

@@ -22,8 +22,8 @@ from tests.consumers.helpers import (
     spawn_worker,
     wait_projected,
 )
-from tests.consumers.model import InboxModel
-from tests.consumers.scenario import Materializer, random_ops
+from tests.consumers.helpers.model import InboxModel
+from tests.consumers.helpers.scenario import Materializer, random_ops
 
 USERS = tuple(f"k{i}" for i in range(12))
 

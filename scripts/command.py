@@ -1,5 +1,14 @@
 """Shared plumbing of the command line: settings, logging, the server, exit codes.
 
+A subcommand's ``main`` is decorated with :func:`command` (errors become a message and
+an exit code) and, when it needs Redis, hands its work to :func:`connected` (the
+server, one client, uvloop)::
+
+    @command
+    def main(args):
+        check(args)                                   # UsageError -> exit 2
+        return connected(lambda settings, redis: work(args, settings, redis))
+
 Exit codes: 0 success; 1 the operation failed (or ``--verify`` found a
 difference); 2 bad input or configuration, with a message on stderr.
 """
@@ -8,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from herald.streams.connection import connect
 from herald.streams.errors import HeraldError, SettingsError, ValidationError
 from herald.streams.log import configure_logging
+from herald.streams.process import tune_gc
 from herald.streams.server import ServerHandle, ensure_server
 from herald.streams.settings import Settings
 
@@ -74,3 +85,34 @@ def guarded(fn: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("herald: interrupted", file=sys.stderr)
         return 130
+
+
+def command(main: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A subcommand's ``main(args)`` whose Herald errors become a message and an exit
+    code (:func:`guarded`)."""
+
+    @functools.wraps(main)
+    def wrapped(args: Any) -> int:
+        return guarded(lambda: main(args))
+
+    return wrapped
+
+
+def connected(work: Callable[[Settings, Any], Awaitable[int]],
+              settings: Settings | None = None, *, tune_collector: bool = False) -> int:
+    """Run ``work(settings, redis)`` on uvloop with the command's server and one client.
+
+    ``settings`` default to :func:`load_settings`; ``tune_collector`` is for long
+    decode loops (streams/process.py). The client is closed and a private server
+    stopped when the work returns or raises.
+    """
+    chosen = load_settings() if settings is None else settings
+
+    async def go() -> int:
+        if tune_collector:
+            tune_gc()
+        with server(chosen) as srv:
+            async with redis_client(chosen, srv.url) as redis:
+                return await work(chosen, redis)
+
+    return run_async(go)

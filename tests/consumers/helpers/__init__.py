@@ -18,7 +18,7 @@ from herald.consumers.projection.queries import STATUSES, InboxQueries
 from herald.streams.events import Appended
 from herald.streams.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def make_settings(redis_url: str, tmp: Path | None = None, **overrides: Any) -> Settings:

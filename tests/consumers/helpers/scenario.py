@@ -19,7 +19,7 @@ from herald.streams.events import (
 )
 from herald.streams.ids import new_id
 from herald.streams.producer import Producer
-from tests.consumers.model import InboxModel
+from tests.consumers.helpers.model import InboxModel
 
 USERS = ("u0", "u1", "u2")
 ITEM_OPS = ("read", "unread", "archive", "delete")
