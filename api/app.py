@@ -27,6 +27,7 @@ from herald.api import (
     routes_pages,
     routes_publish,
     routes_schedule,
+    routes_users,
 )
 from herald.api.auth import Authenticator
 from herald.api.context import (
@@ -70,7 +71,7 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
-    routes_live, routes_admin, routes_pages,
+    routes_live, routes_admin, routes_pages, routes_users,
 )
 
 

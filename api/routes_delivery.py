@@ -29,8 +29,8 @@ from herald.api.appending import accepted_body, append_and_wait
 from herald.api.context import REDIS, SETTINGS
 from herald.api.errors import NotFound
 from herald.api.jsonio import json_response
-from herald.api.routing import Call, Param, Reply, Route
-from herald.api.schemas import CATEGORY_PATTERN, ID_PATTERN, NOTIFICATION_ID, USER_PATTERN
+from herald.api.routing import ID_PARAM, USER_PARAM, Call, Reply, Route
+from herald.api.schemas import CATEGORY_PATTERN
 from herald.consumers.delivery.queries import DeliveryQueries
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
@@ -38,11 +38,6 @@ from herald.streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE
 
 DELIVERY_QUERIES: web.AppKey[DeliveryQueries] = web.AppKey("delivery_queries")
 
-USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,
-                   "The user id, or `me` with a user token (403 with a service key).")
-ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
-                 "The notification id (anything else matches no route: 404).",
-                 match=ID_PATTERN.strip("^$"))
 
 _TIME = {"type": ["string", "null"], "description": "ISO-8601 UTC, or null."}
 _RULES = {"type": "object", "propertyNames": {"enum": list(CHANNELS)},

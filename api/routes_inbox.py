@@ -27,14 +27,11 @@ from herald.api.context import QUERIES
 from herald.api.errors import NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.longpoll import wait_newer
-from herald.api.routing import Call, Param, Reply, Route
+from herald.api.routing import ID_PARAM, USER_PARAM, Call, Param, Reply, Route
 from herald.api.schemas import (
-    ID_PATTERN,
-    NOTIFICATION_ID,
     POSITION,
     POSITION_PATTERN,
     STATUSES,
-    USER_PATTERN,
 )
 from herald.consumers.projection.queries import MAX_LIMIT
 from herald.streams.errors import ValidationError
@@ -48,11 +45,6 @@ from herald.streams.events import (
 from herald.streams.settings import Settings
 
 LONGPOLL_MAX_S = 25  # and below HERALD_REQUEST_TIMEOUT, which bounds every request
-USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,
-                   "The user id, or `me` with a user token (403 with a service key).")
-ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
-                 "The notification id (anything else matches no route: 404).",
-                 match=ID_PATTERN.strip("^$"))
 
 
 async def inbox(call: Call) -> web.Response:

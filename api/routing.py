@@ -26,7 +26,7 @@ from herald.api.auth import Principal, act_for, require_service
 from herald.api.context import AUTH, LIMITER, METRICS, SETTINGS
 from herald.api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
 from herald.api.jsonio import NO_BODY, read_json
-from herald.api.schemas import check, coerce
+from herald.api.schemas import ID_PATTERN, NOTIFICATION_ID, USER_PATTERN, check, coerce
 from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -43,6 +43,15 @@ class Param:
     required: bool = False
     description: str = ""
     match: str | None = None  # path only: a regex the router matches (others are 404)
+
+
+# The ``{user}`` of a path, as every per-user route takes it (api/auth.py ``act_for``),
+# and the ``{id}`` of a notification.
+USER_PARAM = Param("user", "path", {"type": "string", "pattern": USER_PATTERN}, True,
+                   "The user id, or `me` with a user token (403 with a service key).")
+ID_PARAM = Param("id", "path", NOTIFICATION_ID, True,
+                 "The notification id (anything else matches no route: 404).",
+                 match=ID_PATTERN.strip("^$"))
 
 
 @dataclass(frozen=True, slots=True)

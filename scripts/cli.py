@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "replay": "rebuild all derived state from the log (or --verify it)",
     "status": "partitions, groups, lag, pending, dead letters, schedule depth",
     "dlq": "list, retry or drop dead letters",
+    "erase": "forget a user: their content unreadable everywhere, their state gone",
     "token": "mint a user token (development and tests)",
 }
 

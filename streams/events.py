@@ -50,7 +50,15 @@ class NotificationContent(Payload):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotificationCreated(NotificationContent):
+    """A notification for the user's inbox and channels.
+
+    ``digest_of`` is set on a digest summary only: ``{"key", "window_end",
+    "positions"}``, the collected items it covers (in clear: the summary's data, which
+    lists them with their content, is sealed; the projection needs only this).
+    """
+
     TYPE: ClassVar[str] = "notification.created"
+    digest_of: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +147,15 @@ class ProfileChanged(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserErased(Payload):
+    """Forgets the user: inbox, read state, preferences, profile, pending schedules and
+    digests go (``herald erase``). Their data key was deleted first, so every sealed
+    copy of their content, in the log and archive included, is unreadable."""
+
+    TYPE: ClassVar[str] = "user.erased"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryEvent(Payload):
     """Base of delivery outcomes: one notification on one channel."""
 
@@ -189,6 +206,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     AllRead,
     PreferencesChanged,
     ProfileChanged,
+    UserErased,
     DeliveryAttempted,
     DeliverySucceeded,
     DeliveryFailed,
@@ -211,7 +229,9 @@ class Envelope:
 
     ``id`` is a Herald id (see streams/ids.py) naming the partition; ``time`` is
     milliseconds since the epoch, set by the producer; ``idempotency_key`` is the
-    producer's key, when one was given; ``correlation`` ties events of one flow.
+    producer's key, when one was given; ``correlation`` ties events of one flow;
+    ``sealed``, when set, holds the payload's personal fields encrypted with the
+    user's data key, and those fields of ``payload`` are blank (streams/sealing.py).
     """
 
     id: str
@@ -220,6 +240,7 @@ class Envelope:
     payload: Payload
     idempotency_key: str | None = None
     correlation: str | None = None
+    sealed: bytes | None = None
 
     @property
     def type(self) -> str:

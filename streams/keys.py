@@ -108,6 +108,16 @@ class Keys:
         appends of one time bucket of ``span_ms`` (streams/idempotency.py)."""
         return f"{self.tag(partition)}:idem:{span_ms}:{bucket}"
 
+    def data_keys(self, partition: int) -> str:
+        """Hash: user → the user's stored data key (streams/keystore.py). Not derived from
+        the log and never snapshotted or archived: deleting a field erases the user."""
+        return f"{self.tag(partition)}:dek"
+
+    def archive_state(self, partition: int) -> str:
+        """Hash: ``trimmed_to``, the MINID the stream was last trimmed to (every entry
+        below it is in an archive segment: streams/archive/); absent = never trimmed."""
+        return f"{self.tag(partition)}:archive"
+
     def dead_letters(self, partition: int) -> str:
         """Stream: entries a consumer group could not process, with the reason."""
         return f"{self.tag(partition)}:dlq"
@@ -218,6 +228,16 @@ class Keys:
         Field ``<window end ms, 15 digits>|<padded position>`` (consumers/schedule/).
         """
         return f"{self.ns_root(partition, ns)}:digest:{user}:{digest_key}"
+
+    def user_schedules(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the user's scheduled notification ids not yet fired or dropped (what an
+        erasure must remove from :meth:`schedule`)."""
+        return f"{self.ns_root(partition, ns)}:usched:{user}"
+
+    def user_digests(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the digest keys the user has collected items under (what an erasure must
+        remove from :meth:`digests_due`)."""
+        return f"{self.ns_root(partition, ns)}:udigests:{user}"
 
     def digests_due(self, partition: int, ns: str = LIVE_NS) -> str:
         """Sorted set: collected digest items (``user|digest key|field``) by window end (ms)."""

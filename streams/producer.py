@@ -13,7 +13,7 @@ with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +22,20 @@ from redis.exceptions import NoScriptError
 from herald.streams import codec, schedule_cancel
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
+from herald.streams.crypto import DataKey
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import Appended, Envelope, Payload, new_envelope
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
 from herald.streams.ids import now_ms, partition_of
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.partitions import (
     ensure_partition_count,
     ensure_partition_count_sync,
     partition_for,
 )
 from herald.streams.scripts import Lua
+from herald.streams.sealing import seal, sealable
 from herald.streams.settings import Settings
 from herald.streams.validation import Limits, validate_envelope
 
@@ -83,15 +86,24 @@ class _Base:
                             idempotency_key=idempotency_key, correlation=correlation,
                             time_ms=time_ms)
 
-    def _prepare(self, envelopes: Sequence[Envelope]) -> list[_Group]:
+    def _check_batch(self, envelopes: Sequence[Envelope]) -> set[str]:
+        """The users whose data keys the batch needs (ValidationError for a batch too big)."""
         if len(envelopes) > self.settings.max_batch:
             raise ValidationError(
                 "batch", f"has {len(envelopes)} events; the limit is {self.settings.max_batch}"
             )
+        if not self.settings.seal:
+            return set()
+        return {env.user for env in envelopes if env.sealed is None and sealable(env.payload)}
+
+    def _prepare(self, envelopes: Sequence[Envelope], data_keys: Mapping[str, DataKey]
+                 ) -> list[_Group]:
         groups: dict[int, _Group] = {}
         for index, env in enumerate(envelopes):
+            key = data_keys.get(env.user) if env.sealed is None and sealable(env.payload) else None
             try:
-                raw = codec.encode(env)
+                stored = env if key is None else seal(env, key)
+                raw = codec.encode(stored)
             except CodecError as exc:
                 raise ValidationError("data", str(exc)) from exc
             validate_envelope(env, len(raw), self.limits)
@@ -222,6 +234,7 @@ class Producer(_Base):
     def __init__(self, redis: Any, settings: Settings) -> None:
         super().__init__(settings)
         self.redis = redis
+        self.data_keys = KeyStore(redis, settings)
         self._started = False
 
     async def start(self) -> None:
@@ -243,7 +256,8 @@ class Producer(_Base):
             await self.start()
         if not envelopes:
             return []
-        groups = self._prepare(envelopes)
+        users = self._check_batch(envelopes)
+        groups = self._prepare(envelopes, await self.data_keys.for_writing(users) if users else {})
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
         commands = next(steps)
@@ -267,6 +281,7 @@ class SyncProducer(_Base):
     def __init__(self, redis: Any, settings: Settings) -> None:
         super().__init__(settings)
         self.redis = redis
+        self.data_keys = KeyStore(redis, settings)
         ensure_partition_count_sync(redis, self.keys, settings.partitions)
 
     def publish(self, envelope: Envelope) -> Appended:
@@ -275,7 +290,8 @@ class SyncProducer(_Base):
     def publish_many(self, envelopes: Sequence[Envelope]) -> list[Appended]:
         if not envelopes:
             return []
-        groups = self._prepare(envelopes)
+        users = self._check_batch(envelopes)
+        groups = self._prepare(envelopes, self.data_keys.for_writing_sync(users) if users else {})
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
         commands = next(steps)

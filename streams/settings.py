@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from herald.streams.allocator import ALLOCATORS
+from herald.streams.crypto import MasterKeys
 from herald.streams.errors import SettingsError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -108,6 +109,11 @@ class Settings:
     dedupe_window_s: float = _env("HERALD_DEDUPE_WINDOW", parse_duration, 86400.0)
     max_event_bytes: int = _env("HERALD_MAX_EVENT_BYTES", _positive_int, 64 * 1024)
     max_batch: int = _env("HERALD_MAX_BATCH", _positive_int, 1000)
+    # Personal fields (title, body, data, addresses) are sealed with a per-user data key
+    # before they enter the log, so `herald erase` can make every copy unreadable.
+    seal: bool = _env("HERALD_SEAL", _bool, True)
+    # Master keys that wrap the data keys at rest: "id:base64(32 bytes),..." (first current).
+    secret_keys: str = _env("HERALD_SECRET_KEYS", str, "")
     # --- logging
     log_format: str = _env("HERALD_LOG_FORMAT", _choice("auto", "json", "console"), "auto")
     log_level: str = _env(
@@ -227,6 +233,7 @@ class Settings:
         """Cross-field checks; raises SettingsError naming the variable."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", self.prefix):
             raise SettingsError("HERALD_PREFIX must be 1-32 of A-Z a-z 0-9 _ . -")
+        MasterKeys.parse(self.secret_keys)
         if self.partitions > 4096:
             raise SettingsError("HERALD_PARTITIONS must be at most 4096")
         if not 1 <= self.port <= 65535:

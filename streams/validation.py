@@ -87,8 +87,10 @@ def _check_text(value: str, field: str, limit: int, required: bool) -> None:
         raise ValidationError(field, f"is longer than {limit} characters")
 
 
-def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | None) -> None:
-    _check_text(p.title, "title", limits.max_title, required=True)
+def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | None,
+                   sealed: bool) -> None:
+    # A sealed payload's title is blank: it was checked before it was sealed.
+    _check_text(p.title, "title", limits.max_title, required=not sealed)
     _check_text(p.body, "body", limits.max_body, required=False)
     if not CATEGORY_RE.fullmatch(p.category):
         raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
@@ -149,55 +151,59 @@ def _check_profile(p: ProfileChanged) -> None:
             raise ValidationError(name, "must be 1-256 characters")
 
 
-def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None) -> None:
+def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.cancel_key is not None:
         check_key(p.cancel_key, "cancel_key")
 
 
-def _check_digest_item(p: Any, limits: Limits, encoded_size: int | None) -> None:
+def _check_digest_item(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     check_key(p.digest_key, "digest_key")
 
 
-def _check_cancel(p: Any, limits: Limits, encoded_size: int | None) -> None:
+def _check_cancel(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.cancel_key is None and p.notification_id is None:
         raise ValidationError("cancel_key", "a cancel needs a cancel_key or a notification_id")
     if p.cancel_key is not None:
         check_key(p.cancel_key, "cancel_key")
 
 
-def _check_delivery(p: Any, limits: Limits, encoded_size: int | None) -> None:
+def _check_delivery(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.channel not in CHANNELS:
         raise ValidationError("channel", f"unknown channel {p.channel!r}")
 
 
-def _check_notification_id(p: Any, limits: Limits, encoded_size: int | None) -> None:
+def _check_notification_id(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     nid = getattr(p, "notification_id", None)
     if nid is not None:
         check_id(nid)
 
 
-Check = Callable[[Any, Limits, "int | None"], None]
+Check = Callable[[Any, Limits, "int | None", bool], None]
 _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (NotificationContent, _check_content),
     (NotificationScheduled, _check_scheduled),
     (DigestItemAdded, _check_digest_item),
     (ScheduleCancelled, _check_cancel),
-    (PreferencesChanged, lambda p, limits, size: _check_preferences(p)),
-    (ProfileChanged, lambda p, limits, size: _check_profile(p)),
+    (PreferencesChanged, lambda p, limits, size, sealed: _check_preferences(p)),
+    (ProfileChanged, lambda p, limits, size, sealed: _check_profile(p)),
     (DeliveryEvent, _check_delivery),
 )
 _CHECKS: dict[type, tuple[Check, ...]] = {}  # per payload class, built on first use
 
 
-def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None = None) -> None:
-    """Check one payload's fields; raises ValidationError naming the field."""
+def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None = None, *,
+                     sealed: bool = False) -> None:
+    """Check one payload's fields; raises ValidationError naming the field.
+
+    ``sealed``: the payload's personal fields are blank (streams/sealing.py), checked
+    before they were sealed."""
     checks = _CHECKS.get(type(payload))
     if checks is None:
         cls = type(payload)
         checks = _CHECKS[cls] = (*(check for base, check in _RULES if issubclass(cls, base)),
                                  _check_notification_id)
     for check in checks:
-        check(payload, limits, encoded_size)
+        check(payload, limits, encoded_size, sealed)
 
 
 def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> None:
@@ -207,7 +213,8 @@ def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> 
         check_key(envelope.idempotency_key, "idempotency_key")
     if envelope.correlation is not None:
         check_key(envelope.correlation, "correlation")
-    validate_payload(envelope.payload, limits, encoded_size)
+    validate_payload(envelope.payload, limits, encoded_size,
+                     sealed=envelope.sealed is not None)
     if encoded_size > limits.max_event_bytes:
         raise ValidationError(
             "event", f"is {encoded_size} bytes encoded; the limit is {limits.max_event_bytes}"

@@ -16,9 +16,25 @@ from typing import Any
 
 import pytest
 
+from herald.streams import codec, sealing
 from herald.streams.connection import connect, connect_sync
+from herald.streams.events import Envelope
+from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.server import ServerHandle, start_server
 from herald.streams.settings import Settings
+
+
+async def log_entries(redis: Any, settings: Settings, partition: int) -> list[Envelope]:
+    """A partition's log as it was published: every entry decoded and its sealed fields
+    opened with the user's data key (streams/sealing.py)."""
+    store = KeyStore(redis, settings)
+    out = []
+    for _, fields in await redis.xrange(Keys(settings.prefix).stream(partition)):
+        opened = await sealing.opened(store, codec.decode(fields[b"e"]))
+        assert opened is not None, "an entry whose data key is gone"
+        out.append(opened)
+    return out
 
 
 @pytest.fixture(scope="session")

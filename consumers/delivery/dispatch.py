@@ -41,13 +41,12 @@ from typing import Any
 
 from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
 from herald.consumers.delivery.jobs import Job, Recorded
-from herald.consumers.delivery.policy import decide
+from herald.consumers.delivery.policy import ERASED, decide
 from herald.consumers.delivery.projection import disabled_detail
 from herald.consumers.delivery.ratelimit import RateLimiter
 from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.state import ProjectedState
-from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings
@@ -85,7 +84,7 @@ class Dispatcher:
         self.limiter = limiter or RateLimiter.from_settings(redis, settings)
         self.schedule = schedule or RetrySchedule.from_settings(settings)
         self.state = state or ProjectedState(redis, settings)
-        self.queue = RetryQueue(redis, Keys(settings.prefix), channel.name)
+        self.queue = RetryQueue(redis, settings, channel.name)
         self.gate = gate or asyncio.Semaphore(settings.delivery_concurrency)
         self.critical = frozenset(settings.critical_categories)
         self.counters = Counters()
@@ -137,7 +136,11 @@ class Dispatcher:
         for job in jobs:
             if job.notification_id in done:
                 continue
-            if job.expired(now):
+            if job.erased:
+                events.append(job.skipped(ERASED))
+                ended.append(job.notification_id)
+                self.counters.skipped += 1
+            elif job.expired(now):
                 events.append(job.expired_event())
                 ended.append(job.notification_id)
                 self.counters.expired += 1

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from herald.consumers.channels.base import OutboundMessage, Recipient
 from herald.streams import codec
+from herald.streams.crypto import DataKey
 from herald.streams.errors import CodecError
 from herald.streams.events import (
     DeliveryAttempted,
@@ -39,7 +40,7 @@ from herald.streams.events import (
 )
 
 CREATED_MARK = NotificationCreated.TYPE.encode()
-JOB_VERSION = 1
+JOB_VERSION = 2  # 1: content in clear; 2: content and recipient sealed (or absent: erased)
 
 Recorded = tuple[str, DeliveryEvent, str]
 """An event to append: (user, payload, idempotency key)."""
@@ -63,6 +64,7 @@ class Job:
     attempt: int = 1
     address: str | None = None
     secret: str | None = None
+    erased: bool = False  # the user's data key is gone: nothing to send (skipped)
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_at is not None and now_ms >= self.expires_at
@@ -113,25 +115,42 @@ class Job:
                    detail=detail)
 
     # ----------------------------------------------------------------- packing
-    def pack(self) -> bytes:
-        return codec.pack_value([
+    # A job waiting in Redis (retry_queue.py) holds its content and recipient sealed
+    # with the user's data key (streams/sealing.py), like everything personal at rest.
+    _PERSONAL: ClassVar[tuple[str, ...]] = ("title", "body", "data", "overrides", "address",
+                                            "secret")
+
+    def pack(self, key: DataKey | None, *, sealing: bool = True) -> bytes:
+        """The stored form: the personal fields sealed under ``key``; in clear when
+        sealing is off; left out when sealing is on and there is no key (erased)."""
+        personal = codec.pack_value({name: getattr(self, name) for name in self._PERSONAL})
+        sealed = key.seal(personal, self.user.encode()) if key is not None and sealing else None
+        plain = personal if not sealing else None
+        return codec.pack_binary([
             JOB_VERSION, self.notification_id, self.channel, self.user, self.position,
-            self.created_at, self.title, self.body, self.category, dict(self.data),
-            self.expires_at, dict(self.overrides), self.attempt, self.address, self.secret,
+            self.created_at, self.category, self.expires_at, self.attempt, sealed, plain,
         ])
 
     @classmethod
-    def unpack(cls, raw: bytes) -> Job:
-        """Raises CodecError for anything :meth:`pack` did not write."""
-        values = codec.unpack_value(raw)
-        if not isinstance(values, list) or len(values) != 15 or values[0] != JOB_VERSION:
+    def unpack(cls, raw: bytes) -> tuple[Job, bytes | None]:
+        """The job without its sealed fields, and the blob that holds them (None when
+        they were stored in clear, or not at all: then the job is ``erased``). Raises
+        CodecError for anything :meth:`pack` did not write."""
+        values = codec.unpack_binary(raw)
+        if not isinstance(values, list) or len(values) != 11 or values[0] != JOB_VERSION:
             raise CodecError("malformed", "not a packed delivery job")
-        (_, nid, channel, user, position, created_at, title, body, category, data,
-         expires_at, overrides, attempt, address, secret) = values
-        return cls(notification_id=nid, channel=channel, user=user, position=position,
-                   created_at=created_at, title=title, body=body, category=category,
-                   data=data, expires_at=expires_at, overrides=overrides, attempt=attempt,
-                   address=address, secret=secret)
+        (_, nid, channel, user, position, created_at, category, expires_at, attempt,
+         sealed, plain) = values
+        job = cls(notification_id=nid, channel=channel, user=user, position=position,
+                  created_at=created_at, title="", category=category, expires_at=expires_at,
+                  attempt=attempt, erased=sealed is None and plain is None)
+        if plain is not None:
+            job = job.with_personal(codec.unpack_value(plain))
+        return job, sealed
+
+    def with_personal(self, fields: Mapping[str, Any]) -> Job:
+        """This job with the personal fields :meth:`pack` stored (a map, as packed)."""
+        return replace(self, **{name: fields[name] for name in self._PERSONAL if name in fields})
 
 
 def might_concern(raw: bytes, channel_mark: bytes) -> bool:
@@ -143,8 +162,9 @@ def might_concern(raw: bytes, channel_mark: bytes) -> bool:
     return CREATED_MARK in raw and channel_mark in raw
 
 
-def job_for(env: Envelope, position: str, channel: str) -> Job | None:
-    """The job ``channel`` has for a decoded entry, or None when it names another channel."""
+def job_for(env: Envelope, position: str, channel: str, *, erased: bool = False) -> Job | None:
+    """The job ``channel`` has for a decoded (and opened) entry, or None when it names
+    another channel. ``erased``: the entry's sealed fields can no longer be opened."""
     p = env.payload
     if not isinstance(p, NotificationCreated) or channel not in p.channels:
         return None
@@ -152,4 +172,5 @@ def job_for(env: Envelope, position: str, channel: str) -> Job | None:
         notification_id=env.notification_id, channel=channel, user=env.user,
         position=position, created_at=env.time, title=p.title, body=p.body,
         category=p.category, data=p.data, expires_at=p.expires_at, overrides=p.recipients,
+        erased=erased,
     )

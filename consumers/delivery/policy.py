@@ -22,6 +22,7 @@ from herald.consumers.delivery.jobs import Job
 from herald.consumers.delivery.projection import address_digest, disabled_field
 
 ANY_CATEGORY = "*"
+ERASED = "the user's data was erased (herald erase): nothing to send"
 
 
 def allowed(
@@ -51,7 +52,9 @@ def decide(
     job: Job, now_ms: int, profile: Mapping[str, str],
     preferences: Mapping[str, Mapping[str, Any]], critical: Collection[str] = (),
 ) -> Decision:
-    """The first decision about a fresh job (expiry, preferences, recipient)."""
+    """The first decision about a fresh job (erasure, expiry, preferences, recipient)."""
+    if job.erased:
+        return Decision("skip", job, ERASED)
     if job.expired(now_ms):
         return Decision("expire", job)
     if not allowed(preferences, job.category, job.channel, critical):

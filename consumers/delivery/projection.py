@@ -10,13 +10,15 @@ State they build (keys in streams/keys.py, all in the event's partition):
 
 - ``preferences`` hash of a user: ``prefs`` = packed ``{category: {channel: bool}}``
   (replaced whole by each PreferencesChanged), ``ts`` = event time (ms). No expiry.
-- ``profile`` hash of a user: the ProfileChanged fields that are set, ``ts``, and
+- ``profile`` hash of a user: the ProfileChanged fields that are set (or, sealed,
+  ``s``: the sealed addresses, see streams/sealing.py), ``ts``, and
   one ``off:<channel>:<address digest>`` field (ms) per endpoint that asked to be
   disabled (webhook 410, recorded as a final DeliveryFailed whose detail starts
   with :func:`disabled_detail`'s prefix). A ProfileChanged replaces the hash, so
   re-registering a profile re-enables its endpoints. No expiry.
 - ``status`` hash of a notification: ``u`` user, ``ts`` created (ms), ``ch``
-  channels (comma-separated, in_app included), ``c`` category, ``t`` title, ``x``
+  channels (comma-separated, in_app included), ``c`` category, ``t`` title (or ``s``,
+  the sealed title), ``x``
   expires_at (ms, when set), and per push channel ``<ch>:s`` state (pending, sent,
   failed, skipped, expired), ``<ch>:n`` attempts made, ``<ch>:t`` last change (ms),
   ``<ch>:la`` last attempt started (ms), ``<ch>:ok`` sent at (ms), ``<ch>:e`` last
@@ -33,6 +35,7 @@ clock time.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from herald.consumers.errors import ProjectionError
 from herald.consumers.projection.base import Context, Projection, Write, checked_id
@@ -100,12 +103,21 @@ def project_preferences(env: Envelope, position: str, ctx: Context) -> list[Writ
 def project_profile(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: ProfileChanged = env.payload  # type: ignore[assignment]
     key = ctx.keys.profile(ctx.partition, env.user, ctx.ns)
-    fields: list[str] = ["ts", str(env.time)]
+    fields: list[Any] = ["ts", str(env.time)]
     for name in PROFILE_KEYS:
         value = getattr(p, name)
         if value is not None:
             fields += [name, value]
+    if env.sealed is not None:
+        fields += ["s", env.sealed]  # the addresses, sealed (streams/sealing.py)
     return [("call", "DEL", key), ("call", "HSET", key, *fields)]
+
+
+def project_erased(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    """The user's preferences and profile go (their delivery statuses expire)."""
+    k, part = ctx.keys, ctx.partition
+    return [("call", "DEL", k.preferences(part, env.user, ctx.ns)),
+            ("call", "DEL", k.profile(part, env.user, ctx.ns))]
 
 
 # ------------------------------------------------------------------------- status
@@ -119,8 +131,10 @@ def project_created_status(env: Envelope, position: str, ctx: Context) -> list[W
         return []
     nid = checked_id(p.notification_id) if p.notification_id else env.id
     key = ctx.keys.status(ctx.partition, nid, ctx.ns)
-    fields: list[str] = ["u", env.user, "ts", str(env.time), "ch", ",".join(p.channels),
+    fields: list[Any] = ["u", env.user, "ts", str(env.time), "ch", ",".join(p.channels),
                          "c", p.category, "t", p.title]
+    if env.sealed is not None:
+        fields += ["s", env.sealed]  # the title, sealed (streams/sealing.py)
     if p.expires_at is not None:
         fields += ["x", str(p.expires_at)]
     for ch in push:

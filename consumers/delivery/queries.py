@@ -33,18 +33,21 @@ from herald.consumers.delivery.projection import (
     address_digest,
     disabled_field,
 )
+from herald.consumers.delivery.state import open_profile
 from herald.consumers.projection.queries import iso
 from herald.consumers.projection.views import Views
 from herald.streams import codec
 from herald.streams.connection import text
 from herald.streams.errors import CodecError
-from herald.streams.events import NotificationContent
+from herald.streams.events import NotificationContent, NotificationCreated
 from herald.streams.ids import is_id, partition_of
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.partitions import partition_for
+from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 
-ITEM_FIELDS = ("u", "c", "t", "b", "d", "ts", "r", "a")
+ITEM_FIELDS = ("u", "c", "t", "b", "d", "ts", "r", "a", "s")
 CHANNEL_FIELDS = {"attempts": "n", "last_error": "e", "updated_at": "t",
                   "last_attempt_at": "la", "sent_at": "ok", "next_attempt_at": "next"}
 TIMES = {"updated_at", "last_attempt_at", "sent_at", "next_attempt_at"}
@@ -62,6 +65,14 @@ class DeliveryQueries:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.views = Views(redis, settings)
+        self.data_keys = KeyStore(redis, settings)
+
+    async def _content(self, user: str, sealed: bytes | None) -> dict[str, Any]:
+        """The sealed content fields of one of ``user``'s notifications ({} when none or
+        erased)."""
+        if not sealed:
+            return {}
+        return await open_blob(self.data_keys, user, sealed) or {}
 
     # ------------------------------------------------------------ notifications
     async def notification(self, notification_id: str) -> dict[str, Any] | None:
@@ -80,17 +91,21 @@ class DeliveryQueries:
             pipe.zscore(k.schedule(p, ns), notification_id)
 
         status_raw, item, scheduled, due = await self.views.snapshot(p, build)
+        sealed_status = status_raw.pop(b"s", None)
         status = _decoded(status_raw)
         in_inbox = item[0] is not None
         if not status and not in_inbox:
-            return _scheduled(notification_id, scheduled, due)
+            return await self._scheduled(notification_id, scheduled, due)
+        user = status.get("u") or text(item[0])
+        content = await self._content(user, item[8] if in_inbox else sealed_status)
         doc: dict[str, Any] = {
             "id": notification_id,
-            "user": status.get("u") or text(item[0]),
+            "user": user,
             "category": text(item[1]) if in_inbox else status.get("c", ""),
-            "title": text(item[2]) if in_inbox else status.get("t", ""),
-            "body": text(item[3]) if in_inbox else None,
-            "data": (codec.unpack_value(item[4]) if item[4] else {}) if in_inbox else None,
+            "title": content.get("title", text(item[2]) if in_inbox else status.get("t", "")),
+            "body": content.get("body", text(item[3])) if in_inbox else None,
+            "data": content.get("data", codec.unpack_value(item[4]) if item[4] else {})
+            if in_inbox else None,
             "created_at": iso(status.get("ts") or item[5]),
             "expires_at": iso(status.get("x")),
             "scheduled_for": None,
@@ -131,7 +146,7 @@ class DeliveryQueries:
         p = partition_for(user, self.settings.partitions)
         [raw] = await self.views.snapshot(
             p, lambda pipe, ns: pipe.hgetall(self.keys.profile(p, user, ns)))
-        fields = _decoded(raw)
+        fields = await open_profile(self.data_keys, user, raw)
         doc: dict[str, Any] = {"user": user}
         for name in PROFILE_KEYS:
             if name != "webhook_secret":
@@ -148,6 +163,30 @@ class DeliveryQueries:
         return doc
 
 
+    async def _scheduled(self, notification_id: str, raw: Any, due: Any
+                         ) -> dict[str, Any] | None:
+        """A notification still in the schedule (its projected entry), if readable."""
+        if raw is None:
+            return None
+        try:
+            entry = codec.unpack_binary(raw)
+            p = codec.payload_from_dict(NotificationCreated.TYPE, NotificationCreated.VERSION,
+                                        entry["c"])
+            user = str(entry["u"])
+        except (CodecError, KeyError, TypeError):
+            return None
+        assert isinstance(p, NotificationContent)
+        content = await self._content(user, entry.get("s"))
+        return {
+            "id": notification_id, "user": user, "category": p.category,
+            "title": content.get("title", p.title), "body": content.get("body", p.body),
+            "data": content.get("data", p.data), "created_at": None,
+            "expires_at": iso(p.expires_at),
+            "scheduled_for": iso(int(float(due))) if due is not None else None,
+            "channels": {ch: {"state": "scheduled"} for ch in p.channels},
+        }
+
+
 def _channel(status: dict[str, str], ch: str) -> dict[str, Any]:
     out: dict[str, Any] = {"state": status.get(f"{ch}:s", "pending")}
     for name, suffix in CHANNEL_FIELDS.items():
@@ -161,20 +200,3 @@ def _channel(status: dict[str, str], ch: str) -> dict[str, Any]:
     return out
 
 
-def _scheduled(notification_id: str, raw: Any, due: Any) -> dict[str, Any] | None:
-    """A notification still in the schedule (the scheduler's stored event), if readable."""
-    if raw is None:
-        return None
-    try:
-        env = codec.decode(raw)
-    except CodecError:
-        return None
-    p = env.payload
-    if not isinstance(p, NotificationContent):
-        return None
-    return {
-        "id": notification_id, "user": env.user, "category": p.category, "title": p.title,
-        "body": p.body, "data": p.data, "created_at": None, "expires_at": iso(p.expires_at),
-        "scheduled_for": iso(int(float(due))) if due is not None else None,
-        "channels": {ch: {"state": "scheduled"} for ch in p.channels},
-    }

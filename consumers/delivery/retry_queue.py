@@ -4,7 +4,9 @@ Per (channel, partition): a sorted set ``Keys.retry_queue`` (notification id →
 due time, ms) and a hash ``Keys.retry_jobs`` (notification id → packed
 :class:`~consumers.delivery.jobs.Job`), both in the partition's slot and written
 together in one MULTI. A job is identified by its notification id: putting it
-again replaces it (a new attempt number, a new due time), never duplicates it.
+again replaces it (a new attempt number, a new due time), never duplicates it. Its
+content and recipient are stored sealed with the user's data key (streams/sealing.py);
+a job whose key was erased meanwhile comes back ``erased`` (skipped, never sent).
 
 Taking (``lua/retry_take.lua``) hides due jobs for ``visibility`` instead of
 removing them: a worker killed mid-send leaves them to be taken again after that
@@ -22,14 +24,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from herald.consumers.delivery.jobs import Job
 from herald.streams.connection import text
+from herald.streams.crypto import CryptoError
 from herald.streams.errors import CodecError
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
+from herald.streams.sealing import open_blob
+from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 
@@ -37,10 +44,12 @@ log = get_logger(__name__)
 class RetryQueue:
     """One channel's queues over all partitions; one instance per process."""
 
-    def __init__(self, redis: Any, keys: Keys, channel: str) -> None:
+    def __init__(self, redis: Any, settings: Settings, channel: str) -> None:
         self.redis = redis
-        self.keys = keys
+        self.keys = Keys(settings.prefix)
         self.channel = channel
+        self.sealing = settings.seal
+        self.data_keys = KeyStore(redis, settings)
         self.added = asyncio.Event()
         self._take = register(redis, __file__, "retry_take")
 
@@ -54,9 +63,14 @@ class RetryQueue:
         """Store jobs due at the given times (ms), replacing any of the same notification."""
         if not jobs:
             return
+        keys = {}
+        if self.sealing:
+            for user in {job.user for job, _ in jobs}:
+                keys[user] = await self.data_keys.current(user)
+        packed = {job.notification_id: job.pack(keys.get(job.user), sealing=self.sealing)
+                  for job, _ in jobs}
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.jobs_key(partition),
-                      mapping={job.notification_id: job.pack() for job, _ in jobs})
+            pipe.hset(self.jobs_key(partition), mapping=packed)
             pipe.zadd(self.queue_key(partition),
                       {job.notification_id: due for job, due in jobs})
             await pipe.execute()
@@ -88,8 +102,8 @@ class RetryQueue:
             jobs, broken = [], []
             for i in range(1, len(reply), 2):
                 try:
-                    jobs.append(Job.unpack(reply[i + 1]))
-                except CodecError as exc:
+                    jobs.append(await self._opened(*Job.unpack(reply[i + 1])))
+                except (CodecError, CryptoError) as exc:
                     broken.append(text(reply[i]))
                     log.error("retry_job_unreadable", partition=p, channel=self.channel,
                               notification_id=text(reply[i]), error=str(exc))
@@ -98,6 +112,12 @@ class RetryQueue:
             if jobs:
                 out[p] = jobs
         return out, next_due
+
+    async def _opened(self, job: Job, sealed: bytes | None) -> Job:
+        if sealed is None:
+            return job
+        fields = await open_blob(self.data_keys, job.user, sealed)
+        return replace(job, erased=True) if fields is None else job.with_personal(fields)
 
     async def done(self, partition: int, notification_ids: Sequence[str]) -> None:
         """Forget finished jobs."""

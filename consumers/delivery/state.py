@@ -33,6 +33,8 @@ from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
+from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 
 PROJECTOR_WAIT_S = 10.0
@@ -65,6 +67,7 @@ class ProjectedState:
         self.keys = Keys(settings.prefix)
         self.records = IdempotencyRecords.from_settings(settings)
         self.views = Views(redis, settings)
+        self.data_keys = KeyStore(redis, settings)
         self.wait_s = wait_s
 
     async def load(
@@ -95,7 +98,7 @@ class ProjectedState:
                 continue
             checkpoint = replies[1]
             if checkpoint is not None and positions.parse(text(checkpoint)) >= target:
-                return {user: _user_state(replies[2 + 2 * i], replies[3 + 2 * i])
+                return {user: await self._user_state(user, replies[2 + 2 * i], replies[3 + 2 * i])
                         for i, user in enumerate(names)}
             left = deadline - time.monotonic()
             if left <= 0:
@@ -113,8 +116,24 @@ class ProjectedState:
         return {job.notification_id for job, hit in zip(jobs, found, strict=True) if hit}
 
 
-def _user_state(profile: dict[Any, Any], prefs: Any) -> UserState:
-    fields = {text(k): text(v) for k, v in profile.items()}
+    async def _user_state(self, user: str, profile: dict[Any, Any], prefs: Any) -> UserState:
+        """The state of one user, the profile's sealed addresses opened."""
+        return _user_state(await open_profile(self.data_keys, user, profile), prefs)
+
+
+async def open_profile(data_keys: KeyStore, user: str, raw: dict[Any, Any]) -> dict[str, str]:
+    """A projected profile hash as text fields, its sealed addresses (``s``) opened
+    (gone when the user's key was erased)."""
+    fields = {text(k): v for k, v in raw.items()}
+    blob = fields.pop("s", None)
+    out = {name: text(value) for name, value in fields.items()}
+    if blob is not None:
+        opened = await open_blob(data_keys, user, blob)
+        out.update({name: str(value) for name, value in (opened or {}).items()})
+    return out
+
+
+def _user_state(fields: dict[str, str], prefs: Any) -> UserState:
     preferences: dict[str, Any] = {}
     if prefs:
         try:

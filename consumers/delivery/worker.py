@@ -34,8 +34,10 @@ from herald.consumers.delivery.dispatch import Dispatcher
 from herald.consumers.delivery.jobs import Job, job_for, might_concern
 from herald.consumers.group.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
 from herald.consumers.group.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
-from herald.streams import codec
+from herald.streams import codec, sealing
+from herald.streams.crypto import CryptoError
 from herald.streams.errors import CodecError
+from herald.streams.keystore import KeyStore
 from herald.streams.log import get_logger
 from herald.streams.partitions import partition_for
 from herald.streams.producer import now_ms
@@ -68,6 +70,7 @@ class DeliveryHandler:
         self.settings = settings
         self.channel = channel or open_channel(channel_name, settings, redis)
         self.dispatcher = Dispatcher(settings, redis, self.channel)
+        self.data_keys = KeyStore(redis, settings)
         self.visibility_ms = int(max(VISIBILITY_MIN_S,
                                      4 * send_timeout_s(settings, channel_name)) * 1000)
         self._mark = channel_name.encode()
@@ -90,9 +93,14 @@ class DeliveryHandler:
             if raw is None or not might_concern(raw, self._mark):
                 continue
             try:
-                job = job_for(codec.decode(raw), entry.position, self.group)
+                env = codec.decode(raw)
+                opened = await sealing.opened(self.data_keys, env)
+                job = job_for(opened or env, entry.position, self.group, erased=opened is None)
             except CodecError as exc:
                 outcomes[i] = DeadLetter(f"{exc.reason}: {exc}")
+                continue
+            except CryptoError as exc:
+                outcomes[i] = DeadLetter(f"unsealable: {exc}")
                 continue
             if job is None:
                 continue

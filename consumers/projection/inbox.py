@@ -6,12 +6,16 @@ Lua script (consumers/projection/lua/projector_apply.lua), the only place that c
 read and write atomically. That script also keeps the unread count: it is the size
 of the user's ``unread`` set, which these ops move items in and out of.
 
-- ``("create", nid, category, title, body, data, created_ms)`` — a new unread item at
-  the event's position, unless that id exists; then the oldest items beyond the
-  inbox cap fall out (deleted).
+- ``("create", nid, category, title, body, data, created_ms, sealed)`` — a new unread
+  item at the event's position, unless that id exists; then the oldest items beyond
+  the inbox cap fall out (deleted). ``sealed`` is the event's sealed blob (title, body
+  and data are then blank: streams/sealing.py), "" when the event is not sealed.
 - ``("read", nid, read_ms)`` / ``("unread", nid)`` / ``("archive", nid)`` /
   ``("delete", nid)`` — no-op when the item is absent, someone else's, or already so.
 - ``("read_all", up_to_padded, read_ms)`` — every unread item at or below up_to.
+- ``("erase_inbox",)`` — every item of the user, the inbox and status sets and the
+  user state (``user.erased``); ``("erase_schedules", …)`` does the same for the
+  user's pending schedules and digests (consumers/schedule/projection.py).
 - ``("call", COMMAND, key, *args)`` — a plain whitelisted write (HSET, DEL, ZADD, …)
   for other projections; build ``key`` with ``ctx.keys`` in ``ctx.ns``.
 - ``("touch",)`` — publish the "user changed" signal for an event of plain calls.
@@ -37,7 +41,8 @@ def project_created(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: NotificationCreated = env.payload  # type: ignore[assignment]
     nid = checked_id(p.notification_id) if p.notification_id else env.id
     data = codec.pack_value(p.data) if p.data else ""
-    return [("create", nid, p.category, p.title, p.body, data, str(env.time))]
+    return [("create", nid, p.category, p.title, p.body, data, str(env.time),
+             env.sealed or "")]
 
 
 def project_read(env: Envelope, position: str, ctx: Context) -> list[Write]:
@@ -66,6 +71,10 @@ def project_all_read(env: Envelope, position: str, ctx: Context) -> list[Write]:
     if not positions.is_position(up_to):
         raise ProjectionError(f"invalid: up_to {up_to!r} is not a stream position")
     return [("read_all", positions.padded(up_to), str(env.time))]
+
+
+def project_erased(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    return [("erase_inbox",)]
 
 
 PROJECTIONS: dict[str, Projection] = {

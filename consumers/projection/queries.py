@@ -15,7 +15,9 @@ the inbox cap or deleted simply stop appearing; a cursor stays valid.
 
 An item (JSON-ready): ``id``, ``category``, ``title``, ``body``, ``data``,
 ``created_at`` (ISO-8601 UTC), ``read_at`` (ISO-8601 or None), ``archived`` (bool),
-``position`` (stream id).
+``position`` (stream id). Items whose content is sealed (streams/sealing.py) are
+opened with the user's data key; when that key is gone (erased) their title, body
+and data are empty.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from herald.streams.connection import text
 from herald.streams.errors import ValidationError
 from herald.streams.ids import is_id, partition_of
 from herald.streams.keys import LIVE_NS, Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.partitions import partition_for
 from herald.streams.scripts import register
+from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 
 STATUSES = ("unread", "read", "archived", "all")
@@ -58,8 +62,9 @@ def iso(ms: Any) -> str | None:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _item(nid: str, fields: list[Any]) -> dict[str, Any] | None:
-    category, title, body, data, created, padded, read_at, archived = fields
+def _item(nid: str, fields: list[Any]) -> tuple[dict[str, Any], bytes | None] | None:
+    """The item of a hash's :data:`ITEM_FIELDS`, and its sealed blob (None: in clear)."""
+    category, title, body, data, created, padded, read_at, archived, sealed = fields
     if padded is None:
         return None  # gone between two reads of a non-atomic caller; never inside a script
     return {
@@ -72,10 +77,24 @@ def _item(nid: str, fields: list[Any]) -> dict[str, Any] | None:
         "read_at": iso(read_at),
         "archived": archived == b"1",
         "position": positions.unpadded(text(padded)),
-    }
+    }, sealed
 
 
-ITEM_FIELDS = ("c", "t", "b", "d", "ts", "p", "r", "a")
+ITEM_FIELDS = ("c", "t", "b", "d", "ts", "p", "r", "a", "s")
+CONTENT = ("title", "body", "data")
+
+
+async def open_items(data_keys: KeyStore, user: str,
+                     found: list[tuple[dict[str, Any], bytes | None]]) -> list[dict[str, Any]]:
+    """The items with their sealed content opened (empty when the user was erased)."""
+    out = []
+    for item, sealed in found:
+        if sealed:
+            fields = await open_blob(data_keys, user, sealed) or {}
+            item.update({name: fields.get(name, {} if name == "data" else "")
+                         for name in CONTENT})
+        out.append(item)
+    return out
 
 
 class InboxQueries:
@@ -86,6 +105,7 @@ class InboxQueries:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.views = Views(redis, settings)
+        self.data_keys = KeyStore(redis, settings)
         self._page = register(redis, __file__, "inbox_page")
 
     def partition(self, user: str) -> int:
@@ -128,14 +148,15 @@ class InboxQueries:
                 self.views.remember(p, text(reply[1]))
                 continue
             members = [text(m) for m in reply[2]]
-            items = []
+            found = []
             for member, fields in zip(members[:limit], reply[3 : 3 + limit], strict=False):
                 item = _item(member.partition(":")[2], fields)
                 if item is not None:
-                    items.append(item)
+                    found.append(item)
             more = len(members) > limit
             next_cursor = positions.unpadded(members[limit - 1].partition(":")[0]) if more else None
-            return InboxPage(items=items, next_cursor=next_cursor, unread_count=int(reply[1]))
+            return InboxPage(items=await open_items(self.data_keys, user, found),
+                             next_cursor=next_cursor, unread_count=int(reply[1]))
         raise RuntimeError(f"view of partition {p} keeps switching")
 
     async def unread_count(self, user: str) -> int:
@@ -157,7 +178,8 @@ class InboxQueries:
         fields = replies[0]
         if fields[0] is None or text(fields[0]) != user:
             return None
-        return _item(notification_id, fields[1:])
+        found = _item(notification_id, fields[1:])
+        return None if found is None else (await open_items(self.data_keys, user, [found]))[0]
 
     async def last_change(self, user: str) -> str | None:
         """The highest position that changed the user's inbox, or None."""

@@ -17,7 +17,7 @@ from herald.consumers.delivery import projection as delivery
 from herald.consumers.projection import inbox
 from herald.consumers.projection.base import Context, Projection, Write, chain
 from herald.consumers.schedule import projection as schedule
-from herald.streams.events import Envelope, NotificationCreated
+from herald.streams.events import Envelope, NotificationCreated, UserErased
 
 PROJECTIONS: dict[str, Projection] = {
     **inbox.PROJECTIONS,
@@ -27,6 +27,8 @@ PROJECTIONS: dict[str, Projection] = {
     # one fired by the scheduler leaves the schedule (or its digest items their bucket).
     NotificationCreated.TYPE: chain(inbox.project_created, delivery.project_created_status,
                                     schedule.project_fired),
+    UserErased.TYPE: chain(inbox.project_erased, schedule.project_erased,
+                           delivery.project_erased),
 }
 
 # Known types that do not change the inbox: they only advance the checkpoint.

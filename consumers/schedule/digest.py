@@ -109,6 +109,8 @@ def build_summary(
         body=_cut("\n".join(f"• {t}" for t in titles), limits.max_body),
         category=categories.pop() if len(categories) == 1 else "digest",
         data=data, channels=tuple(channels), notification_id=nid, recipients=recipients,
+        digest_of={"key": digest_key, "window_end": window_end,
+                   "positions": [field_position(field) for field, _ in covered]},
     )
     envelope = Envelope(
         id=new_id(partition, now), user=user, time=now, payload=payload,

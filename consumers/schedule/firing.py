@@ -24,11 +24,13 @@ from herald.consumers.schedule.digest import Summary
 from herald.consumers.schedule.projection import fire_key
 from herald.streams import codec
 from herald.streams.connection import text
+from herald.streams.crypto import DataKey
 from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
 from herald.streams.ids import new_id
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
+from herald.streams.sealing import seal
 from herald.streams.validation import Limits, validate_envelope
 
 GROUP = "scheduler"  # the lease group (no stream group: the scheduler reads projections)
@@ -66,13 +68,13 @@ def reminder_fire(
 
     Raises CodecError/ValidationError for an entry that cannot become an event.
     """
-    entry = codec.unpack_value(packed)
+    entry = codec.unpack_binary(packed)
     user, cancel_key = entry["u"], entry.get("k")
     created = codec.payload_from_dict(NotificationCreated.TYPE, NotificationCreated.VERSION,
                                       entry["c"])
     idem = fire_key(nid)
     fired = Envelope(id=new_id(partition, now), user=user, time=now, payload=created,
-                     idempotency_key=idem, correlation=entry.get("r"))
+                     idempotency_key=idem, correlation=entry.get("r"), sealed=entry.get("s"))
     if cancel_key is None:
         return Fire(nid, due, [], ["", idem, fired.id, _encode(fired, limits), "", ""])
     dropped = Envelope(id=new_id(partition, now), user=user, time=now,
@@ -84,8 +86,10 @@ def reminder_fire(
     )
 
 
-def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limits) -> Fire:
-    env = summary.envelope
+def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limits,
+                key: DataKey | None = None) -> Fire:
+    """The fire of one digest summary, sealed under ``key`` when given."""
+    env = summary.envelope if key is None else seal(summary.envelope, key)
     idem = env.idempotency_key or ""
     return Fire(str(env.payload.notification_id), due,  # type: ignore[attr-defined]
                 [], ["", idem, env.id, _encode(env, limits), "", ""], tuple(members))

@@ -75,6 +75,8 @@ def entry(env: Envelope, position: str) -> dict[str, Any]:
         out["k"] = p.cancel_key
     if env.correlation is not None:
         out["r"] = env.correlation
+    if env.sealed is not None:
+        out["s"] = env.sealed  # the fired event carries the schedule's sealed fields
     return out
 
 
@@ -119,9 +121,10 @@ def fire_key(notification_id: str) -> str:
 
 
 # -------------------------------------------------------------- projections
-def _remove_entry(ctx: Context, nid: str) -> list[Write]:
+def _remove_entry(ctx: Context, user: str, nid: str) -> list[Write]:
     k, p, ns = ctx.keys, ctx.partition, ctx.ns
-    return [("call", "ZREM", k.schedule(p, ns), nid), ("call", "DEL", k.scheduled(p, nid, ns))]
+    return [("call", "ZREM", k.schedule(p, ns), nid), ("call", "DEL", k.scheduled(p, nid, ns)),
+            ("call", "SREM", k.user_schedules(p, user, ns), nid)]
 
 
 def project_scheduled(env: Envelope, position: str, ctx: Context) -> list[Write]:
@@ -131,14 +134,15 @@ def project_scheduled(env: Envelope, position: str, ctx: Context) -> list[Write]
     k, part, ns = ctx.keys, ctx.partition, ctx.ns
     return [
         ("call", "ZADD", k.schedule(part, ns), str(p.deliver_at), env.id),
-        ("call", "SET", k.scheduled(part, env.id, ns), codec.pack_value(entry(env, position))),
+        ("call", "SET", k.scheduled(part, env.id, ns), codec.pack_binary(entry(env, position))),
+        ("call", "SADD", k.user_schedules(part, env.user, ns), env.id),
     ]
 
 
 def project_cancelled(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: ScheduleCancelled = env.payload  # type: ignore[assignment]
     if p.notification_id is not None:
-        return _remove_entry(ctx, checked_id(p.notification_id))
+        return _remove_entry(ctx, env.user, checked_id(p.notification_id))
     if p.cancel_key is None:
         raise ProjectionError("invalid: a cancel needs a cancel_key or a notification_id")
     key = ctx.keys.schedule_cancelled(ctx.partition, env.user, p.cancel_key, ctx.ns)
@@ -154,12 +158,40 @@ def project_digest_item(env: Envelope, position: str, ctx: Context) -> list[Writ
     field = digest_field(p.window_end, position)
     item = {"id": env.id, "t": p.title, "b": p.body, "c": p.category, "d": p.data,
             "ch": list(p.channels), "r": p.recipients, "ts": env.time}
+    if env.sealed is not None:
+        item["s"] = env.sealed  # title, body, data, recipients: sealed (streams/sealing.py)
     return [
         ("call", "HSET", k.digest(part, env.user, p.digest_key, ns), field,
-         codec.pack_value(item)),
+         codec.pack_binary(item)),
         ("call", "ZADD", k.digests_due(part, ns), str(p.window_end),
          digest_member(env.user, p.digest_key, field)),
+        ("call", "SADD", k.user_digests(part, env.user, ns), p.digest_key),
     ]
+
+
+def project_erased(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    """Every pending schedule and collected digest item of the user goes."""
+    k, part, ns, user = ctx.keys, ctx.partition, ctx.ns, env.user
+    return [("erase_schedules", k.user_schedules(part, user, ns), k.schedule(part, ns),
+             k.scheduled(part, "", ns), k.user_digests(part, user, ns), k.digests_due(part, ns),
+             k.digest(part, user, "", ns))]
+
+
+def _covered(p: NotificationContent) -> tuple[str, int, list[Any]] | None:
+    """(digest key, window end, item positions) a summary covers: its ``digest_of``, or,
+    for a summary written before sealing, its ``data.digest``; None for anything else."""
+    of = getattr(p, "digest_of", None)
+    if isinstance(of, dict):
+        dkey, window, where = of.get("key"), of.get("window_end"), of.get("positions")
+    else:
+        summary = p.data.get("digest") if isinstance(p.data, dict) else None
+        if not isinstance(summary, dict) or not isinstance(summary.get("items"), list):
+            return None
+        dkey, window = summary.get("key"), summary.get("window_end")
+        where = [i.get("position") if isinstance(i, dict) else None for i in summary["items"]]
+    if isinstance(dkey, str) and isinstance(window, int) and isinstance(where, list):
+        return dkey, window, where
+    return None
 
 
 def project_fired(env: Envelope, position: str, ctx: Context) -> list[Write]:
@@ -168,19 +200,16 @@ def project_fired(env: Envelope, position: str, ctx: Context) -> list[Write]:
     nid = p.notification_id
     if not nid or not is_id(nid):
         return []
-    writes = _remove_entry(ctx, nid)
-    summary = p.data.get("digest") if isinstance(p.data, dict) else None
-    if not isinstance(summary, dict):
+    writes = _remove_entry(ctx, env.user, nid)
+    covered = _covered(p)
+    if covered is None:
         return writes
-    dkey, window, items = summary.get("key"), summary.get("window_end"), summary.get("items")
-    if not (isinstance(dkey, str) and isinstance(window, int) and isinstance(items, list)):
-        return writes
+    dkey, window, where_all = covered
     if env.idempotency_key != summary_key(env.user, dkey, window, nid):
         return writes  # user data that merely looks like a summary
     k, part, ns = ctx.keys, ctx.partition, ctx.ns
     bucket, due = k.digest(part, env.user, dkey, ns), k.digests_due(part, ns)
-    for item in items:
-        where = item.get("position") if isinstance(item, dict) else None
+    for where in where_all:
         if not positions.is_position(where) or not 0 <= window < 10**WINDOW_DIGITS:
             continue
         field = digest_field(window, str(where))

@@ -59,10 +59,13 @@ from herald.consumers.schedule.firing import (
 from herald.consumers.schedule.projection import parse_digest_member
 from herald.streams import codec, positions
 from herald.streams.connection import REDIS_ERRORS, Backoff, text
+from herald.streams.crypto import CryptoError
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.log import get_logger
+from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 from herald.streams.validation import Limits
 
@@ -90,6 +93,7 @@ class Scheduler:
         self.leases = Leases(redis, settings, GROUP, self.consumer, self.partitions)
         self.views = Views(redis, settings)
         self.limits = Limits.from_settings(settings)
+        self.data_keys = KeyStore(redis, settings)
         self.script = FireScript(redis, IdempotencyRecords.from_settings(settings),
                                  self.consumer)
         self.poll_s = poll_s
@@ -223,21 +227,27 @@ class Scheduler:
                         fires[p].append(reminder_fire(k, p, nid, value, score, now, self.limits))
                 else:
                     user, dkey, rows = what
-                    fires[p].extend(self._summaries(p, user, dkey, rows, value, now))
-            except (CodecError, ValidationError, KeyError, TypeError) as exc:
+                    fires[p].extend(await self._summaries(p, user, dkey, rows, value, now))
+            except (CodecError, CryptoError, ValidationError, KeyError, TypeError) as exc:
                 token = what[0] if kind == "r" else f"{what[0]}|{what[1]}"
                 self._invalid.update([what[0]] if kind == "r" else [m for m, _, _ in what[2]])
                 self._log.error("schedule_entry_invalid", partition=p, entry=token,
                                 error=str(exc))
         return fires
 
-    def _summaries(self, p: int, user: str, dkey: str, rows: list[tuple[str, str, int]],
-                   values: list[Any], now: int) -> list[Fire]:
-        """One summary per window (the first ones that fit; the rest on the next poll)."""
+    async def _summaries(self, p: int, user: str, dkey: str,
+                         rows: list[tuple[str, str, int]], values: list[Any], now: int
+                         ) -> list[Fire]:
+        """One summary per window (the first ones that fit; the rest on the next poll).
+
+        Items whose content is sealed are opened with the user's data key, and the
+        summary is sealed with it again (streams/sealing.py); an erased user's items
+        summarise as empty content."""
         windows: dict[int, list[tuple[str, dict[str, Any], str, int]]] = defaultdict(list)
         for (member, field, due), raw in zip(rows, values, strict=True):
             if raw is not None:
-                windows[due].append((field, codec.unpack_value(raw), member, due))
+                windows[due].append((field, await self._opened_item(user, raw), member, due))
+        key = await self.data_keys.current(user) if self.settings.seal else None
         out = []
         for window_end, items in sorted(windows.items()):
             items.sort(key=lambda row: row[0])
@@ -246,8 +256,18 @@ class Scheduler:
             if summary is not None:
                 covered = set(summary.fields)
                 members = [m for f, _, m, _ in items if f in covered]
-                out.append(digest_fire(summary, members, window_end, self.limits))
+                out.append(digest_fire(summary, members, window_end, self.limits, key))
         return out
+
+    async def _opened_item(self, user: str, raw: bytes) -> dict[str, Any]:
+        """A collected digest item with its sealed content (``s``) opened into t/b/d/r."""
+        item: dict[str, Any] = codec.unpack_binary(raw)
+        sealed = item.pop("s", None)
+        if sealed is not None:
+            fields = await open_blob(self.data_keys, user, sealed) or {}
+            item.update(t=fields.get("title", ""), b=fields.get("body", ""),
+                        d=fields.get("data", {}), r=fields.get("recipients", {}))
+        return item
 
     async def _fire(self, fires: dict[int, list[Fire]]) -> int:
         parts = [p for p, batch in fires.items() if batch]

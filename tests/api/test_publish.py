@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from herald.streams import codec
+from herald.streams import codec, sealing
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.events import (
     DigestItemAdded,
@@ -17,16 +17,24 @@ from herald.streams.events import (
     NotificationScheduled,
 )
 from herald.streams.keys import Keys
+from herald.streams.keystore import KeyStore
 from herald.streams.partitions import partition_for
 from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient
 
 
 async def log_of(redis: Any, settings: Settings, user: str) -> list[tuple[str, Envelope]]:
-    """Every event of ``user``'s partition stream, decoded, with its position."""
+    """Every event of ``user``'s partition stream, decoded and opened (its sealed
+    fields back: streams/sealing.py), with its position."""
     stream = Keys(settings.prefix).stream(partition_for(user, settings.partitions))
     entries = await redis.xrange(stream)
-    return [(pos.decode(), codec.decode(fields[ENTRY_FIELD])) for pos, fields in entries]
+    store = KeyStore(redis, settings)
+    out = []
+    for pos, fields in entries:
+        opened = await sealing.opened(store, codec.decode(fields[ENTRY_FIELD]))
+        assert opened is not None
+        out.append((pos.decode(), opened))
+    return out
 
 
 async def test_publish_appends_a_created_event(api: ApiClient, redis: Any) -> None:

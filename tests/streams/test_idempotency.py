@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from herald.streams import codec, idempotency
+from herald.streams import idempotency
 from herald.streams.events import NotificationCreated
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.producer import PLAIN_MAX, Producer
 from herald.streams.settings import Settings
+from tests.conftest import log_entries
 
 
 def _created(producer: Producer, user: str, key: str | None, title: str = "t") -> Any:
@@ -85,7 +86,7 @@ async def test_small_unkeyed_groups_use_plain_xadds_in_order(
     assert [r.id for r in results] == [e.id for e in envs]
     for p in {producer.partition(u) for u in users}:
         rows = await redis.xrange(producer.keys.stream(p))
-        stored = [codec.decode(f[b"e"]) for _, f in rows]
+        stored = await log_entries(redis, settings, p)
         assert stored == [e for e in envs if producer.partition(e.user) == p]
         assert [r.position for r in results if r.partition == p] == [
             pos.decode() for pos, _ in rows]

@@ -7,17 +7,13 @@ from typing import Any
 
 import pytest
 
-from herald.streams import codec
+from herald.streams import codec, sealing
 from herald.streams.errors import ValidationError
 from herald.streams.events import Envelope, NotificationCreated, NotificationRead
 from herald.streams.ids import new_id
-from herald.streams.keys import Keys
 from herald.streams.producer import Producer, SyncProducer
 from herald.streams.settings import Settings
-
-
-async def _entries(redis: Any, keys: Keys, partition: int) -> list[Envelope]:
-    return [codec.decode(f[b"e"]) for _, f in await redis.xrange(keys.stream(partition))]
+from tests.conftest import log_entries
 
 
 async def test_publish_appends_to_the_users_partition(redis: Any, settings: Settings) -> None:
@@ -27,7 +23,19 @@ async def test_publish_appends_to_the_users_partition(redis: Any, settings: Sett
     assert not appended.duplicate
     assert appended.id == env.id
     assert appended.partition == producer.partition("alice")
-    assert await _entries(redis, producer.keys, appended.partition) == [env]
+    assert await log_entries(redis, settings, appended.partition) == [env]
+    # In the log itself the personal fields are sealed: neither the title nor the data.
+    [(_, fields)] = await redis.xrange(producer.keys.stream(appended.partition))
+    assert "你好".encode() not in fields[b"e"] and b"order" not in fields[b"e"]
+
+
+async def test_with_sealing_off_the_log_holds_the_fields_in_clear(
+        redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings.replace(seal=False))
+    env = producer.envelope("alice", NotificationCreated(title="plain"))
+    appended = await producer.publish(env)
+    [(_, fields)] = await redis.xrange(producer.keys.stream(appended.partition))
+    assert codec.decode(fields[b"e"]) == env
 
 
 async def test_publish_many_keeps_per_user_order(redis: Any, settings: Settings) -> None:
@@ -37,7 +45,7 @@ async def test_publish_many_keeps_per_user_order(redis: Any, settings: Settings)
     assert [r.id for r in results] == [e.id for e in envs]
     for user in {e.user for e in envs}:
         p = producer.partition(user)
-        stored = [e for e in await _entries(redis, producer.keys, p) if e.user == user]
+        stored = [e for e in await log_entries(redis, settings, p) if e.user == user]
         assert stored == [e for e in envs if e.user == user]
 
 
@@ -51,7 +59,7 @@ async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Se
     )
     assert again.duplicate and not first.duplicate
     assert (again.id, again.position) == (first.id, first.position)
-    assert len(await _entries(redis, producer.keys, first.partition)) == 1
+    assert len(await log_entries(redis, settings, first.partition)) == 1
 
 
 async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> None:
@@ -81,8 +89,7 @@ async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) 
         results = await asyncio.gather(*(one(i) for i in range(64)))
         assert sum(not r.duplicate for r in results) == 1
         assert len({(r.id, r.position) for r in results}) == 1
-        keys = Keys(settings.prefix)
-        assert len(await _entries(clients[0], keys, results[0].partition)) == 1
+        assert len(await log_entries(clients[0], settings, results[0].partition)) == 1
     finally:
         for c in clients:
             await c.aclose()
@@ -155,7 +162,8 @@ def test_sync_producer(sync_redis: Any, settings: Settings) -> None:
     second = producer.publish(env)
     assert second.duplicate and second.position == first.position
     rows = sync_redis.xrange(producer.keys.stream(first.partition))
-    assert [codec.decode(f[b"e"]) for _, f in rows] == [env]
+    key = producer.data_keys.for_writing_sync(["frank"])["frank"]
+    assert [sealing.opened_with(codec.decode(f[b"e"]), key) for _, f in rows] == [env]
 
 
 async def test_script_flush_is_recovered_without_double_appends(

@@ -21,6 +21,7 @@ local out = {'ok', redis.call('ZCARD', unread_key), members}
 for i = 1, #members do
   local member = members[i]
   local nid = string.sub(member, string.find(member, ':', 1, true) + 1)
-  out[#out + 1] = redis.call('HMGET', item_prefix .. nid, 'c', 't', 'b', 'd', 'ts', 'p', 'r', 'a')
+  out[#out + 1] = redis.call('HMGET', item_prefix .. nid, 'c', 't', 'b', 'd', 'ts', 'p', 'r', 'a',
+    's')
 end
 return out

@@ -81,7 +81,7 @@ end
 
 local OPS = {}
 
--- {create, nid, category, title, body, data, created_ms}
+-- {create, nid, category, title, body, data, created_ms, sealed ("" = not sealed)}
 OPS['create'] = function(op, position, padded, user)
   local key = P_ITEM .. op[2]
   if call('EXISTS', key) == 1 then
@@ -89,6 +89,9 @@ OPS['create'] = function(op, position, padded, user)
   end
   call('HSET', key, 'u', user, 'p', padded, 'c', op[3], 't', op[4], 'b', op[5],
     'd', op[6], 'ts', op[7])
+  if op[8] and op[8] ~= '' then
+    call('HSET', key, 's', op[8])
+  end
   local member = padded .. ':' .. op[2]
   local inbox = P_INBOX .. user
   call('ZADD', inbox, 0, member)
@@ -170,6 +173,37 @@ OPS['read_all'] = function(op, position, padded, user)
     call('ZADD', read, 0, member)
   end
   call('ZREMRANGEBYLEX', unread, '-', bound)
+  return true
+end
+
+-- {erase_inbox}: the user's every item, the inbox and status sets, the user state.
+OPS['erase_inbox'] = function(op, position, padded, user)
+  local members = call('ZRANGE', P_INBOX .. user, 0, -1)
+  for i = 1, #members do
+    call('DEL', P_ITEM .. string.sub(members[i], PAD_LEN + 2))
+  end
+  call('DEL', P_INBOX .. user, P_UNREAD .. user, P_READ .. user, P_ARCH .. user, P_USER .. user)
+  return true
+end
+
+-- {erase_schedules, schedule index, schedule zset, scheduled prefix, digest index,
+--  digests due zset, digest bucket prefix}: the user's pending schedules and digests.
+OPS['erase_schedules'] = function(op, position, padded, user)
+  local scheduled = call('SMEMBERS', op[2])
+  for i = 1, #scheduled do
+    call('ZREM', op[3], scheduled[i])
+    call('DEL', op[4] .. scheduled[i])
+  end
+  local digests = call('SMEMBERS', op[5])
+  for i = 1, #digests do
+    local bucket = op[7] .. digests[i]
+    local fields = call('HKEYS', bucket)
+    for j = 1, #fields do
+      call('ZREM', op[6], user .. '|' .. digests[i] .. '|' .. fields[j])
+    end
+    call('DEL', bucket)
+  end
+  call('DEL', op[2], op[5])
   return true
 end
 

@@ -13,7 +13,6 @@ from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.worker import DeliveryHandler
 from herald.consumers.group.handler import Entry
 from herald.streams import codec
-from herald.streams.keys import Keys
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
 from tests.consumers.helpers import worker_command, worker_env
@@ -88,13 +87,21 @@ def _job(nid: str = "01HZX3J4K5M6N7P8Q9R0S1T2V3") -> Job:
 async def test_taken_jobs_hide_then_reappear_when_nobody_finishes_them(
     redis: Any, stack: Stack
 ) -> None:
-    queue = RetryQueue(redis, Keys(stack.settings.prefix), "webhook")
+    queue = RetryQueue(redis, stack.settings, "webhook")
     job = _job()
+    await queue.data_keys.for_writing([job.user])  # the user's data key, as a publish makes
     now = int(time.time() * 1000)
     await queue.put(3, [(job, now - 1)])
+    stored = await redis.hget(queue.jobs_key(3), job.notification_id)
+    assert b"http://x" not in stored  # the recipient is sealed at rest
     assert await queue.take([3], now, 10, visibility_ms=200) == ({3: [job]}, now + 200)
     assert await queue.take([3], now + 100, 10, visibility_ms=200) == ({}, now + 200)  # hidden
     assert await queue.take([3], now + 250, 10, visibility_ms=200) == ({3: [job]}, now + 450)
     await queue.done(3, [job.notification_id])
     assert await queue.take([3], now + 10_000, 10, visibility_ms=200) == ({}, None)
     assert await queue.depth([3]) == 0
+    # Erased meanwhile: the job comes back erased (the dispatcher skips it), never sent.
+    await queue.put(3, [(job, now - 1)])
+    await queue.data_keys.erase(job.user)
+    taken, _ = await queue.take([3], now + 20_000, 10, visibility_ms=200)
+    assert [j.erased for j in taken[3]] == [True] and taken[3][0].address is None

@@ -14,7 +14,8 @@ from herald.consumers.delivery.projection import (
 )
 from herald.consumers.errors import ProjectionError
 from herald.consumers.projection.registry import Context, project
-from herald.streams import codec
+from herald.streams import codec, sealing
+from herald.streams.crypto import DataKey
 from herald.streams.errors import CodecError
 from herald.streams.events import (
     DeliveryAttempted,
@@ -139,7 +140,16 @@ def test_decide_orders_expiry_preferences_address_and_disabled_endpoints() -> No
 
 def test_jobs_round_trip_and_name_their_steps() -> None:
     original = job(address="+86138", secret=None, data={"k": [1]}, expires_at=5, attempt=3)
-    assert Job.unpack(original.pack()) == original
+    key = DataKey.create()
+    stored = original.pack(key)
+    for personal in (b"+86138", original.title.encode()):  # sealed at rest
+        assert personal not in stored
+    bare, sealed = Job.unpack(stored)
+    assert sealed is not None and bare.title == "" and not bare.erased
+    assert bare.with_personal(sealing.open_with(sealed, key, "u")) == original
+    assert Job.unpack(original.pack(None, sealing=False)) == (original, None)
+    erased, nothing = Job.unpack(original.pack(None))  # sealing on, the key gone
+    assert erased.erased and nothing is None and decide(erased, 10, {}, {}).action == "skip"
     with pytest.raises(CodecError):
         Job.unpack(codec.pack_value([2, "x"]))
     assert original.key("o") == f"d:{NID}:sms:3:o"

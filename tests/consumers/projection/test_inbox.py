@@ -46,7 +46,7 @@ def test_created_keeps_a_scheduled_notification_id_and_empty_data_is_empty() -> 
     env = BASE.envelope("alice", NotificationCreated(title="T", notification_id=NID))
     write, *rest = project(env, "9-1", CTX)  # rest: it leaves the schedule (schedule tests)
     assert write[1] == NID and write[5] == ""
-    assert [w[:2] for w in rest] == [("call", "ZREM"), ("call", "DEL")]
+    assert [w[:2] for w in rest] == [("call", "ZREM"), ("call", "DEL"), ("call", "SREM")]
 
 
 @pytest.mark.parametrize(("payload", "op"), [

@@ -15,7 +15,7 @@ from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.producer import SyncProducer
 from herald.streams.schedule_cancel import GRACE_MS, HORIZON_MS, routed_users
 from herald.streams.validation import Limits
-from tests.consumers.schedule.conftest import Harness, now_ms
+from tests.consumers.helpers.harness import Harness, now_ms
 
 
 async def test_the_producer_routes_keyed_schedules_before_appending(h: Harness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from herald.consumers.replay.rebuild import Replay
 from herald.consumers.replay.verify import Verifier
 from herald.streams.events import DigestItemAdded, NotificationCreated, NotificationScheduled
-from tests.consumers.schedule.conftest import Harness, eventually, now_ms
+from tests.consumers.helpers.harness import Harness, eventually, now_ms
 
 RANKING = "daily-ranking"
 
@@ -92,5 +92,5 @@ async def test_replay_rebuilds_schedule_and_digest_state_identically(h: Harness)
 
 
 async def _digest_summary(h: Harness, user: str) -> bool:
-    return any(isinstance(e.payload, NotificationCreated) and "digest" in e.payload.data
+    return any(isinstance(e.payload, NotificationCreated) and e.payload.digest_of is not None
                for _, e in await h.log(user))

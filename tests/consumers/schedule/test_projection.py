@@ -35,8 +35,9 @@ def test_scheduled_adds_the_entry_with_what_it_becomes() -> None:
     env = BASE.envelope("alice", NotificationScheduled(
         title="Pay now", body="deadline soon", channels=("in_app", "sms"), deliver_at=5000,
         cancel_key="order-1"), time_ms=1000, correlation="flow-1")
-    zadd, setter = project(env, "1000-3", CTX)
+    zadd, setter, index = project(env, "1000-3", CTX)
     assert zadd == ("call", "ZADD", KEYS.schedule(P), "5000", env.id)
+    assert index == ("call", "SADD", KEYS.user_schedules(P, "alice"), env.id)  # for erasure
     assert setter[:3] == ("call", "SET", KEYS.scheduled(P, env.id))
     entry = codec.unpack_value(setter[3])
     assert entry["u"] == "alice" and entry["p"] == "1000-3" and entry["k"] == "order-1"
@@ -59,7 +60,8 @@ def test_drop_and_fired_remove_the_entry() -> None:
     drop = BASE.envelope("alice", ScheduleCancelled(cancel_key="k", notification_id=nid))
     fired = BASE.envelope("alice", NotificationCreated(title="T", notification_id=nid),
                           idempotency_key=ps.fire_key(nid))
-    removal = [("call", "ZREM", KEYS.schedule(P), nid), ("call", "DEL", KEYS.scheduled(P, nid))]
+    removal = [("call", "ZREM", KEYS.schedule(P), nid), ("call", "DEL", KEYS.scheduled(P, nid)),
+               ("call", "SREM", KEYS.user_schedules(P, "alice"), nid)]
     assert project(drop, "3-0", CTX) == removal
     writes = project(fired, "3-0", CTX)
     assert writes[0][0] == "create" and writes[1:] == removal
@@ -73,11 +75,12 @@ def test_a_plain_created_touches_no_schedule() -> None:
 def test_digest_item_is_collected_under_its_window() -> None:
     env = BASE.envelope("alice", DigestItemAdded(title="#1 Alice", digest_key="daily",
                                                  window_end=86_400_000), time_ms=50)
-    hset, zadd = project(env, "50-1", CTX)
+    hset, zadd, index = project(env, "50-1", CTX)
+    assert index == ("call", "SADD", KEYS.user_digests(P, "alice"), "daily")  # for erasure
     field = ps.digest_field(86_400_000, "50-1")
     assert field == "000000086400000|" + positions.padded("50-1")
     assert hset[:4] == ("call", "HSET", KEYS.digest(P, "alice", "daily"), field)
-    assert codec.unpack_value(hset[4])["id"] == env.id
+    assert codec.unpack_binary(hset[4])["id"] == env.id
     member = ps.digest_member("alice", "daily", field)
     assert zadd == ("call", "ZADD", KEYS.digests_due(P), "86400000", member)
     assert ps.parse_digest_member(member) == ("alice", "daily", 86_400_000, field)

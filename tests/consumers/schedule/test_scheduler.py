@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from herald.streams.events import NotificationCreated, NotificationScheduled
-from tests.consumers.schedule.conftest import Harness, eventually, now_ms
+from tests.consumers.helpers.harness import Harness, eventually, now_ms
 
 # The seed scenario, scaled down: the order's payment deadline is DEADLINE_S ahead and the
 # reminder is due REMIND_BEFORE_S before it (15 minutes in production).

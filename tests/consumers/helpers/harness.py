@@ -1,11 +1,10 @@
-"""Schedule test harness: real server, projector and schedulers as tasks, log readers."""
+"""A consumer test's world: real server, projector and schedulers as tasks, log readers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from herald.consumers.projection.queries import InboxQueries
 from herald.consumers.schedule.scheduler import Scheduler
 from herald.streams import codec
 from herald.streams.codec import ENTRY_FIELD
-from herald.streams.connection import connect
 from herald.streams.events import (
     Appended,
     Envelope,
@@ -27,7 +25,7 @@ from herald.streams.keys import Keys
 from herald.streams.producer import Producer
 from herald.streams.schedule_cancel import Canceller
 from herald.streams.settings import Settings
-from tests.consumers.helpers import make_settings, start_projector
+from tests.consumers.helpers import start_projector
 
 
 def now_ms() -> int:
@@ -131,21 +129,3 @@ async def eventually(check: Callable[[], Any], within_s: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {within_s}s: {check}")
         await asyncio.sleep(every)
-
-
-@pytest.fixture
-def sched_settings(redis_url: str, tmp_path: Path) -> Settings:
-    return make_settings(redis_url, tmp_path, partitions=4, lease_ttl_s=1.0)
-
-
-@pytest.fixture
-async def h(sched_settings: Settings) -> AsyncIterator[Harness]:
-    client = connect(sched_settings)
-    harness = Harness(sched_settings, client)
-    try:
-        yield harness
-    finally:
-        try:
-            await harness.close()
-        finally:
-            await client.aclose()
