@@ -76,6 +76,12 @@ class ReplayError(ConsumerError):
     """Raised when a replay cannot proceed (another replay running, switch contention)."""
 
 
+class RetentionError(ConsumerError):
+    """Raised when a snapshot cannot be written or loaded (a record of another kind, a
+    snapshot of a projection layout this version does not read, a partition count that
+    differs): the message says what and which file."""
+
+
 class DeadLetterError(ConsumerError):
     """Raised by ``herald dlq`` for an unknown group or a letter that does not exist."""
 

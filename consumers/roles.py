@@ -21,6 +21,7 @@ from herald.consumers.delivery import worker as delivery_worker
 from herald.consumers.errors import UnknownRoleError
 from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
+from herald.consumers.retention import role as retention
 from herald.consumers.schedule import scheduler
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -30,6 +31,7 @@ RoleFactory = Callable[[Settings, Any, asyncio.Event], Awaitable[None]]
 ROLES: dict[str, RoleFactory] = {
     "projector": projector.run,
     "scheduler": scheduler.run,
+    "retention": retention.run,
 }
 
 DLQ_HANDLERS: dict[str, HandlerFactory] = {

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "worker": "consumer processes (projector, scheduler, delivery channels)",
     "publish": "append one notification",
     "replay": "rebuild all derived state from the log (or --verify it)",
+    "snapshot": "snapshot the projection now, then archive and trim the log below it",
     "status": "partitions, groups, lag, pending, dead letters, schedule depth",
     "dlq": "list, retry or drop dead letters",
     "erase": "forget a user: their content unreadable everywhere, their state gone",

@@ -1,4 +1,4 @@
-"""``herald replay [--verify] [--partition N]``: rebuild the projection from the log.
+"""``herald replay [--verify] [--partition N] [--from-start]``: rebuild the projection.
 
 Without ``--verify``: rebuild into a fresh namespace and switch to it (see
 consumers/replay/rebuild.py; resumable: run it again after an interruption). With
@@ -25,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="compare a scratch rebuild with the live projection; exit 1 on any "
                              "difference")
     parser.add_argument("--partition", type=int, default=None, help="only this partition")
+    parser.add_argument("--from-start", action="store_true",
+                        help="fold every archive segment and the stream from the first entry "
+                             "instead of starting from each partition's newest snapshot")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -48,8 +51,11 @@ async def _replay(redis: Any, settings: Any, parts: list[int] | None,
                   args: argparse.Namespace) -> int:
     total = await Builder(redis, settings).log_length(parts or range(settings.partitions))
     with _bar(total, args, "replay") as bar:
-        report = await Replay(redis, settings, progress=bar.update).run(parts)
-    print(f"replayed {report.stats.entries} events in {report.rebuild_seconds:.2f}s "
+        report = await Replay(redis, settings, progress=bar.update,
+                              from_start=args.from_start).run(parts)
+    start = "from the start" if args.from_start else \
+        f"from {report.snapshots} snapshots and the log after them"
+    print(f"replayed {report.stats.entries} events ({start}) in {report.rebuild_seconds:.2f}s "
           f"({report.events_per_s:,.0f} events/s) into namespace {report.ns}"
           f"{' (resumed)' if report.resumed else ''}; {report.stats.skipped} skipped "
           f"(dead letters); {report.deleted_keys} keys of the old namespace deleted; "
@@ -63,7 +69,8 @@ async def _verify(redis: Any, settings: Any, parts: list[int] | None,
                   args: argparse.Namespace) -> int:
     total = await Builder(redis, settings).log_length(parts or range(settings.partitions))
     with _bar(total, args, "verify") as bar:
-        report = await Verifier(redis, settings, progress=bar.update).run(parts)
+        report = await Verifier(redis, settings, progress=bar.update,
+                                from_start=args.from_start).run(parts)
     for line in report.differences:
         print(line)
     if report.identical:

@@ -27,7 +27,7 @@ from herald.streams.server import running_server_url
 from herald.streams.settings import Settings
 
 # What "Redis is unavailable" looks like to a loop: retry these after a back-off.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 RETRY_ATTEMPTS = 3
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)

@@ -137,6 +137,12 @@ class Keys:
     def ns_root(self, partition: int, ns: str = LIVE_NS) -> str:
         return f"{self.tag(partition)}:{ns}"
 
+    def ns_registry(self, partition: int, ns: str) -> str:
+        """Set: every key written in a snapshot's scratch namespace ``ns`` of a partition
+        (consumers/retention/), so it is listed and deleted without a SCAN. Outside the
+        namespace's root, in the partition's slot."""
+        return f"{self.tag(partition)}:registry:{ns}"
+
     def ns_pattern(self, ns: str, partition: int | None = None) -> str:
         """SCAN pattern of every projection key of ``ns`` (one partition or all)."""
         part = "*" if partition is None else f"{partition:02d}"

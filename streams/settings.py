@@ -73,6 +73,35 @@ def parse_rate(text: str) -> tuple[float, float] | None:
     return float(match.group(1)), _DURATION_UNITS[match.group(2) or "s"]
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotEvery:
+    """When a partition is snapshotted: after ``events`` new entries, or ``seconds``
+    after the last snapshot when anything new arrived (None: that bound is off)."""
+
+    events: int | None
+    seconds: float | None
+
+
+def parse_snapshot_every(text: str) -> SnapshotEvery:
+    """``"10000"`` (entries), ``"1h"`` (a duration), or both: ``"10000,1h"``."""
+    events: int | None = None
+    seconds: float | None = None
+    for part in (p.strip() for p in text.split(",")):
+        if part.isdigit():
+            if events is not None or int(part) < 1:
+                raise ValueError(f"give one positive number of entries, got {text!r}")
+            events = int(part)
+        else:
+            if seconds is not None:
+                raise ValueError(f"give at most one duration, got {text!r}")
+            seconds = parse_duration(part)
+            if seconds < 1:
+                raise ValueError("the duration must be at least 1s")
+    if events is None and seconds is None:
+        raise ValueError("give a number of entries, a duration, or both (e.g. 10000,1h)")
+    return SnapshotEvery(events, seconds)
+
+
 def _rate(text: str) -> str:
     parse_rate(text)
     return text.strip()
@@ -121,6 +150,14 @@ class Settings:
     )
     # --- consumers
     inbox_max: int = _env("HERALD_INBOX_MAX", _positive_int, 1000)
+    # --- retention (consumers/retention/): snapshots, archive segments, trimming
+    retention: bool = _env("HERALD_RETENTION", _bool, True)
+    snapshot_every: SnapshotEvery = _env("HERALD_SNAPSHOT_EVERY", parse_snapshot_every,
+                                         SnapshotEvery(10_000, 3600.0))
+    snapshot_keep: int = _env("HERALD_SNAPSHOT_KEEP", _positive_int, 3)
+    # Where segments and snapshots live: file:///abs/path or s3://bucket/prefix (empty:
+    # <HERALD_DATA_DIR>/archive). S3 credentials and endpoint: the AWS_* variables.
+    archive_url: str = _env("HERALD_ARCHIVE_URL", str, "")
     max_deliveries: int = _env("HERALD_MAX_DELIVERIES", _positive_int, 5)
     lease_ttl_s: float = _env("HERALD_LEASE_TTL", parse_duration, 10.0)
     read_batch: int = _env("HERALD_READ_BATCH", _positive_int, 500)
@@ -248,6 +285,11 @@ class Settings:
             raise SettingsError("HERALD_DIGEST_WINDOW must be at least 1s")
         if not 0.05 <= self.live_heartbeat_s <= 300:
             raise SettingsError("HERALD_LIVE_HEARTBEAT must be between 50ms and 5m")
+
+    @property
+    def archive_location(self) -> str:
+        """``HERALD_ARCHIVE_URL``, or the data folder's ``archive`` as a file URL."""
+        return self.archive_url or (self.data_dir / "archive").resolve().as_uri()
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and replay namespaces)."""

@@ -166,19 +166,22 @@ class Applier:
         return cached
 
     def call_args(
-        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = ""
+        self, partition: int, ns: str, batch: Prepared, *, mode: str, consumer: str = "",
+        track: bool = False,
     ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of one script call."""
+        """KEYS and ARGV of one script call; ``track`` (build mode): record every key
+        written in the namespace's registry (:meth:`Keys.ns_registry`)."""
         k = self.keys
         keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
-                k.partition_view(partition), k.stream(partition), k.dead_letters(partition)]
+                k.partition_view(partition), k.stream(partition), k.dead_letters(partition),
+                k.ns_registry(partition, ns)]
         channel = "" if mode == BUILD else k.signal_channel(partition)
         args: list[Any] = [
             mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
             self.settings.inbox_max, channel, *self.prefixes(partition, ns),
             codec.pack_value(batch.records), GROUP,
             positions.padded(batch.first) if batch.first else "",
-            batch.settle if mode == LIVE else "", DLQ_MAX_LEN,
+            batch.settle if mode == LIVE else "", DLQ_MAX_LEN, "1" if track else "",
         ]
         return keys, args
 

@@ -7,9 +7,17 @@ checkpoint rule as live, no lease, no signal. Each round trip applies one chunk 
 reads the next in the same pipeline; several partitions build concurrently so
 decoding in Python overlaps the script running in Redis.
 
+When the stream was trimmed past the namespace's checkpoint (retention:
+consumers/retention/), the entries come from the archive segments and then the
+stream (streams/archive/reader.py ``LogReader``), one chunk at a time; a segment
+that is missing or corrupt fails the build loudly, naming it.
+
 Entries live would dead-letter (undecodable, unknown type or version, refused by a
 projection) are skipped the same way and counted; nothing is written to the
 dead-letter streams.
+
+With ``track`` every key the build writes is recorded in the namespace's registry
+(``Keys.ns_registry``), so a snapshot lists and deletes it without a SCAN.
 """
 
 from __future__ import annotations
@@ -19,11 +27,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from herald.consumers.group.handler import entries_of
-from herald.consumers.projection.applier import BUILD, GROUP, Applier, Preparer
+from herald.consumers.group.handler import Entry, entries_of
+from herald.consumers.projection.applier import BUILD, GROUP, Applier, Prepared, Preparer
+from herald.streams.archive import LogReader, SegmentStore, open_storage
+from herald.streams.archive.archiver import trimmed_to
+from herald.streams.archive.segments import successor
 from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
+from herald.streams.positions import parse
 from herald.streams.settings import Settings
+
+ORIGIN = "0-0"
 
 # Entries per script call. Small on purpose: Redis writes a client at most 64 KB per
 # event-loop turn while other clients' scripts run, so a big chunk's read stalls.
@@ -54,25 +68,42 @@ def _rows(replies: Sequence[Any]) -> Sequence[Any]:
 class Builder:
     """Applies the log to a namespace; one per process and client."""
 
-    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None,
+                 reader: LogReader | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.preparer = Preparer(settings)
         self.applier = Applier(redis, settings)
         self.progress = progress
+        self._reader = reader
+
+    @property
+    def reader(self) -> LogReader:
+        """The reader of archive segments + stream (opened on first use)."""
+        if self._reader is None:
+            segments = SegmentStore(open_storage(self.settings.archive_location))
+            self._reader = LogReader(self.redis, self.keys, segments)
+        return self._reader
 
     async def checkpoint(self, partition: int, ns: str) -> str | None:
         value = await self.redis.get(self.keys.checkpoint(partition, ns, GROUP))
         return None if value is None else text(value)
 
     async def build(
-        self, partition: int, ns: str, until: str | None = None, stats: BuildStats | None = None
+        self, partition: int, ns: str, until: str | None = None, stats: BuildStats | None = None,
+        *, track: bool = False,
     ) -> BuildStats:
         """Apply the entries after ``ns``'s checkpoint up to ``until`` (default: the end)."""
         stats = BuildStats() if stats is None else stats
         stream = self.keys.stream(partition)
         ckpt = await self.checkpoint(partition, ns)
+        trimmed = await trimmed_to(self.redis, self.keys, partition)
+        if trimmed is not None and parse(successor(ckpt or ORIGIN)) < parse(trimmed):
+            async for chunk in self.reader.chunks(partition, ckpt, until, BUILD_CHUNK):
+                entries = [Entry(position, raw) for position, raw in chunk]
+                await self._apply_chunk(partition, ns, entries, stats, track)
+            return stats
         end = "+" if until is None else until
         first = Batch(self.redis)
         first.execute_command("XRANGE", stream, "-" if ckpt is None else "(" + ckpt, end,
@@ -82,7 +113,7 @@ class Builder:
             entries = entries_of(rows)
             batch = self.preparer.prepare(partition, ns, entries)
             more = len(rows) == BUILD_CHUNK
-            call = self.applier.call_args(partition, ns, batch, mode=BUILD)
+            call = self.applier.call_args(partition, ns, batch, mode=BUILD, track=track)
             step = Batch(self.redis)
             self.applier.queue(step, *call)
             if more:
@@ -90,21 +121,32 @@ class Builder:
                                      "COUNT", BUILD_CHUNK)
             replies = await step.execute()
             rows = _rows(replies[1:])
-            reply = await self.applier.resend(replies[0], *call)
-            if isinstance(reply, Exception):
-                raise reply
-            result = Applier.parse(reply)
-            if result.status != "ok":
-                raise RuntimeError(f"build of partition {partition} refused: {result.status}")
-            stats.entries += len(entries)
-            for entry, outcome in zip(entries, batch.outcomes, strict=True):
-                if outcome is not None:
-                    stats.skipped += 1
-                    if len(stats.reasons) < 20:
-                        stats.reasons[f"{partition}:{entry.position}"] = outcome.reason
-            if self.progress is not None:
-                self.progress(len(entries))
+            self._count(partition, entries, batch, await self.applier.resend(replies[0], *call),
+                        stats)
         return stats
+
+    async def _apply_chunk(self, partition: int, ns: str, entries: list[Entry],
+                           stats: BuildStats, track: bool) -> None:
+        batch = self.preparer.prepare(partition, ns, entries)
+        call = self.applier.call_args(partition, ns, batch, mode=BUILD, track=track)
+        self._count(partition, entries, batch, await self.applier.call(*call), stats)
+
+    def _count(self, partition: int, entries: list[Entry], batch: Prepared, reply: Any,
+               stats: BuildStats) -> None:
+        """Check one applied chunk's reply and count it (RuntimeError when refused)."""
+        if isinstance(reply, Exception):
+            raise reply
+        result = Applier.parse(reply)
+        if result.status != "ok":
+            raise RuntimeError(f"build of partition {partition} refused: {result.status}")
+        stats.entries += len(entries)
+        for entry, outcome in zip(entries, batch.outcomes, strict=True):
+            if outcome is not None:
+                stats.skipped += 1
+                if len(stats.reasons) < 20:
+                    stats.reasons[f"{partition}:{entry.position}"] = outcome.reason
+        if self.progress is not None:
+            self.progress(len(entries))
 
     async def build_many(
         self, partitions: Sequence[int], ns: str, until: dict[int, str | None] | None = None

@@ -5,7 +5,9 @@ Procedure (projectors keep running throughout; nobody is paused):
 2. Pick a fresh namespace ``r<ms hex>`` — or, when ``Keys.replay_state()`` says an
    earlier replay was interrupted, resume it: its namespace keeps its own
    per-partition checkpoints, so the build continues where it stopped.
-3. Build every partition from the log into it (consumers/replay/builder.py).
+3. Build every partition into it: from its newest snapshot (consumers/retention/) and
+   the log after it, or, with ``from_start``, from the first entry of the archive
+   segments and the stream (consumers/replay/builder.py).
 4. Switch each partition (consumers/replay/lua/replay_switch.lua): in one script, if the
    rebuilt namespace's checkpoint is not behind the live one, the partition's view
    pointer names the new namespace; otherwise catch up to the live checkpoint and try
@@ -34,6 +36,9 @@ from herald.consumers.errors import ReplayError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder, BuildStats, Progress
+from herald.consumers.retention import image
+from herald.consumers.retention.snapshots import SnapshotStore
+from herald.streams.archive import open_storage
 from herald.streams.connection import text
 from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.log import get_logger
@@ -56,6 +61,7 @@ class ReplayReport:
     resumed: bool
     partitions: list[int]
     stats: BuildStats = field(default_factory=BuildStats)
+    snapshots: int = 0  # partitions that started from a snapshot
     deleted_keys: int = 0
     rebuild_seconds: float = 0.0  # building the namespace and switching to it
     seconds: float = 0.0  # everything, deleting the old namespace included
@@ -125,12 +131,16 @@ async def delete_namespace(redis: Any, keys: Keys, ns: str, partitions: Sequence
 class Replay:
     """One replay run; see the module docstring."""
 
-    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None, *,
+                 from_start: bool = False) -> None:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.builder = Builder(redis, settings, progress)
         self.views = Views(redis, settings)
+        self.from_start = from_start
+        self.snapshots = SnapshotStore(open_storage(settings.archive_location),
+                                       settings.partitions)
         self._switch = register(redis, __file__, "replay_switch")
 
     async def _state(self) -> tuple[str, bool]:
@@ -152,6 +162,8 @@ class Replay:
             log.info("replay_started", ns=ns, resumed=resumed, partitions=len(parts))
             views = await self.views.read(parts)
             todo = [p for p in parts if views[p] != ns]
+            if not self.from_start:
+                report.snapshots = await self._load_snapshots(todo, ns)
             report.stats = await self.builder.build_many(todo, ns)
             for p in todo:
                 await self._switch_partition(p, views[p], ns, report.stats)
@@ -168,6 +180,19 @@ class Replay:
                  skipped=report.stats.skipped, seconds=round(report.seconds, 3),
                  rebuild_seconds=round(report.rebuild_seconds, 3))
         return report
+
+    async def _load_snapshots(self, parts: Sequence[int], ns: str) -> int:
+        """Start each partition not yet begun in ``ns`` from its newest snapshot; how many."""
+        loaded = 0
+        for p in parts:
+            if await self.builder.checkpoint(p, ns) is not None:
+                continue  # resumed: the namespace is on its way already
+            found = await self.snapshots.latest(p)
+            if found is not None:
+                records = await self.snapshots.read(found)
+                await image.load(self.redis, self.keys, p, ns, records)
+                loaded += 1
+        return loaded
 
     async def _switch_partition(self, p: int, old: str, ns: str, stats: BuildStats) -> None:
         k = self.keys

@@ -1,7 +1,8 @@
 """``herald replay --verify``: rebuild into a scratch namespace and diff against live.
 
-Per partition: read the live checkpoint C, build the scratch namespace from the log
-up to exactly C, read both namespaces' keys and values, and read C again; if the
+Per partition: read the live checkpoint C, build the scratch namespace from the newest
+snapshot at or before C (``from_start``: from the first entry of the archive) and the
+log after it up to exactly C, read both namespaces' keys and values, and read C again; if the
 projector moved meanwhile, catch the scratch up and compare again (at most
 :data:`VERIFY_ATTEMPTS` times; a partition that never holds still is reported).
 Values are compared logically (hash fields, sorted-set members and scores, …), not
@@ -20,6 +21,9 @@ from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder, BuildStats, Progress
 from herald.consumers.replay.rebuild import delete_namespace, replay_lock
+from herald.consumers.retention import image
+from herald.consumers.retention.snapshots import SnapshotStore
+from herald.streams.archive import open_storage
 from herald.streams.connection import text
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
@@ -28,7 +32,7 @@ SCRATCH_NS = "scratch"
 VERIFY_ATTEMPTS = 5
 SHOW = 120  # characters of a value shown in a difference
 
-Snapshot = dict[str, Any]  # key suffix (after the namespace) → normalized value
+Contents = dict[str, Any]  # key suffix (after the namespace) → normalized value
 
 
 @dataclass(slots=True)
@@ -47,8 +51,8 @@ def _show(value: Any) -> str:
     return text if len(text) <= SHOW else text[: SHOW - 3] + "..."
 
 
-def diff(partition: int, live: Snapshot, rebuilt: Snapshot) -> list[str]:
-    """Human-readable differences between two snapshots of one partition."""
+def diff(partition: int, live: Contents, rebuilt: Contents) -> list[str]:
+    """Human-readable differences between two namespaces of one partition."""
     out: list[str] = []
     where = f"partition {partition}"
     for suffix in sorted(set(live) | set(rebuilt)):
@@ -75,14 +79,18 @@ def diff(partition: int, live: Snapshot, rebuilt: Snapshot) -> list[str]:
 
 
 class Verifier:
-    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, redis: Any, settings: Settings, progress: Progress | None = None, *,
+                 from_start: bool = False) -> None:
         self.redis = redis
         self.keys = Keys(settings.prefix)
         self.settings = settings
         self.builder = Builder(redis, settings, progress)
         self.views = Views(redis, settings)
+        self.from_start = from_start
+        self.snapshots = SnapshotStore(open_storage(settings.archive_location),
+                                       settings.partitions)
 
-    async def snapshot(self, partition: int, ns: str) -> Snapshot:
+    async def contents(self, partition: int, ns: str) -> Contents:
         """Every key of ``ns`` in the partition, by suffix, with a comparable value."""
         keys: list[str] = []
         async for raw in self.redis.scan_iter(match=self.keys.ns_pattern(ns, partition),
@@ -107,7 +115,7 @@ class Verifier:
                  "zset": lambda k: pipe.zrange(k, 0, -1, withscores=True),
                  }.get(kind, pipe.type)(key)
             values = await pipe.execute()
-        out: Snapshot = {}
+        out: Contents = {}
         for key, kind, value in zip(keys, types, values, strict=True):
             suffix = self.keys.split_ns_key(key)[2]  # type: ignore[index]
             if kind == "hash":
@@ -122,6 +130,15 @@ class Verifier:
 
     async def _checkpoint(self, partition: int, ns: str) -> str | None:
         return await self.builder.checkpoint(partition, ns)
+
+    async def _start(self, partition: int, until: str) -> None:
+        """Load the newest snapshot at or before ``until`` into the empty scratch."""
+        if self.from_start or await self._checkpoint(partition, SCRATCH_NS) is not None:
+            return
+        found = await self.snapshots.latest(partition, until)
+        if found is not None:
+            records = await self.snapshots.read(found)
+            await image.load(self.redis, self.keys, partition, SCRATCH_NS, records)
 
     async def run(self, partitions: Sequence[int] | None = None) -> VerifyReport:
         parts = list(range(self.settings.partitions) if partitions is None else partitions)
@@ -140,9 +157,10 @@ class Verifier:
             live_ns = (await self.views.read([p]))[p]
             before = await self._checkpoint(p, live_ns)
             if before is not None:
+                await self._start(p, before)
                 await self.builder.build(p, SCRATCH_NS, until=before, stats=report.stats)
-            live = await self.snapshot(p, live_ns)
-            rebuilt = await self.snapshot(p, SCRATCH_NS)
+            live = await self.contents(p, live_ns)
+            rebuilt = await self.contents(p, SCRATCH_NS)
             if await self._checkpoint(p, live_ns) == before:
                 report.compared_keys += len(live)
                 return diff(p, live, rebuilt)

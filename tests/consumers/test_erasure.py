@@ -3,8 +3,6 @@ other users are untouched, replay ends where live did, a new life starts clean."
 
 from __future__ import annotations
 
-from typing import Any
-
 from herald.consumers.delivery.queries import DeliveryQueries
 from herald.consumers.replay.verify import Verifier
 from herald.streams import sealing

@@ -6,6 +6,8 @@
 -- KEYS[3]  the partition's view pointer (absent = ARGV[4])
 -- KEYS[4]  the partition stream (live mode: its group's pending entries are checked)
 -- KEYS[5]  the partition's dead-letter stream (live mode, when settling)
+-- KEYS[6]  the namespace's key registry (build mode with ARGV[19] = "1": every key a
+--          write touches is added to it, so a snapshot lists the namespace without SCAN)
 -- ARGV[1]  mode: "live" (fenced, ns-checked, signals), "build" (replay: no fence,
 --          no ns check, no signal), "late" (dead-letter retry: ns-checked, signals,
 --          ignores and keeps the checkpoint)
@@ -23,6 +25,7 @@
 -- ARGV[17] "" or, to settle the batch in the same step (live mode), msgpack
 --          {positions to ack, {{position, reason, original bytes}, ...} dead letters}
 -- ARGV[18] dead-letter stream cap (approximate MAXLEN)
+-- ARGV[19] "1" to record written keys in KEYS[6], else ""
 -- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace} |
 -- {"gap", position}: an older entry above the checkpoint is pending (delivered to
 -- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
@@ -34,6 +37,17 @@ local P_ITEM, P_INBOX, P_UNREAD = ARGV[8], ARGV[9], ARGV[10]
 local P_READ, P_ARCH, P_USER = ARGV[11], ARGV[12], ARGV[13]
 local records = cmsgpack.unpack(ARGV[14])
 local call = redis.call
+if ARGV[19] == '1' then
+  local raw, registry = redis.call, KEYS[6]
+  local CREATES = {HSET = true, ZADD = true, SADD = true, SET = true, HINCRBY = true,
+    INCRBY = true}
+  call = function(command, key, ...)
+    if CREATES[command] then
+      raw('SADD', registry, key)
+    end
+    return raw(command, key, ...)
+  end
+end
 
 -- Lease, view pointer and checkpoint in one read (one slot: the partition's tag).
 local state = call('MGET', lease_key, view_key, ckpt_key)

@@ -1,0 +1,138 @@
+"""A partition's projection as records, and back: what a snapshot holds.
+
+A record is ``[name, kind, value, expire_at]`` for one key of a namespace: ``name``
+relative to the namespace's root (``Keys.ns_root``), ``kind`` one of ``string``,
+``hash``, ``zset``, ``set``, ``value`` its content (bytes; a map; ``[[member,
+score], …]``; a list of members) and ``expire_at`` the absolute expiry in ms (None:
+none). Every projection key is one of these kinds; anything else is refused.
+
+:func:`dump` reads the keys a build recorded in its registry (``Keys.ns_registry``,
+no SCAN); keys deleted since are simply absent. :func:`load` writes records into a
+namespace, each key replaced whole (DEL, then written, then its expiry), the
+checkpoint last — so a load that was interrupted leaves no checkpoint and is done
+again, never trusted half-way. Expiries are absolute, so a key that has expired
+meanwhile is gone after a load exactly as it is gone live.
+
+Failure modes: :class:`RetentionError` for a key of another kind or a malformed
+record; Redis errors propagate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from herald.consumers.errors import RetentionError
+from herald.consumers.projection.applier import GROUP
+from herald.streams.connection import text
+from herald.streams.keys import Keys
+
+KINDS = ("string", "hash", "zset", "set")
+CHUNK = 500  # keys per pipeline
+CHECKPOINT = f"ckpt:{GROUP}"  # the checkpoint's name under the namespace root
+
+Record = list[Any]
+
+
+async def dump(redis: Any, keys: Keys, partition: int, ns: str,
+               names: Iterable[str]) -> list[Record]:
+    """Records of the keys ``names`` (full names under ``ns``'s root) that exist."""
+    root = keys.ns_root(partition, ns) + ":"
+    wanted = sorted(name for name in names if name.startswith(root))
+    out: list[Record] = []
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for name in chunk:
+                pipe.type(name)
+                pipe.pexpiretime(name)
+            meta = await pipe.execute()
+        present = [(name, text(meta[2 * i]), int(meta[2 * i + 1]))
+                   for i, name in enumerate(chunk) if text(meta[2 * i]) != "none"]
+        async with redis.pipeline(transaction=False) as pipe:
+            for name, kind, _ in present:
+                if kind == "string":
+                    pipe.get(name)
+                elif kind == "hash":
+                    pipe.hgetall(name)
+                elif kind == "zset":
+                    pipe.zrange(name, 0, -1, withscores=True)
+                elif kind == "set":
+                    pipe.smembers(name)
+                else:
+                    raise RetentionError(f"{name}: a {kind} is not a projection key")
+            values = await pipe.execute()
+        for (name, kind, expire), value in zip(present, values, strict=True):
+            out.append([name[len(root):], kind, _plain(kind, value),
+                        expire if expire > 0 else None])
+    return out
+
+
+def _plain(kind: str, value: Any) -> Any:
+    if kind == "zset":
+        return [[member, score] for member, score in value]
+    if kind == "set":
+        return sorted(value)
+    return value
+
+
+async def load(redis: Any, keys: Keys, partition: int, ns: str, records: Sequence[Record], *,
+               registry: str | None = None) -> list[str]:
+    """Write ``records`` into ``ns`` (the checkpoint last); the full key names written.
+
+    ``registry``: also add every name to that set (a scratch namespace's registry)."""
+    root = keys.ns_root(partition, ns) + ":"
+    ordered = sorted(records, key=lambda r: r[0] == CHECKPOINT)
+    written: list[str] = []
+    for start in range(0, len(ordered), CHUNK):
+        async with redis.pipeline(transaction=False) as pipe:
+            for record in ordered[start:start + CHUNK]:
+                name = root + _name(record)
+                _write(pipe, name, record)
+                if registry is not None:
+                    pipe.sadd(registry, name)
+                written.append(name)
+            await pipe.execute()
+    return written
+
+
+def _name(record: Record) -> str:
+    if not (isinstance(record, list) and len(record) == 4 and isinstance(record[0], str)
+            and record[1] in KINDS):
+        raise RetentionError(f"malformed snapshot record: {str(record)[:80]}")
+    return record[0]
+
+
+def _write(pipe: Any, name: str, record: Record) -> None:
+    _, kind, value, expire = record
+    pipe.delete(name)
+    if kind == "string":
+        pipe.set(name, value)
+    elif kind == "hash" and value:
+        pipe.hset(name, mapping=value)
+    elif kind == "zset" and value:
+        pipe.zadd(name, {member: score for member, score in value})
+    elif kind == "set" and value:
+        pipe.sadd(name, *value)
+    if expire is not None:
+        pipe.pexpireat(name, int(expire))
+
+
+def of_user(records: Iterable[Record], user: str) -> list[Record]:
+    """The records that make up ``user``'s inbox (their sets and state, and the items
+    those sets name), for rebuilding one inbox as of a time; the checkpoint kept."""
+    mine = {f"{kind}:{user}" for kind in ("inbox", "unread", "read", "archived", "user")}
+    chosen, items = [], {}
+    for record in records:
+        name = record[0]
+        if name in mine or name == CHECKPOINT:
+            chosen.append(record)
+        elif name.startswith("item:"):
+            items[name] = record
+    members = [m for r in chosen if r[0] == f"inbox:{user}" for m, _ in r[2]]
+    for member in members:
+        nid = text(member).partition(":")[2]
+        found = items.get(f"item:{nid}")
+        if found is not None:
+            chosen.append(found)
+    return chosen

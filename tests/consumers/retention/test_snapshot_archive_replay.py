@@ -1,0 +1,125 @@
+"""Snapshots, archive and trimming end to end: the window Redis keeps is bounded, and
+replay from a snapshot or from the start still ends exactly where live is."""
+
+from __future__ import annotations
+
+import pytest
+
+from herald.consumers.errors import RetentionError
+from herald.consumers.replay.rebuild import Replay
+from herald.consumers.replay.verify import Verifier
+from herald.consumers.retention.role import Retention
+from herald.consumers.retention.snapshots import Snapshot
+from herald.streams.archive import ArchiveError, SegmentStore, open_storage
+from herald.streams.events import (
+    DigestItemAdded,
+    NotificationArchived,
+    NotificationCreated,
+    NotificationRead,
+    NotificationScheduled,
+    ProfileChanged,
+)
+from tests.consumers.helpers.harness import Harness, now_ms
+
+USERS = [f"user{i}" for i in range(12)]
+
+
+async def _traffic(h: Harness, rounds: int, tag: str) -> None:
+    for r in range(rounds):
+        for user in USERS:
+            made = await h.publish(user, NotificationCreated(title=f"{tag} {r} {user}",
+                                                             data={"r": r}))
+            if r % 2:
+                await h.publish(user, NotificationRead(notification_id=made.id))
+            if r % 3 == 2:
+                await h.publish(user, NotificationArchived(notification_id=made.id))
+    for user in USERS[:3]:
+        await h.publish(user, NotificationScheduled(title=f"{tag} later", deliver_at=now_ms()
+                                                    + 3_600_000))
+        await h.publish(user, DigestItemAdded(title=f"{tag} digest", digest_key="d",
+                                              window_end=now_ms() + 3_600_000))
+        await h.publish(user, ProfileChanged(email=f"{user}@example.com"))
+    for user in USERS:
+        await h.projected(user)
+
+
+async def _inboxes(h: Harness) -> dict[str, list[tuple[str, str | None, bool]]]:
+    out = {}
+    for user in USERS:
+        page = await h.queries.page(user, limit=100)
+        out[user] = [(i["title"], i["read_at"], i["archived"]) for i in page.items]
+    return out
+
+
+async def test_snapshot_trim_then_replay_from_snapshot_and_from_start(h: Harness) -> None:
+    h.start_projector()
+    await _traffic(h, 3, "before")
+    retention = Retention(h.settings, h.redis)
+    for p in range(h.settings.partitions):
+        report = await retention.step(p, force=True)
+        assert report.snapshot is not None and report.blocked_by is None
+        assert report.archived is not None and report.archived.trimmed_to is not None
+    # Redis now holds only what came after the snapshots: the streams are empty.
+    lengths = [await h.redis.xlen(h.keys.stream(p)) for p in range(h.settings.partitions)]
+    assert sum(lengths) == 0
+    await _traffic(h, 2, "after")
+    live = await _inboxes(h)
+    assert all(len(items) == 5 for items in live.values())
+
+    for from_start in (False, True):
+        report = await Verifier(h.redis, h.settings, from_start=from_start).run()
+        assert report.identical, report.differences
+    replayed = await Replay(h.redis, h.settings).run()
+    assert replayed.snapshots == h.settings.partitions
+    assert await _inboxes(h) == live
+    await Replay(h.redis, h.settings, from_start=True).run()
+    assert await _inboxes(h) == live
+    # A second round keeps the window bounded and replay still agrees.
+    for p in range(h.settings.partitions):
+        await retention.step(p, force=True)
+    assert sum([await h.redis.xlen(h.keys.stream(p)) for p in range(h.settings.partitions)]) == 0
+    assert (await Verifier(h.redis, h.settings, from_start=True).run()).identical
+
+
+async def test_a_lagging_group_holds_trimming_back_and_is_named(h: Harness) -> None:
+    h.start_projector()
+    await _traffic(h, 1, "x")
+    p = h.producer.partition(USERS[0])
+    await h.redis.xgroup_create(h.keys.stream(p), "laggard", id="0")
+    before = await h.redis.xlen(h.keys.stream(p))
+    report = await Retention(h.settings, h.redis).step(p, force=True)
+    assert report.snapshot is not None and report.blocked_by == "laggard"
+    assert await h.redis.xlen(h.keys.stream(p)) == before  # nothing trimmed, nothing lost
+    state = await h.redis.hgetall(h.keys.archive_state(p))
+    assert state[b"blocked_by"] == b"laggard"
+    # Once it has read and acked half, trimming goes that far and no further.
+    rows = await h.redis.xreadgroup("laggard", "c1", {h.keys.stream(p): ">"}, count=before // 2)
+    read = [pos for pos, _ in rows[0][1]]
+    await h.redis.xack(h.keys.stream(p), "laggard", *read)
+    await Retention(h.settings, h.redis).step(p)
+    assert await h.redis.xlen(h.keys.stream(p)) == before - len(read)
+
+
+async def test_a_corrupt_or_missing_archive_makes_replay_fail_loudly(h: Harness) -> None:
+    h.start_projector()
+    await _traffic(h, 1, "x")
+    p = h.producer.partition(USERS[0])
+    retention = Retention(h.settings, h.redis)
+    await retention.step(p, force=True)
+    storage = open_storage(h.settings.archive_location)
+    [segment] = await SegmentStore(storage).segments(p)
+    data = bytearray(await storage.get(segment.name))
+    data[-5] ^= 0xFF
+    await storage.put(segment.name, bytes(data))
+    with pytest.raises(ArchiveError, match=segment.name.rpartition("/")[2]):
+        await Verifier(h.redis, h.settings, from_start=True).run([p])
+    await storage.delete(segment.name)
+    with pytest.raises(ArchiveError):
+        await Replay(h.redis, h.settings, from_start=True).run([p])
+    # A snapshot of another projection layout is refused with what to do.
+    [snapshot] = await retention.snapshots.all(p)
+    bad = Snapshot(p, snapshot.position, snapshot.name)
+    raw = await storage.get(snapshot.name)
+    await storage.put(snapshot.name, raw.replace(b"\xa6layout\x01", b"\xa6layout\x09"))
+    with pytest.raises(RetentionError, match="--from-start"):
+        await retention.snapshots.read(bad)
