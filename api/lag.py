@@ -1,10 +1,12 @@
-"""Projector lag and dead letters per partition, read from Redis for /readyz and /metrics.
+"""Projector lag, dead letters and retention per partition, read for /readyz and /metrics.
 
 Lag of a partition is the age of its oldest entry the projector has not applied:
 ``now - time(first entry after the checkpoint)``, 0 when the checkpoint is at the
 stream's end. Unlike "last entry minus checkpoint", it does not jump when an
 entry arrives after a quiet hour. Dead letters are the length of the partition's
-dead-letter stream.
+dead-letter stream; ``retained`` the length of its stream (what Redis holds of the
+log: retention trims the rest into the archive); ``trim_blocked`` the consumer group
+that holds trimming back, when one does (consumers/retention/role.py).
 
 One probe is shared by the app and caches its reading for ``CACHE_S`` so frequent
 scrapes cost one round of reads. Redis errors propagate to the caller.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from herald.streams.keys import Keys
@@ -30,6 +32,8 @@ class Reading:
     lag_s: dict[int, float]
     dead_letters: dict[int, int]
     taken_at: float
+    retained: dict[int, int] = field(default_factory=dict)
+    trim_blocked: dict[int, str] = field(default_factory=dict)
 
     @property
     def max_lag_s(self) -> float:
@@ -75,12 +79,19 @@ class LagProbe:
                 start = f"({ckpt}" if ckpt else "-"
                 pipe.xrange(self._keys.stream(p), min=start, max="+", count=1)
                 pipe.xlen(self._keys.dead_letters(p))
+                pipe.xlen(self._keys.stream(p))
+                pipe.hget(self._keys.archive_state(p), "blocked_by")
             replies = await pipe.execute()
         now_ms = time.time() * 1000
         lag: dict[int, float] = {}
         dead: dict[int, int] = {}
+        retained: dict[int, int] = {}
+        blocked: dict[int, str] = {}
         for p in parts:
-            pending, dead_count = replies[2 * p], replies[2 * p + 1]
+            pending, dead_count, length, by = replies[4 * p: 4 * p + 4]
             lag[p] = max(0.0, (now_ms - _ms(pending[0][0])) / 1000) if pending else 0.0
             dead[p] = int(dead_count)
-        return Reading(lag, dead, taken_at)
+            retained[p] = int(length)
+            if by is not None:
+                blocked[p] = by.decode() if isinstance(by, bytes) else str(by)
+        return Reading(lag, dead, taken_at, retained, blocked)

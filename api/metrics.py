@@ -67,6 +67,16 @@ class Metrics:
             "herald_dead_letters", "Entries in the partition's dead-letter stream",
             ["partition"], registry=reg,
         )
+        self.retained = Gauge(
+            "herald_log_retained_entries",
+            "Entries of the partition's log still in Redis (retention archives the rest)",
+            ["partition"], registry=reg,
+        )
+        self.trim_blocked = Gauge(
+            "herald_retention_trim_blocked",
+            "1 while a consumer group holds the partition's trimming back (it has not read "
+            "or acked past the newest snapshot)", ["partition", "group"], registry=reg,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -83,6 +93,11 @@ class Metrics:
             self.projector_lag.labels(str(partition)).set(lag)
         for partition, count in reading.dead_letters.items():
             self.dead_letters.labels(str(partition)).set(count)
+        for partition, count in reading.retained.items():
+            self.retained.labels(str(partition)).set(count)
+        self.trim_blocked.clear()
+        for partition, group in reading.trim_blocked.items():
+            self.trim_blocked.labels(str(partition), group).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,13 +17,15 @@ this user's inbox is 404 whether or not it exists elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from herald.api.appending import accepted_body, append_and_wait
-from herald.api.context import QUERIES
+from herald.api.auth import require_service
+from herald.api.context import QUERIES, REDIS, SETTINGS
 from herald.api.errors import NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.longpoll import wait_newer
@@ -34,6 +36,7 @@ from herald.api.schemas import (
     STATUSES,
 )
 from herald.consumers.projection.queries import MAX_LIMIT
+from herald.consumers.retention.as_of import InboxAsOf
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
     AllRead,
@@ -44,11 +47,16 @@ from herald.streams.events import (
 )
 from herald.streams.settings import Settings
 
+INBOX_AS_OF: web.AppKey[InboxAsOf] = web.AppKey("inbox_as_of")
+AS_OF_GATE: web.AppKey[asyncio.Semaphore] = web.AppKey("as_of_gate")
+AS_OF_CONCURRENCY = 2  # rebuilds at once per process (each reads a partition's log range)
 LONGPOLL_MAX_S = 25  # and below HERALD_REQUEST_TIMEOUT, which bounds every request
 
 
 async def inbox(call: Call) -> web.Response:
     q = call.query
+    if q["as_of"] is not None:
+        return await _as_of(call)
     if q["wait"]:  # long-poll: hold until an item newer than `after` exists (api/longpoll.py)
         if q["after"] is None:
             raise Unprocessable("query.wait needs query.after (the newest position you have)",
@@ -64,6 +72,24 @@ async def inbox(call: Call) -> web.Response:
                             ) from exc
     return json_response({"items": page.items, "next_cursor": page.next_cursor,
                           "unread_count": page.unread_count})
+
+
+async def _as_of(call: Call) -> web.Response:
+    """The inbox as it was at ``as_of`` (service keys only): consumers/retention/as_of.py."""
+    q = call.query
+    assert call.principal is not None
+    require_service(call.principal)
+    try:  # `wait` is ignored: the past does not change
+        async with call.app[AS_OF_GATE]:
+            page, at = await call.app[INBOX_AS_OF].page(
+                call.owner, q["as_of"], status=q["status"], limit=q["limit"], cursor=q["cursor"],
+                after=q["after"])
+    except ValidationError as exc:
+        path = f"query.{exc.field}"
+        raise Unprocessable(f"{path}: {exc.message}", errors=[field_error(path, exc.message)]
+                            ) from exc
+    return json_response({"items": page.items, "next_cursor": page.next_cursor,
+                          "unread_count": page.unread_count, "as_of": at})
 
 
 async def unread_count(call: Call) -> web.Response:
@@ -131,6 +157,12 @@ def routes(settings: Settings) -> list[Route]:
               description="Long-poll (with `after`): hold the request up to this many "
                           "seconds until an item newer than `after` exists; then answer at "
                           "once, else an empty page when the time is up."),
+        Param("as_of", "query", {"type": "string", "anyOf": [
+                  {"pattern": POSITION_PATTERN}, {"format": "date-time"}]},
+              description="Service keys only: the inbox exactly as it was at this log "
+                          "position (ms-seq) or RFC 3339 time, rebuilt from snapshot, "
+                          "archive and log (`cursor` and `after` apply to it; `wait` is "
+                          "ignored: the past does not change)."),
     )
     item_params = (USER_PARAM, ID_PARAM)
     item_reply = {200: Reply("The item as it now is.", "InboxItem"),
@@ -143,7 +175,7 @@ def routes(settings: Settings) -> list[Route]:
     return [
         Route("GET", f"{base}/inbox", inbox, "inbox_list", "The inbox, newest first", tag,
               "user", {200: Reply("One page of items.", "InboxPage")}, params=list_params,
-              errors=(422,)),
+              errors=(403, 422)),
         Route("GET", f"{base}/unread_count", unread_count, "inbox_unread_count",
               "Number of unread items", tag, "user",
               {200: Reply("The unread count.", "UnreadCount")}, params=(USER_PARAM,),
@@ -163,3 +195,14 @@ def routes(settings: Settings) -> list[Route]:
                                                               "Accepted")},
               params=item_params, errors=(404, 422)),
     ]
+
+
+def setup(app: web.Application) -> None:
+    """The as-of rebuilder once the app's Redis client exists (one at a time per process)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[INBOX_AS_OF] = InboxAsOf(app[REDIS], app[SETTINGS])
+        app[AS_OF_GATE] = asyncio.Semaphore(AS_OF_CONCURRENCY)
+        yield
+
+    app.cleanup_ctx.append(context)

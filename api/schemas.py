@@ -184,7 +184,9 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "type": "object", "required": ["items", "next_cursor", "unread_count"],
             "properties": {"items": {"type": "array", "items": ref("InboxItem")},
                            "next_cursor": {"type": ["string", "null"]},
-                           "unread_count": {"type": "integer", "minimum": 0}},
+                           "unread_count": {"type": "integer", "minimum": 0},
+                           "as_of": {"type": "string", "description":
+                                     "With ?as_of: the log position the page stands for."}},
         },
         "UnreadCount": {"type": "object", "required": ["unread_count"],
                         "properties": {"unread_count": {"type": "integer", "minimum": 0}}},

@@ -5,7 +5,9 @@ Meaning of the numbers (Redis's own words): ``length`` entries in the stream;
 ``lag`` entries no consumer of the group has been given yet; ``pending`` entries
 given but not acked; ``owner`` the consumer holding the group's lease on the
 partition (None: nobody, e.g. no worker running) and ``lease_ms`` what is left of it;
-``checkpoint`` the last position applied to the live projection.
+``checkpoint`` the last position applied to the live projection; ``retention`` the
+newest snapshot, where the stream was trimmed to, and the group that holds trimming
+back, if any (consumers/retention/role.py).
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ async def collect(redis: Any, settings: Settings,
             pipe.xlen(keys.dead_letters(p))
             pipe.get(keys.partition_view(p))
             pipe.xrevrange(keys.stream(p), count=1)
+            pipe.hgetall(keys.archive_state(p))
         first = await pipe.execute(raise_on_error=False)
     rows: list[dict[str, Any]] = []
     for i, p in enumerate(parts):
-        length, groups, dead, view, last = first[5 * i : 5 * i + 5]
+        length, groups, dead, view, last, kept = first[6 * i : 6 * i + 6]
+        state = {text(k): text(v) for k, v in kept.items()} if isinstance(kept, dict) else {}
         rows.append({
             "partition": p,
             "length": int(length) if isinstance(length, int) else 0,
@@ -60,6 +64,12 @@ async def collect(redis: Any, settings: Settings,
             "ns": ns_of(view),
             "dead_letters": int(dead) if isinstance(dead, int) else 0,
             "groups": [_info(g) for g in groups] if isinstance(groups, list) else [],
+            "retention": {"snapshot": state.get("snapshot"),
+                          "snapshot_at": int(state["snapshot_at"]) if "snapshot_at" in state
+                          else None,
+                          "trimmed_to": state.get("trimmed_to"),
+                          "blocked_by": state.get("blocked_by"),
+                          "blocked_at": state.get("blocked_at")},
         })
     async with redis.pipeline(transaction=False) as pipe:
         for row in rows:
@@ -90,6 +100,7 @@ async def collect(redis: Any, settings: Settings,
             "projector_lag": sum(g["lag"] or 0 for g in projector),
             "projector_pending": sum(g["pending"] for g in projector),
             "projector_unowned": sum(1 for g in projector if g["owner"] is None),
+            "trim_blocked": sum(1 for r in rows if r["retention"]["blocked_by"]),
         },
         "view": _text(await redis.get(keys.view_pointer())),
     }

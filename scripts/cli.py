@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "api": "the HTTP API alone",
     "worker": "consumer processes (projector, scheduler, delivery channels)",
     "publish": "append one notification",
+    "inbox": "a user's inbox, now or --as-of a position or time",
     "replay": "rebuild all derived state from the log (or --verify it)",
     "snapshot": "snapshot the projection now, then archive and trim the log below it",
     "status": "partitions, groups, lag, pending, dead letters, schedule depth",

@@ -47,11 +47,18 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"group {name}: lag {sum(g['lag'] or 0 for g in groups)}, pending "
                      f"{sum(g['pending'] for g in groups)}, partitions without owner "
                      f"{sum(1 for g in groups if g['owner'] is None)}")
+    for row in doc["partitions"]:
+        kept = row["retention"]
+        if kept["blocked_by"]:
+            lines.append(f"partition {row['partition']}: trimming held back at "
+                         f"{kept['blocked_at']} by group {kept['blocked_by']!r} (it has not "
+                         "read or acked past it; nothing is lost, the stream just keeps it)")
     t = doc["totals"]
     lines.append(f"total: {t['length']} entries, projector lag {t['projector_lag']}, pending "
                  f"{t['projector_pending']}, {t['dead_letters']} dead letters, "
                  f"{t['scheduled']} scheduled, {t['digests_open']} open digests, "
-                 f"{t['projector_unowned']} partitions without a projector")
+                 f"{t['projector_unowned']} partitions without a projector, "
+                 f"{t['trim_blocked']} with trimming held back")
     return "\n".join(lines)
 
 

@@ -210,10 +210,6 @@ class Keys:
         """String: the encoded event a scheduled notification will become."""
         return f"{self.ns_root(partition, ns)}:sched:{notification_id}"
 
-    def cancel_key(self, partition: int, cancel_key: str, ns: str = LIVE_NS) -> str:
-        """Set: scheduled notification ids registered under a cancel key."""
-        return f"{self.ns_root(partition, ns)}:cancel:{cancel_key}"
-
     def schedule_cancelled(
         self, partition: int, user: str, cancel_key: str, ns: str = LIVE_NS
     ) -> str:

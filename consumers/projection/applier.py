@@ -112,8 +112,11 @@ class Preparer:
             return f"wrong_partition: user {user!r} belongs to partition {known}"
         return None
 
-    def prepare(self, partition: int, ns: str, entries: Sequence[Entry]) -> Prepared:
-        """Records for the script and an outcome per entry (dead letters never raise)."""
+    def prepare(self, partition: int, ns: str, entries: Sequence[Entry], *,
+                only_user: str | None = None) -> Prepared:
+        """Records for the script and an outcome per entry (dead letters never raise).
+
+        ``only_user``: other users' entries write nothing (one inbox as of a time)."""
         ctx = Context(partition, ns, self.keys, self.status_ttl_ms)
         out = Prepared(first=entries[0].position if entries else "")
         records, outcomes = out.records, out.outcomes
@@ -126,6 +129,9 @@ class Preparer:
                 continue
             try:
                 env = decode(entry.raw)
+                if only_user is not None and env.user != only_user:
+                    outcomes.append(None)
+                    continue
                 problem = self._check_user(env.user, partition)
                 if problem is not None:
                     outcomes.append(DeadLetter(problem))

@@ -123,9 +123,12 @@ class InboxQueries:
 
     async def page(
         self, user: str, *, status: str = "all", limit: int = 50, cursor: str | None = None,
-        after: str | None = None,
+        after: str | None = None, ns: str | None = None,
     ) -> InboxPage:
-        """Newest first; raises ValidationError for a bad status, limit, cursor or after."""
+        """Newest first; raises ValidationError for a bad status, limit, cursor or after.
+
+        ``ns``: read that namespace whatever the partition's view is (a private one:
+        consumers/retention/as_of.py), not the live view."""
         if status not in STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -137,12 +140,14 @@ class InboxQueries:
             lower = "(" + positions.padded(positions.check(after, "after")) + ";"
         p = self.partition(user)
         k = self.keys
+        pinned = ns
         for _ in range(NS_RETRIES):
-            ns = self.views.cached(p)
+            ns = pinned or self.views.cached(p)
             reply = await self._page(
                 keys=[k.partition_view(p), self._set_key(p, user, status, ns),
                       k.inbox_unread(p, user, ns)],
-                args=[ns, LIVE_NS, upper, lower, limit + 1, k.item(p, "", ns)],
+                args=[ns, LIVE_NS, upper, lower, limit + 1, k.item(p, "", ns),
+                      "pinned" if pinned else ""],
             )
             if text(reply[0]) == "ns":
                 self.views.remember(p, text(reply[1]))

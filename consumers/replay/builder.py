@@ -92,9 +92,10 @@ class Builder:
 
     async def build(
         self, partition: int, ns: str, until: str | None = None, stats: BuildStats | None = None,
-        *, track: bool = False,
+        *, track: bool = False, only_user: str | None = None,
     ) -> BuildStats:
-        """Apply the entries after ``ns``'s checkpoint up to ``until`` (default: the end)."""
+        """Apply the entries after ``ns``'s checkpoint up to ``until`` (default: the end);
+        ``only_user``: only that user's (consumers/retention/as_of.py)."""
         stats = BuildStats() if stats is None else stats
         stream = self.keys.stream(partition)
         ckpt = await self.checkpoint(partition, ns)
@@ -102,7 +103,7 @@ class Builder:
         if trimmed is not None and parse(successor(ckpt or ORIGIN)) < parse(trimmed):
             async for chunk in self.reader.chunks(partition, ckpt, until, BUILD_CHUNK):
                 entries = [Entry(position, raw) for position, raw in chunk]
-                await self._apply_chunk(partition, ns, entries, stats, track)
+                await self._apply_chunk(partition, ns, entries, stats, track, only_user)
             return stats
         end = "+" if until is None else until
         first = Batch(self.redis)
@@ -111,7 +112,7 @@ class Builder:
         rows = _rows(await first.execute())
         while rows:
             entries = entries_of(rows)
-            batch = self.preparer.prepare(partition, ns, entries)
+            batch = self.preparer.prepare(partition, ns, entries, only_user=only_user)
             more = len(rows) == BUILD_CHUNK
             call = self.applier.call_args(partition, ns, batch, mode=BUILD, track=track)
             step = Batch(self.redis)
@@ -126,8 +127,8 @@ class Builder:
         return stats
 
     async def _apply_chunk(self, partition: int, ns: str, entries: list[Entry],
-                           stats: BuildStats, track: bool) -> None:
-        batch = self.preparer.prepare(partition, ns, entries)
+                           stats: BuildStats, track: bool, only_user: str | None) -> None:
+        batch = self.preparer.prepare(partition, ns, entries, only_user=only_user)
         call = self.applier.call_args(partition, ns, batch, mode=BUILD, track=track)
         self._count(partition, entries, batch, await self.applier.call(*call), stats)
 

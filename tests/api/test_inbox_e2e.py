@@ -150,3 +150,25 @@ async def test_actions_answer_202_when_the_projector_is_behind(
         assert answer.status == 202
         assert answer.body["status"] == "accepted"
         assert answer.body["position"].count("-") == 1
+
+
+async def test_inbox_as_of_is_for_services_and_shows_the_past(api: ApiClient) -> None:
+    first = await api.publish("olga", "first")
+    await wait_inbox(api, "olga", 1)
+    await api.publish("olga", "second")
+    await wait_inbox(api, "olga", 2)
+    then = await api.get(f"/v1/users/olga/inbox?as_of={first.body['position']}")
+    assert then.status == 200, then.body
+    assert [i["title"] for i in then.body["items"]] == ["first"]
+    assert then.body["as_of"] == first.body["position"] and then.body["unread_count"] == 1
+    now = await api.get("/v1/users/olga/inbox?as_of=2999-01-01T00:00:00Z")
+    assert [i["title"] for i in now.body["items"]] == ["second", "first"]
+    assert (await api.get(f"/v1/users/me/inbox?as_of={first.body['position']}",
+                          auth=api.token("olga"))).status == 403
+    bad = await api.get("/v1/users/olga/inbox?as_of=soon")
+    assert bad.status == 422 and bad.body["errors"][0]["path"] == "query.as_of"
+    newer = await api.get(f"/v1/users/olga/inbox?as_of=2999-01-01T00:00:00Z&wait=3"
+                          f"&after={first.body['position']}")
+    assert [i["title"] for i in newer.body["items"]] == ["second"]  # no wait: the past
+    before = await api.get("/v1/users/olga/inbox?as_of=1900-01-01T00:00:00Z")
+    assert before.body["items"] == [] and before.body["as_of"] == "0-0"

@@ -82,7 +82,7 @@ def test_documented_errors_follow_the_route(api_settings: Settings) -> None:
     assert 404 in problem_statuses(by_id["inbox_read"])
     inbox = doc["paths"]["/v1/users/{user}/inbox"]["get"]
     assert {p["name"] for p in inbox["parameters"]} == {"user", "status", "limit", "cursor",
-                                                       "after", "wait"}
+                                                       "after", "wait", "as_of"}
     limit = next(p for p in inbox["parameters"] if p["name"] == "limit")
     assert limit["schema"]["maximum"] == api_settings.max_page
     too_many = doc["paths"]["/v1/notifications"]["post"]["responses"]["429"]

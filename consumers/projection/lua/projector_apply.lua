@@ -190,14 +190,15 @@ OPS['read_all'] = function(op, position, padded, user)
   return true
 end
 
--- {erase_inbox}: the user's every item, the inbox and status sets, the user state.
+-- {erase_inbox}: the user's every item, the inbox and status sets, the user state. It
+-- changes nobody (no signal, no "pos"): afterwards no key names the user.
 OPS['erase_inbox'] = function(op, position, padded, user)
   local members = call('ZRANGE', P_INBOX .. user, 0, -1)
   for i = 1, #members do
     call('DEL', P_ITEM .. string.sub(members[i], PAD_LEN + 2))
   end
   call('DEL', P_INBOX .. user, P_UNREAD .. user, P_READ .. user, P_ARCH .. user, P_USER .. user)
-  return true
+  return false
 end
 
 -- {erase_schedules, schedule index, schedule zset, scheduled prefix, digest index,
@@ -218,7 +219,7 @@ OPS['erase_schedules'] = function(op, position, padded, user)
     call('DEL', bucket)
   end
   call('DEL', op[2], op[5])
-  return true
+  return false
 end
 
 -- Plain writes of other projections; keys were built by streams/keys.py.

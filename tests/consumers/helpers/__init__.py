@@ -16,7 +16,7 @@ from herald.consumers.group.runtime import GroupRuntime
 from herald.consumers.projection.projector import projector_factory
 from herald.consumers.projection.queries import STATUSES, InboxQueries
 from herald.streams.events import Appended
-from herald.streams.settings import Settings
+from herald.streams.settings import Settings, SnapshotEvery
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -76,6 +76,9 @@ def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
 
 
 def _env_text(value: Any) -> str:
+    if isinstance(value, SnapshotEvery):
+        return ",".join([*([str(value.events)] if value.events else []),
+                         *([f"{value.seconds}s"] if value.seconds else [])])
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

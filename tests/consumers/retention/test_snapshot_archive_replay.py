@@ -3,14 +3,18 @@ replay from a snapshot or from the start still ends exactly where live is."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from herald.consumers.errors import RetentionError
 from herald.consumers.replay.rebuild import Replay
 from herald.consumers.replay.verify import Verifier
+from herald.consumers.retention.as_of import InboxAsOf
 from herald.consumers.retention.role import Retention
 from herald.consumers.retention.snapshots import Snapshot
 from herald.streams.archive import ArchiveError, SegmentStore, open_storage
+from herald.streams.errors import ValidationError
 from herald.streams.events import (
     DigestItemAdded,
     NotificationArchived,
@@ -19,6 +23,7 @@ from herald.streams.events import (
     NotificationScheduled,
     ProfileChanged,
 )
+from herald.streams.positions import MAX_SEQ
 from tests.consumers.helpers.harness import Harness, now_ms
 
 USERS = [f"user{i}" for i in range(12)]
@@ -123,3 +128,35 @@ async def test_a_corrupt_or_missing_archive_makes_replay_fail_loudly(h: Harness)
     await storage.put(snapshot.name, raw.replace(b"\xa6layout\x01", b"\xa6layout\x09"))
     with pytest.raises(RetentionError, match="--from-start"):
         await retention.snapshots.read(bad)
+
+
+async def test_inbox_as_of_equals_what_the_inbox_was_then(h: Harness) -> None:
+    h.start_projector()
+    user = USERS[0]
+    p = h.producer.partition(user)
+    retention = Retention(h.settings, h.redis)
+    recorded: list[tuple[str, list[tuple[str, str | None, bool]]]] = []
+    for phase in range(4):
+        await _traffic(h, 2, f"phase{phase}")
+        last = (await h.redis.xrevrange(h.keys.stream(p), count=1))[0][0].decode()
+        page = await h.queries.page(user, limit=100)
+        recorded.append((last, [(i["title"], i["read_at"], i["archived"]) for i in page.items]))
+        if phase % 2 == 0:
+            await retention.step(p, force=True)  # snapshots and trims between the moments
+    rebuild = InboxAsOf(h.redis, h.settings)
+    for position, inbox in recorded:
+        page, at = await rebuild.page(user, position, limit=100)
+        assert at == position
+        assert [(i["title"], i["read_at"], i["archived"]) for i in page.items] == inbox
+    # A time gives everything up to that millisecond; nothing of the rebuild is left.
+    first_ms = int(recorded[0][0].partition("-")[0])
+    page, at = await rebuild.page(user, _iso(first_ms))
+    assert at == f"{first_ms}-{MAX_SEQ}"
+    assert await h.redis.keys(f"{h.settings.prefix}:*:sq*") == []
+    assert await h.redis.keys(f"{h.settings.prefix}:*registry*") == []
+    with pytest.raises(ValidationError, match="as_of"):
+        await rebuild.page(user, "yesterday-ish")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
