@@ -24,7 +24,7 @@ from typing import Any
 
 from herald.consumers.errors import RetentionError
 from herald.consumers.projection.applier import GROUP
-from herald.streams.connection import text
+from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
 
 KINDS = ("string", "hash", "zset", "set")
@@ -42,35 +42,47 @@ async def dump(redis: Any, keys: Keys, partition: int, ns: str,
     out: list[Record] = []
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            for name in chunk:
-                pipe.type(name)
-                pipe.pexpiretime(name)
-            meta = await pipe.execute()
-        present = [(name, text(meta[2 * i]), int(meta[2 * i + 1]))
-                   for i, name in enumerate(chunk) if text(meta[2 * i]) != "none"]
-        async with redis.pipeline(transaction=False) as pipe:
-            for name, kind, _ in present:
-                if kind == "string":
-                    pipe.get(name)
-                elif kind == "hash":
-                    pipe.hgetall(name)
-                elif kind == "zset":
-                    pipe.zrange(name, 0, -1, withscores=True)
-                elif kind == "set":
-                    pipe.smembers(name)
-                else:
-                    raise RetentionError(f"{name}: a {kind} is not a projection key")
-            values = await pipe.execute()
-        for (name, kind, expire), value in zip(present, values, strict=True):
+        meta = Batch(redis)
+        for name in chunk:
+            meta.execute_command("TYPE", name)
+            meta.execute_command("PEXPIRETIME", name)
+        replies = _checked(await meta.execute())
+        present = [(name, text(replies[2 * i]), int(replies[2 * i + 1]))
+                   for i, name in enumerate(chunk) if text(replies[2 * i]) != "none"]
+        values = Batch(redis)
+        for name, kind, _ in present:
+            if kind not in READS:
+                raise RetentionError(f"{name}: a {kind} is not a projection key")
+            values.execute_command(*READS[kind], name, *READ_ARGS.get(kind, ()))
+        for (name, kind, expire), value in zip(present, _checked(await values.execute()),
+                                               strict=True):
             out.append([name[len(root):], kind, _plain(kind, value),
                         expire if expire > 0 else None])
     return out
 
 
+READS = {"string": ("GET",), "hash": ("HGETALL",), "zset": ("ZRANGE",), "set": ("SMEMBERS",)}
+READ_ARGS = {"zset": ("0", "-1", "WITHSCORES")}
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 def _plain(kind: str, value: Any) -> Any:
+    """A value read raw (flat RESP2 arrays) or parsed (a Cluster pipeline) as a record's."""
+    if kind == "hash":
+        if isinstance(value, dict):
+            return value
+        return dict(zip(value[0::2], value[1::2], strict=True))
     if kind == "zset":
-        return [[member, score] for member, score in value]
+        if value and isinstance(value[0], tuple | list):
+            return [[member, float(score)] for member, score in value]
+        return [[member, float(score)] for member, score in zip(value[0::2], value[1::2],
+                                                                strict=True)]
     if kind == "set":
         return sorted(value)
     return value
@@ -85,14 +97,14 @@ async def load(redis: Any, keys: Keys, partition: int, ns: str, records: Sequenc
     ordered = sorted(records, key=lambda r: r[0] == CHECKPOINT)
     written: list[str] = []
     for start in range(0, len(ordered), CHUNK):
-        async with redis.pipeline(transaction=False) as pipe:
-            for record in ordered[start:start + CHUNK]:
-                name = root + _name(record)
-                _write(pipe, name, record)
-                if registry is not None:
-                    pipe.sadd(registry, name)
-                written.append(name)
-            await pipe.execute()
+        batch = Batch(redis)
+        chunk = [root + _name(record) for record in ordered[start:start + CHUNK]]
+        for name, record in zip(chunk, ordered[start:start + CHUNK], strict=True):
+            _write(batch, name, record)
+        if registry is not None and chunk:
+            batch.execute_command("SADD", registry, *chunk)
+        _checked(await batch.execute())
+        written += chunk
     return written
 
 
@@ -103,19 +115,20 @@ def _name(record: Record) -> str:
     return record[0]
 
 
-def _write(pipe: Any, name: str, record: Record) -> None:
+def _write(batch: Batch, name: str, record: Record) -> None:
     _, kind, value, expire = record
-    pipe.delete(name)
+    batch.execute_command("DEL", name)
     if kind == "string":
-        pipe.set(name, value)
+        batch.execute_command("SET", name, value)
     elif kind == "hash" and value:
-        pipe.hset(name, mapping=value)
+        batch.execute_command("HSET", name, *(x for pair in value.items() for x in pair))
     elif kind == "zset" and value:
-        pipe.zadd(name, {member: score for member, score in value})
+        batch.execute_command("ZADD", name, *(x for member, score in value
+                                              for x in (repr(score), member)))
     elif kind == "set" and value:
-        pipe.sadd(name, *value)
+        batch.execute_command("SADD", name, *value)
     if expire is not None:
-        pipe.pexpireat(name, int(expire))
+        batch.execute_command("PEXPIREAT", name, int(expire))
 
 
 def of_user(records: Iterable[Record], user: str) -> list[Record]:

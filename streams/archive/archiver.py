@@ -27,11 +27,11 @@ import redis as redis_errors
 from herald.streams.archive.errors import ArchiveError
 from herald.streams.archive.segments import Entry, SegmentStore, folder, successor
 from herald.streams.codec import ENTRY_FIELD
-from herald.streams.connection import text
+from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
 from herald.streams.positions import MAX_SEQ, parse
 
-READ_CHUNK = 1000  # entries per XRANGE
+READ_CHUNK = 5000  # entries per XRANGE
 NOTHING = "0-0"  # a trim bound below every entry
 TRIMMED_TO = "trimmed_to"  # the field of keys.archive_state(p)
 
@@ -107,6 +107,20 @@ async def safe_trim_point(redis: Any, keys: Keys, partition: int) -> TrimBound |
     return None if best is None else best[1]
 
 
+def _entry(row: Any) -> Entry:
+    """``(position, raw)`` of one raw XRANGE row (``[id, [field, value, ...]]``)."""
+    position, fields = row
+    raw = None
+    if type(fields) is dict:  # a Cluster client's pipeline parses the reply
+        raw = fields.get(ENTRY_FIELD)
+    else:
+        for i in range(0, len(fields or ()) - 1, 2):
+            if fields[i] == ENTRY_FIELD:
+                raw = fields[i + 1]
+                break
+    return text(position), raw
+
+
 class Archiver:
     """Archives partitions of one prefix into one :class:`SegmentStore`."""
 
@@ -138,12 +152,15 @@ class Archiver:
         cursor = archived
         while cursor is None or parse(cursor) < limit:
             want = min(READ_CHUNK, segment_entries - len(buffer))
-            rows = await self.redis.xrange(
-                self.keys.stream(partition), min="-" if cursor is None else "(" + cursor,
-                max=upto, count=want)
-            buffer.extend((text(pos), fields.get(ENTRY_FIELD)) for pos, fields in rows)
+            read = Batch(self.redis)  # raw replies: no per-entry dict to build
+            read.execute_command("XRANGE", self.keys.stream(partition),
+                                 "-" if cursor is None else "(" + cursor, upto, "COUNT", want)
+            [rows] = await read.execute()
+            if isinstance(rows, Exception):
+                raise rows
+            buffer.extend(_entry(row) for row in rows)
             if rows:
-                cursor = text(rows[-1][0])
+                cursor = buffer[-1][0]
             if len(buffer) >= segment_entries:
                 archived = (await self.segments.write(partition, buffer)).last
                 written, count, buffer = written + 1, count + len(buffer), []
