@@ -149,12 +149,11 @@ class Canceller:
                           tombstone_ttl_ms(now, latest_due)))
         if not calls:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for env, p, raw, ttl in calls:
-                await self._script(
-                    keys=[self.keys.stream(p), self.keys.cancel_tombstone(p, env.user, cancel_key)],
-                    args=[raw, ttl], client=pipe,
-                )
-            replies = await pipe.execute()
+        replies = await self._script.many(
+            [([self.keys.stream(p), self.keys.cancel_tombstone(p, env.user, cancel_key)],
+              [raw, ttl]) for env, p, raw, ttl in calls])
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
         return [Appended(env.id, p, pos.decode() if isinstance(pos, bytes) else str(pos))
                 for (env, p, _, _), pos in zip(calls, replies, strict=True)]

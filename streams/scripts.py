@@ -1,12 +1,14 @@
-"""Lua scripts: real files next to the room that owns them, registered once.
+"""Lua scripts: real files next to the room that owns them, run by EVALSHA.
 
-redis-py's ``register_script`` objects call EVALSHA and reload on NOSCRIPT, and
-work inside pipelines, so callers never handle script caching themselves. On a hot
-pipeline, :class:`Lua` is the lighter choice: a redis-py script queued on a pipeline
-makes the pipeline send SCRIPT EXISTS first, every time — one more round trip per
-pipeline (measured on the projector: see consumers/projection/projector.py); a :class:`Lua`
-queues its EVALSHA alone, and the caller sends the calls answered NOSCRIPT again
-after :meth:`Lua.load` (a NOSCRIPT call ran nothing, so resending writes nothing twice).
+:class:`Lua` is the script; :func:`register` binds one to a client as a
+:class:`Script` for single calls (``await script(keys=..., args=...)``) and for many
+calls in one round trip (``await script.many(calls)``). Both load the script and
+send again whatever was answered NOSCRIPT — a NOSCRIPT call ran nothing, so
+resending writes nothing twice — on a standalone server and on a Cluster alike
+(SCRIPT LOAD goes to every primary; a replica promoted by a failover has no
+scripts, and its first NOSCRIPT loads them). redis-py's own script objects are not
+used: inside a Cluster pipeline they never load a missing script. On the hot paths
+the caller queues :meth:`Lua.queue` calls on its own :class:`Batch` and resends.
 
 A line ``--@include NAME`` is replaced by ``streams/lua/NAME.lua``: Lua shared by
 several scripts (Redis runs each script as one text, so it is spliced in here).
@@ -48,10 +50,10 @@ def lua_path(owner: str | Path, name: str) -> Path:
     return path
 
 
-def register(redis: Any, owner: str | Path, name: str) -> Any:
-    """Register ``lua/<name>.lua`` beside the module ``owner`` (its ``__file__``) on a
-    client (async or sync)."""
-    return redis.register_script(script_source(lua_path(owner, name)))
+def register(redis: Any, owner: str | Path, name: str) -> Script:
+    """``lua/<name>.lua`` beside the module ``owner`` (its ``__file__``), bound to an
+    asyncio client (standalone or Cluster)."""
+    return Script(redis, Lua(owner, name))
 
 
 class Lua:
@@ -81,3 +83,36 @@ class Lua:
 
 
 STREAMS_DIR = Path(__file__).resolve().parent
+
+
+class Script:
+    """A :class:`Lua` bound to one asyncio client; see the module docstring."""
+
+    __slots__ = ("lua", "redis")
+
+    def __init__(self, redis: Any, lua: Lua) -> None:
+        self.redis = redis
+        self.lua = lua
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        """One call; error replies raise (redis.ResponseError)."""
+        return await self.lua(self.redis, keys, args)
+
+    async def many(self, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Every call in one round trip (routed per key on a Cluster); one reply each,
+        error replies as values (a NOSCRIPT one is loaded and sent again)."""
+        from herald.streams.connection import Batch  # connection imports settings, not us
+
+        batch = Batch(self.redis)
+        for keys, args in calls:
+            self.lua.queue(batch, keys, args)
+        replies = await batch.execute()
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if again:
+            await self.lua.load(self.redis)
+            retry = Batch(self.redis)
+            for i in again:
+                self.lua.queue(retry, *calls[i])
+            for i, reply in zip(again, await retry.execute(), strict=True):
+                replies[i] = reply
+        return replies

@@ -139,7 +139,7 @@ class ServerHandle:
         self.stop()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent_hook() -> None:  # pragma: no cover - runs in the child
     """Ask Linux to SIGTERM this child when its parent dies (no orphaned servers)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -210,7 +210,8 @@ def start_server(
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+            preexec_fn=(die_with_parent_hook if die_with_parent and sys.platform == "linux"
+                        else None),
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:

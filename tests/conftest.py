@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from herald.streams import codec, sealing
+from herald.streams.cluster_server import ClusterHandle, start_cluster
 from herald.streams.connection import connect, connect_sync
 from herald.streams.events import Envelope
 from herald.streams.keys import Keys
@@ -50,17 +51,43 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHan
         handle.stop()
 
 
-@pytest.fixture
-def redis_url(redis_server: ServerHandle) -> str:
-    return redis_server.url
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """A private 3-primary, 3-replica cluster, started the first time a test needs it."""
+    handle = start_cluster(tmp_path_factory.mktemp("cluster"), die_with_parent=True)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``cluster`` run twice: on the standalone server and on the cluster."""
+    if metafunc.definition.get_closest_marker("cluster") and \
+            "deployment" in metafunc.fixturenames:
+        metafunc.parametrize("deployment", ["standalone", "cluster"], indirect=True)
 
 
 @pytest.fixture
-def settings(redis_url: str, tmp_path: Path) -> Settings:
+def deployment(request: pytest.FixtureRequest) -> str:
+    """``standalone`` (the default) or ``cluster`` for tests marked ``cluster``."""
+    return str(getattr(request, "param", "standalone"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, deployment: str) -> str:
+    if deployment == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
+    return str(request.getfixturevalue("redis_server").url)
+
+
+@pytest.fixture
+def settings(redis_url: str, deployment: str, tmp_path: Path) -> Settings:
     """Settings in a fresh key prefix on the session server; small partition count."""
     return Settings.from_env(
         {},
         redis_url=redis_url,
+        redis_cluster=deployment == "cluster",
         data_dir=tmp_path / "data",
         prefix=f"t{uuid.uuid4().hex[:12]}",
         partitions=8,

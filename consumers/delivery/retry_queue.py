@@ -88,14 +88,14 @@ class RetryQueue:
         parts = list(partitions)
         if not parts:
             return {}, None
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in parts:
-                await self._take(keys=[self.queue_key(p), self.jobs_key(p)],
-                                 args=[now_ms, limit, visibility_ms], client=pipe)
-            replies = await pipe.execute()
+        replies = await self._take.many(
+            [([self.queue_key(p), self.jobs_key(p)], [now_ms, limit, visibility_ms])
+             for p in parts])
         out: dict[int, list[Job]] = {}
         next_due: int | None = None
         for p, reply in zip(parts, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
             due = int(reply[0])
             if due >= 0:
                 next_due = due if next_due is None else min(next_due, due)

@@ -72,21 +72,16 @@ class Leases:
         """Take or renew each lease: ``{p: (held, ms left on the holder's lease)}``."""
         if not partitions:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in partitions:
-                await self._hold(keys=[self.key(p)], args=[self.consumer, self.ttl_ms],
-                                 client=pipe)
-            replies = await pipe.execute()
+        replies = _checked(await self._hold.many(
+            [([self.key(p)], [self.consumer, self.ttl_ms]) for p in partitions]))
         return {p: (int(r[0]) == 1, int(r[1])) for p, r in zip(partitions, replies, strict=True)}
 
     async def release(self, partitions: Sequence[int]) -> None:
         """Give leases back (only those still ours) and forget them."""
         if not partitions:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p in partitions:
-                await self._release(keys=[self.key(p)], args=[self.consumer], client=pipe)
-            await pipe.execute()
+        _checked(await self._release.many([([self.key(p)], [self.consumer])
+                                            for p in partitions]))
         self.owned.difference_update(partitions)
 
     async def heartbeat(self) -> int:
@@ -176,3 +171,11 @@ class Leases:
             replies = await pipe.execute()
         left = [int(ms) for ms in replies if int(ms) >= 0]
         return min(left) / 1000 if left else 0.0
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """The replies, or the first error reply raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies

@@ -24,6 +24,7 @@ async def wait_inbox(api: ApiClient, user: str, count: int, **kw: Any) -> dict[s
     raise AssertionError(f"{user}'s inbox never reached {count} items")
 
 
+@pytest.mark.cluster
 async def test_publish_read_and_unread_count(api: ApiClient) -> None:
     published = await api.publish("alice", "订单已发货 ✓", body="您的包裹 📦 正在路上",
                                   category="orders", data={"订单": 42})

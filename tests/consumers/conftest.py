@@ -14,8 +14,9 @@ from tests.consumers.helpers.harness import Harness
 
 
 @pytest.fixture
-def sched_settings(redis_url: str, tmp_path: Path) -> Settings:
-    return make_settings(redis_url, tmp_path, partitions=4, lease_ttl_s=1.0)
+def sched_settings(redis_url: str, deployment: str, tmp_path: Path) -> Settings:
+    return make_settings(redis_url, tmp_path, partitions=4, lease_ttl_s=1.0,
+                         redis_cluster=deployment == "cluster")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ other users are untouched, replay ends where live did, a new life starts clean."
 
 from __future__ import annotations
 
+import pytest
 import zstandard
 
 from herald.consumers.delivery.queries import DeliveryQueries
@@ -41,6 +42,7 @@ async def _raw_values(h: Harness) -> bytes:
     return b"|".join(out)
 
 
+@pytest.mark.cluster
 async def test_erase_removes_the_user_and_leaves_nothing_readable(h: Harness) -> None:
     h.start_projector()
     later = now_ms() + 3_600_000

@@ -49,6 +49,7 @@ async def test_publish_many_keeps_per_user_order(redis: Any, settings: Settings)
         assert stored == [e for e in envs if e.user == user]
 
 
+@pytest.mark.cluster
 async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings)
     first = await producer.publish(
@@ -73,6 +74,7 @@ async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> N
     assert {r.id for r in results} == {envs[0].id}
 
 
+@pytest.mark.cluster
 async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) -> None:
     from herald.streams.connection import connect
 
@@ -166,6 +168,7 @@ def test_sync_producer(sync_redis: Any, settings: Settings) -> None:
     assert [sealing.opened_with(codec.decode(f[b"e"]), key) for _, f in rows] == [env]
 
 
+@pytest.mark.cluster
 async def test_script_flush_is_recovered_without_double_appends(
     redis: Any, settings: Settings
 ) -> None:

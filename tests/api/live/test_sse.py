@@ -15,6 +15,7 @@ from tests.api.live.conftest import LiveClient, running_live
 pytestmark = pytest.mark.usefixtures("projector")
 
 
+@pytest.mark.cluster
 async def test_a_publish_arrives_within_a_second(live: LiveClient) -> None:
     async with live.sse("alice") as stream:
         ready = await stream.next()
@@ -37,6 +38,7 @@ async def test_stream_starts_with_a_retry_hint(live: LiveClient) -> None:
     assert first.decode().strip() == f"retry: {RETRY_MS}"
 
 
+@pytest.mark.cluster
 async def test_reconnect_with_last_event_id_gets_exactly_the_missed_ones(
         live: LiveClient) -> None:
     async with live.sse("bob") as stream:

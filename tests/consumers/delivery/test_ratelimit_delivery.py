@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from herald.streams.partitions import partition_for
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
@@ -55,6 +57,7 @@ def most_in_window(times: list[float], window: float) -> int:
     return best
 
 
+@pytest.mark.cluster
 async def test_two_workers_share_the_limit_and_the_backlog_drains_at_it(
     stack: Stack, webhook_receiver: WebhookReceiver
 ) -> None:

@@ -131,6 +131,7 @@ async def test_entries_delivered_too_often_are_dead_lettered(
     assert (await redis.xpending(Keys(settings.prefix).stream(0), "flaky"))["pending"] == 0
 
 
+@pytest.mark.cluster
 async def test_crash_after_write_before_ack_changes_nothing_twice(
     redis: Any, settings: Settings
 ) -> None:
@@ -201,6 +202,7 @@ async def test_graceful_stop_acks_and_releases(redis: Any, settings: Settings) -
     assert await redis.zcard(keys.members("projector")) == 0
 
 
+@pytest.mark.cluster
 async def test_two_runtimes_share_the_partitions(redis: Any, settings: Settings) -> None:
     settings = settings.replace(partitions=8, lease_ttl_s=0.6)
     producer, queries = Producer(redis, settings), InboxQueries(redis, settings)

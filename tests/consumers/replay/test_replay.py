@@ -56,6 +56,7 @@ async def live(redis: Any, settings: Settings) -> Any:
     await task
 
 
+@pytest.mark.cluster
 async def test_replay_switches_atomically_under_live_traffic(live: Live, redis: Any) -> None:
     await live.publish(150)
     await wait_projected(live.queries, live.appended)
@@ -103,6 +104,7 @@ async def test_replay_resumes_after_an_interruption(live: Live, redis: Any) -> N
     assert (await Verifier(redis, live.settings).run()).identical
 
 
+@pytest.mark.cluster
 async def test_verify_prints_each_difference(live: Live, redis: Any) -> None:
     await live.publish(60)
     await live.check()

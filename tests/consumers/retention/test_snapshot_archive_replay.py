@@ -56,6 +56,7 @@ async def _inboxes(h: Harness) -> dict[str, list[tuple[str, str | None, bool]]]:
     return out
 
 
+@pytest.mark.cluster
 async def test_snapshot_trim_then_replay_from_snapshot_and_from_start(h: Harness) -> None:
     h.start_projector()
     await _traffic(h, 3, "before")

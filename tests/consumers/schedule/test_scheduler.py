@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from herald.streams.events import NotificationCreated, NotificationScheduled
 from tests.consumers.helpers.harness import Harness, eventually, now_ms
 
@@ -22,6 +24,7 @@ async def _order_with_reminder(h: Harness, user: str, order: str) -> str:
     return scheduled.id
 
 
+@pytest.mark.cluster
 async def test_unpaid_order_gets_exactly_one_reminder(h: Harness) -> None:
     h.start_projector()
     h.start_scheduler("s1")
@@ -125,6 +128,7 @@ async def test_two_schedulers_and_a_crash_between_fire_and_projection(h: Harness
         assert (await h.schedule_state(user))[0] == []
 
 
+@pytest.mark.cluster
 async def test_two_live_schedulers_share_partitions_and_one_crashes(h: Harness) -> None:
     h.start_projector()
     a, b = h.start_scheduler("a"), h.start_scheduler("b")
