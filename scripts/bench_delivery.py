@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:  # run as a file: make the packages importable
     sys.path.insert(0, str(REPO))
 
 from herald.streams import positions  # noqa: E402
-from herald.streams.connection import connect  # noqa: E402
+from herald.streams.connection import connect, get_many  # noqa: E402
 from herald.streams.events import NotificationCreated, ProfileChanged  # noqa: E402
 from herald.streams.keys import Keys  # noqa: E402
 from herald.streams.log import configure_logging  # noqa: E402
@@ -202,7 +202,7 @@ async def phase(url: str, port: int, workers: int, count: int, users: int, parti
         lease_keys = [keys.lease("webhook", p) for p in range(partitions)]
 
         async def shared() -> bool:  # evenly: no hand-over in the middle of the run
-            owners = await redis.mget(lease_keys)
+            owners = await get_many(redis, lease_keys)
             counts = [owners.count(o) for o in set(owners)]
             return None not in owners and len(counts) == workers and \
                 max(counts) - min(counts) <= 1

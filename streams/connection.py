@@ -8,6 +8,7 @@ back-off by the client; callers translate what is left where they call Redis.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import hiredis
@@ -160,6 +161,51 @@ def text(value: Any) -> str:
     """A reply value as text: bytes decoded as UTF-8 (undecodable bytes replaced, never
     raised), anything else through ``str``. Replies are bytes (see the module docstring)."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether ``client`` is a Cluster client (sync or asyncio)."""
+    return isinstance(client, aioredis.RedisCluster | redis.RedisCluster)
+
+
+async def get_many(client: Any, keys: list[str]) -> list[Any]:
+    """GET of each key in one round trip, on one server or a Cluster (where MGET may
+    not span slots)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        return list(await pipe.execute())
+
+
+async def scan_keys(client: Any, pattern: str, *, near: Sequence[str] = (),
+                    count: int = 1000) -> AsyncIterator[str]:
+    """Every key matching ``pattern`` (SCAN; a key may come twice, as SCAN promises no
+    better). On a Cluster every primary is scanned, or with ``near`` (keys in the slots
+    of every match, e.g. partition tags) only the primaries serving those."""
+    if not isinstance(client, aioredis.RedisCluster):
+        async for key in client.scan_iter(match=pattern, count=count):
+            yield text(key)
+        return
+    await client.initialize()
+    nodes = list({client.get_node_from_key(k).name: client.get_node_from_key(k)
+                  for k in near}.values()) if near else client.get_primaries()
+    for node in nodes:
+        cursor = 0
+        while True:
+            cursors, found = await client.scan(cursor, match=pattern, count=count,
+                                               target_nodes=node)
+            for key in found:
+                yield text(key)
+            cursor = int(cursors[node.name])
+            if cursor == 0:
+                break
+
+
+async def refresh_topology(client: Any) -> None:
+    """Read the Cluster's slot map again (after a failover or a slot move); no-op on
+    one server."""
+    if isinstance(client, aioredis.RedisCluster):
+        await client.nodes_manager.initialize()
 
 
 def resolve_url(settings: Settings) -> str:

@@ -58,10 +58,6 @@ class Keys:
         """Pub/sub channel: "user u changed at position x" for partition p."""
         return f"{self.tag(partition)}:changed"
 
-    def signal_pattern(self) -> str:
-        """Pattern matching every partition's signal channel."""
-        return f"{self.prefix}:{{p*}}:changed"
-
     def rate_bucket(self, scope: str, name: str) -> str:
         """Rate-limit bucket (API keys, users, delivery channels)."""
         return f"{self.prefix}:rl:{{{scope}:{name}}}"

@@ -1,7 +1,7 @@
 """Live push: Server-Sent Events, WebSocket and long-poll with gapless resume.
 
 How a change reaches a browser: the projector applies an event and, in the same
-atomic step, PUBLISHes "user u changed at position x" on its partition's channel
+atomic step, SPUBLISHes "user u changed at position x" on its partition's channel
 (consumers/projection/applier.py). Each API process subscribes the channels of partitions
 it has clients for (subscriber.py, hub.py); the partition's feed reads the log
 from its cursor to x (journal.py), asks the projection what the touched items

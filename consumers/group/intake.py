@@ -120,7 +120,7 @@ class Intake:
             return batches
         ahead = await self.take_ahead()
         batches = ahead if ahead is not None else await self._new()
-        if batches and not self.per_partition and not stop.is_set():
+        if batches and not stop.is_set():
             self._stale.clear()
             full = max(map(len, batches.values())) >= self._asked
             self._ahead = asyncio.create_task(self._new(backlog=full), name="read-ahead")
@@ -140,7 +140,8 @@ class Intake:
         fresh = [p for p in self.owned() if p not in self.recovering]
         self._asked = self.count(len(fresh))
         if backlog:  # more is there: do not wait, and split the reply (module docstring)
-            return await self.group.read_new(fresh, self._asked, None, per_partition=False,
+            return await self.group.read_new(fresh, self._asked, None,
+                                             per_partition=self.per_partition,
                                              connections=BACKLOG_CONNECTIONS)
         return await self.group.read_new(
             fresh, self._asked, self.block_ms, per_partition=self.per_partition

@@ -3,8 +3,10 @@
 - ``ensure``: create the group at the start of the log (``0``, MKSTREAM), never at
   ``$`` — a group created after events exist still sees them all.
 - ``read_new``: one batched XREADGROUP over many partitions (``>``), blocking up to
-  ``block_ms``; on Redis Cluster, where one command cannot span slots, one
-  non-blocking read per partition; either way one :class:`streams.connection.Batch`.
+  ``block_ms``. On Redis Cluster, where one command cannot span slots: one
+  non-blocking read per partition in one :class:`streams.connection.Batch`, and when
+  all come back empty, one blocking read per partition on its own connection, the
+  first to answer releasing the others (streams/blocking.py).
 - ``read_pending``: take over the group's pending entries of a partition (XAUTOCLAIM
   to this consumer, min idle per handler), then re-read this consumer's PEL from
   ``0`` in log order, with each entry's delivery count (XPENDING).
@@ -23,6 +25,7 @@ import redis.exceptions
 
 from herald.consumers.errors import GroupMissingError
 from herald.consumers.group.handler import Entry, entries_of
+from herald.streams.blocking import BlockingFanout
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
@@ -43,6 +46,8 @@ class StreamGroup:
         self._streams: dict[int, str] = {}
         # redis-py's XAUTOCLAIM JUSTID reply drops the cursor: claim through a script.
         self._claim = register(redis, __file__, "group_claim")
+        self._fanout: BlockingFanout | None = None
+        self._quiet: set[str] = set()  # streams whose last blocking wait ended empty
 
     def stream(self, partition: int) -> str:
         name = self._streams.get(partition)
@@ -82,7 +87,7 @@ class StreamGroup:
             return {p: e for part in parts for p, e in part.items()}
         by_stream = {self.stream(p): p for p in partitions}
         read = Batch(self.redis)  # replies raw: no dict built per entry
-        if per_partition:  # Cluster: one command cannot span slots, so no blocking
+        if per_partition:  # Cluster: one command cannot span slots (see _wait_each)
             for stream in by_stream:
                 read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
                                      "COUNT", count, "STREAMS", stream, ">")
@@ -91,8 +96,21 @@ class StreamGroup:
             read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
                                  "COUNT", count, *wait, "STREAMS",
                                  *by_stream, *(">" for _ in by_stream))
+        waits = per_partition and block_ms is not None
+        if waits and self._quiet.issuperset(by_stream):
+            replies = []  # all quiet at the last wait: wait again, no look first
+        else:
+            replies = await read.execute()
+        if waits and not any(r for r in replies if not isinstance(r, Exception)):
+            assert block_ms is not None
+            replies = await self._wait_each(list(by_stream), count, block_ms)
+            for stream, reply in zip(by_stream, replies, strict=True):
+                if reply is None:
+                    self._quiet.add(stream)
+                else:  # entries, or an error
+                    self._quiet.discard(stream)
         out: dict[int, list[Entry]] = {}
-        for i, reply in enumerate(await read.execute()):
+        for i, reply in enumerate(replies):
             if isinstance(reply, redis.exceptions.ResponseError):
                 raise self._translate(reply, partitions[i] if per_partition else partitions[0])
             if isinstance(reply, Exception):
@@ -101,6 +119,23 @@ class StreamGroup:
                 if rows:
                     out[by_stream[text(stream)]] = entries_of(rows)
         return out
+
+    async def _wait_each(self, streams: list[str], count: int, block_ms: int) -> list[Any]:
+        """One blocking read per stream, until the first has entries (Cluster)."""
+        if self._fanout is None:
+            self._fanout = BlockingFanout(self.redis)
+        try:
+            got = await self._fanout.first(
+                {s: ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
+                     "BLOCK", block_ms, "STREAMS", s, ">") for s in streams}, block_ms)
+        except redis.exceptions.ResponseError as exc:  # NOGROUP: translated by the caller
+            return [exc for _ in streams]
+        return [got.get(s) for s in streams]
+
+    async def aclose(self) -> None:
+        """Close the connections of blocking reads (Cluster)."""
+        if self._fanout is not None:
+            await self._fanout.aclose()
 
     async def claim_all(self, partition: int, min_idle_ms: int) -> int:
         """XAUTOCLAIM every pending entry of the group idle ≥ min_idle_ms; how many."""

@@ -69,7 +69,6 @@ from herald.streams.settings import Settings
 BACKOFF_INITIAL_S = 0.1  # waits after a Redis error double from this ...
 BACKOFF_MAX_S = 5.0  # ... to this (streams/connection.py Backoff)
 BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
-IDLE_POLL_S = 0.05  # between reads when blocking is not possible (Cluster)
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
 Results = dict[int, Any]  # partition -> its outcomes, or the exception that failed it
@@ -83,7 +82,7 @@ class GroupRuntime:
     def __init__(
         self, settings: Settings, redis: Any, factory: HandlerFactory, *,
         consumer: str | None = None, partitions: Sequence[int] | None = None,
-        block_ms: int = BLOCK_MS, per_partition_reads: bool | None = None,
+        block_ms: int = BLOCK_MS,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -103,8 +102,7 @@ class GroupRuntime:
             Intake(settings, self.group, self.leases,
                    claim_min_idle_ms=int(settings.claim_idle_s * 1000) if idle is None else idle,
                    block_ms=block_ms, log=self._log, lane=i, lanes=lanes,
-                   per_partition=settings.redis_cluster if per_partition_reads is None
-                   else per_partition_reads)
+                   per_partition=settings.redis_cluster)
             for i in range(lanes)
         ]
         self.handled = 0
@@ -167,6 +165,7 @@ class GroupRuntime:
                 await sleep_unless(stop, wait)
 
     async def _shutdown(self) -> None:
+        await self.group.aclose()
         owned = sorted(self.leases.owned)
         try:
             await self.leases.release(owned)
@@ -264,8 +263,6 @@ class GroupRuntime:
             if inflight[0].done() or not lane.ready():
                 failed = await self._collect_inflight(lane) or failed
         batches = await lane.next(stop)
-        if not batches and lane.per_partition:
-            await sleep_unless(stop, IDLE_POLL_S)
         check_cancelled()
         if self._start_settled is None:
             return await self._handle_round(batches)

@@ -21,15 +21,15 @@ batch. In that one script:
 The "user changed" signal
 -------------------------
 After the writes, in the same script (so the state is already queryable when a
-subscriber hears it), the script PUBLISHes on ``Keys.signal_channel(p)`` one
-message per batch that changed some user's inbox::
+subscriber hears it), the script SPUBLISHes (sharded pub/sub, streams/signals.py) on
+``Keys.signal_channel(p)`` one message per batch that changed some user's inbox::
 
     {"users": {"<user id>": "<ms-seq>", ...}}
 
 a JSON object (UTF-8 text) mapping each changed user to the highest position in the
 batch that changed them (a no-op event — e.g. reading an already-read item —
 changes nobody; a batch that changed nobody publishes nothing). One message per
-batch, not per user: under load a batch changes many users, and a PUBLISH each was a
+batch, not per user: under load a batch changes many users, and an SPUBLISH each was a
 measurable share of the script. Replay builds publish nothing. Pub/sub is
 fire-and-forget: a subscriber that was away resumes from positions
 (``InboxQueries.page(after=...)``).

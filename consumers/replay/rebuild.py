@@ -39,7 +39,7 @@ from herald.consumers.replay.builder import Builder, BuildStats, Progress
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import SnapshotStore
 from herald.streams.archive import open_storage
-from herald.streams.connection import text
+from herald.streams.connection import scan_keys, text
 from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.log import get_logger
 from herald.streams.scripts import register
@@ -49,6 +49,7 @@ LOCK_TTL_MS = 30_000
 LOCK_RENEW_S = 10.0
 SWITCH_ATTEMPTS = 100  # catch-up rounds per partition before giving up (busy partition)
 SCAN_COUNT = 5000  # keys looked at per SCAN page when deleting an old namespace
+UNLINK_BATCH = 1000  # keys per UNLINK
 
 log = get_logger(__name__)
 
@@ -98,31 +99,20 @@ async def replay_lock(redis: Any, keys: Keys) -> AsyncIterator[None]:
 
 
 async def delete_namespace(redis: Any, keys: Keys, ns: str, partitions: Sequence[int]) -> int:
-    """UNLINK every key of ``ns`` in the given partitions; how many.
+    """UNLINK every key of ``ns`` in the given partitions, a page at a time; how many.
 
-    One SCAN page and the UNLINK of the previous page's keys share a round trip.
-    """
+    One SCAN over the keyspace (on a Cluster: over the primaries serving them)."""
     wanted = set(partitions)
     pattern = keys.ns_pattern(ns, partitions[0] if len(wanted) == 1 else None)
-    deleted, cursor = 0, 0
-    batch: list[str] = []
-    while True:
-        async with redis.pipeline(transaction=False) as pipe:
-            if batch:
-                pipe.unlink(*batch)
-            pipe.scan(cursor, match=pattern, count=SCAN_COUNT)
-            replies = await pipe.execute()
-        if batch:
-            deleted += int(replies[0])
-        cursor, found = replies[-1]
-        batch = []
-        for raw in found:
-            key = text(raw)
-            split = keys.split_ns_key(key)
-            if split is not None and split[1] == ns and split[0] in wanted:
-                batch.append(key)
-        if int(cursor) == 0:
-            break
+    deleted, batch = 0, []
+    async for key in scan_keys(redis, pattern, near=[keys.tag(p) for p in wanted],
+                               count=SCAN_COUNT):
+        split = keys.split_ns_key(key)
+        if split is not None and split[1] == ns and split[0] in wanted:
+            batch.append(key)
+        if len(batch) >= UNLINK_BATCH:
+            deleted += int(await redis.unlink(*batch))
+            batch = []
     if batch:
         deleted += int(await redis.unlink(*batch))
     return deleted

@@ -24,7 +24,7 @@ from herald.consumers.replay.rebuild import delete_namespace, replay_lock
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import SnapshotStore
 from herald.streams.archive import open_storage
-from herald.streams.connection import text
+from herald.streams.connection import scan_keys, text
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
 
@@ -93,9 +93,8 @@ class Verifier:
     async def contents(self, partition: int, ns: str) -> Contents:
         """Every key of ``ns`` in the partition, by suffix, with a comparable value."""
         keys: list[str] = []
-        async for raw in self.redis.scan_iter(match=self.keys.ns_pattern(ns, partition),
-                                              count=1000):
-            key = text(raw)
+        async for key in scan_keys(self.redis, self.keys.ns_pattern(ns, partition),
+                                   near=[self.keys.tag(partition)]):
             split = self.keys.split_ns_key(key)
             if split is None or split[:2] != (partition, ns):
                 continue

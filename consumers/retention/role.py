@@ -41,7 +41,7 @@ from herald.consumers.retention.snapshots import SnapshotStore
 from herald.consumers.retention.snapshotter import SCRATCH_PREFIX, Snapshotter, drop_scratch
 from herald.streams.archive import Archiver, ArchiveReport, SegmentStore, open_storage
 from herald.streams.archive import safe_trim_point as group_bound
-from herald.streams.connection import REDIS_ERRORS, text
+from herald.streams.connection import REDIS_ERRORS, scan_keys, text
 from herald.streams.errors import HeraldError
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
@@ -114,8 +114,8 @@ class Retention:
 
     async def drop_scratch(self, partition: int) -> None:
         pattern = self.keys.ns_registry(partition, SCRATCH_PREFIX + "*")
-        async for registry in self.redis.scan_iter(match=pattern, count=1000):
-            await drop_scratch(self.redis, text(registry))
+        async for registry in scan_keys(self.redis, pattern, near=[self.keys.tag(partition)]):
+            await drop_scratch(self.redis, registry)
 
     # --------------------------------------------------------------------- step
     async def due(self, partition: int) -> bool:

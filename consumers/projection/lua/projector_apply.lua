@@ -302,6 +302,6 @@ if mode == 'live' and ARGV[17] ~= '' then
 end
 
 if channel ~= '' and next(changed) then
-  call('PUBLISH', channel, cjson.encode({users = changed}))
+  call('SPUBLISH', channel, cjson.encode({users = changed}))
 end
 return {'ok', applied, skipped}

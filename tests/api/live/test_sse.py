@@ -49,6 +49,10 @@ async def test_reconnect_with_last_event_id_gets_exactly_the_missed_ones(
         last_id = stream.last_id
     missed = [await live.publish("bob", f"missed {n}") for n in range(3)]
     await live.publish("carol", "someone else's")  # same log, other user: never shown
+    # Projected before the reconnect (what was projected by then comes before "ready"):
+    # a long-poll for an item newer than the second missed one answers once the third is.
+    projected = await live.get(f"/v1/users/bob/inbox?after={missed[1].body['position']}&wait=5")
+    assert [i["title"] for i in projected.body["items"]] == ["missed 2"]
     async with live.sse("bob", last_id=last_id) as stream:
         got = [await stream.next() for _ in range(3)]
         ready = await stream.next()

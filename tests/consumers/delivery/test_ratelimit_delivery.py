@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from herald.streams.connection import get_many
 from herald.streams.partitions import partition_for
 from tests.consumers.channels.conftest import Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack, wait_until
@@ -40,7 +41,7 @@ async def until_both_own_partitions(stack: Stack, consumers: set[str]) -> None:
     keys = [stack.producer.keys.lease("webhook", p) for p in range(stack.settings.partitions)]
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        owners = {o.decode() for o in await stack.redis.mget(keys) if o is not None}
+        owners = {o.decode() for o in await get_many(stack.redis, keys) if o is not None}
         if owners == consumers:
             return
         await asyncio.sleep(0.05)

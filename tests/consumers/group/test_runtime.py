@@ -224,14 +224,43 @@ async def test_two_runtimes_share_the_partitions(redis: Any, settings: Settings)
     await _stop(stop_b, task_b)
 
 
-async def test_per_partition_reads_project_everything(redis: Any, settings: Settings) -> None:
-    """The read path used on Redis Cluster (one read per partition, no blocking)."""
+async def _xreadgroup_calls(redis: Any) -> int:
+    """XREADGROUP commands served so far, summed over the server or every cluster node."""
+    reply = await redis.execute_command("INFO", "commandstats", target_nodes="all") \
+        if settings_is_cluster(redis) else {"one": await redis.info("commandstats")}
+    total = 0
+    for info in reply.values():
+        stats = info if isinstance(info, dict) else {}
+        total += int(stats.get("cmdstat_xreadgroup", {}).get("calls", 0))
+    return total
+
+
+def settings_is_cluster(redis: Any) -> bool:
+    from herald.streams.connection import is_cluster
+
+    return is_cluster(redis)
+
+
+@pytest.mark.cluster
+async def test_an_idle_consumer_waits_in_the_server(redis: Any, settings: Settings) -> None:
+    """Idle, a consumer blocks in the server (one read per partition per block at most,
+    on a cluster too), and an event published meanwhile is projected."""
     producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
     stop = asyncio.Event()
-    _, task = start_projector(settings, redis, stop, per_partition_reads=True)
+    runtime, task = start_projector(settings, redis, stop, block_ms=1000)
+    for _ in range(100):
+        if len(runtime.leases.owned) == settings.partitions:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    before = await _xreadgroup_calls(redis)
+    await asyncio.sleep(2.0)
+    idle_reads = await _xreadgroup_calls(redis) - before
+    # Blocking: one read per partition per block (1 s) on a cluster, one per lane on
+    # one server. Polling every 50 ms would be ~20 per partition per second.
+    assert idle_reads <= 2 * settings.partitions + 8, idle_reads
     appended = await producer.publish_many(
-        [producer.envelope(f"u{i % 7}", NotificationCreated(title=f"n{i}")) for i in range(60)]
-    )
+        [producer.envelope(f"u{i % 7}", NotificationCreated(title=f"n{i}")) for i in range(60)])
     await wait_projected(queries, appended)
     assert sum([await queries.unread_count(f"u{i}") for i in range(7)]) == 60
     await _stop(stop, task)

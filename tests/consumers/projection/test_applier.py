@@ -25,6 +25,7 @@ from herald.streams.events import (
 from herald.streams.keys import LIVE_NS, Keys
 from herald.streams.producer import Producer
 from herald.streams.settings import Settings
+from herald.streams.signals import SignalSubscriber
 from tests.consumers.helpers import start_projector, wait_projected
 from tests.consumers.helpers.model import InboxModel
 
@@ -176,37 +177,32 @@ async def test_signal_is_published_after_the_state_is_queryable(
 ) -> None:
     producer, queries = Producer(redis, settings), InboxQueries(redis, settings)
     p = producer.partition("alice")
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(Keys(settings.prefix).signal_channel(p))
-    await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    channel = Keys(settings.prefix).signal_channel(p)
+    heard: asyncio.Queue[bytes] = asyncio.Queue()
+    confirmed = asyncio.Event()
+    signals = SignalSubscriber(redis, lambda _c, data: heard.put_nowait(data),
+                               lambda _c: confirmed.set())
+    await signals.subscribe([channel])
+    await asyncio.wait_for(confirmed.wait(), 5)
     stop = asyncio.Event()
     _, task = start_projector(settings, redis, stop)
     try:
         env = producer.envelope("alice", NotificationCreated(title="ping"))
         appended = await producer.publish(env)
-        message = None
-        for _ in range(100):
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if message:
-                break
-        assert message is not None
-        body = orjson.loads(message["data"])
+        body = orjson.loads(await asyncio.wait_for(heard.get(), 10))
         assert body == {"users": {"alice": appended.position}}
         item = await queries.item("alice", env.id)  # already there when the signal arrives
         assert item is not None and item["position"] == appended.position
         # Reading it signals once; reading it again is a no-op and signals nothing.
         await producer.publish(producer.envelope("alice", NotificationRead(notification_id=env.id)))
         await producer.publish(producer.envelope("alice", NotificationRead(notification_id=env.id)))
-        seen = []
-        for _ in range(10):
-            m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if m:
-                seen.append(orjson.loads(m["data"]))
-        assert len(seen) == 1
+        await asyncio.wait_for(heard.get(), 10)
+        await asyncio.sleep(0.5)
+        assert heard.empty()
     finally:
         stop.set()
         await task
-        await pubsub.aclose()
+        await signals.stop()
 
 
 async def test_live_mode_refuses_to_skip_an_entry_pending_elsewhere(
