@@ -26,12 +26,22 @@ def check_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def sleep_unless(event: asyncio.Event, seconds: float) -> None:
-    """Sleep up to ``seconds``; return early when ``event`` is set.
+async def sleep_unless(event: asyncio.Event, seconds: float, *more: asyncio.Event) -> None:
+    """Sleep up to ``seconds``; return early when ``event`` (or one of ``more``) is set.
 
     ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11 ``wait_for`` can
     swallow a cancellation that races with the event being set.
     """
+    if any(e.is_set() for e in more):
+        return
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max(0.0, seconds)):
-            await event.wait()
+            if not more:
+                await event.wait()
+                return
+            waiters = [asyncio.ensure_future(e.wait()) for e in (event, *more)]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()

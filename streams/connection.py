@@ -187,11 +187,14 @@ async def scan_keys(client: Any, pattern: str, *, near: Sequence[str] = (),
             yield text(key)
         return
     await client.initialize()
-    nodes = list({client.get_node_from_key(k).name: client.get_node_from_key(k)
-                  for k in near}.values()) if near else client.get_primaries()
-    for node in nodes:
+    nodes: dict[str, Any] = {}
+    for k in near:
+        node: Any = client.get_node_from_key(k)
+        nodes[node.name] = node
+    for node in nodes.values() if near else client.get_primaries():
         cursor = 0
         while True:
+            cursors: Any
             cursors, found = await client.scan(cursor, match=pattern, count=count,
                                                target_nodes=node)
             for key in found:

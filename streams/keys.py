@@ -58,6 +58,11 @@ class Keys:
         """Pub/sub channel: "user u changed at position x" for partition p."""
         return f"{self.tag(partition)}:changed"
 
+    def schedule_signal(self, partition: int) -> str:
+        """Pub/sub channel: "something of partition p is due at ms" (the scheduler's
+        wake-up; consumers/schedule/scheduler.py)."""
+        return f"{self.tag(partition)}:due"
+
     def rate_bucket(self, scope: str, name: str) -> str:
         """Rate-limit bucket (API keys, users, delivery channels)."""
         return f"{self.prefix}:rl:{{{scope}:{name}}}"
@@ -138,6 +143,10 @@ class Keys:
         (consumers/retention/), so it is listed and deleted without a SCAN. Outside the
         namespace's root, in the partition's slot."""
         return f"{self.tag(partition)}:registry:{ns}"
+
+    def ns_registry_pattern(self, ns_pattern: str) -> str:
+        """SCAN pattern of :meth:`ns_registry` keys of every partition."""
+        return f"{self.prefix}:{{p*}}:registry:{ns_pattern}"
 
     def ns_pattern(self, ns: str, partition: int | None = None) -> str:
         """SCAN pattern of every projection key of ``ns`` (one partition or all)."""

@@ -28,7 +28,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from herald.consumers.aio import check_cancelled
+from herald.consumers.aio import check_cancelled, sleep_unless
 from herald.consumers.channels import CHANNEL_NAMES, Channel, open_channel
 from herald.consumers.delivery.dispatch import Dispatcher
 from herald.consumers.delivery.jobs import Job, job_for, might_concern
@@ -44,7 +44,8 @@ from herald.streams.producer import now_ms
 from herald.streams.settings import Settings
 
 POLL_S = 0.05  # shortest pause between looks at the retry queues of owned partitions
-POLL_IDLE_S = 0.5  # longest pause (queues empty or nothing due soon)
+POLL_IDLE_S = 10.0  # longest pause (queues empty or nothing due soon): jobs this process
+# queues and partitions it gains wake it earlier
 TAKE_LIMIT = 500  # jobs taken from one partition's queue at a time
 VISIBILITY_MIN_S = 60.0  # a taken job reappears after max(this, 4 x the channel's timeout)
 POLL_BACKOFF_MAX_S = 5.0
@@ -124,13 +125,15 @@ class DeliveryHandler:
             found = self._users[user] = partition_for(user, self.settings.partitions)
         return found
 
-    async def poll(self, owned: Callable[[], set[int]], stop: asyncio.Event) -> None:
+    async def poll(self, owned: Callable[[], set[int]], stop: asyncio.Event,
+                   gained: asyncio.Event | None = None) -> None:
         """Send due retry-queue jobs of the owned partitions until ``stop``.
 
-        Sleeps until the earliest due job (at least POLL_S, at most POLL_IDLE_S, so
-        jobs of partitions taken over from another consumer are found), or until
-        this process queues a job.
+        Sleeps until the earliest due job (at least POLL_S, at most POLL_IDLE_S), until
+        this process queues a job, or until ``gained`` says partitions were taken over
+        (their queues hold jobs another consumer left).
         """
+        gained = gained or asyncio.Event()
         busy: dict[int, asyncio.Task[None]] = {}
         backoff = POLL_S
         queue = self.dispatcher.queue
@@ -138,6 +141,7 @@ class DeliveryHandler:
             while not stop.is_set():
                 free = sorted(p for p in owned() if p not in busy)
                 queue.added.clear()
+                gained.clear()
                 try:
                     now = now_ms()
                     taken, next_due = await queue.take(free, now, TAKE_LIMIT,
@@ -157,7 +161,7 @@ class DeliveryHandler:
                     task.add_done_callback(functools.partial(_forget, busy, p))
                 if busy:  # a busy partition may have more due once its batch is done
                     wait = POLL_S
-                await _sleep_until(stop, queue.added, wait)
+                await sleep_unless(stop, wait, queue.added, gained)
             if busy:
                 await asyncio.gather(*busy.values(), return_exceptions=True)
         finally:
@@ -174,16 +178,6 @@ class DeliveryHandler:
 
     async def aclose(self) -> None:
         await self.channel.aclose()
-
-
-async def _sleep_until(stop: asyncio.Event, added: asyncio.Event, seconds: float) -> None:
-    """Sleep up to ``seconds``; return early when ``stop`` or ``added`` is set."""
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(added.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 def _forget(busy: dict[int, asyncio.Task[None]], partition: int, _task: object) -> None:
@@ -209,7 +203,8 @@ async def run_channel(
     runtime = GroupRuntime(settings, redis, handler_factory(channel_name, channel),
                            partitions=partitions, consumer=consumer, block_ms=block_ms)
     handler: DeliveryHandler = runtime.handler  # type: ignore[assignment]
-    poller = asyncio.create_task(handler.poll(lambda: set(runtime.leases.owned), stop),
+    poller = asyncio.create_task(handler.poll(lambda: set(runtime.leases.owned), stop,
+                                              runtime.gained),
                                  name=f"{channel_name}-retry-poller")
     try:
         await runtime.run(stop)

@@ -3,7 +3,8 @@
 Per owned partition, :class:`Intake` decides between
 
 - **recovery** — after a takeover, a failed batch, a pending gap, or the periodic
-  sweep (every ``claim_idle_s``): claim the group's pending entries of the partition
+  sweep (every ``claim_idle_s``, of the partitions where XPENDING counts any): claim
+  the group's pending entries of the partition
   (XAUTOCLAIM, min idle per handler) and re-read this consumer's PEL from ``0`` in log
   order, until it is empty; nothing newer of that partition is handled meanwhile;
 - **new entries** — one XREADGROUP over the partitions not in recovery, at most
@@ -114,12 +115,12 @@ class Intake:
         owned = self.owned()
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.claim_idle_s
-            self.recover(owned)
+            self.recover(await self.group.pending_holders(owned))  # only where any are
         batches = await self._pending([p for p in owned if p in self.recovering])
         if batches:
             return batches
         ahead = await self.take_ahead()
-        batches = ahead if ahead is not None else await self._new()
+        batches = ahead if ahead is not None else await self._new(wait=not stop.is_set())
         if batches and not stop.is_set():
             self._stale.clear()
             full = max(map(len, batches.values())) >= self._asked
@@ -136,7 +137,7 @@ class Intake:
         self.recovering.update(stale & self.leases.owned)  # they may have come after it
         return {p: entries for p, entries in batches.items() if p not in stale}
 
-    async def _new(self, backlog: bool = False) -> Batches:
+    async def _new(self, backlog: bool = False, wait: bool = True) -> Batches:
         fresh = [p for p in self.owned() if p not in self.recovering]
         self._asked = self.count(len(fresh))
         if backlog:  # more is there: do not wait, and split the reply (module docstring)
@@ -144,8 +145,8 @@ class Intake:
                                              per_partition=self.per_partition,
                                              connections=BACKLOG_CONNECTIONS)
         return await self.group.read_new(
-            fresh, self._asked, self.block_ms, per_partition=self.per_partition
-        )
+            fresh, self._asked, self.block_ms if wait else None,
+            per_partition=self.per_partition, line=f"lane{self.lane}")
 
     def count(self, partitions: int) -> int:
         """Entries per partition for one read over this many partitions."""

@@ -33,7 +33,7 @@ from herald.streams.keys import Keys
 from herald.streams.scripts import register
 from herald.streams.settings import Settings
 
-LEASE_CYCLE_MAX_S = 1.0  # renew/rebalance at least this often
+LEASE_CYCLE_MAX_S = 5.0  # renew/rebalance at least this often (a third of the TTL if less)
 WAKE_MARGIN_S = 0.02  # wake this long after another's lease should have expired
 
 

@@ -2,11 +2,12 @@
 
 - ``ensure``: create the group at the start of the log (``0``, MKSTREAM), never at
   ``$`` — a group created after events exist still sees them all.
-- ``read_new``: one batched XREADGROUP over many partitions (``>``), blocking up to
-  ``block_ms``. On Redis Cluster, where one command cannot span slots: one
-  non-blocking read per partition in one :class:`streams.connection.Batch`, and when
-  all come back empty, one blocking read per partition on its own connection, the
-  first to answer releasing the others (streams/blocking.py).
+- ``read_new``: one XREADGROUP over many partitions (``>``), blocking up to
+  ``block_ms`` on a connection of the reader's own that :meth:`StreamGroup.interrupt`
+  releases (streams/blocking.py). On Redis Cluster, where one command cannot span
+  slots: one non-blocking read per partition in one
+  :class:`streams.connection.Batch`, and when all come back empty, one blocking read
+  per partition on its own connection, the first to answer releasing the others.
 - ``read_pending``: take over the group's pending entries of a partition (XAUTOCLAIM
   to this consumer, min idle per handler), then re-read this consumer's PEL from
   ``0`` in log order, with each entry's delivery count (XPENDING).
@@ -72,11 +73,12 @@ class StreamGroup:
 
     async def read_new(
         self, partitions: Sequence[int], count: int, block_ms: int | None, *,
-        per_partition: bool, connections: int = 1,
+        per_partition: bool, connections: int = 1, line: str = "read",
     ) -> dict[int, list[Entry]]:
         """New entries (``>``) of the given partitions, up to ``count`` each; waiting up
-        to ``block_ms`` for some (None: not at all). ``connections`` > 1 splits a read
-        that does not wait over that many connections, read at once."""
+        to ``block_ms`` for some (None: not at all) on the blocking line ``line`` (one
+        per reader; :meth:`interrupt` cuts the wait short). ``connections`` > 1 splits
+        a read that does not wait over that many connections, read at once."""
         if not partitions:
             return {}
         if connections > 1 and block_ms is None and not per_partition and len(partitions) > 1:
@@ -86,29 +88,18 @@ class StreamGroup:
                 for i in range(0, len(partitions), step)))
             return {p: e for part in parts for p, e in part.items()}
         by_stream = {self.stream(p): p for p in partitions}
-        read = Batch(self.redis)  # replies raw: no dict built per entry
-        if per_partition:  # Cluster: one command cannot span slots (see _wait_each)
-            for stream in by_stream:
-                read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
-                                     "COUNT", count, "STREAMS", stream, ">")
+        streams = list(by_stream)
+        if block_ms is None:
+            replies = await self._look(streams, count, per_partition)
+        elif not per_partition:
+            got = await self.fanout.first({line: (streams[0], self._xreadgroup(
+                count, streams, block_ms))}, block_ms)
+            replies = [got[line]]
         else:
-            wait = () if block_ms is None else ("BLOCK", block_ms)
-            read.execute_command("XREADGROUP", "GROUP", self.group, self.consumer,
-                                 "COUNT", count, *wait, "STREAMS",
-                                 *by_stream, *(">" for _ in by_stream))
-        waits = per_partition and block_ms is not None
-        if waits and self._quiet.issuperset(by_stream):
-            replies = []  # all quiet at the last wait: wait again, no look first
-        else:
-            replies = await read.execute()
-        if waits and not any(r for r in replies if not isinstance(r, Exception)):
-            assert block_ms is not None
-            replies = await self._wait_each(list(by_stream), count, block_ms)
-            for stream, reply in zip(by_stream, replies, strict=True):
-                if reply is None:
-                    self._quiet.add(stream)
-                else:  # entries, or an error
-                    self._quiet.discard(stream)
+            replies = [] if self._quiet.issuperset(streams) else \
+                await self._look(streams, count, per_partition=True)
+            if not any(r for r in replies if not isinstance(r, Exception)):
+                replies = await self._wait_each(line, streams, count, block_ms)
         out: dict[int, list[Entry]] = {}
         for i, reply in enumerate(replies):
             if isinstance(reply, redis.exceptions.ResponseError):
@@ -120,20 +111,50 @@ class StreamGroup:
                     out[by_stream[text(stream)]] = entries_of(rows)
         return out
 
-    async def _wait_each(self, streams: list[str], count: int, block_ms: int) -> list[Any]:
+    def _xreadgroup(self, count: int, streams: Sequence[str], block_ms: int | None
+                    ) -> tuple[Any, ...]:
+        wait = () if block_ms is None else ("BLOCK", block_ms)
+        return ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *wait,
+                "STREAMS", *streams, *(">" for _ in streams))
+
+    async def _look(self, streams: Sequence[str], count: int, per_partition: bool) -> list[Any]:
+        """Reads that do not wait: one over all streams, or (Cluster: one command cannot
+        span slots) one per stream, in one round trip."""
+        read = Batch(self.redis)  # replies raw: no dict built per entry
+        for group in ([s] for s in streams) if per_partition else [streams]:
+            read.execute_command(*self._xreadgroup(count, group, None))
+        return await read.execute()
+
+    async def _wait_each(self, line: str, streams: list[str], count: int, block_ms: int
+                         ) -> list[Any]:
         """One blocking read per stream, until the first has entries (Cluster)."""
-        if self._fanout is None:
-            self._fanout = BlockingFanout(self.redis)
         try:
-            got = await self._fanout.first(
-                {s: ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
-                     "BLOCK", block_ms, "STREAMS", s, ">") for s in streams}, block_ms)
+            got = await self.fanout.first(
+                {f"{line}:{s}": (s, self._xreadgroup(count, [s], block_ms)) for s in streams},
+                block_ms)
         except redis.exceptions.ResponseError as exc:  # NOGROUP: translated by the caller
             return [exc for _ in streams]
-        return [got.get(s) for s in streams]
+        replies = [got.get(f"{line}:{s}") for s in streams]
+        for stream, reply in zip(streams, replies, strict=True):
+            if reply is None:
+                self._quiet.add(stream)
+            else:
+                self._quiet.discard(stream)
+        return replies
+
+    @property
+    def fanout(self) -> BlockingFanout:
+        if self._fanout is None:
+            self._fanout = BlockingFanout(self.redis)
+        return self._fanout
+
+    async def interrupt(self) -> None:
+        """Cut every blocking read of this consumer short (it returns what it has)."""
+        if self._fanout is not None:
+            await self._fanout.interrupt()
 
     async def aclose(self) -> None:
-        """Close the connections of blocking reads (Cluster)."""
+        """Close the connections of blocking reads."""
         if self._fanout is not None:
             await self._fanout.aclose()
 
@@ -154,20 +175,24 @@ class StreamGroup:
             raise self._translate(exc, partition) from exc
         return claimed
 
-    async def foreign_pending(self, partitions: Sequence[int]) -> list[int]:
-        """The partitions where consumers other than this one hold pending entries."""
+    async def pending_holders(self, partitions: Sequence[int]) -> dict[int, set[str]]:
+        """The partitions with pending entries, each with the consumers holding them
+        (one XPENDING summary each, in one round trip)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in partitions:
                 pipe.xpending(self.stream(p), self.group)
             replies = await pipe.execute(raise_on_error=False)
-        me = self.consumer.encode()
-        out = []
+        out: dict[int, set[str]] = {}
         for p, reply in zip(partitions, replies, strict=True):
-            if isinstance(reply, dict) and any(
-                c["name"] != me and int(c["pending"]) > 0 for c in reply.get("consumers", ())
-            ):
-                out.append(p)
+            if isinstance(reply, dict) and int(reply.get("pending", 0)) > 0:
+                out[p] = {text(c["name"]) for c in reply.get("consumers", ())
+                          if int(c["pending"]) > 0}
         return out
+
+    async def foreign_pending(self, partitions: Sequence[int]) -> list[int]:
+        """The partitions where consumers other than this one hold pending entries."""
+        holders = await self.pending_holders(partitions)
+        return [p for p, names in holders.items() if names - {self.consumer}]
 
     async def read_pending(self, partition: int, count: int) -> list[Entry]:
         """The first ``count`` entries of this consumer's PEL, in order, with counts."""

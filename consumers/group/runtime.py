@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -68,7 +69,9 @@ from herald.streams.settings import Settings
 
 BACKOFF_INITIAL_S = 0.1  # waits after a Redis error double from this ...
 BACKOFF_MAX_S = 5.0  # ... to this (streams/connection.py Backoff)
-BLOCK_MS = 1000  # longest blocking read; bounds how long a stop or a release waits
+BLOCK_MS = 5000  # longest blocking read (a stop or a lease change cuts it short): an
+# idle lane wakes this often
+FRESH_S = 10.0  # after a takeover, look this long for entries an ex-owner still read
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
 Results = dict[int, Any]  # partition -> its outcomes, or the exception that failed it
@@ -107,6 +110,8 @@ class GroupRuntime:
         ]
         self.handled = 0
         self.dead_lettered = 0
+        self.gained = asyncio.Event()  # set whenever partitions are taken (for side loops)
+        self._fresh: dict[int, float] = {}  # partition -> until when to look for strays
         self._to_release: set[int] = set()
         self._start_settled = getattr(self.handler, "start_settled", None)
         # lane -> the round whose scripts are sent but whose results are not yet taken
@@ -128,6 +133,7 @@ class GroupRuntime:
         """Consume until ``stop`` is set (see the module docstring for cancellation)."""
         await self._ensure_groups(stop)
         lease_task = asyncio.create_task(self._lease_loop(stop), name="lease-loop")
+        interrupter = asyncio.create_task(self._interrupt_on(stop), name="interrupter")
         lanes = [asyncio.create_task(self._consume_loop(stop, lease_task, lane),
                                      name=f"lane-{lane.lane}") for lane in self.lanes]
         try:
@@ -136,6 +142,7 @@ class GroupRuntime:
             # A crash (cancelled) keeps leases and pending entries as they are; an
             # error stops the other lanes the same way, then propagates.
             lease_task.cancel()
+            interrupter.cancel()
             for task in lanes:
                 task.cancel()
             for lane in self.lanes:
@@ -143,13 +150,24 @@ class GroupRuntime:
             inflight = [round_ for round_, _ in self._inflight.values()]
             for round_ in inflight:
                 round_.cancel()
-            await asyncio.gather(lease_task, *lanes, *inflight, return_exceptions=True)
+            await asyncio.gather(lease_task, interrupter, *lanes, *inflight,
+                                 return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.group.aclose()
             raise
         lease_task.cancel()
+        interrupter.cancel()
         with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
             await lease_task
+        with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+            await interrupter
         check_cancelled()
         await self._shutdown()
+
+    async def _interrupt_on(self, stop: asyncio.Event) -> None:
+        """At ``stop``, cut blocking reads short (a stop waits for no block)."""
+        await stop.wait()
+        await self.group.interrupt()
 
     async def _ensure_groups(self, stop: asyncio.Event) -> None:
         backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
@@ -218,21 +236,34 @@ class GroupRuntime:
     async def _on_lease_changes(self, changes: LeaseChanges) -> None:
         for p in changes.acquired:
             self._recover([p])
+        if changes.acquired:
+            self.gained.set()
         for p in changes.lost:
             self._forget(p)
             self._log.warning("lease_lost", partition=p)
         self._to_release.update(changes.surplus)  # released by the lane, after its round
+        now = time.monotonic()
+        for p in changes.acquired:
+            self._fresh[p] = now + FRESH_S
         stray = await self._foreign_pending() if self.ordered else []
-        if changes.acquired or changes.surplus or stray:
+        if changes.acquired or changes.surplus or changes.lost or stray:
             self._wake()
+            await self.group.interrupt()  # lanes re-plan what they read now
 
     async def _foreign_pending(self) -> list[int]:
         """Recover owned partitions where another consumer holds pending entries.
 
         An ex-owner's blocking read can still receive entries after a takeover; an
-        ordered handler must apply them before anything newer.
+        ordered handler must apply them before anything newer. Looked for during
+        :data:`FRESH_S` after a partition is taken (the ex-owner's read blocks at most
+        ``block_ms``); later, the apply script's gap check still refuses to skip one
+        (consumers/projection/applier.py), which sends the partition into recovery.
         """
-        stray = await self.group.foreign_pending(sorted(self.leases.owned))
+        now = time.monotonic()
+        fresh = sorted(p for p, until in self._fresh.items()
+                       if until > now and p in self.leases.owned)
+        self._fresh = {p: self._fresh[p] for p in fresh}
+        stray = await self.group.foreign_pending(fresh) if fresh else []
         self._recover(stray)
         return stray
 

@@ -51,6 +51,7 @@ from redis.exceptions import NoScriptError
 from herald.consumers.errors import ProjectionError
 from herald.consumers.group.dead_letters import DLQ_MAX_LEN
 from herald.consumers.group.handler import DeadLetter, Entry, Outcome
+from herald.consumers.projection.base import WAKE
 from herald.consumers.projection.registry import Context, project
 from herald.streams import codec, positions
 from herald.streams.connection import text
@@ -76,6 +77,7 @@ class Prepared:
     target: str = ""
     first: str = ""
     settle: bytes | str = ""  # see settlement()
+    due: int | None = None  # the earliest WAKE of the batch (consumers/projection/base.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,9 @@ class Preparer:
                 outcomes.append(DeadLetter(str(exc)))
                 continue
             outcomes.append(None)
+            if writes and writes[-1][0] == WAKE:
+                due = writes.pop()[1]
+                out.due = due if out.due is None else min(out.due, due)
             if writes:
                 records.append([position, padded(position), env.user, *writes])
         return out

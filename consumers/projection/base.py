@@ -28,6 +28,9 @@ from herald.streams.keys import Keys
 LAYOUT = 1
 
 Write = tuple[Any, ...]
+# A projection's last "write" may be ``(WAKE, ms)``: not written, it tells whoever waits
+# for the partition's schedule (the scheduler) that something is due at ``ms``.
+WAKE = "wake"
 DEFAULT_STATUS_TTL_MS = 7 * 86400 * 1000  # HERALD_STATUS_TTL's default (7 days)
 
 

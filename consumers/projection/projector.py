@@ -85,6 +85,7 @@ class ProjectorHandler:
     ) -> list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]]:
         sent: list[asyncio.Task[list[tuple[int, list[Outcome], Any]]]] = []
         chunk: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]] = []
+        wakes: dict[int, int] = {}
         size = 0
         for p, (entries, early) in todo.items():
             await self._after_previous(p)
@@ -92,13 +93,15 @@ class ProjectorHandler:
             batch, outcomes = self._prepare(p, ns, entries, early)
             chunk.append((p, outcomes, self.applier.call_args(
                 p, ns, batch, mode=LIVE, consumer=self.consumer)))
+            if batch.due is not None:
+                wakes[p] = batch.due
             size += len(entries)
             if size >= APPLY_CHUNK:
-                sent.append(self._send_chunk(chunk))
+                sent.append(self._send_chunk(chunk, wakes))
                 await asyncio.sleep(0)  # let it write before preparing the next
-                chunk, size = [], 0
+                chunk, wakes, size = [], {}, 0
         if chunk:
-            sent.append(self._send_chunk(chunk))
+            sent.append(self._send_chunk(chunk, wakes))
         return sent
 
     async def _after_previous(self, partition: int) -> None:
@@ -107,9 +110,9 @@ class ProjectorHandler:
         if previous is not None and not previous.done():
             await asyncio.wait((previous,))
 
-    def _send_chunk(self, calls: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]]
-                    ) -> asyncio.Task[list[tuple[int, list[Outcome], Any]]]:
-        task = asyncio.create_task(self._send(calls))
+    def _send_chunk(self, calls: list[tuple[int, list[Outcome], tuple[list[str], list[Any]]]],
+                    wakes: Mapping[int, int]) -> asyncio.Task[list[tuple[int, list[Outcome], Any]]]:
+        task = asyncio.create_task(self._send(calls, wakes))
         for p, _o, _c in calls:
             self._last[p] = task
         return task
@@ -143,13 +146,18 @@ class ProjectorHandler:
             out[p] = RuntimeError(f"view of partition {p} keeps switching")
         return out
 
-    async def _send(self, calls: Sequence[tuple[int, list[Outcome], tuple[list[str], list[Any]]]]
+    async def _send(self, calls: Sequence[tuple[int, list[Outcome], tuple[list[str], list[Any]]]],
+                    wakes: Mapping[int, int] | None = None,
                     ) -> list[tuple[int, list[Outcome], Any]]:
-        """One pipeline of apply calls; each call's reply (NOSCRIPT resent)."""
+        """One pipeline of apply calls; each call's reply (NOSCRIPT resent). After them,
+        in the same round trip, the scheduler's wake-up of each partition whose batch
+        added something due (``Keys.schedule_signal``; a hint, its reply ignored)."""
         batch = Batch(self.applier.redis)
         for _p, _o, (keys, args) in calls:
             self.applier.queue(batch, keys, args)
-        replies = await batch.execute()
+        for p, due in (wakes or {}).items():
+            batch.execute_command("SPUBLISH", self.applier.keys.schedule_signal(p), due)
+        replies = (await batch.execute())[:len(calls)]
         return [(p, outcomes, await self.applier.resend(reply, *call))
                 for (p, outcomes, call), reply in zip(calls, replies, strict=True)]
 
@@ -192,6 +200,9 @@ class ProjectorHandler:
                 reply = exc
             verdict = self._verdict(partition, reply)
             if verdict is None:
+                if batch.due is not None and mode == LIVE:
+                    await self.applier.redis.execute_command(
+                        "SPUBLISH", self.applier.keys.schedule_signal(partition), batch.due)
                 return batch.outcomes
             if isinstance(verdict, BaseException):
                 raise verdict

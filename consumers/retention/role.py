@@ -41,6 +41,8 @@ from herald.consumers.retention.snapshots import SnapshotStore
 from herald.consumers.retention.snapshotter import SCRATCH_PREFIX, Snapshotter, drop_scratch
 from herald.streams.archive import Archiver, ArchiveReport, SegmentStore, open_storage
 from herald.streams.archive import safe_trim_point as group_bound
+from herald.streams.archive.archiver import TRIMMED_TO
+from herald.streams.archive.segments import successor
 from herald.streams.connection import REDIS_ERRORS, scan_keys, text
 from herald.streams.errors import HeraldError
 from herald.streams.keys import Keys
@@ -49,7 +51,7 @@ from herald.streams.positions import parse
 from herald.streams.settings import Settings
 
 GROUP = "retention"  # the lease group
-CHECK_S = 1.0
+CHECK_S = 5.0  # a check reads two keys per owned partition; snapshots are minutes apart
 
 log = get_logger(__name__)
 
@@ -87,11 +89,16 @@ class Retention:
         leases = asyncio.create_task(self.leases.maintain(stop, self._on_leases, self._log))
         try:
             while not stop.is_set():
-                for p in sorted(self.leases.owned):
+                try:
+                    todo = await self.survey(sorted(self.leases.owned))
+                except REDIS_ERRORS as exc:
+                    self._log.warning("retention_failed", error=str(exc))
+                    todo = {}
+                for p, (added, state) in todo.items():
                     if stop.is_set():
                         break
                     try:
-                        await self.step(p)
+                        await self.step(p, known=(added, state))
                     except Exception as exc:  # one partition's failure stops no other
                         expected = isinstance(exc, HeraldError | redis.exceptions.RedisError |
                                               OSError)
@@ -109,20 +116,43 @@ class Retention:
     async def _on_leases(self, changes: LeaseChanges) -> None:
         if changes.surplus:
             await self.leases.release(changes.surplus)
-        for p in changes.acquired:  # what a killed snapshotter of p left behind
-            await self.drop_scratch(p)
+        if changes.acquired:  # what a killed snapshotter of them left behind
+            await self.drop_scratch(changes.acquired)
 
-    async def drop_scratch(self, partition: int) -> None:
-        pattern = self.keys.ns_registry(partition, SCRATCH_PREFIX + "*")
-        async for registry in scan_keys(self.redis, pattern, near=[self.keys.tag(partition)]):
-            await drop_scratch(self.redis, registry)
+    async def drop_scratch(self, partitions: Sequence[int]) -> None:
+        """Drop the scratch namespaces of these partitions (one SCAN for all)."""
+        wanted = {self.keys.tag(p) for p in partitions}
+        pattern = self.keys.ns_registry(partitions[0], SCRATCH_PREFIX + "*") \
+            if len(wanted) == 1 else self.keys.ns_registry_pattern(SCRATCH_PREFIX + "*")
+        async for registry in scan_keys(self.redis, pattern, near=sorted(wanted)):
+            if registry.partition(":registry:")[0] in wanted:
+                await drop_scratch(self.redis, registry)
 
     # --------------------------------------------------------------------- step
-    async def due(self, partition: int) -> bool:
+    async def survey(self, partitions: Sequence[int]
+                     ) -> dict[int, tuple[int, dict[str, str]]]:
+        """The partitions with something to do (a snapshot due, or entries below the
+        newest snapshot not yet archived), each with its entries ever added and its
+        archive state: one round trip for all."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.xinfo_stream(self.keys.stream(p))
+                pipe.hgetall(self.keys.archive_state(p))
+            replies = await pipe.execute(raise_on_error=False)
+        out = {}
+        for i, p in enumerate(partitions):
+            info, raw = replies[2 * i], replies[2 * i + 1]
+            if isinstance(raw, Exception):
+                raise raw
+            added = _entries_added(info)
+            state = {text(k): text(v) for k, v in raw.items()}
+            if self.due(added, state) or self._unarchived(state):
+                out[p] = (added, state)
+        return out
+
+    def due(self, added: int, state: dict[str, str]) -> bool:
         """Whether ``HERALD_SNAPSHOT_EVERY`` says the partition needs a snapshot."""
         every = self.settings.snapshot_every
-        added = await self._added(partition)
-        state = await self._state(partition)
         since = added - int(state.get("snapshot_added", 0))
         if since <= 0:
             return False
@@ -131,13 +161,23 @@ class Retention:
         taken = int(state.get("snapshot_at", 0))
         return every.seconds is not None and time.time() * 1000 - taken >= every.seconds * 1000
 
-    async def step(self, partition: int, *, force: bool = False, trim: bool = True
-                   ) -> StepReport:
+    @staticmethod
+    def _unarchived(state: dict[str, str], taken: str | None = None) -> bool:
+        """Whether entries up to the newest snapshot may still wait to be archived."""
+        newest = taken or state.get("snapshot")
+        if not newest:
+            return False  # nothing is archived before a first snapshot
+        trimmed = state.get(TRIMMED_TO)
+        return not trimmed or parse(trimmed) < parse(successor(newest))
+
+    async def step(self, partition: int, *, force: bool = False, trim: bool = True,
+                   known: tuple[int, dict[str, str]] | None = None) -> StepReport:
         """Snapshot when due (or ``force``), then archive and trim (unless ``trim``
-        is False); see the module docstring."""
+        is False); see the module docstring. ``known``: entries added and archive
+        state, as :meth:`survey` just read them."""
         taken = None
-        if force or await self.due(partition):
-            added = await self._added(partition)
+        added, state = known or (await self._added(partition), await self._state(partition))
+        if force or self.due(added, state):
             report = await self.snapshotter.snapshot(partition)
             if report is not None:
                 taken = report.snapshot.position
@@ -147,7 +187,7 @@ class Retention:
                 self._log.info("snapshot_written", partition=partition, position=taken,
                                applied=report.applied, keys=report.keys,
                                duration_ms=round(report.seconds * 1000, 1))
-        if not trim:
+        if not trim or not self._unarchived(state, taken):
             return StepReport(partition, taken)
         return await self._archive(partition, taken)
 
@@ -178,15 +218,22 @@ class Retention:
         """Entries ever added to the partition's stream (XINFO ``entries-added``)."""
         try:
             info = await self.redis.xinfo_stream(self.keys.stream(partition))
-        except redis.exceptions.ResponseError as exc:  # no such key: nothing added yet
-            if "no such key" in str(exc).lower():
-                return 0
-            raise
-        return int(info.get("entries-added", info.get(b"entries-added", 0)))
+        except redis.exceptions.ResponseError as exc:
+            info = exc
+        return _entries_added(info)
 
     async def _state(self, partition: int) -> dict[str, str]:
         raw = await self.redis.hgetall(self.keys.archive_state(partition))
         return {text(k): text(v) for k, v in raw.items()}
+
+
+def _entries_added(info: Any) -> int:
+    """XINFO STREAM's ``entries-added`` (0 for a stream that does not exist yet)."""
+    if isinstance(info, redis.exceptions.ResponseError) and "no such key" in str(info).lower():
+        return 0
+    if isinstance(info, Exception):
+        raise info
+    return int(info.get("entries-added", info.get(b"entries-added", 0)))
 
 
 async def run(settings: Settings, redis: Any, stop: asyncio.Event) -> None:

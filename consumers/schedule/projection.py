@@ -40,7 +40,7 @@ import hashlib
 from typing import Any
 
 from herald.consumers.errors import ProjectionError
-from herald.consumers.projection.base import Context, Projection, Write, checked_id
+from herald.consumers.projection.base import WAKE, Context, Projection, Write, checked_id
 from herald.streams import codec, positions
 from herald.streams.events import (
     DigestItemAdded,
@@ -136,6 +136,7 @@ def project_scheduled(env: Envelope, position: str, ctx: Context) -> list[Write]
         ("call", "ZADD", k.schedule(part, ns), str(p.deliver_at), env.id),
         ("call", "SET", k.scheduled(part, env.id, ns), codec.pack_binary(entry(env, position))),
         ("call", "SADD", k.user_schedules(part, env.user, ns), env.id),
+        (WAKE, p.deliver_at),
     ]
 
 
@@ -166,6 +167,7 @@ def project_digest_item(env: Envelope, position: str, ctx: Context) -> list[Writ
         ("call", "ZADD", k.digests_due(part, ns), str(p.window_end),
          digest_member(env.user, p.digest_key, field)),
         ("call", "SADD", k.user_digests(part, env.user, ns), p.digest_key),
+        (WAKE, p.window_end),
     ]
 
 

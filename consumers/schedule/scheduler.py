@@ -4,11 +4,18 @@ One active scheduler per partition: it holds the partition's lease of the
 ``scheduler`` group (consumers/group/lease.py, the same leases and balancing the consumer
 runtime uses); many processes may run the role and share the partitions.
 
-Every :data:`POLL_INTERVAL_S` it reads, per owned partition, the due part of the
-projected schedule (``ZRANGEBYSCORE`` up to now, at most :data:`DUE_BATCH`) and of the
-digest items, builds the events in Python (consumers/schedule/firing.py and
-digest.py) and fires the whole batch with ONE script call per partition
-(consumers/schedule/lua/scheduler_fire.lua). That script, atomically on the partition's slot:
+A tick reads, per owned partition, the due part of the projected schedule
+(``ZRANGEBYSCORE`` up to now, at most :data:`DUE_BATCH`) and of the digest items,
+builds the events in Python (consumers/schedule/firing.py and digest.py) and fires
+the whole batch with ONE script call per partition
+(consumers/schedule/lua/scheduler_fire.lua). Between ticks it sleeps until the
+earliest entry not yet due (read in the same tick), woken earlier by the projector's
+"due at" signal when it projects something due sooner (``Keys.schedule_signal``,
+sharded pub/sub: streams/signals.py), by a partition gained, or by a re-subscription
+(signals may have been missed); it never sleeps longer than :data:`IDLE_MAX_S` (a
+replay may have switched the view) and ticks at most once per
+:data:`POLL_INTERVAL_S`, so an idle scheduler costs next to nothing and a busy one
+polls as before. That script, atomically on the partition's slot:
 
 1. refuses to run unless this scheduler still holds the lease (fencing);
 2. skips an entry whose idempotency key exists (``fire:{id}`` / the summary key, in
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -67,9 +75,11 @@ from herald.streams.keystore import KeyStore
 from herald.streams.log import get_logger
 from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
+from herald.streams.signals import SignalSubscriber
 from herald.streams.validation import Limits
 
-POLL_INTERVAL_S = 0.05  # timer resolution: a due entry waits at most this long for a poll
+POLL_INTERVAL_S = 0.05  # shortest time between ticks (timer resolution under load)
+IDLE_MAX_S = 10.0  # longest sleep between ticks
 DUE_BATCH = 2000  # due reminders fired per partition per poll
 DIGEST_BATCH = 2000  # due digest items read per partition per poll
 PENDING_MAX = 50_000  # fired, not yet projected, per partition: beyond it, wait
@@ -103,6 +113,15 @@ class Scheduler:
         self._invalid: set[str] = set()
         self._views_at = 0.0
         self._log = log.bind(group=GROUP, consumer=self.consumer)
+        # Sleeping: the earliest time (epoch ms) something is known to be due, whether
+        # more is due now, and the event that cuts a sleep short.
+        self.ticks = 0
+        self._next_due = math.inf
+        self._more = False
+        self._woken = asyncio.Event()
+        self._channels = {self.keys.schedule_signal(p): p for p in self.partitions}
+        self._signals = SignalSubscriber(redis, self._on_signal, self._on_subscribed,
+                                         name="scheduler")
 
     # ------------------------------------------------------------------ running
     async def run(self, stop: asyncio.Event) -> None:
@@ -118,6 +137,7 @@ class Scheduler:
                 lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
                 await lease_task
+            await self._signals.stop()
         try:
             await self.leases.release(sorted(self.leases.owned))
             await self.leases.leave()
@@ -129,6 +149,7 @@ class Scheduler:
         backoff = Backoff()
         while not stop.is_set():
             started = time.monotonic()
+            self._woken.clear()  # a signal from now on cuts the next sleep short
             try:
                 await self.tick()
                 check_cancelled()  # redis-py may have swallowed a cancel (consumers/aio.py)
@@ -139,6 +160,32 @@ class Scheduler:
                 await sleep_unless(stop, wait)
                 continue
             await sleep_unless(stop, self.poll_s - (time.monotonic() - started))
+            await self._sleep(stop)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until the next known due time, a wake-up, ``stop``, or IDLE_MAX_S."""
+        until = time.monotonic() + IDLE_MAX_S
+        while not stop.is_set() and not self._more:
+            left = min(until - time.monotonic(),
+                       (self._next_due - time.time() * 1000) / 1000)
+            if left <= 0 or self._woken.is_set():
+                return
+            await sleep_unless(stop, left, self._woken)
+
+    def _on_signal(self, channel: str, data: bytes) -> None:
+        """The projector projected something of a partition due at ``data`` (ms)."""
+        if self._channels.get(channel) not in self.leases.owned:
+            return
+        try:
+            due = int(data)
+        except ValueError:
+            return
+        if due < self._next_due:
+            self._next_due = due
+            self._woken.set()
+
+    def _on_subscribed(self, channel: str) -> None:
+        self._woken.set()  # signals may have been missed meanwhile: look
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         await self.leases.maintain(stop, self._on_lease_changes, self._log)
@@ -146,12 +193,19 @@ class Scheduler:
     async def _on_lease_changes(self, changes: LeaseChanges) -> None:
         if changes.surplus:
             await self.leases.release(changes.surplus)
-        for p in (*changes.lost, *changes.surplus):
+        gone = [*changes.lost, *changes.surplus]
+        for p in gone:
             self._pending.pop(p, None)
+        await self._signals.unsubscribe(self.keys.schedule_signal(p) for p in gone)
+        if changes.acquired:
+            await self._signals.subscribe(self.keys.schedule_signal(p)
+                                          for p in changes.acquired)
+            self._woken.set()
 
     # --------------------------------------------------------------------- poll
     async def tick(self) -> int:
         """One poll over the owned partitions; the number of events appended."""
+        self.ticks += 1
         owned = sorted(self.leases.owned)
         if not owned:
             return 0
@@ -167,17 +221,29 @@ class Scheduler:
                                    num=DUE_BATCH + waiting, withscores=True)
                 pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
                                    num=DIGEST_BATCH + waiting, withscores=True)
+                # the earliest of each not yet due: how long the scheduler may sleep
+                pipe.zrangebyscore(k.schedule(p, ns), f"({now}", "+inf", start=0, num=1,
+                                   withscores=True)
+                pipe.zrangebyscore(k.digests_due(p, ns), f"({now}", "+inf", start=0, num=1,
+                                   withscores=True)
                 if waiting:  # only then does the projector's progress matter
                     pipe.get(k.checkpoint(p, ns, PROJECTOR))
             replies = iter(await pipe.execute())
         reminders: dict[int, list[tuple[str, int]]] = {}
         digests: dict[int, list[tuple[str, int]]] = {}
+        self._next_due, self._more = math.inf, False
         for p in owned:
             due_rows, digest_rows = next(replies), next(replies)
+            for _member, score in (*next(replies), *next(replies)):
+                self._next_due = min(self._next_due, int(score))
             pending = self._pending[p]
             if pending:
                 self._settle(pending, next(replies))
+            waiting = len(pending)
+            if len(due_rows) >= DUE_BATCH + waiting or len(digest_rows) >= DIGEST_BATCH + waiting:
+                self._more = True  # more is due than one tick takes
             if len(pending) >= PENDING_MAX:
+                self._more = True
                 continue  # the projector is far behind: wait for it
             reminders[p] = [(text(m), int(s)) for m, s in due_rows
                             if text(m) not in pending and text(m) not in self._invalid]

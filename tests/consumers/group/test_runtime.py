@@ -364,9 +364,9 @@ async def test_backlog_rounds_overlap_and_each_partition_applies_in_order(
     overlapped: list[bool] = []
     send, start = ProjectorHandler._send, ProjectorHandler.start_settled
 
-    async def spy_send(self: ProjectorHandler, calls: Any) -> Any:
+    async def spy_send(self: ProjectorHandler, calls: Any, wakes: Any = None) -> Any:
         log.extend(("sent", p) for p, _, _ in calls)
-        replies = await send(self, calls)
+        replies = await send(self, calls, wakes)
         log.extend(("replied", p) for p, _, _ in calls)
         return replies
 

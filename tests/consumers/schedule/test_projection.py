@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from herald.consumers.errors import ProjectionError
+from herald.consumers.projection.base import WAKE
 from herald.consumers.projection.registry import PROJECTIONS, Context, project
 from herald.consumers.schedule import projection as ps
 from herald.streams import codec, positions
@@ -35,8 +36,9 @@ def test_scheduled_adds_the_entry_with_what_it_becomes() -> None:
     env = BASE.envelope("alice", NotificationScheduled(
         title="Pay now", body="deadline soon", channels=("in_app", "sms"), deliver_at=5000,
         cancel_key="order-1"), time_ms=1000, correlation="flow-1")
-    zadd, setter, index = project(env, "1000-3", CTX)
+    zadd, setter, index, wake = project(env, "1000-3", CTX)
     assert zadd == ("call", "ZADD", KEYS.schedule(P), "5000", env.id)
+    assert wake == (WAKE, 5000)  # the scheduler is told when it is due
     assert index == ("call", "SADD", KEYS.user_schedules(P, "alice"), env.id)  # for erasure
     assert setter[:3] == ("call", "SET", KEYS.scheduled(P, env.id))
     entry = codec.unpack_value(setter[3])
@@ -75,7 +77,8 @@ def test_a_plain_created_touches_no_schedule() -> None:
 def test_digest_item_is_collected_under_its_window() -> None:
     env = BASE.envelope("alice", DigestItemAdded(title="#1 Alice", digest_key="daily",
                                                  window_end=86_400_000), time_ms=50)
-    hset, zadd, index = project(env, "50-1", CTX)
+    hset, zadd, index, wake = project(env, "50-1", CTX)
+    assert wake == (WAKE, 86_400_000)
     assert index == ("call", "SADD", KEYS.user_digests(P, "alice"), "daily")  # for erasure
     field = ps.digest_field(86_400_000, "50-1")
     assert field == "000000086400000|" + positions.padded("50-1")

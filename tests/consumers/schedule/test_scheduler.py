@@ -43,6 +43,28 @@ async def test_unpaid_order_gets_exactly_one_reminder(h: Harness) -> None:
                                                 "Order o-1 placed"]
 
 
+@pytest.mark.cluster
+async def test_an_idle_scheduler_sleeps_until_something_is_due(h: Harness) -> None:
+    """No polling while nothing is due; a reminder projected meanwhile wakes it (the
+    projector's signal) well before its longest sleep (IDLE_MAX_S) would."""
+    from herald.consumers.schedule.scheduler import IDLE_MAX_S, POLL_INTERVAL_S
+
+    h.start_projector()
+    scheduler = h.start_scheduler("s1")
+    await eventually(lambda: _as_true(len(scheduler.leases.owned) == h.settings.partitions))
+    await asyncio.sleep(0.5)
+    before = scheduler.ticks
+    await asyncio.sleep(1.5)
+    assert scheduler.ticks - before <= 1, "polling while idle"  # polling: 1.5 / 0.05 = 30
+    assert POLL_INTERVAL_S * 30 <= 1.5 < IDLE_MAX_S
+    started = now_ms()
+    scheduled = await h.publish("alice", NotificationScheduled(
+        title="soon", deliver_at=started + 1000))
+    await eventually(lambda: h.queries.item("alice", scheduled.id), within_s=IDLE_MAX_S / 2)
+    [(position, _env)] = await h.created_for("alice", scheduled.id)
+    assert int(position.split("-")[0]) >= started + 1000 - 5  # never early
+
+
 async def test_paid_order_cancels_and_nothing_is_created(h: Harness) -> None:
     h.start_projector()
     h.start_scheduler("s1")
