@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-import redis
 from aiohttp import web
 
-from herald.streams.errors import RedisUnavailableError, ValidationError
+from herald.streams.connection import TRANSIENT_ERRORS
+from herald.streams.errors import NotDurableError, RedisUnavailableError, ValidationError
 from herald.streams.log import get_logger
 
 log = get_logger(__name__)
@@ -177,7 +177,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             request, Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)])
         )
-    except (RedisUnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
+    except NotDurableError as exc:  # appended, not confirmed: the message says what to do
+        log.warning("publish_not_durable", error=str(exc), path=request.path)
+        return problem_response(request, Unavailable(str(exc), retry_after=1))
+    except (RedisUnavailableError, *TRANSIENT_ERRORS) as exc:
         log.warning("redis_unavailable", error=str(exc), path=request.path)
         return problem_response(
             request, Unavailable("the event store is unreachable; try again", retry_after=1)

@@ -168,14 +168,20 @@ class Bench:
             await pipe.execute(raise_on_error=False)
         await delete_namespace(self.redis, self.keys, LIVE_NS, parts)
 
-    def spawn(self, n: int) -> list[subprocess.Popen[bytes]]:
+    def env(self) -> dict[str, str]:
+        """The environment of a Herald process on this benchmark's data."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
                    HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
-                   HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
+                   HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO),
+                   HERALD_REDIS_CLUSTER=str(self.settings.redis_cluster).lower())
+        return env
+
+    def spawn(self, n: int) -> list[subprocess.Popen[bytes]]:
         return [subprocess.Popen([sys.executable, "-m", "herald.cli", "worker", "--roles",
-                                  "projector"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL) for _ in range(n)]
+                                  "projector"], cwd=REPO, env=self.env(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(n)]
 
     @staticmethod
     def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -219,12 +225,8 @@ class Bench:
             self.stop(procs)
 
     def replay(self) -> tuple[float | None, float | None, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-        env.update(REDIS_URL=self.settings.redis_url or "", HERALD_PREFIX=self.settings.prefix,
-                   HERALD_PARTITIONS=str(PARTITIONS), HERALD_LOG_LEVEL="warning",
-                   HERALD_LOG_FORMAT="json", PYTHONPATH=str(REPO))
         done = subprocess.run([sys.executable, "-m", "herald.cli", "replay", "--quiet"],
-                              cwd=REPO, env=env, capture_output=True, text=True,
+                              cwd=REPO, env=self.env(), capture_output=True, text=True,
                               timeout=self.timeout + 60)
         match = re.search(r"replayed (\d+) events in [\d.]+s \(([\d,]+) events/s\).*; "
                           r"([\d.]+)s in all", done.stdout)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "list, retry or drop dead letters",
     "erase": "forget a user: their content unreadable everywhere, their state gone",
     "token": "mint a user token (development and tests)",
+    "dev-cluster": "a local Redis Cluster (3 primaries, 3 replicas) for development",
 }
 
 
@@ -36,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, summary in COMMANDS.items():
         cmd = sub.add_parser(name, help=summary, description=summary)
         try:
-            module = importlib.import_module(f"herald.cmd_{name}")
+            module = importlib.import_module(f"herald.cmd_{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"herald.cmd_{name}":
+            if exc.name != f"herald.cmd_{name.replace('-', '_')}":
                 raise
             cmd.set_defaults(handler=None)
             continue

@@ -32,6 +32,13 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 RETRY_ATTEMPTS = 3
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# What a client sees while a server restarts or a Cluster fails over or moves slots:
+# "try again soon" (HTTP 503 with Retry-After), never a bug.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError,
+)
 BIG_ARG = 8192  # bytes: a bigger value is sent as its own buffer, not copied
 
 
@@ -71,13 +78,17 @@ class Batch:
     On a Cluster client it is a plain redis-py pipeline.
     """
 
-    __slots__ = ("commands", "redis")
+    __slots__ = ("commands", "options", "redis")
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.commands: list[tuple[Any, ...]] = []
+        self.options: dict[int, dict[str, Any]] = {}  # Cluster routing (target_nodes)
 
-    def execute_command(self, *args: Any) -> None:
+    def execute_command(self, *args: Any, **options: Any) -> None:
+        """Queue a command; ``target_nodes=`` routes one without a key (Cluster only)."""
+        if options:
+            self.options[len(self.commands)] = options
         self.commands.append(args)
 
     def __len__(self) -> int:
@@ -88,8 +99,8 @@ class Batch:
             return []
         if not isinstance(self.redis, aioredis.Redis):  # Cluster: route per command
             async with self.redis.pipeline(transaction=False) as pipe:
-                for args in self.commands:
-                    pipe.execute_command(*args)
+                for i, args in enumerate(self.commands):
+                    pipe.execute_command(*args, **self.options.get(i, {}))
                 return list(await pipe.execute(raise_on_error=False))
         pool = self.redis.connection_pool
         conn = await pool.get_connection()

@@ -42,3 +42,9 @@ class ServerStartError(HeraldError):
 
 class RedisUnavailableError(HeraldError):
     """Raised when Redis cannot be reached after the connection's retries."""
+
+
+class NotDurableError(RedisUnavailableError):
+    """Raised when a publish was applied but not copied or synced as
+    ``HERALD_PUBLISH_DURABILITY`` asks within ``HERALD_PUBLISH_WAIT``: not
+    acknowledged (publish again with the same idempotency key)."""

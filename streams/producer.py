@@ -23,6 +23,7 @@ from herald.streams import codec, schedule_cancel
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
 from herald.streams.crypto import DataKey
+from herald.streams.durability import Durability
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import Appended, Envelope, Payload, new_envelope
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
@@ -65,6 +66,7 @@ class _Base:
         self.keys = Keys(settings.prefix)
         self.limits = Limits.from_settings(settings)
         self.records = IdempotencyRecords.from_settings(settings)
+        self.durability = Durability(settings)
         # On NOSCRIPT only the groups that did not run are sent again after loading,
         # so nothing is appended twice (streams/scripts.py).
         self._script = Lua(__file__, "producer_append")
@@ -260,6 +262,7 @@ class Producer(_Base):
         groups = self._prepare(envelopes, await self.data_keys.for_writing(users) if users else {})
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
+        streams = [group.stream for group in groups]
         commands = next(steps)
         while True:
             if commands is None:
@@ -268,7 +271,12 @@ class Producer(_Base):
             else:
                 batch = Batch(self.redis)
                 batch.commands.extend(commands)
+                waits = self.durability.commands(self.redis, streams)
+                for command, node in waits:
+                    batch.execute_command(*command, **({"target_nodes": node} if node else {}))
                 replies = await batch.execute()
+                self.durability.check(replies[:len(commands)], replies[len(commands):])
+                replies = replies[:len(commands)]
             try:
                 commands = steps.send(replies)
             except StopIteration as finished:
@@ -294,6 +302,7 @@ class SyncProducer(_Base):
         groups = self._prepare(envelopes, self.data_keys.for_writing_sync(users) if users else {})
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
+        streams = [group.stream for group in groups]
         commands = next(steps)
         while True:
             if commands is None:
@@ -303,7 +312,12 @@ class SyncProducer(_Base):
                 with self.redis.pipeline(transaction=False) as pipe:
                     for command in commands:
                         pipe.execute_command(*command)
+                    waits = self.durability.commands(self.redis, streams)
+                    for command, node in waits:
+                        pipe.execute_command(*command, **({"target_nodes": node} if node else {}))
                     replies = pipe.execute(raise_on_error=False)
+                self.durability.check(replies[:len(commands)], replies[len(commands):])
+                replies = replies[:len(commands)]
             try:
                 commands = steps.send(replies)
             except StopIteration as finished:

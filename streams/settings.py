@@ -131,6 +131,13 @@ class Settings:
     redis_max_connections: int = _env("HERALD_REDIS_MAX_CONNECTIONS", _positive_int, 256)
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
+    # When a publish is acknowledged (streams/durability.py): the primary applied it
+    # (leader), HERALD_PUBLISH_REPLICAS replicas have it too (replica: WAIT), or it is
+    # in the append-only file of the primary and of that many replicas (fsync: WAITAOF).
+    publish_durability: str = _env("HERALD_PUBLISH_DURABILITY",
+                                   _choice("leader", "replica", "fsync"), "leader")
+    publish_replicas: int = _env("HERALD_PUBLISH_REPLICAS", int, 1)
+    publish_wait_s: float = _env("HERALD_PUBLISH_WAIT", parse_duration, 1.0)
     # The private server's malloc (jemalloc preloaded into a libc build): streams/allocator.py
     server_allocator: str = _env("HERALD_SERVER_ALLOCATOR", _choice(*ALLOCATORS), "auto")
     prefix: str = _env("HERALD_PREFIX", str, "herald")
@@ -277,6 +284,13 @@ class Settings:
             raise SettingsError("HERALD_PORT must be between 1 and 65535")
         if self.max_batch > 10000:
             raise SettingsError("HERALD_MAX_BATCH must be at most 10000")
+        if not 0 <= self.publish_replicas <= 16:
+            raise SettingsError("HERALD_PUBLISH_REPLICAS must be between 0 and 16")
+        if self.publish_durability == "replica" and self.publish_replicas < 1:
+            raise SettingsError("HERALD_PUBLISH_DURABILITY=replica needs "
+                                "HERALD_PUBLISH_REPLICAS of at least 1")
+        if not 0.001 <= self.publish_wait_s <= 60:
+            raise SettingsError("HERALD_PUBLISH_WAIT must be between 1ms and 60s")
         if self.token_secret and len(self.token_secret.encode()) < 32:
             raise SettingsError("HERALD_TOKEN_SECRET must be at least 32 bytes (HS256 key)")
         if self.max_page > 100:
