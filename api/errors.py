@@ -162,6 +162,9 @@ def from_http_exception(exc: web.HTTPException) -> Problem:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+UNAVAILABLE: tuple[type[Exception], ...] = (RedisUnavailableError, *TRANSIENT_ERRORS)
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error as problem+json; never let an exception reach aiohttp."""
@@ -180,7 +183,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except NotDurableError as exc:  # appended, not confirmed: the message says what to do
         log.warning("publish_not_durable", error=str(exc), path=request.path)
         return problem_response(request, Unavailable(str(exc), retry_after=1))
-    except (RedisUnavailableError, *TRANSIENT_ERRORS) as exc:
+    except UNAVAILABLE as exc:
         log.warning("redis_unavailable", error=str(exc), path=request.path)
         return problem_response(
             request, Unavailable("the event store is unreachable; try again", retry_after=1)
