@@ -62,10 +62,24 @@ class PendingGapError(ConsumerError):
     them in order before anything newer (nothing of the batch was written).
     """
 
-    def __init__(self, partition: int, position: str) -> None:
-        super().__init__(f"partition {partition}: entry {position} is pending elsewhere")
+    def __init__(self, partition: int, position: str, message: str = "") -> None:
+        super().__init__(message or f"partition {partition}: entry {position} is pending "
+                                    "elsewhere")
         self.partition = partition
         self.position = position
+
+
+class LogRegressedError(PendingGapError):
+    """Raised when a batch read from the log is no longer in it: the server lost writes
+    after the read (it restarted from an older state: a power loss under
+    ``appendfsync everysec``, a failover to a replica that lagged). Nothing of the batch
+    was written; the runtime drops what it read and re-reads from the group, as after
+    a gap, so the projection never holds an entry the log does not."""
+
+    def __init__(self, partition: int, position: str) -> None:
+        super().__init__(partition, position,
+                         f"partition {partition}: entry {position} was read from the log "
+                         "but is no longer in it (the server lost writes); re-reading")
 
 
 class UnknownRoleError(ConsumerError):

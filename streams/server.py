@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +132,16 @@ class ServerHandle:
             self._lock = None
         log.info("server_stopped", url=self.url)
 
+    def kill(self) -> None:
+        """SIGKILL an owned server (a crash: nothing flushed) and let go of the folder."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def __enter__(self) -> ServerHandle:
         return self
 
@@ -147,7 +157,7 @@ def die_with_parent_hook() -> None:  # pragma: no cover - runs in the child
 
 def start_server(
     data_dir: Path, appendfsync: str = "everysec", *, die_with_parent: bool = False,
-    allocator: str = "auto",
+    allocator: str = "auto", port: int | None = None, extra: Sequence[str] = (),
 ) -> ServerHandle:
     """Start a private server on ``data_dir``; raises ServerStartError on failure.
 
@@ -157,6 +167,9 @@ def start_server(
     ``die_with_parent`` (tests, benchmarks): the server is stopped by the kernel
     when this process dies, even by SIGKILL. ``herald run``'s server outlives a
     crash instead, and the next start finds it through ``server.url``.
+
+    ``port``: this port rather than a free one (a restart where clients expect it);
+    ``extra``: more server arguments (e.g. ``--maxmemory 64mb``).
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -179,8 +192,9 @@ def start_server(
                     hint="install jemalloc (Debian: libjemalloc2; make does): the server "
                          "is markedly slower on the C library's malloc")
     last_error = ""
+    fixed = port
     for _attempt in range(3):
-        port = free_port()
+        port = fixed or free_port()
         url = f"redis://127.0.0.1:{port}/0"
         args = [
             binary,
@@ -202,6 +216,7 @@ def start_server(
             "yes",
             "--logfile",
             "server.log",
+            *extra,
         ]
         proc = subprocess.Popen(
             args,

@@ -56,7 +56,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
-from herald.consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
+from herald.consumers.errors import (
+    GroupMissingError,
+    LeaseLostError,
+    LogRegressedError,
+    PendingGapError,
+)
 from herald.consumers.group.dead_letters import DeadLetters
 from herald.consumers.group.handler import DeadLetter, Entry, HandlerFactory, Outcome
 from herald.consumers.group.intake import Batches, Intake
@@ -341,6 +346,10 @@ class GroupRuntime:
             if isinstance(result, LeaseLostError):
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
+            elif isinstance(result, LogRegressedError):
+                self._recover([p])
+                self._log.warning("log_regressed", partition=p, entry_id=result.position,
+                                  detail=str(result))
             elif isinstance(result, PendingGapError):
                 self._recover([p])
                 self._log.info("pending_gap", partition=p, entry_id=result.position)

@@ -83,7 +83,8 @@ class Prepared:
 @dataclass(frozen=True, slots=True)
 class Applied:
     """The script's answer: ``status`` is ``ok``, ``fenced``, ``ns`` (then ``ns`` is the
-    namespace now in use) or ``gap`` (then ``ns`` is the older pending position)."""
+    namespace now in use), ``gap`` (then ``ns`` is the older pending position) or
+    ``lost`` (then ``ns`` is the batch's last position, no longer in the log)."""
 
     status: str
     applied: int = 0
@@ -208,7 +209,7 @@ class Applier:
         status = text(reply[0])
         if status == "ok":
             return Applied("ok", int(reply[1]), int(reply[2]))
-        if status in ("ns", "gap"):
+        if status in ("ns", "gap", "lost"):
             return Applied(status, ns=text(reply[1]))
         return Applied(status)
 

@@ -20,7 +20,12 @@ from typing import Any
 
 import redis.exceptions
 
-from herald.consumers.errors import GroupMissingError, LeaseLostError, PendingGapError
+from herald.consumers.errors import (
+    GroupMissingError,
+    LeaseLostError,
+    LogRegressedError,
+    PendingGapError,
+)
 from herald.consumers.group.handler import Entry, Outcome
 from herald.consumers.group.runtime import GroupRuntime
 from herald.consumers.projection.applier import GROUP, LATE, LIVE, Applier, Prepared, Preparer
@@ -185,6 +190,8 @@ class ProjectorHandler:
             return LeaseLostError(partition, GROUP)
         if result.status == "gap":
             return PendingGapError(partition, result.ns)
+        if result.status == "lost":
+            return LogRegressedError(partition, result.ns)
         return result.ns
 
     async def _apply(self, partition: int, entries: Sequence[Entry], mode: str) -> list[Outcome]:

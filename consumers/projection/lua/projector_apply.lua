@@ -30,6 +30,8 @@
 -- {"gap", position}: an older entry above the checkpoint is pending (delivered to
 -- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
 -- it, so nothing is written and the caller recovers the pending entries first.
+-- {"lost", position}: the batch's last entry is no longer in the log (the server lost
+-- writes after it was read); nothing is written, the caller re-reads from the group.
 local ckpt_key, lease_key, view_key, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, consumer, ns, default_ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -71,6 +73,12 @@ if mode == 'live' then
     if padded_oldest < ARGV[16] and padded_oldest > floor then
       return {'gap', oldest}
     end
+  end
+  -- The batch was read from the log: if its last entry is not there any more, the
+  -- server lost writes since (restarted from an older state); applying entries the
+  -- log no longer has would put the projection ahead of it.
+  if target ~= '' and #call('XRANGE', stream, target, target) == 0 then
+    return {'lost', target}
   end
 end
 local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification id

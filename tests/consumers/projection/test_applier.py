@@ -47,9 +47,14 @@ class Harness:
         env = self.producer.envelope(user, payload, time_ms=1_700_000_000_000 + self.seq)
         return Entry(f"{1_700_000_000_000 + self.seq}-0", codec.encode(env)), env
 
-    async def send(self, user: str, *payloads: Payload, mode: str = BUILD, **kw: Any) -> Any:
+    async def send(self, user: str, *payloads: Payload, mode: str = BUILD,
+                   in_log: bool = True, **kw: Any) -> Any:
         pairs = [self.entry(user, p) for p in payloads]
         p = self.producer.partition(user)
+        if mode == LIVE and in_log:  # a live batch was read from the log
+            stream = Keys(self.settings.prefix).stream(p)
+            for e, _ in pairs:
+                await self.producer.redis.xadd(stream, {"e": e.raw}, id=e.position)
         batch = self.preparer.prepare(p, LIVE_NS, [e for e, _ in pairs])
         result = await self.applier.apply(p, LIVE_NS, batch, mode=mode, **kw)
         if result.status == "ok":
@@ -149,6 +154,20 @@ async def test_live_mode_is_fenced_by_the_lease(h: Harness, redis: Any) -> None:
     result, _ = await h.send("alice", NotificationCreated(title="x"), mode=LIVE, consumer="me")
     assert result.status == "ok" and result.applied == 1
     assert await h.queries.unread_count("alice") == 1
+
+
+async def test_live_mode_refuses_a_batch_the_log_no_longer_has(h: Harness, redis: Any) -> None:
+    """Read, then the server lost writes (restarted from an older state): applying the
+    batch would put the projection ahead of the log, so nothing is written."""
+    p = h.producer.partition("alice")
+    await redis.set(Keys(h.settings.prefix).lease("projector", p), "me")
+    await redis.xgroup_create(Keys(h.settings.prefix).stream(p), "projector", "0", mkstream=True)
+    result, _ = await h.send("alice", NotificationCreated(title="x"), mode=LIVE,
+                             consumer="me", in_log=False)
+    assert (result.status, result.ns) == ("lost", f"{1_700_000_000_000 + h.seq}-0")
+    assert await h.queries.checkpoint(p) is None and await h.queries.unread_count("alice") == 0
+    result, _ = await h.send("alice", NotificationCreated(title="y"), mode=LIVE, consumer="me")
+    assert result.status == "ok" and await h.queries.unread_count("alice") == 1
 
 
 async def test_a_switched_view_is_reported_not_written(h: Harness, redis: Any) -> None:
