@@ -217,7 +217,7 @@ class Deployment:
             self.start_worker()
         await self.wait_api()
 
-    async def wait_api(self, timeout: float = 30.0) -> None:
+    async def wait_api(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
@@ -281,7 +281,8 @@ class Deployment:
         ckpt = await self.checkpoints()
         return all(_pos(ckpt.get(p)) >= _pos(t) for p, t in tails.items())
 
-    async def wait_caught_up(self, timeout: float, tails: dict[int, str] | None = None
+    async def wait_caught_up(self, timeout: float,  # noqa: ASYNC109
+                             tails: dict[int, str] | None = None
                              ) -> float | None:
         """Seconds until the projector reached ``tails`` (default: now's); None: never."""
         started = time.monotonic()
@@ -292,7 +293,7 @@ class Deployment:
             await asyncio.sleep(0.1)
         return None
 
-    async def wait_sends(self, expected: int, timeout: float) -> None:
+    async def wait_sends(self, expected: int, timeout: float) -> None:  # noqa: ASYNC109
         """Until the sink received ``expected`` distinct notifications or time is up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -436,7 +437,7 @@ class Loader:
             await asyncio.sleep(0.2)
 
 
-async def measure_recovery(d: Deployment, timeout: float = 60.0) -> float:
+async def measure_recovery(d: Deployment, timeout: float = 60.0) -> float:  # noqa: ASYNC109
     """Seconds from now until the projector reaches the log's tail as it is now."""
     tails = None
     for _ in range(100):
