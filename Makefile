@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean install browser allocator
+.PHONY: run test chaos lint bench clean install browser allocator
 
 install: $(STAMP)
 
@@ -32,13 +32,18 @@ browser:
 # (streams/allocator.py).
 # The check is the lookup the server launcher uses.
 allocator: $(STAMP)
-	@$(call apt,allocator,$(PY) -c "from streams.allocator import find_jemalloc as f; raise SystemExit(f() is None)",libjemalloc2,the server runs on libc malloc)
+	@$(call apt,allocator,$(PY) -c "from herald.streams.allocator import find_jemalloc as f; raise SystemExit(f() is None)",libjemalloc2,the server runs on libc malloc)
 
 run: $(STAMP) allocator
 	HERALD_DEV=$${HERALD_DEV:-true} $(VENV)/bin/herald run
 
 test: $(STAMP) allocator browser
 	$(PY) -m pytest -q
+	$(PY) -m tests.chaos.run --quick
+
+# The chaos suite (tests/chaos): real processes, real faults, one line per scenario.
+chaos: $(STAMP) allocator
+	$(PY) -m tests.chaos.run
 
 # mypy reads the installed layout (pyproject: scripts/ is `herald`, the rooms its
 # subpackages) from a tree of links, rebuilt each time so new files are in it.
