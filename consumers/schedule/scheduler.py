@@ -66,6 +66,7 @@ from herald.consumers.schedule.firing import (
 )
 from herald.consumers.schedule.projection import parse_digest_member
 from herald.streams import codec, positions
+from herald.streams.clock import ServerClock
 from herald.streams.connection import REDIS_ERRORS, Backoff, text
 from herald.streams.crypto import CryptoError
 from herald.streams.errors import CodecError, ValidationError
@@ -104,6 +105,7 @@ class Scheduler:
         self.views = Views(redis, settings)
         self.limits = Limits.from_settings(settings)
         self.data_keys = KeyStore(redis, settings)
+        self.clock = ServerClock(redis)
         self.script = FireScript(redis, IdempotencyRecords.from_settings(settings),
                                  self.consumer)
         self.poll_s = poll_s
@@ -167,7 +169,7 @@ class Scheduler:
         until = time.monotonic() + IDLE_MAX_S
         while not stop.is_set() and not self._more:
             left = min(until - time.monotonic(),
-                       (self._next_due - time.time() * 1000) / 1000)
+                       (self._next_due - self.clock.local_ms()) / 1000)
             if left <= 0 or self._woken.is_set():
                 return
             await sleep_unless(stop, left, self._woken)
@@ -212,7 +214,7 @@ class Scheduler:
         if time.monotonic() - self._views_at >= VIEW_REFRESH_S:
             await self.views.read(owned)
             self._views_at = time.monotonic()
-        now = int(time.time() * 1000)
+        now = await self.clock.now_ms()  # the server's clock, not this machine's
         k = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in owned:
@@ -341,7 +343,7 @@ class Scheduler:
             return 0
         results = await asyncio.gather(*(self.script.fire(p, fires[p]) for p in parts))
         appended = 0
-        now = int(time.time() * 1000)
+        now = self.clock.local_ms()
         for p, outcomes in zip(parts, results, strict=True):
             if outcomes is None:
                 self.leases.owned.discard(p)

@@ -126,12 +126,14 @@ class Deployment:
     """Server + API + workers + sink for one scenario (see the module docstring)."""
 
     def __init__(self, name: str, *, partitions: int = 8, workers: int = 2,
+                 roles: Sequence[str] = (),
                  appendfsync: str = "everysec", server_args: Sequence[str] = (),
                  env: dict[str, str] | None = None, lease_ttl: str = "2s") -> None:
         self.name = name
         self.folder = Path(tempfile.mkdtemp(prefix=f"herald-chaos-{name}-"))
         self.partitions = partitions
         self.worker_count = workers
+        self.roles = list(roles)
         self.appendfsync = appendfsync
         self.server_args = list(server_args)
         self.extra_env = env or {}
@@ -171,9 +173,9 @@ class Deployment:
         return env
 
     def _spawn(self, *args: str, env: dict[str, str] | None = None,
-               prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+               module: Sequence[str] = ("herald.cli",)) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{args[0]}-{len(self.workers)}-{time.monotonic_ns()}.log").open("wb")
-        return subprocess.Popen([*prefix, sys.executable, "-m", "herald.cli", *args],
+        return subprocess.Popen([sys.executable, "-m", *module, *args],
                                 cwd=REPO, env=env or self.env(), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -197,9 +199,12 @@ class Deployment:
     def start_api(self) -> None:
         self.api = self._spawn("api")
 
-    def start_worker(self, env: dict[str, str] | None = None,
-                     prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
-        proc = self._spawn("worker", env=env, prefix=prefix)
+    def start_worker(self, *roles: str, skew_s: float = 0.0,
+                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A ``herald worker`` (all roles unless named), its clock ``skew_s`` off."""
+        args = ["worker", *(("--roles", ",".join(roles)) if roles else ())]
+        module = ("tests.chaos.skewed", str(skew_s)) if skew_s else ("herald.cli",)
+        proc = self._spawn(*args, env=env, module=module)
         self.workers.append(proc)
         return proc
 
@@ -214,7 +219,7 @@ class Deployment:
         self.redis = connect(self.settings)
         self.start_api()
         for _ in range(self.worker_count):
-            self.start_worker()
+            self.start_worker(*self.roles)
         await self.wait_api()
 
     async def wait_api(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109

@@ -239,6 +239,84 @@ async def power_loss_everysec(quick: bool, rnd: random.Random) -> Result:
     return await power_loss(quick, rnd, "everysec")
 
 
+async def clock_skew(quick: bool, rnd: random.Random) -> Result:
+    """Schedulers whose clocks are 5 minutes fast and 5 minutes slow share the
+    partitions: every reminder fires once, at its due time by the server's clock."""
+    reminders = 100 if quick else 500
+    result = Result("clock skew (±5 min)", events=reminders)
+    d = Deployment("clock-skew", workers=1, roles=("projector",))
+    try:
+        await d.start()
+        for skew in (300.0, -300.0):
+            d.start_worker("scheduler", skew_s=skew)
+        result.faults = 2
+        ledger = Ledger(users=50)
+        seconds, micros = await d.redis.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        due = {seq: now + 3000 + rnd.randrange(0, 4000) for seq in range(reminders)}
+        acked = await _publish_scheduled(d, ledger, due)
+        result.expect(acked == reminders, f"{reminders - acked} reminders not acknowledged")
+        await asyncio.sleep((max(due.values()) - now) / 1000 + 3)
+        await d.wait_caught_up(60)
+        fired = await _fired_positions(d, ledger)
+        early = [s for s, at in fired.items() if at and at[0] < due[s]]
+        late = [s for s, at in fired.items() if at and at[0] > due[s] + 2000]
+        twice = [s for s, at in fired.items() if len(at) > 1]
+        never = [s for s in due if not fired.get(s)]
+        lateness = [at[0] - due[s] for s, at in fired.items() if at]
+        result.notes.append(f"lateness ms max {max(lateness, default=0)}")
+        result.acked, result.acked_lost, result.dup_inbox = acked, len(never), len(twice)
+        result.expect(not early, f"{len(early)} fired before due by the server's clock")
+        result.expect(not late, f"{len(late)} fired more than 2 s late")
+        result.expect(not twice, f"{len(twice)} fired twice")
+        result.expect(not never, f"{len(never)} never fired")
+        result.verify = await asyncio.to_thread(d.verify)
+        result.expect(result.verify == "identical", f"replay --verify {result.verify}")
+    finally:
+        await d.stop(keep=not result.ok)
+    return result
+
+
+async def _publish_scheduled(d: Deployment, ledger: Ledger, due: dict[int, int]) -> int:
+    import aiohttp
+
+    from tests.chaos.harness import KEY
+
+    items = [{"user": ledger.users[s % len(ledger.users)], "title": f"chaos {s}",
+              "deliver_at": _rfc3339(at), "idempotency_key": f"skew-{s}"}
+             for s, at in due.items()]
+    acked = 0
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as s:
+        for i in range(0, len(items), 100):
+            async with s.post(d.api_url + "/v1/notifications/batch",
+                              json={"notifications": items[i:i + 100]}) as r:
+                for res in (await r.json())["results"]:
+                    acked += int(res.get("status") in (200, 201))
+    return acked
+
+
+def _rfc3339(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+async def _fired_positions(d: Deployment, ledger: Ledger) -> dict[int, list[int]]:
+    """Sequence number → the log times (ms) of the created events shown for it."""
+    from herald.consumers.projection.queries import InboxQueries
+
+    queries = InboxQueries(d.redis, d.settings)
+    out: dict[int, list[int]] = {}
+    for user in ledger.users:
+        page = await queries.page(user, status="all", limit=100)
+        for item in page.items:
+            title = str(item.get("title", ""))
+            if title.startswith("chaos "):
+                out.setdefault(int(title.split()[1]), []).append(
+                    int(str(item["position"]).split("-")[0]))
+    return out
+
+
 async def server_kills_everysec(quick: bool, rnd: random.Random) -> Result:
     return await server_kills(quick, rnd, "everysec")
 
@@ -249,4 +327,5 @@ SCENARIOS: dict[str, Scenario] = {
     "server-kills-everysec": server_kills_everysec,
     "power-loss": power_loss,
     "power-loss-everysec": power_loss_everysec,
+    "clock-skew": clock_skew,
 }

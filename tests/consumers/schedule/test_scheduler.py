@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
@@ -192,3 +193,24 @@ async def test_a_cancel_always_stops_the_scheduler(h: Harness) -> None:
         s = h.start_scheduler("s")
         await asyncio.sleep(rng.uniform(0, 0.01))
         await h.crash_scheduler(s)
+
+
+@pytest.mark.parametrize("skew_s", [300, -300])
+async def test_a_scheduler_with_a_skewed_clock_fires_at_the_servers_time(
+        h: Harness, skew_s: int) -> None:
+    """A worker whose clock is 5 minutes off fires a reminder once, when it is due by
+    the server's clock: not 5 minutes early, not 5 minutes late."""
+    import time_machine
+
+    seconds, micros = await h.redis.time()
+    due = int(seconds) * 1000 + int(micros) // 1000 + 1500  # by the server's clock
+    scheduled = await h.publish("alice", NotificationScheduled(title="skewed",
+                                                               deliver_at=due))
+    h.start_projector()
+    with time_machine.travel(time.time() + skew_s, tick=True):
+        h.start_scheduler("skewed")
+        item = await eventually(lambda: h.queries.item("alice", scheduled.id), within_s=8)
+    assert item["title"] == "skewed"
+    [(position, _env)] = await h.created_for("alice", scheduled.id)
+    fired_ms = int(position.split("-")[0])  # the server's time of the append
+    assert due <= fired_ms < due + 3000
