@@ -52,7 +52,7 @@ from herald.api.request_limit import RequestLimiter
 from herald.api.routing import ROUTES, Route, add_routes
 from herald.api.schemas import component_schemas
 from herald.consumers.projection.queries import InboxQueries
-from herald.streams.connection import connect
+from herald.streams.connection import connect, eviction_warning
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer
@@ -114,6 +114,9 @@ def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
         try:
             producer = Producer(client, settings)
             await producer.start()
+            warning = await eviction_warning(client)
+            if warning:
+                log.warning("server_evicts", detail=warning)
             queries = InboxQueries(client, settings)
             app[REDIS] = client
             app[PRODUCER] = producer

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
+import redis
 from aiohttp import web
 
 from herald.streams.connection import TRANSIENT_ERRORS
@@ -106,6 +107,12 @@ class Unavailable(Problem):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
+class InsufficientStorage(Problem):
+    """Raised when the event store refuses writes at its memory limit (with Retry-After)."""
+
+    status, slug, title = 507, "store_full", "Insufficient storage"
+
+
 def field_error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
@@ -180,6 +187,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             request, Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)])
         )
+    except redis.exceptions.OutOfMemoryError as exc:  # maxmemory, noeviction: no write
+        log.error("store_full", error=str(exc), path=request.path)
+        return problem_response(request, InsufficientStorage(
+            "the event store is at its memory limit (maxmemory); nothing was written. "
+            "Retry later; operators: raise maxmemory or let retention trim the log",
+            retry_after=5))
     except NotDurableError as exc:  # appended, not confirmed: the message says what to do
         log.warning("publish_not_durable", error=str(exc), path=request.path)
         return problem_response(request, Unavailable(str(exc), retry_after=1))

@@ -31,6 +31,8 @@ PROBLEM_TEXT = {
     429: "Rate limit reached; retry after Retry-After seconds.",
     500: "Unexpected error (a bug; it was logged).",
     503: "Overloaded, timed out, not ready, or Redis unreachable; retry after Retry-After.",
+    507: "The event store is full (its memory limit); nothing was written; retry after "
+         "Retry-After.",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
                                "required": True, "schema": {"type": "integer", "minimum": 1}}}
@@ -50,6 +52,8 @@ def _ref(name: str) -> dict[str, str]:
 def problem_statuses(route: Route) -> list[int]:
     """The problem+json statuses ``route`` can answer with."""
     statuses = {500, 503, *route.errors}
+    if route.method != "GET":  # it may append: a full store refuses
+        statuses.add(507)
     if route.auth != "none":
         statuses |= {401, 429}
         if route.auth == "service" or "{user}" in route.path:
@@ -66,7 +70,7 @@ def _problem_response(status: int) -> dict[str, Any]:
         "description": PROBLEM_TEXT.get(status, "Problem."),
         "content": {PROBLEM_TYPE: {"schema": _ref("Problem")}},
     }
-    if status in (429, 503):
+    if status in (429, 503, 507):
         out["headers"] = RETRY_AFTER
     return out
 

@@ -17,6 +17,7 @@ from herald.api.errors import Unavailable
 from herald.api.jsonio import json_response
 from herald.api.metrics import CONTENT_TYPE
 from herald.api.routing import Call, Reply, Route
+from herald.streams.connection import TRANSIENT_ERRORS, eviction_warning
 from herald.streams.errors import RedisUnavailableError
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -35,7 +36,7 @@ async def readyz(call: Call) -> web.Response:
     try:
         await app[REDIS].ping()
         reading = await app[PROBE].read()
-    except (RedisUnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
+    except (RedisUnavailableError, *TRANSIENT_ERRORS) as exc:
         raise Unavailable(f"Redis is unreachable: {exc}", retry_after=READY_RETRY_S) from exc
     worst = reading.max_lag_s
     if worst > bound:
@@ -45,8 +46,9 @@ async def readyz(call: Call) -> web.Response:
             f"(partitions {', '.join(map(str, behind[:10]))})",
             retry_after=READY_RETRY_S,
         )
+    warning = await eviction_warning(app[REDIS])
     return json_response({"status": "ready", "max_lag_seconds": round(worst, 3),
-                          "lag_bound_seconds": bound})
+                          "lag_bound_seconds": bound, "warnings": [warning] if warning else []})
 
 
 async def metrics(call: Call) -> web.Response:

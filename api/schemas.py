@@ -214,7 +214,10 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         "Ready": {"type": "object", "required": ["status", "max_lag_seconds"],
                   "properties": {"status": {"const": "ready"},
                                  "max_lag_seconds": {"type": "number"},
-                                 "lag_bound_seconds": {"type": "number"}}},
+                                 "lag_bound_seconds": {"type": "number"},
+                                 "warnings": {"type": "array", "items": {"type": "string"},
+                                              "description": "Configuration that risks "
+                                              "data (e.g. an evicting maxmemory-policy)."}}},
     }
 
 

@@ -23,6 +23,7 @@ from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
 from herald.consumers.retention import role as retention
 from herald.consumers.schedule import scheduler
+from herald.streams.connection import eviction_warning
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
@@ -74,6 +75,9 @@ async def run_roles(
         asyncio.ensure_future(ROLES[n](settings, redis, stop)): n for n in resolve(names)
     }
     log.info("worker_started", roles=list(tasks.values()))
+    warning = await eviction_warning(redis)
+    if warning:
+        log.warning("server_evicts", detail=warning)
     failure: BaseException | None = None
     pending = set(tasks)
     while pending:

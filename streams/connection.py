@@ -215,6 +215,29 @@ async def scan_keys(client: Any, pattern: str, *, near: Sequence[str] = (),
                 break
 
 
+SAFE_POLICIES = ("noeviction",)
+
+
+async def eviction_warning(client: Any) -> str | None:
+    """A warning when the server may evict keys (``maxmemory-policy`` other than
+    ``noeviction``): evicting would silently drop log entries, projections, leases.
+    None when safe, or when the policy cannot be read (CONFIG refused: managed servers)."""
+    try:
+        reply = await client.config_get("maxmemory-policy")
+    except REDIS_ERRORS:
+        return None
+    found = reply.values() if isinstance(reply, dict) else []
+    policies = {text(v) for v in found if not isinstance(v, dict)}
+    for nested in (v for v in found if isinstance(v, dict)):  # a Cluster: per node
+        policies |= {text(x) for x in nested.values()}
+    bad = sorted(p for p in policies if p not in SAFE_POLICIES)
+    if not bad:
+        return None
+    return (f"the server's maxmemory-policy is {', '.join(bad)}: at its memory limit it "
+            "would evict keys — log entries, projections, leases — silently; set "
+            "maxmemory-policy noeviction (Herald then answers 507 until memory frees)")
+
+
 async def refresh_topology(client: Any) -> None:
     """Read the Cluster's slot map again (after a failover or a slot move); no-op on
     one server."""

@@ -317,6 +317,39 @@ async def _fired_positions(d: Deployment, ledger: Ledger) -> dict[int, list[int]
     return out
 
 
+async def memory_full(quick: bool, rnd: random.Random) -> Result:
+    """The server reaches maxmemory (noeviction) under load: publishes are refused with
+    507, nothing half-written; when memory frees, everything flows again."""
+    events = 3_000 if quick else 20_000
+    result = Result("memory full", events=events, faults=1)
+    d = Deployment("memory-full", workers=2)
+    try:
+        await d.start()
+        ledger = Ledger(users=50 if quick else 200)
+        loader = Loader(d, ledger)
+        await loader.setup_profiles()
+        used = int((await d.redis.info("memory"))["used_memory"])
+        await d.redis.config_set("maxmemory", used + (2 if quick else 8) * 1024 * 1024)
+        load = asyncio.create_task(loader.publish(events, seconds=120, rate=1_500))
+        started = time.monotonic()
+        while not ledger.failures.get("507") and time.monotonic() - started < 60:
+            await asyncio.sleep(0.2)
+        refused = ledger.failures.get("507", 0)
+        result.expect(refused > 0, "the store never filled up (no 507)")
+        await asyncio.sleep(1.0)  # full for a while: workers' writes are refused too
+        await d.redis.config_set("maxmemory", 0)
+        freed = time.monotonic()
+        await load
+        waited = await d.wait_caught_up(120)
+        result.recovery_s = (time.monotonic() - freed) if waited is not None else float("inf")
+        result.notes.append(f"refused while full: {dict(ledger.failures)}")
+        await d.wait_sends(len(ledger.acked), 120)
+        await d.check(ledger, result)
+    finally:
+        await d.stop(keep=not result.ok)
+    return result
+
+
 async def server_kills_everysec(quick: bool, rnd: random.Random) -> Result:
     return await server_kills(quick, rnd, "everysec")
 
@@ -328,4 +361,5 @@ SCENARIOS: dict[str, Scenario] = {
     "power-loss": power_loss,
     "power-loss-everysec": power_loss_everysec,
     "clock-skew": clock_skew,
+    "memory-full": memory_full,
 }
