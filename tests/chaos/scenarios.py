@@ -333,7 +333,7 @@ async def memory_full(quick: bool, rnd: random.Random) -> Result:
         load = asyncio.create_task(loader.publish(events, seconds=120, rate=1_500))
         started = time.monotonic()
         while not ledger.failures.get("507") and time.monotonic() - started < 60:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # noqa: ASYNC110 - polls the ledger
         refused = ledger.failures.get("507", 0)
         result.expect(refused > 0, "the store never filled up (no 507)")
         await asyncio.sleep(1.0)  # full for a while: workers' writes are refused too
