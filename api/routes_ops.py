@@ -13,11 +13,11 @@ import redis
 from aiohttp import web
 
 from herald.api.context import METRICS, OPENAPI, PROBE, REDIS
-from herald.api.errors import Unavailable
+from herald.api.errors import UNAVAILABLE, Unavailable
 from herald.api.jsonio import json_response
 from herald.api.metrics import CONTENT_TYPE
 from herald.api.routing import Call, Reply, Route
-from herald.streams.connection import TRANSIENT_ERRORS, eviction_warning
+from herald.streams.connection import eviction_warning
 from herald.streams.errors import RedisUnavailableError
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -36,7 +36,7 @@ async def readyz(call: Call) -> web.Response:
     try:
         await app[REDIS].ping()
         reading = await app[PROBE].read()
-    except (RedisUnavailableError, *TRANSIENT_ERRORS) as exc:
+    except UNAVAILABLE as exc:
         raise Unavailable(f"Redis is unreachable: {exc}", retry_after=READY_RETRY_S) from exc
     worst = reading.max_lag_s
     if worst > bound:
