@@ -15,8 +15,16 @@ from types import FrameType
 
 from herald.api.app import create_app
 from herald.api.credentials import with_dev_credentials
-from herald.api.server import serve, stop_on_signals
-from herald.command import EXIT_FAILED, EXIT_OK, UsageError, command, load_settings, run_async
+from herald.api.server import check_bindable, serve, stop_on_signals, tls_context
+from herald.command import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    command,
+    load_settings,
+    run_async,
+    server_url,
+)
 from herald.streams.log import configure_logging, get_logger
 from herald.streams.settings import Settings
 
@@ -36,7 +44,7 @@ def serve_forever(settings: Settings, *, reuse_port: bool = False) -> int:
     async def go() -> int:
         stop = stop_on_signals()
         serving = await serve(create_app(settings), settings.host, settings.port,
-                              reuse_port=reuse_port)
+                              reuse_port=reuse_port, ssl_context=tls_context(settings))
         log.info("api_started", url=serving.url, pid=os.getpid())
         try:
             await stop.wait()
@@ -78,9 +86,12 @@ def main(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     settings = load_settings(host=args.host, port=args.port, api_workers=args.workers)
+    tls_context(settings)  # bad TLS files: exit 2 before anything starts
+    settings = settings.replace(redis_url=server_url(settings))  # never starts a server
     settings, path = with_dev_credentials(settings, create=False)
     if path is not None:
         log.warning("dev_credentials_used", path=str(path))
     if settings.api_workers == 1:
         return serve_forever(settings)
+    check_bindable(settings.host, settings.port)
     return _run_workers(settings, settings.api_workers)

@@ -20,7 +20,7 @@ import sys
 
 from herald.api.app import create_app
 from herald.api.credentials import with_dev_credentials
-from herald.api.server import serve, stop_on_signals
+from herald.api.server import serve, stop_on_signals, tls_context
 from herald.command import (
     EXIT_FAILED,
     EXIT_OK,
@@ -48,7 +48,8 @@ async def run_all(settings: Settings, banner: str = "") -> int:
     stop = stop_on_signals()
     names = resolve(None)
     async with redis_client(settings, settings.redis_url or "") as redis:
-        serving = await serve(create_app(settings, redis=redis), settings.host, settings.port)
+        serving = await serve(create_app(settings, redis=redis), settings.host, settings.port,
+                              ssl_context=tls_context(settings))
         stop_roles = asyncio.Event()
         roles = asyncio.create_task(run_roles(names, settings, redis, stop_roles), name="roles")
         sys.stdout.write(f"Herald is running at {serving.url}/ (roles: {', '.join(names)})"
@@ -77,6 +78,7 @@ async def run_all(settings: Settings, banner: str = "") -> int:
 @command
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(host=args.host, port=args.port)
+    tls_context(settings)  # bad TLS files: exit 2 before anything starts
     generated_key = not settings.api_keys
     with server(settings) as srv:
         settings = settings.replace(redis_url=srv.url)

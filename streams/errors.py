@@ -40,5 +40,14 @@ class ServerStartError(HeraldError):
     """Raised when no Redis-compatible server can be found, started or reached."""
 
 
+class NoServerError(ServerStartError):
+    """Raised when a command needs a running server and none is there: ``REDIS_URL`` is
+    unset and the data folder has no live ``server.url`` (no ``herald run`` on it)."""
+
+
 class RedisUnavailableError(HeraldError):
     """Raised when Redis cannot be reached after the connection's retries."""
+
+
+class ListenError(HeraldError):
+    """Raised at start when the HTTP listener cannot bind (port in use, no permission)."""
