@@ -6,7 +6,8 @@ a test or an embedding application may pass its own as ``modules``. The OpenAPI
 document is built from the same routes.
 
 Middlewares, outermost first: observe (request id, overload guard, access log,
-metrics) → problem+json. Resources that need the loop (the Redis pool unless one
+metrics) → problem+json → CORS (api/cors.py, when ``HERALD_CORS_ORIGINS`` is set).
+Resources that need the loop (the Redis pool unless one
 is given, producer, canceller, queries, request limiter, lag probe) are created in a cleanup
 context at start-up and closed at shutdown. Nothing runs at import time.
 """
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from herald.api import (
+    cors,
     routes_admin,
     routes_delivery,
     routes_inbox,
@@ -99,6 +101,7 @@ def create_app(
     app[SCHEMAS] = schemas
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
+    cors.setup(app, settings)
     for module in modules:
         getattr(module, "setup", lambda app: None)(app)
     return app

@@ -8,46 +8,17 @@ under ``CI=true``, where they must run.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY
-from tests.api.live.conftest import LiveClient, running_live
-
-CHROMIUM = Path(os.environ.get("HERALD_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage"]
-WAIT_MS = 5000
-HAVE_CHROMIUM = CHROMIUM.exists()
+from tests.api.live.conftest import ARTIFACTS, WAIT_MS, LiveClient, running_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("projector")]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Headless Chromium (skips without it, fails without it under CI=true)."""
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {CHROMIUM} is missing: run `make browser`")
-        pytest.skip(f"{CHROMIUM} not found: run `make browser` (apt: chromium, fonts-noto-cjk)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                            args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
