@@ -59,15 +59,15 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _listen_error(host: str, port: int, exc: OSError) -> ListenError:
+def _listen_error(host: str, port: int, exc: OSError,
+                  hint: str = "--port or HERALD_PORT") -> ListenError:
     if exc.errno == errno.EADDRINUSE:
         why = "the address is already in use (another process listens there)"
     elif exc.errno == errno.EACCES:
         why = "permission denied (ports below 1024 need privileges)"
     else:
         why = exc.strerror or str(exc)
-    return ListenError(f"cannot listen on {host}:{port}: {why}; choose another with --port "
-                       "or HERALD_PORT")
+    return ListenError(f"cannot listen on {host}:{port}: {why}; choose another with {hint}")
 
 
 def check_bindable(host: str, port: int) -> None:
@@ -84,7 +84,8 @@ def check_bindable(host: str, port: int) -> None:
 
 
 async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
-                ssl_context: ssl.SSLContext | None = None) -> Serving:
+                ssl_context: ssl.SSLContext | None = None,
+                port_hint: str = "--port or HERALD_PORT") -> Serving:
     """Start ``app`` on ``host:port`` (port 0: a free one), HTTPS with ``ssl_context``.
 
     Raises ListenError when it cannot bind, RedisUnavailableError when the app's
@@ -103,7 +104,7 @@ async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool 
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise _listen_error(host, port, exc) from exc
+        raise _listen_error(host, port, exc, port_hint) from exc
     except BaseException:
         await runner.cleanup()
         raise
