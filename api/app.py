@@ -22,6 +22,7 @@ from aiohttp import web
 from herald.api import (
     cors,
     routes_admin,
+    routes_client,
     routes_delivery,
     routes_inbox,
     routes_live,
@@ -73,7 +74,7 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
-    routes_live, routes_admin, routes_pages, routes_users,
+    routes_live, routes_admin, routes_pages, routes_users, routes_client,
 )
 
 
