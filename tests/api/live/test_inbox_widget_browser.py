@@ -38,7 +38,9 @@ await import(`${api}/v1/inbox.js`);
 const el = document.createElement("herald-inbox");
 el.id = "inbox";
 el.setAttribute("base-url", api);
-for (const name of ["mode", "lang", "transport"]) if (q.get(name)) el.setAttribute(name, q.get(name));
+for (const name of ["mode", "lang", "transport"]) {
+  if (q.get(name)) el.setAttribute(name, q.get(name));
+}
 el.addEventListener("herald-message", (e) => window.log.push(e.detail.message));
 el.addEventListener("herald-state", (e) => window.states.push(e.detail.state));
 el.tokenProvider = async ({ refresh }) => {
