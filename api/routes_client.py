@@ -1,9 +1,11 @@
 """The browser client, served by the API: ``GET /v1/client.js`` and ``GET /v1/inbox.js``.
 
-Two dependency-free ES modules (no build step, so no source map): ``client.js`` wraps
+Dependency-free ES modules (no build step, so no source map): ``client.js`` wraps
 the API for a page — token refresh through a callback the app supplies, inbox paging,
 actions, live updates with gapless resume (SSE with ``since``, long-poll fallback) —
-and ``inbox.js`` defines the ``<herald-inbox>`` element on top of it (api/pages/).
+and ``inbox.js`` defines the ``<herald-inbox>`` element on top of it, with its words
+and look in ``inbox-strings.js`` and ``inbox-style.js`` and its rows in ``inbox-row.js``
+(api/pages/; relative imports, so they load from wherever ``inbox.js`` does).
 The path carries the API version; the files are read once and served with an ETag
 (304 on a matching ``If-None-Match``, ``Cache-Control: no-cache`` so a new release is
 picked up at the next revalidation). A page on another origin loads them like any
@@ -22,7 +24,10 @@ from herald.api.routing import Call, Reply, Route
 from herald.streams.settings import Settings
 
 MODULES = {"client.js": "the client (HeraldClient, LiveFeed)",
-           "inbox.js": "the <herald-inbox> element"}
+           "inbox.js": "the <herald-inbox> element",
+           "inbox-row.js": "one item of the element's list",
+           "inbox-strings.js": "the element's words (English, Simplified Chinese)",
+           "inbox-style.js": "the element's style sheet and icons"}
 JS = "text/javascript"
 
 
@@ -37,7 +42,8 @@ def routes(settings: Settings) -> list[Route]:
 
             return get
 
-        out.append(Route("GET", f"/v1/{name}", handler(module), f"browser_{name[:-3]}",
+        stem = name[:-3].replace("-", "_")
+        out.append(Route("GET", f"/v1/{name}", handler(module), f"browser_{stem}",
                          f"Browser module: {what}", "browser client", "none",
                          {200: Reply(f"An ES module ({JS}).", None, JS)},
                          description="No dependencies, no build step; ETag and 304."))

@@ -26,7 +26,8 @@ async def test_pages_and_assets_are_served_with_etags(live: LiveClient) -> None:
     assert (await live.get("/static/nope.js", auth=None)).status == 404
     i18n = (await live.get("/static/i18n.js", auth=None)).raw.decode()
     assert "运维面板" in i18n and "Demo controls" in i18n
-    for name in ("client.js", "inbox.js"):  # the browser client, at a versioned path
+    for name in ("client.js", "inbox.js", "inbox-row.js", "inbox-strings.js",
+                 "inbox-style.js"):  # the browser client, at a versioned path
         module = await live.get(f"/v1/{name}", auth=None)
         assert module.status == 200 and module.content_type == "text/javascript"
         assert module.headers["Cache-Control"] == "no-cache"
@@ -34,7 +35,9 @@ async def test_pages_and_assets_are_served_with_etags(live: LiveClient) -> None:
                                 headers={"If-None-Match": module.headers["ETag"]})
         assert cached.status == 304
     inbox = (await live.get("/v1/inbox.js", auth=None)).raw.decode()
-    assert 'from "./client.js"' in inbox and "通知" in inbox and "Mark all as read" in inbox
+    assert 'from "./client.js"' in inbox and 'from "./inbox-strings.js"' in inbox
+    strings = (await live.get("/v1/inbox-strings.js", auth=None)).raw.decode()
+    assert "通知" in strings and "Mark all as read" in strings
 
 
 async def test_the_demo_page_is_a_user_of_the_element(live: LiveClient) -> None:
