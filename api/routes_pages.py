@@ -3,10 +3,9 @@ and the development-only helpers the demo page uses.
 
 No build step: plain HTML, CSS and JavaScript files in api/pages/, read once when
 the routes are made and served from memory with an ETag (a 304 answers a matching
-``If-None-Match``). The inbox page talks to the same public API as any client
-(``/v1/users/me/...`` with a user token, live updates over SSE with
-``?access_token=``); the operator page asks for a service key and polls
-``/v1/admin/status``.
+``If-None-Match``). The inbox page is a user of the ``<herald-inbox>`` element
+(api/routes_client.py): it only finds a user token; the operator page asks for a
+service key and polls ``/v1/admin/status``.
 
 Development only (``HERALD_DEV=true``, never in production): ``POST /v1/dev/token``
 mints a user token for any user without credentials, so the demo page can "pick a
@@ -93,8 +92,9 @@ def routes(settings: Settings) -> list[Route]:
     pages = "pages"
     out = [
         Route("GET", "/", static_file(index), "page_inbox", "Demo inbox page", pages, "none", html,
-              description="A demo inbox: bell with unread badge, list, mark read, archive, "
-                          "live over SSE with resume. Needs a user token (or HERALD_DEV)."),
+              description="A demo inbox built on the <herald-inbox> element (/v1/inbox.js): "
+                          "bell with unread badge, list, mark read, archive, live with "
+                          "resume. Needs a user token (or HERALD_DEV)."),
         Route("GET", "/admin", static_file(admin), "page_admin", "Operator page", pages, "none",
               html,
               description="Partitions, owners, checkpoints, lag, pending, dead letters, "
