@@ -48,7 +48,7 @@ def test_a_stale_server_url_is_not_a_server(tmp_path: Path) -> None:
 
 def test_an_unreachable_redis_url_is_one_line(tmp_path: Path) -> None:
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    for args in (["status"], ["worker"], ["api", "--port", "8"]):
+    for args in (["status"], ["worker"], ["api", "--port", "8"], ["run", "--port", "8"]):
         done = herald(*args, env=base_env(REDIS_URL=url, HERALD_DATA_DIR=str(tmp_path)))
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip().splitlines()[-1].startswith(
