@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from herald.consumers.metrics import LATENCY_BUCKETS, ConsumerMetrics, LatencyHistogram
+from herald.consumers.metrics import (
+    LATENCY_BUCKETS,
+    SAMPLE,
+    ConsumerMetrics,
+    LatencyHistogram,
+)
 from herald.streams.events import NotificationScheduled
 from herald.streams.producer import Producer
 from herald.streams.settings import Settings
@@ -17,7 +22,7 @@ from herald.streams.settings import Settings
 NOW_MS = 1_800_000_000_000
 
 
-@given(st.lists(st.integers(min_value=-5_000, max_value=120_000), max_size=200))
+@given(st.lists(st.integers(min_value=-5_000, max_value=120_000), max_size=SAMPLE))
 def test_latency_buckets_equal_prometheus_histogram(ages_ms: list[int]) -> None:
     ours = LatencyHistogram()
     ours.observe_positions([f"{NOW_MS - age}-{i}" for i, age in enumerate(ages_ms)], NOW_MS)
@@ -34,6 +39,19 @@ def test_latency_buckets_equal_prometheus_histogram(ages_ms: list[int]) -> None:
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert abs(got[key] - value) < 1e-6, key
+
+
+@given(st.integers(min_value=SAMPLE + 1, max_value=5000), st.integers(0, 50_000))
+def test_a_big_batch_is_sampled_and_counted_exactly(n: int, spread_ms: int) -> None:
+    """A catch-up batch: every entry counted once (weights), ages from a sample."""
+    ours = LatencyHistogram()
+    positions = [f"{NOW_MS - spread_ms * (n - i) // n}-{i}" for i in range(n)]
+    ours.observe_positions(positions, NOW_MS)
+    assert sum(ours.counts) == n
+    assert 0 <= ours.sum_ms <= spread_ms * n
+    [family] = list(ours.collect())
+    count = next(s.value for s in family.samples if s.name.endswith("_count"))
+    assert count == n
 
 
 async def test_gauges_are_read_for_the_groups_this_process_runs(settings: Settings,
