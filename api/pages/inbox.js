@@ -107,9 +107,12 @@ export class HeraldInbox extends HTMLElement {
     if (!this.isConnected) return;
     const client = this._clientOrNull();
     if (!client) return;
+    this._generation = (this._generation || 0) + 1; // answers of an earlier client are dropped
     this.items.clear();
     this.cursor = null;
     this._loaded = false;
+    this._held = null;
+    this.loading = false;
     this._renderList();
     this._feed = client.live({
       transport: this.getAttribute("transport") || "auto",
@@ -167,12 +170,14 @@ export class HeraldInbox extends HTMLElement {
   async _load(more = false) {
     const client = this._clientOrNull();
     if (!client) return;
+    const generation = this._generation;
     this._held = this._held || [];
     this.loading = true;
     this._renderList();
     try {
       const page = await client.inbox({ status: this.filter, limit: this._pageSize(),
         cursor: more ? this.cursor : undefined });
+      if (generation !== this._generation) return; // another user or client meanwhile
       if (!more) {
         for (const [id, item] of this.items) if (this._visible(item)) this.items.delete(id);
       }
