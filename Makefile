@@ -50,7 +50,7 @@ chaos: $(STAMP) allocator
 TYPECHECK := build/typecheck/herald
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check streams consumers api scripts tests
+	$(VENV)/bin/ruff check streams consumers api scripts tests herald_client
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
 	for f in scripts/*; do case $$f in *__pycache__) ;; *) ln -s $(CURDIR)/$$f $(TYPECHECK)/;; esac; done
 	for d in streams consumers api; do ln -s $(CURDIR)/$$d $(TYPECHECK)/$$d; done

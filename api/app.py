@@ -6,7 +6,8 @@ a test or an embedding application may pass its own as ``modules``. The OpenAPI
 document is built from the same routes.
 
 Middlewares, outermost first: observe (request id, overload guard, access log,
-metrics) → problem+json. Resources that need the loop (the Redis pool unless one
+metrics) → problem+json → CORS (api/cors.py, when ``HERALD_CORS_ORIGINS`` is set).
+Resources that need the loop (the Redis pool unless one
 is given, producer, canceller, queries, request limiter, lag probe) are created in a cleanup
 context at start-up and closed at shutdown. Nothing runs at import time.
 """
@@ -19,7 +20,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from herald.api import (
+    cors,
     routes_admin,
+    routes_client,
     routes_delivery,
     routes_inbox,
     routes_live,
@@ -71,7 +74,7 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
-    routes_live, routes_admin, routes_pages, routes_users,
+    routes_live, routes_admin, routes_pages, routes_users, routes_client,
 )
 
 
@@ -99,6 +102,7 @@ def create_app(
     app[SCHEMAS] = schemas
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
+    cors.setup(app, settings)
     for module in modules:
         getattr(module, "setup", lambda app: None)(app)
     return app

@@ -13,6 +13,8 @@ api/live/hub.py.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,7 +23,7 @@ from herald.api.context import METRICS, QUERIES, REDIS, SETTINGS
 from herald.api.live import messages, sse, ws
 from herald.api.live.credentials import COOKIE, QUERY, browser_credentials
 from herald.api.live.hub import HUB, Hub
-from herald.api.live.metrics import LiveCollector
+from herald.api.live.metrics import SYNC_S, LiveMetrics
 from herald.api.routes_inbox import USER_PARAM
 from herald.api.routing import Param, Reply, Route
 from herald.api.schemas import POSITION
@@ -73,13 +75,27 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[REDIS], app[SETTINGS], app[QUERIES])
     hub.start()
     app[HUB] = hub
-    collector = LiveCollector(hub)
-    app[METRICS].registry.register(collector)  # type: ignore[arg-type]
+    metrics = app[METRICS]
+    live = LiveMetrics(hub, metrics.registry)
+    metrics.before_render(live.sync)
+    syncing = None
+    if metrics.shared_dir is not None:  # other processes answer scrapes too: keep it fresh
+        syncing = asyncio.create_task(_sync_every(live), name="live-metrics")
     try:
         yield
     finally:
+        if syncing is not None:
+            syncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncing
         await hub.stop()
-        app[METRICS].registry.unregister(collector)  # type: ignore[arg-type]
+        live.unregister(metrics.registry)
+
+
+async def _sync_every(live: LiveMetrics) -> None:
+    while True:
+        live.sync()
+        await asyncio.sleep(SYNC_S)
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -3,8 +3,9 @@
 ``/healthz`` answers while the process serves (no Redis call). ``/readyz`` is 200
 only when Redis answers PING and every partition's projector lag is at most
 ``HERALD_READY_MAX_LAG``; else 503 problem+json naming the reason. ``/metrics``
-refreshes the per-partition gauges from Redis before rendering; when Redis is
-unreachable it still renders the process's own metrics.
+refreshes the per-partition gauges from Redis before rendering (and the series of
+other sources in the process: live push, the worker roles under ``herald run``);
+when Redis is unreachable it still renders the process's own metrics.
 """
 
 from __future__ import annotations
@@ -53,11 +54,16 @@ async def readyz(call: Call) -> web.Response:
 
 async def metrics(call: Call) -> web.Response:
     app = call.app
+    registry = app[METRICS]
     try:
-        app[METRICS].update_partitions(await app[PROBE].read())
+        registry.update_partitions(await app[PROBE].read())
+        for source in registry.sources:
+            await source.sample(app[REDIS], call.settings)
     except (RedisUnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("metrics_partitions_unavailable", error=str(exc))
-    return web.Response(body=app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+    registry.refresh()
+    body = registry.render() + b"".join(source.render() for source in registry.sources)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def openapi(call: Call) -> web.Response:

@@ -3,10 +3,9 @@ and the development-only helpers the demo page uses.
 
 No build step: plain HTML, CSS and JavaScript files in api/pages/, read once when
 the routes are made and served from memory with an ETag (a 304 answers a matching
-``If-None-Match``). The inbox page talks to the same public API as any client
-(``/v1/users/me/...`` with a user token, live updates over SSE with
-``?access_token=``); the operator page asks for a service key and polls
-``/v1/admin/status``.
+``If-None-Match``). The inbox page is a user of the ``<herald-inbox>`` element
+(api/routes_client.py): it only finds a user token; the operator page asks for a
+service key and polls ``/v1/admin/status``.
 
 Development only (``HERALD_DEV=true``, never in production): ``POST /v1/dev/token``
 mints a user token for any user without credentials, so the demo page can "pick a
@@ -58,7 +57,8 @@ class Asset:
     etag: str
 
 
-def _asset(name: str, content_type: str, replace: dict[str, str] | None = None) -> Asset:
+def asset(name: str, content_type: str, replace: dict[str, str] | None = None) -> Asset:
+    """A file of api/pages/ read into memory with its ETag (``replace``: text swaps)."""
     text = (PAGES_DIR / name).read_text(encoding="utf-8")
     for old, new in (replace or {}).items():
         text = text.replace(old, new)
@@ -66,24 +66,25 @@ def _asset(name: str, content_type: str, replace: dict[str, str] | None = None) 
     return Asset(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
 
 
-def _serve(request: web.Request, asset: Asset) -> web.Response:
-    headers = {"ETag": asset.etag, "Cache-Control": "no-cache",
+def serve_asset(request: web.Request, served: Asset) -> web.Response:
+    """The asset, or 304 when ``If-None-Match`` names its ETag."""
+    headers = {"ETag": served.etag, "Cache-Control": "no-cache",
                "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("If-None-Match") == asset.etag:
+    if request.headers.get("If-None-Match") == served.etag:
         return web.Response(status=304, headers=headers)
-    return web.Response(body=asset.body, headers=headers,
-                        content_type=asset.content_type, charset="utf-8")
+    return web.Response(body=served.body, headers=headers,
+                        content_type=served.content_type, charset="utf-8")
 
 
 def routes(settings: Settings) -> list[Route]:
     dev = "true" if settings.dev_mode else "false"
-    index = _asset("index.html", "text/html", {"{{DEV_MODE}}": dev})
-    admin = _asset("admin.html", "text/html")
-    static = {name: _asset(name, kind) for name, kind in STATIC.items()}
+    index = asset("index.html", "text/html", {"{{DEV_MODE}}": dev})
+    admin = asset("admin.html", "text/html")
+    static = {name: asset(name, kind) for name, kind in STATIC.items()}
 
-    def static_file(asset: Asset) -> Callable[[Call], Awaitable[web.Response]]:
+    def static_file(served: Asset) -> Callable[[Call], Awaitable[web.Response]]:
         async def handler(call: Call) -> web.Response:
-            return _serve(call.request, asset)
+            return serve_asset(call.request, served)
 
         return handler
 
@@ -91,19 +92,20 @@ def routes(settings: Settings) -> list[Route]:
     pages = "pages"
     out = [
         Route("GET", "/", static_file(index), "page_inbox", "Demo inbox page", pages, "none", html,
-              description="A demo inbox: bell with unread badge, list, mark read, archive, "
-                          "live over SSE with resume. Needs a user token (or HERALD_DEV)."),
+              description="A demo inbox built on the <herald-inbox> element (/v1/inbox.js): "
+                          "bell with unread badge, list, mark read, archive, live with "
+                          "resume. Needs a user token (or HERALD_DEV)."),
         Route("GET", "/admin", static_file(admin), "page_admin", "Operator page", pages, "none",
               html,
               description="Partitions, owners, checkpoints, lag, pending, dead letters, "
                           "throughput and live connections; asks for a service key."),
     ]
-    for name, asset in static.items():
+    for name, served in static.items():
         stem = name.replace(".", "_")
-        out.append(Route("GET", f"/static/{name}", static_file(asset), f"page_static_{stem}",
+        out.append(Route("GET", f"/static/{name}", static_file(served), f"page_static_{stem}",
                          f"Page asset {name}", pages, "none",
-                         {200: Reply(f"{name} ({asset.content_type}).", None,
-                                     asset.content_type)}))
+                         {200: Reply(f"{name} ({served.content_type}).", None,
+                                     served.content_type)}))
     if settings.dev_mode:
         out += dev_routes()
     return out

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "erase": "forget a user: their content unreadable everywhere, their state gone",
     "token": "mint a user token (development and tests)",
     "dev-cluster": "a local Redis Cluster (3 primaries, 3 replicas) for development",
+    "config": "the effective configuration (secrets masked) and where each value came from",
 }
 
 

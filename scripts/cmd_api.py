@@ -2,7 +2,10 @@
 
 Needs a server: ``REDIS_URL``, or the one ``herald run`` started on the data
 folder. With several workers, each is a process bound to the same port
-(SO_REUSEPORT; the kernel spreads connections). SIGINT/SIGTERM stop cleanly.
+(SO_REUSEPORT; the kernel spreads connections) and they share one Prometheus
+registry through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder unless set; its
+``*.db`` files are cleared at start), so whichever answers ``/metrics`` shows the
+sum (api/metrics.py). SIGINT/SIGTERM stop cleanly.
 """
 
 from __future__ import annotations
@@ -10,13 +13,27 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 from types import FrameType
+
+from prometheus_client import multiprocess
 
 from herald.api.app import create_app
 from herald.api.credentials import with_dev_credentials
-from herald.api.server import serve, stop_on_signals
-from herald.command import EXIT_FAILED, EXIT_OK, UsageError, command, load_settings, run_async
+from herald.api.metrics import MULTIPROC_ENV
+from herald.api.server import check_bindable, serve, stop_on_signals, tls_context
+from herald.command import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    command,
+    load_settings,
+    run_async,
+    server_url,
+)
 from herald.streams.log import configure_logging, get_logger
 from herald.streams.settings import Settings
 
@@ -36,7 +53,7 @@ def serve_forever(settings: Settings, *, reuse_port: bool = False) -> int:
     async def go() -> int:
         stop = stop_on_signals()
         serving = await serve(create_app(settings), settings.host, settings.port,
-                              reuse_port=reuse_port)
+                              reuse_port=reuse_port, ssl_context=tls_context(settings))
         log.info("api_started", url=serving.url, pid=os.getpid())
         try:
             await stop.wait()
@@ -54,6 +71,21 @@ def _child(settings: Settings) -> None:
 
 
 def _run_workers(settings: Settings, count: int) -> int:
+    shared = os.environ.get(MULTIPROC_ENV)
+    made = not shared
+    folder = Path(shared) if shared else Path(tempfile.mkdtemp(prefix="herald-metrics-"))
+    for stale in folder.glob("*.db"):  # values of an earlier run would be summed in
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)  # the spawned children inherit it
+    try:
+        return _supervise(settings, count, folder)
+    finally:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
+
+
+def _supervise(settings: Settings, count: int, folder: Path) -> int:
     context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=_child, args=(settings,), name=f"herald-api-{i}")
              for i in range(count)]
@@ -69,6 +101,8 @@ def _run_workers(settings: Settings, count: int) -> int:
     signal.signal(signal.SIGINT, forward)
     for proc in procs:
         proc.join()
+        if proc.pid is not None:  # its live gauges leave the sum
+            multiprocess.mark_process_dead(proc.pid, str(folder))
     clean = all(proc.exitcode in (0, -signal.SIGTERM) for proc in procs)
     return EXIT_OK if clean else EXIT_FAILED
 
@@ -78,9 +112,12 @@ def main(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     settings = load_settings(host=args.host, port=args.port, api_workers=args.workers)
+    tls_context(settings)  # bad TLS files: exit 2 before anything starts
+    settings = settings.replace(redis_url=server_url(settings))  # never starts a server
     settings, path = with_dev_credentials(settings, create=False)
     if path is not None:
         log.warning("dev_credentials_used", path=str(path))
     if settings.api_workers == 1:
         return serve_forever(settings)
+    check_bindable(settings.host, settings.port)
     return _run_workers(settings, settings.api_workers)

@@ -1,4 +1,9 @@
-"""``herald publish``: append one notification (now, after a delay, or at a time)."""
+"""``herald publish``: append one notification (now, after a delay, or at a time).
+
+``--at`` in the past is refused (exit 2): a typo in a date must not send at once.
+With ``--allow-past`` it fires now (scheduled for the current time, so a
+``--cancel-key`` still names it).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--delay", default=None, help="deliver after this long (30s, 15m, 2h)")
     when.add_argument("--at", default=None, help="deliver at this ISO-8601 time (UTC if no zone)")
+    parser.add_argument("--allow-past", action="store_true",
+                        help="an --at in the past fires now instead of being refused")
     parser.add_argument("--cancel-key", default=None, help="key to cancel a scheduled notification")
     parser.add_argument("--idempotency-key", default=None)
 
@@ -54,7 +61,14 @@ def _deliver_at(args: argparse.Namespace) -> int | None:
             raise UsageError(f"--at is not an ISO-8601 time: {args.at!r}") from exc
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1000)
+        due, now = int(moment.timestamp() * 1000), now_ms()
+        if due < now:
+            if not args.allow_past:
+                raise UsageError(f"--at {args.at} is in the past (now is "
+                                 f"{datetime.now(UTC).isoformat(timespec='seconds')}); "
+                                 "add --allow-past to send it now")
+            return now
+        return due
     return None
 
 

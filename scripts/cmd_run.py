@@ -3,8 +3,9 @@
 Starts the private server when ``REDIS_URL`` is unset (kept on the data folder,
 append-only), then the API and every role registered in ``consumers.roles.ROLES``
 (projector, scheduler, delivery workers) on one loop and one Redis pool, and
-prints the URL. Unset credentials come from the data folder's development file
-(made on first run; see api/credentials.py).
+prints the URL. The roles' Prometheus series are on the API's ``/metrics``. Unset
+credentials come from the data folder's development file (made on first run; see
+api/credentials.py).
 
 SIGINT/SIGTERM: stop accepting requests, tell the roles to stop, wait for them
 (``ROLE_STOP_S``, then cancel), close the pool, stop the private server. A role
@@ -19,8 +20,9 @@ import asyncio
 import sys
 
 from herald.api.app import create_app
+from herald.api.context import METRICS
 from herald.api.credentials import with_dev_credentials
-from herald.api.server import serve, stop_on_signals
+from herald.api.server import serve, stop_on_signals, tls_context
 from herald.command import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,6 +32,7 @@ from herald.command import (
     run_async,
     server,
 )
+from herald.consumers.metrics import consumer_metrics
 from herald.consumers.roles import resolve, run_roles
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -48,7 +51,10 @@ async def run_all(settings: Settings, banner: str = "") -> int:
     stop = stop_on_signals()
     names = resolve(None)
     async with redis_client(settings, settings.redis_url or "") as redis:
-        serving = await serve(create_app(settings, redis=redis), settings.host, settings.port)
+        app = create_app(settings, redis=redis)
+        app[METRICS].include(consumer_metrics())  # the roles' series on the API's /metrics
+        serving = await serve(app, settings.host, settings.port,
+                              ssl_context=tls_context(settings))
         stop_roles = asyncio.Event()
         roles = asyncio.create_task(run_roles(names, settings, redis, stop_roles), name="roles")
         sys.stdout.write(f"Herald is running at {serving.url}/ (roles: {', '.join(names)})"
@@ -77,6 +83,7 @@ async def run_all(settings: Settings, banner: str = "") -> int:
 @command
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(host=args.host, port=args.port)
+    tls_context(settings)  # bad TLS files: exit 2 before anything starts
     generated_key = not settings.api_keys
     with server(settings) as srv:
         settings = settings.replace(redis_url=srv.url)

@@ -2,7 +2,8 @@
 
 Default: every registered role. SIGTERM or SIGINT stops gracefully (each role
 finishes its batch, acks, releases its leases); a second signal exits at once.
-An unknown role exits 2 naming the known ones.
+An unknown role exits 2 naming the known ones. With ``HERALD_METRICS_PORT`` the
+process serves Prometheus ``/metrics`` (api/metrics_server.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import signal
 import sys
 from typing import Any
 
+from herald.api.metrics_server import serve_metrics
 from herald.command import EXIT_OK, UsageError, command, connected
 from herald.consumers.errors import UnknownRoleError
+from herald.consumers.metrics import consumer_metrics
 from herald.consumers.roles import resolve, run_roles
+from herald.streams.log import get_logger
 from herald.streams.settings import Settings
+
+log = get_logger("herald.worker")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,5 +59,13 @@ async def _work(names: list[str], settings: Settings, redis: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    await run_roles(names, settings, redis, stop)
+    serving = None
+    if settings.metrics_port is not None:
+        serving = await serve_metrics(settings, redis, consumer_metrics())
+        log.info("metrics_started", url=f"{serving.url}/metrics")
+    try:
+        await run_roles(names, settings, redis, stop)
+    finally:
+        if serving is not None:
+            await serving.stop()
     return EXIT_OK

@@ -2,7 +2,7 @@
 
 A subcommand's ``main`` is decorated with :func:`command` (errors become a message and
 an exit code) and, when it needs Redis, hands its work to :func:`connected` (the
-server, one client, uvloop)::
+running server, one client, uvloop)::
 
     @command
     def main(args):
@@ -10,7 +10,12 @@ server, one client, uvloop)::
         return connected(lambda settings, redis: work(args, settings, redis))
 
 Exit codes: 0 success; 1 the operation failed (or ``--verify`` found a
-difference); 2 bad input or configuration, with a message on stderr.
+difference), no server is running, Redis is unreachable, the port is taken; 2 bad
+input or configuration, with a message on stderr. Each is one line, never a traceback.
+
+Only ``herald run`` starts a server (:func:`server`); every other command connects to
+the one that runs — ``REDIS_URL``, or the data folder's ``server.url`` that a running
+``herald run`` left — and fails with exit 1 saying how to start one when there is none.
 """
 
 from __future__ import annotations
@@ -18,18 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
-from herald.streams.connection import connect
+import redis
+
+from herald.streams.connection import connect, resolve_url
+from herald.streams.environment import SERVICE_LINK, UNKNOWN, audit, describe
 from herald.streams.errors import HeraldError, SettingsError, ValidationError
-from herald.streams.log import configure_logging
+from herald.streams.log import configure_logging, get_logger
 from herald.streams.process import tune_gc
-from herald.streams.server import ServerHandle, ensure_server
+from herald.streams.server import ServerHandle, ensure_server, reach
 from herald.streams.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = get_logger("herald.settings")
 
 
 class UsageError(HeraldError):
@@ -37,20 +47,48 @@ class UsageError(HeraldError):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, logging configured from them."""
+    """Settings from the environment, logging configured from them; the variables that
+    are not read are logged (:func:`report_environment`)."""
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_format)
+    report_environment(os.environ)
     return settings
+
+
+def report_environment(env: Mapping[str, str]) -> None:
+    """One warning per unknown ``HERALD_*`` name (with a did-you-mean), one note for all
+    Kubernetes service links (streams/environment.py)."""
+    notes = audit(env, Settings.variables())
+    for note in notes:
+        if note.kind == UNKNOWN:
+            log.warning("setting_unknown", variable=note.name, suggestion=note.suggestion,
+                        detail=describe(note))
+    links = [note.name for note in notes if note.kind == SERVICE_LINK]
+    if links:
+        log.info("service_links_ignored", variables=links,
+                 detail="Kubernetes service-link variables: Herald does not read them "
+                        "(a setting of the same name keeps its default)")
 
 
 @contextlib.contextmanager
 def server(settings: Settings) -> Iterator[ServerHandle]:
-    """The server for a command: REDIS_URL, the one running on the data folder, or a private one."""
+    """``herald run``'s server: REDIS_URL (which must answer), the one running on the data
+    folder, or a private one it starts (and stops on exit)."""
     handle = ensure_server(settings)
     try:
+        if not handle.owned:
+            reach(handle.url)
         yield handle
     finally:
         handle.stop()
+
+
+def server_url(settings: Settings) -> str:
+    """The running server's URL (REDIS_URL or the data folder's ``server.url``), checked
+    to answer. Raises NoServerError or RedisUnavailableError (exit 1, one line)."""
+    url = resolve_url(settings)
+    reach(url)
+    return url
 
 
 @contextlib.asynccontextmanager
@@ -72,16 +110,27 @@ def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return asyncio.run(main())
 
 
+def fail(error: BaseException | str, code: int) -> int:
+    """Print ``error`` as one line on stderr and return ``code``."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    print(f"herald: error: {text}", file=sys.stderr)
+    return code
+
+
 def guarded(fn: Callable[[], int]) -> int:
-    """Run a command body, turning Herald errors into a message and an exit code."""
+    """Run a command body, turning Herald errors into one line and an exit code (and
+    Redis or OS errors met after start-up too: a command never ends in a traceback for
+    them)."""
     try:
         return fn()
     except (UsageError, ValidationError, SettingsError) as exc:
-        print(f"herald: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(exc, EXIT_USAGE)
     except HeraldError as exc:
-        print(f"herald: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(exc, EXIT_FAILED)
+    except redis.RedisError as exc:
+        return fail(f"Redis: {exc}", EXIT_FAILED)
+    except OSError as exc:
+        return fail(exc, EXIT_FAILED)
     except KeyboardInterrupt:
         print("herald: interrupted", file=sys.stderr)
         return 130
@@ -100,19 +149,20 @@ def command(main: Callable[[Any], int]) -> Callable[[Any], int]:
 
 def connected(work: Callable[[Settings, Any], Awaitable[int]],
               settings: Settings | None = None, *, tune_collector: bool = False) -> int:
-    """Run ``work(settings, redis)`` on uvloop with the command's server and one client.
+    """Run ``work(settings, redis)`` on uvloop with one client of the running server.
 
     ``settings`` default to :func:`load_settings`; ``tune_collector`` is for long
-    decode loops (streams/process.py). The client is closed and a private server
-    stopped when the work returns or raises.
+    decode loops (streams/process.py). Never starts a server (:func:`server_url`); the
+    client is closed when the work returns or raises.
     """
     chosen = load_settings() if settings is None else settings
+    url = server_url(chosen)
+    chosen = chosen.replace(redis_url=url)
 
     async def go() -> int:
         if tune_collector:
             tune_gc()
-        with server(chosen) as srv:
-            async with redis_client(chosen, srv.url) as redis:
-                return await work(chosen, redis)
+        async with redis_client(chosen, url) as redis:
+            return await work(chosen, redis)
 
     return run_async(go)

@@ -23,7 +23,7 @@ try:  # the hiredis reader's "no whole reply yet" value, as redis-py configures 
 except ImportError:  # pragma: no cover - another redis-py layout: Batch reads per reply
     NOT_ENOUGH_DATA = None
 
-from herald.streams.errors import ServerStartError
+from herald.streams.errors import NoServerError
 from herald.streams.server import running_server_url
 from herald.streams.settings import Settings
 
@@ -246,13 +246,17 @@ async def refresh_topology(client: Any) -> None:
 
 
 def resolve_url(settings: Settings) -> str:
-    """``REDIS_URL``, else the server running on the data folder; else ServerStartError."""
+    """``REDIS_URL``, else the server running on the data folder; else NoServerError.
+
+    Never starts a server: only ``herald run`` does (streams/server.py ``ensure_server``).
+    """
     if settings.redis_url:
         return settings.redis_url
     url = running_server_url(settings.data_dir)
     if url is None:
-        raise ServerStartError(
-            f"no server is running on {settings.data_dir}: start `herald run`, or set REDIS_URL"
+        raise NoServerError(
+            f"no Herald server is running for the data folder {settings.data_dir.resolve()}: "
+            "start one with `herald run` (it leaves server.url there), or set REDIS_URL"
         )
     return url
 

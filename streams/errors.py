@@ -40,6 +40,11 @@ class ServerStartError(HeraldError):
     """Raised when no Redis-compatible server can be found, started or reached."""
 
 
+class NoServerError(ServerStartError):
+    """Raised when a command needs a running server and none is there: ``REDIS_URL`` is
+    unset and the data folder has no live ``server.url`` (no ``herald run`` on it)."""
+
+
 class RedisUnavailableError(HeraldError):
     """Raised when Redis cannot be reached after the connection's retries."""
 
@@ -48,3 +53,7 @@ class NotDurableError(RedisUnavailableError):
     """Raised when a publish was applied but not copied or synced as
     ``HERALD_PUBLISH_DURABILITY`` asks within ``HERALD_PUBLISH_WAIT``: not
     acknowledged (publish again with the same idempotency key)."""
+
+
+class ListenError(HeraldError):
+    """Raised at start when the HTTP listener cannot bind (port in use, no permission)."""

@@ -35,13 +35,15 @@ from typing import IO
 import redis
 
 from herald.streams.allocator import server_environment
-from herald.streams.errors import ServerStartError
+from herald.streams.configuration import redact_url
+from herald.streams.errors import RedisUnavailableError, ServerStartError
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
 log = get_logger(__name__)
 URL_FILE = "server.url"
 LOCK_FILE = "server.lock"
+REACH_TIMEOUT_S = 3.0
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -83,6 +85,22 @@ def ping(url: str, timeout: float = 0.5) -> bool:
             client.close()
     except (redis.RedisError, OSError, ValueError):
         return False
+
+
+def reach(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Return when a server answers PING at ``url``; else raise RedisUnavailableError
+    with one line naming the URL (password masked) and the reason."""
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout,
+                                      socket_connect_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RedisUnavailableError(
+            f"cannot reach Redis at {redact_url(url)}: {reason}") from exc
 
 
 def running_server_url(data_dir: Path) -> str | None:
@@ -261,7 +279,9 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 def ensure_server(settings: Settings) -> ServerHandle:
-    """A server for this process: REDIS_URL, the one running on the data folder, or a new one."""
+    """A server for ``herald run``: REDIS_URL, the one running on the data folder, or a new
+    one. Only ``herald run`` starts servers; every other command needs one running
+    (streams/connection.py ``resolve_url``)."""
     if settings.redis_url:
         return ServerHandle(url=settings.redis_url)
     existing = running_server_url(settings.data_dir)

@@ -1,8 +1,10 @@
 """Settings: one frozen object built once per process from the environment.
 
-Every variable is named ``HERALD_*`` except ``REDIS_URL``. An unknown ``HERALD_*``
-variable or an invalid value fails at start with a :class:`SettingsError` that
-names the variable, so a typo never silently falls back to a default.
+Every variable is named ``HERALD_*`` except ``REDIS_URL``. An invalid value fails at
+start with a :class:`SettingsError` that names the variable. Names Herald does not read
+(a typo, a Kubernetes service link such as ``HERALD_PORT=tcp://10.0.0.7:8080``) are
+skipped here and reported by streams/environment.py (the CLI logs a warning with a
+did-you-mean), so a platform's injected variables never stop a process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from herald.streams.allocator import ALLOCATORS
 from herald.streams.crypto import MasterKeys
+from herald.streams.environment import skipped
 from herald.streams.errors import SettingsError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -241,28 +244,34 @@ class Settings:
     live_heartbeat_s: float = _env("HERALD_LIVE_HEARTBEAT", parse_duration, 15.0)
     # Log entries a resume may read; a client further behind gets a reset message.
     live_resume_max: int = _env("HERALD_LIVE_RESUME_MAX", _positive_int, 10000)
+    # --- browsers on other origins (api/cors.py): exact origins, or "*" without credentials
+    cors_origins: tuple[str, ...] = _env("HERALD_CORS_ORIGINS", _csv, ())
+    cors_credentials: bool = _env("HERALD_CORS_CREDENTIALS", _bool, False)
+    cors_max_age_s: float = _env("HERALD_CORS_MAX_AGE", parse_duration, 600.0)
+    # --- HTTPS for `herald run` / `herald api` (api/server.py): PEM files, both or neither
+    tls_cert: str = _env("HERALD_TLS_CERT", str, "")
+    tls_key: str = _env("HERALD_TLS_KEY", str, "")
+    # --- Prometheus metrics of worker processes (consumers/metrics.py): `herald worker`
+    # serves /metrics on HERALD_METRICS_HOST:HERALD_METRICS_PORT when the port is set
+    # (0: any free port, logged); `herald run` shows them on the API's /metrics.
+    metrics_port: int | None = _env("HERALD_METRICS_PORT", int, None)
+    metrics_host: str = _env("HERALD_METRICS_HOST", str, "127.0.0.1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) plus overrides.
 
-        Raises SettingsError naming the variable for an invalid value or an
-        unknown ``HERALD_*`` variable.
+        Raises SettingsError naming the variable for an invalid value. Unknown
+        ``HERALD_*`` names and Kubernetes service links (``HERALD_PORT=tcp://…``) are
+        skipped: see streams/environment.py, which reports them.
         """
         env = os.environ if environ is None else environ
-        known = {f.metadata["env"] for f in dataclasses.fields(cls)}
-        unknown = sorted(k for k in env if k.startswith("HERALD_") and k not in known)
-        unknown = [k for k in unknown if not k.startswith(_IGNORED_PREFIXES)]
-        if unknown:
-            raise SettingsError(
-                f"unknown setting {unknown[0]}; known HERALD_* variables: "
-                + ", ".join(sorted(k for k in known if k.startswith("HERALD_")))
-            )
+        ignore = skipped(env, cls.variables())
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             name = f.metadata["env"]
             raw = env.get(name)
-            if raw is None or (raw == "" and f.default is None):
+            if raw is None or name in ignore or (raw == "" and f.default is None):
                 continue
             try:
                 values[f.name] = f.metadata["parse"](raw)
@@ -272,6 +281,11 @@ class Settings:
         settings = cls(**values)
         settings.validate()
         return settings
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every variable a setting is read from, in declaration order."""
+        return [f.metadata["env"] for f in dataclasses.fields(cls)]
 
     def validate(self) -> None:
         """Cross-field checks; raises SettingsError naming the variable."""
@@ -299,6 +313,12 @@ class Settings:
             raise SettingsError("HERALD_DIGEST_WINDOW must be at least 1s")
         if not 0.05 <= self.live_heartbeat_s <= 300:
             raise SettingsError("HERALD_LIVE_HEARTBEAT must be between 50ms and 5m")
+        _check_cors(self.cors_origins, self.cors_credentials)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("HERALD_TLS_CERT and HERALD_TLS_KEY go together: set both "
+                                "(PEM certificate chain and private key) or neither")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
 
     @property
     def archive_location(self) -> str:
@@ -312,5 +332,17 @@ class Settings:
         return new
 
 
-# Variables the test-suite and tools read themselves, not settings of a process.
-_IGNORED_PREFIXES = ("HERALD_TEST_", "HERALD_BENCH_")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+def _check_cors(origins: tuple[str, ...], credentials: bool) -> None:
+    """Origins are exact (``scheme://host[:port]``, no path) or ``*``; never ``*`` with
+    credentials (browsers refuse it, and it would let any site act for a signed-in user)."""
+    for origin in origins:
+        if origin == "*":
+            if credentials:
+                raise SettingsError("HERALD_CORS_ORIGINS=* cannot be used with "
+                                    "HERALD_CORS_CREDENTIALS=true: list the exact origins")
+        elif not _ORIGIN.match(origin):
+            raise SettingsError(f"HERALD_CORS_ORIGINS: {origin!r} is not an origin (use "
+                                "scheme://host[:port], e.g. https://app.example.com, or *)")

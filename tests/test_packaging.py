@@ -1,5 +1,6 @@
-"""The installed distribution: one top-level name, every module in it, the README's
-example working from a wheel installed into a fresh virtual environment."""
+"""The installed distribution: two top-level names (the server ``herald`` and the HTTP
+client ``herald_client``), every module in them, the README's example working from a
+wheel installed into a fresh virtual environment."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 ROOMS = {"herald": "scripts", "herald.streams": "streams", "herald.consumers": "consumers",
          "herald.api": "api"}
+CLIENT = "herald_client"  # its own folder at the top level, its own name
+TOP_LEVEL = {"herald", CLIENT}
 
 
 def _package_folders() -> dict[str, Path]:
@@ -31,6 +34,7 @@ def _package_folders() -> dict[str, Path]:
             if name == "herald" and rel.parts and f"herald.{rel.parts[0]}" in ROOMS:
                 continue
             out[".".join([name, *rel.parts])] = init.parent
+    out[CLIENT] = REPO / CLIENT
     return out
 
 
@@ -45,6 +49,13 @@ def test_nothing_imports_a_room_by_its_folder_name() -> None:
                  for folder in [*ROOMS.values(), "tests"]
                  for path in (REPO / folder).rglob("*.py")
                  if bare.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    server = re.compile(r"^\s*(from|import) herald(\.|\s|$)", re.M)
+    offenders = [path.name for path in (REPO / CLIENT).rglob("*.py")
+                 if server.search(path.read_text(encoding="utf-8"))]
     assert offenders == []
 
 
@@ -67,13 +78,14 @@ def test_wheel_installs_herald_only_and_the_readme_example_runs(
     (wheel,) = dist.glob("herald-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
-    assert {t for t in tops if not t.endswith((".dist-info", ".data"))} == {"herald"}
+    assert {t for t in tops if not t.endswith((".dist-info", ".data"))} == TOP_LEVEL
     for name, folder in _package_folders().items():  # every module and script file
         for path in folder.iterdir():
             if path.suffix in {".py", ".lua"}:
                 assert f"{name.replace('.', '/')}/{path.name}" in names
     assert "herald/streams/lua/producer_append.lua" in names
     assert "herald/api/pages/index.html" in names
+    assert "herald_client/py.typed" in names
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -83,7 +95,7 @@ def test_wheel_installs_herald_only_and_the_readme_example_runs(
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
                            "['purelib'])"], check=True, capture_output=True, text=True)
     installed = {p.name for p in Path(site.stdout.strip()).iterdir()}
-    assert "herald" in installed
+    assert TOP_LEVEL <= installed
     assert not installed & set(ROOMS.values())  # no streams/, consumers/, api/, scripts/
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "REDIS_"))}

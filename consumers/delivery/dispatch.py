@@ -47,6 +47,7 @@ from herald.consumers.delivery.ratelimit import RateLimiter
 from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.state import ProjectedState
+from herald.consumers.metrics import consumer_metrics
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings
@@ -88,6 +89,11 @@ class Dispatcher:
         self.gate = gate or asyncio.Semaphore(settings.delivery_concurrency)
         self.critical = frozenset(settings.critical_categories)
         self.counters = Counters()
+        metrics = consumer_metrics()  # consumers/metrics.py: the same counts for Prometheus
+        self._outcomes = {outcome: metrics.deliveries.labels(channel.name, outcome)
+                          for outcome in ("sent", "failed", "skipped", "expired")}
+        self._retries = metrics.retries.labels(channel.name)
+        self._waits = metrics.rate_limit_waits.labels(channel.name)
         buckets = self.limiter.buckets(self.name)
         self.limited = bool(buckets) or bool(self.limiter.buckets(self.name, "-"))
         self.spacing_ms = (buckets[0][1].period_s * 1000 / buckets[0][1].limit) if buckets else 0.0
@@ -118,9 +124,11 @@ class Dispatcher:
             elif decision.action == "skip":
                 events.append(job.skipped(decision.reason))
                 self.counters.skipped += 1
+                self._outcomes["skipped"].inc()
             else:
                 events.append(job.expired_event())
                 self.counters.expired += 1
+                self._outcomes["expired"].inc()
         await self._run(partition, sendable, events, queued=False)
 
     async def retried(self, partition: int, jobs: Sequence[Job]) -> None:
@@ -140,10 +148,12 @@ class Dispatcher:
                 events.append(job.skipped(ERASED))
                 ended.append(job.notification_id)
                 self.counters.skipped += 1
+                self._outcomes["skipped"].inc()
             elif job.expired(now):
                 events.append(job.expired_event())
                 ended.append(job.notification_id)
                 self.counters.expired += 1
+                self._outcomes["expired"].inc()
             else:
                 sendable.append(job)
         await self._run(partition, sendable, events, queued=True, ended=ended)
@@ -155,6 +165,7 @@ class Dispatcher:
         if deferred:
             await self.queue.put(partition, deferred)
             self.counters.deferred += len(deferred)
+            self._waits.inc(len(deferred))
         events.extend(job.attempted() for job in granted)
         await self._record(events)
         finished = list(ended)
@@ -215,12 +226,14 @@ class Dispatcher:
         """The outcome event of one send; appends to ``retry`` when another attempt follows."""
         if result.outcome is Outcome.SENT:
             self.counters.sent += 1
+            self._outcomes["sent"].inc()
             return job.succeeded(result.provider_id or "")
         if result.outcome is Outcome.RETRY:
             due = self.schedule.next_attempt_at(job.attempt, now,
                                                 retry_after_s=result.retry_after_s)
             if due is not None:
                 self.counters.retried += 1
+                self._retries.inc()
                 retry.append((job.next_attempt(), due))
                 return job.failed(result.detail, due)
             detail = f"{result.detail} (gave up after {job.attempt} attempts)"
@@ -229,6 +242,7 @@ class Dispatcher:
         else:
             detail = result.detail
         self.counters.failed += 1
+        self._outcomes["failed"].inc()
         self._log.warning("delivery_failed", notification_id=job.notification_id,
                           user=job.user, attempt=job.attempt, detail=detail)
         return job.failed(detail, None)

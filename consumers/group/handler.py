@@ -48,6 +48,9 @@ Contract:
   another's work; fewer lanes make each read gather more entries per partition. A
   handler whose cost is per call rather than per entry (the projector: one script
   call per partition per round) wants one (measured: consumers/projection/projector.py).
+- ``publish_latency`` (optional, default False): the runtime observes, per handled
+  entry, the time from its append to the handler's result in
+  ``herald_publish_to_projected_seconds`` (consumers/metrics.py); the projector sets it.
 """
 
 from __future__ import annotations

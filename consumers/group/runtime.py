@@ -67,6 +67,7 @@ from herald.consumers.group.handler import DeadLetter, Entry, HandlerFactory, Ou
 from herald.consumers.group.intake import Batches, Intake
 from herald.consumers.group.lease import LeaseChanges, Leases
 from herald.consumers.group.reads import StreamGroup
+from herald.consumers.metrics import consumer_metrics
 from herald.streams.connection import REDIS_ERRORS, Backoff
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
@@ -117,6 +118,9 @@ class GroupRuntime:
         self.dead_lettered = 0
         self.gained = asyncio.Event()  # set whenever partitions are taken (for side loops)
         self._fresh: dict[int, float] = {}  # partition -> until when to look for strays
+        self.metrics = consumer_metrics()  # consumers/metrics.py
+        self.metrics.track(self.handler.group)
+        self._latency = getattr(self.handler, "publish_latency", False)
         self._to_release: set[int] = set()
         self._start_settled = getattr(self.handler, "start_settled", None)
         # lane -> the round whose scripts are sent but whose results are not yet taken
@@ -395,8 +399,13 @@ class GroupRuntime:
     def _count(self, partition: int, entries: Sequence[Entry], outcomes: Sequence[Outcome]
                ) -> None:
         self.handled += len(entries)
+        dead = 0
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome is not None:
-                self.dead_lettered += 1
+                dead += 1
                 self._log.warning("entry_dead_lettered", partition=partition,
                                   entry_id=entry.position, reason=outcome.reason)
+        self.dead_lettered += dead
+        self.metrics.count(self.handler.group, len(entries), dead)
+        if self._latency:
+            self.metrics.projected([entry.position for entry in entries])

@@ -49,6 +49,7 @@ class ProjectorHandler:
     # median 16.3k). Catch-up keeps Python and Redis overlapped by sending a round's
     # calls in chunks (start_settled).
     lanes = 1
+    publish_latency = True  # its results are the moment an entry is projected
 
     def __init__(self, settings: Settings, redis: Any, consumer: str) -> None:
         self.consumer = consumer

@@ -37,6 +37,7 @@ import redis.exceptions
 
 from herald.consumers.aio import consumer_name, sleep_unless
 from herald.consumers.group.lease import LeaseChanges, Leases
+from herald.consumers.metrics import consumer_metrics
 from herald.consumers.retention.snapshots import SnapshotStore
 from herald.consumers.retention.snapshotter import SCRATCH_PREFIX, Snapshotter, drop_scratch
 from herald.streams.archive import Archiver, ArchiveReport, SegmentStore, open_storage
@@ -82,6 +83,7 @@ class Retention:
         parts = list(range(settings.partitions) if partitions is None else partitions)
         self.leases = Leases(redis, settings, GROUP, self.consumer, parts)
         self._log = log.bind(group=GROUP, consumer=self.consumer)
+        self.metrics = consumer_metrics()  # consumers/metrics.py
 
     # ------------------------------------------------------------------ running
     async def run(self, stop: asyncio.Event) -> None:
@@ -181,6 +183,7 @@ class Retention:
             report = await self.snapshotter.snapshot(partition)
             if report is not None:
                 taken = report.snapshot.position
+                self.metrics.snapshots.inc()
                 await self.redis.hset(self.keys.archive_state(partition), mapping={
                     "snapshot": taken, "snapshot_at": int(time.time() * 1000),
                     "snapshot_added": added})
@@ -209,6 +212,7 @@ class Retention:
             blocked, upto = None, latest.position
         archived = await self.archiver.archive(partition, upto)
         if archived.entries:
+            self.metrics.archived.inc(archived.entries)
             self._log.info("log_archived", partition=partition, entries=archived.entries,
                            segments=archived.segments, trimmed_to=archived.trimmed_to,
                            duration_ms=round(archived.seconds * 1000, 1))

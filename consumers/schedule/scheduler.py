@@ -53,6 +53,7 @@ from typing import Any
 
 from herald.consumers.aio import check_cancelled, consumer_name, sleep_unless
 from herald.consumers.group.lease import LeaseChanges, Leases
+from herald.consumers.metrics import SCHEDULER, consumer_metrics
 from herald.consumers.projection.applier import GROUP as PROJECTOR
 from herald.consumers.projection.views import Views
 from herald.consumers.schedule.digest import build_summary
@@ -110,6 +111,8 @@ class Scheduler:
                                  self.consumer)
         self.poll_s = poll_s
         self.counts: dict[str, int] = defaultdict(int)
+        self.metrics = consumer_metrics()  # consumers/metrics.py
+        self.metrics.track(SCHEDULER)
         # Fired (or found fired) but not yet projected: token → position, per partition.
         self._pending: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
         self._invalid: set[str] = set()
@@ -361,6 +364,7 @@ class Scheduler:
             for token in (o.fire.token, *o.fire.members):
                 pending[token] = at
             self.counts[o.outcome] += 1
+            self.metrics.fired.labels(o.outcome).inc()
             if o.outcome != "duplicate":
                 appended += 1
                 self.counts["lateness_ms_max"] = max(self.counts["lateness_ms_max"],

@@ -136,6 +136,11 @@ async def test_run_command_all_in_one(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the projector never applied the event"
                 await asyncio.sleep(0.1)
             assert items[0]["title"] == "你好"
+        # another command on the same data folder connects to this server (server.url)
+        code, out, err = await run("status", "--json", env=env)
+        assert code == 0, err
+        checkpoints = [row["checkpoint"] for row in orjson.loads(out)["partitions"]]
+        assert sum(1 for c in checkpoints if c) == 1, out
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 40)

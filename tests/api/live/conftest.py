@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,14 @@ from herald.api import routes_live
 from herald.api.app import DEFAULT_MODULES, RouteModule
 from herald.streams.settings import Settings
 from tests.api.conftest import ApiClient, running_api
+
+CHROMIUM = Path(os.environ.get("HERALD_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-dev-shm-usage"]
+WAIT_MS = 5000
+HAVE_CHROMIUM = CHROMIUM.exists()
 
 LIVE_MODULES: tuple[RouteModule, ...] = tuple(dict.fromkeys((*DEFAULT_MODULES, routes_live)))
 
@@ -175,3 +185,22 @@ async def running_live(settings: Settings) -> AsyncIterator[LiveClient]:
 async def live(live_settings: Settings) -> AsyncIterator[LiveClient]:
     async with running_live(live_settings) as client:
         yield client
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium (skips without it, fails without it under CI=true)."""
+    if not HAVE_CHROMIUM:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {CHROMIUM} is missing: run `make browser`")
+        pytest.skip(f"{CHROMIUM} not found: run `make browser` (apt: chromium, fonts-noto-cjk)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                            args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

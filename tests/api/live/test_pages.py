@@ -25,7 +25,30 @@ async def test_pages_and_assets_are_served_with_etags(live: LiveClient) -> None:
         assert answer.status == 200 and answer.content_type == kind, name
     assert (await live.get("/static/nope.js", auth=None)).status == 404
     i18n = (await live.get("/static/i18n.js", auth=None)).raw.decode()
-    assert "收件箱" in i18n and "Mark all as read" in i18n
+    assert "运维面板" in i18n and "Demo controls" in i18n
+    for name in ("client.js", "inbox.js", "inbox-row.js", "inbox-strings.js",
+                 "inbox-style.js"):  # the browser client, at a versioned path
+        module = await live.get(f"/v1/{name}", auth=None)
+        assert module.status == 200 and module.content_type == "text/javascript"
+        assert module.headers["Cache-Control"] == "no-cache"
+        cached = await live.get(f"/v1/{name}", auth=None,
+                                headers={"If-None-Match": module.headers["ETag"]})
+        assert cached.status == 304
+    inbox = (await live.get("/v1/inbox.js", auth=None)).raw.decode()
+    assert 'from "./client.js"' in inbox and 'from "./inbox-strings.js"' in inbox
+    strings = (await live.get("/v1/inbox-strings.js", auth=None)).raw.decode()
+    assert "通知" in strings and "Mark all as read" in strings
+
+
+async def test_the_demo_page_is_a_user_of_the_element(live: LiveClient) -> None:
+    """No second copy of the inbox: the page holds <herald-inbox> elements and its script
+    only finds a token; the list, badge, actions and live stream are the element's."""
+    index = (await live.get("/", auth=None)).raw.decode()
+    assert index.count("<herald-inbox") == 2 and 'type="module" src="/static/app.js"' in index
+    app = (await live.get("/static/app.js", auth=None)).raw.decode()
+    assert 'import "/v1/inbox.js"' in app
+    for duplicate in ("EventSource", "/inbox?", "read_all", "unread_count", "render("):
+        assert duplicate not in app, duplicate
 
 
 async def test_dev_routes_exist_only_in_dev_mode(live: LiveClient,

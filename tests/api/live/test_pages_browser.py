@@ -8,46 +8,17 @@ under ``CI=true``, where they must run.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from herald.streams.settings import Settings
 from tests.api.conftest import SERVICE_KEY
-from tests.api.live.conftest import LiveClient, running_live
-
-CHROMIUM = Path(os.environ.get("HERALD_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage"]
-WAIT_MS = 5000
-HAVE_CHROMIUM = CHROMIUM.exists()
+from tests.api.live.conftest import ARTIFACTS, WAIT_MS, LiveClient, running_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("projector")]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Headless Chromium (skips without it, fails without it under CI=true)."""
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {CHROMIUM} is missing: run `make browser`")
-        pytest.skip(f"{CHROMIUM} not found: run `make browser` (apt: chromium, fonts-noto-cjk)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                            args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
@@ -56,7 +27,7 @@ async def dev_live(live_settings: Settings) -> AsyncIterator[LiveClient]:
         yield client
 
 
-async def test_inbox_updates_live_and_mark_read_clears_the_badge(
+async def test_the_demo_inbox_is_the_element_live_and_in_two_languages(
         browser: Any, dev_live: LiveClient) -> None:
     from playwright.async_api import expect
 
@@ -66,13 +37,15 @@ async def test_inbox_updates_live_and_mark_read_clears_the_badge(
     await dev_live.publish("pat", "Welcome to Herald", body="Your workspace is ready.",
                            category="team")
     await page.goto(f"{dev_live.url}/?user=pat")
-    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
-    badge = page.locator("#badge")
+    inbox, bell = page.locator("#inbox"), page.locator("#bell")
+    await expect(inbox).to_have_attribute("state", "live", timeout=WAIT_MS)
+    await expect(bell).to_have_attribute("state", "live", timeout=WAIT_MS)
+    badge = bell.locator(".badge")  # the top bar's bell (the element, as a popover)
     await expect(badge).to_have_text("1", timeout=WAIT_MS)
-    items = page.locator("#list .item")
+    items = inbox.locator(".item")  # the inline element
     await expect(items).to_have_count(1)
 
-    # published by a service while the page is open: badge and list update, no reload
+    # published by a service while the page is open: both elements follow, no reload
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     await dev_live.publish("pat", "账单已生成", body="您的三月账单（¥328.00）已可下载。",
@@ -83,33 +56,41 @@ async def test_inbox_updates_live_and_mark_read_clears_the_badge(
     await expect(badge).to_have_text("3", timeout=WAIT_MS)
     await expect(items).to_have_count(3)
     await expect(items.first).to_contain_text("Li Wei mentioned you")
-    await expect(page.locator("#list")).to_contain_text("账单已生成")
+    await expect(inbox).to_contain_text("账单已生成")
     assert navigations == []
 
-    # mark one read: the badge follows (via the live stream)
+    # mark one read in the inline list: the bell's badge follows (over its own stream)
     target = items.filter(has_text="Welcome to Herald")
-    await target.hover()
     await target.locator("[data-action=read]").click()
     await expect(badge).to_have_text("2", timeout=WAIT_MS)
     await expect(target).not_to_have_class(re.compile(r"\bunread\b"))
 
-    # the stream drops (server side); the page reconnects and resumes without a reload
-    hub_conns = _connections(dev_live)
-    for conn in hub_conns:
+    # the streams drop (server side); the elements resume without a reload
+    for conn in _connections(dev_live):
         conn.close("slow_consumer")
     await dev_live.publish("pat", "Missed while reconnecting", category="system")
     await expect(items).to_have_count(4, timeout=WAIT_MS * 2)
     await expect(badge).to_have_text("3")
     assert navigations == []
+
+    # the demo's sample button publishes to yourself through the dev route
+    await page.locator("#dev-sample").click()
+    await expect(items).to_have_count(5, timeout=WAIT_MS)
     await page.mouse.move(1200, 700)
     await page.screenshot(path=str(ARTIFACTS / "inbox.png"), full_page=False)
+    await bell.locator(".bell").click()  # the popover of the top bar's element
+    await expect(bell.locator(".panel")).to_be_visible()
+    await expect(bell.locator(".item")).to_have_count(5)
+    await page.screenshot(path=str(ARTIFACTS / "inbox-popover.png"), full_page=False)
+    await page.keyboard.press("Escape")
 
     # mark all read, then Chinese
-    await page.locator("#mark-all").click()
+    await inbox.locator(".mark-all").click()
     await expect(badge).to_be_hidden(timeout=WAIT_MS)
     await page.locator("#lang").click()
-    await expect(page.locator("#heading")).to_have_text("收件箱")
-    await expect(page.locator("#conn")).to_contain_text("实时")
+    await expect(inbox.locator(".heading")).to_have_text("通知")
+    await expect(inbox.locator(".state")).to_have_text("实时")
+    await expect(page.locator("#dev h3")).to_have_text("演示控制")
     await page.screenshot(path=str(ARTIFACTS / "inbox-zh.png"))
     assert errors == []
 
