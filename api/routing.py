@@ -16,7 +16,8 @@ a :class:`Call` and never parse input themselves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +31,9 @@ from herald.api.schemas import ID_PATTERN, NOTIFICATION_ID, USER_PATTERN, check,
 from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# Loop time by which the request must have answered (or, for a stream, started):
+# now + HERALD_REQUEST_TIMEOUT when it arrives.
+DEADLINE = web.RequestKey("deadline", float)
 Auth = Literal["none", "service", "user"]
 
 
@@ -156,7 +160,8 @@ def make_endpoint(
             principal = app[AUTH].authenticate(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
             try:
-                await app[LIMITER].check(principal, route.rate_cost)
+                async with until_deadline(request):
+                    await app[LIMITER].check(principal, route.rate_cost)
             except TooManyRequests:
                 app[METRICS].rate_limited.labels("key" if principal.is_service else "user").inc()
                 raise
@@ -176,9 +181,10 @@ def make_endpoint(
         return await route.handler(call)
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        if not route.timeout:
-            return await validated(request)
         seconds = request.app[SETTINGS].request_timeout_s
+        request[DEADLINE] = asyncio.get_running_loop().time() + seconds
+        if not route.timeout:  # a stream: bounded until it starts (until_deadline)
+            return await validated(request)
         try:  # the limit covers a slowly sent body too, not only the handler
             async with asyncio.timeout(seconds) as scope:
                 return await validated(request)
@@ -190,6 +196,26 @@ def make_endpoint(
 
     endpoint.__name__ = route.operation_id
     return endpoint
+
+
+@contextlib.asynccontextmanager
+async def until_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Bound a step by the request's deadline (:data:`DEADLINE`): 503 when it passes.
+    Routes with a timeout are bounded as a whole already; a stream bounds each step
+    before it starts sending with this."""
+    deadline = request.get(DEADLINE)
+    if deadline is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout_at(deadline) as scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        seconds = request.app[SETTINGS].request_timeout_s
+        raise Unavailable(f"the request took longer than {seconds:g}s; try again",
+                          retry_after=1) from exc
 
 
 def add_routes(

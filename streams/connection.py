@@ -30,6 +30,7 @@ from herald.streams.settings import Settings
 # What "Redis is unavailable" looks like to a loop: retry these after a back-off.
 REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 RETRY_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 5.0  # longest TCP connect (HERALD_REDIS_TIMEOUT if shorter)
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 # What a client sees while a server restarts or a Cluster fails over or moves slots:
@@ -267,6 +268,8 @@ def connect(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
     common: dict[str, Any] = {
         "decode_responses": False,
         "protocol": 2,
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": min(settings.redis_timeout_s, CONNECT_TIMEOUT_S),
         "health_check_interval": 30,
         "retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
@@ -292,6 +295,8 @@ def connect_sync(settings: Settings, url: str | None = None, **kwargs: Any) -> A
     common: dict[str, Any] = {
         "decode_responses": False,
         "protocol": 2,
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": min(settings.redis_timeout_s, CONNECT_TIMEOUT_S),
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
     }

@@ -352,6 +352,97 @@ async def memory_full(quick: bool, rnd: random.Random) -> Result:
     return result
 
 
+async def network(quick: bool, rnd: random.Random) -> Result:
+    """A proxy between the API (and one worker) and the server delays, stalls and resets
+    the traffic; another worker reaches the server directly. Every request path answers
+    or fails within its documented time, nothing hangs, the cut-off worker's partitions
+    move to the other one and its late writes are refused (fenced)."""
+    from tests.chaos.proxy import Proxy
+
+    events = 3_000 if quick else 20_000
+    stall_s = 6.0 if quick else 15.0
+    result = Result("stalled network", events=events)
+    request_timeout, redis_timeout = 4.0, 2.0
+    env = {"HERALD_REQUEST_TIMEOUT": f"{request_timeout:g}s",
+           "HERALD_REDIS_TIMEOUT": f"{redis_timeout:g}s"}
+    d = Deployment("network", workers=0, env=env)
+    proxy = Proxy(d.port)
+    try:
+        d.start_server()
+        d.hook_url = await d.sink.start()
+        d.redis = __import__("herald.streams.connection", fromlist=["connect"]).connect(
+            d.settings)
+        await proxy.start()
+        behind = {**d.env(), "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        d.api = d._spawn("api", env=behind)
+        d.start_worker(env=behind)  # cut off with the API
+        d.start_worker()  # reaches the server directly
+        await d.wait_api()
+        ledger = Ledger(users=50 if quick else 200)
+        loader = Loader(d, ledger)
+        await loader.setup_profiles()
+        load = asyncio.create_task(loader.publish(events, seconds=events / 500 * 4 + 60,
+                                                  rate=500))
+        bound = request_timeout + 1.5
+        slow: list[str] = []
+
+        async def probe_all(phase: str) -> None:
+            for method, path in (("GET", "/healthz"), ("GET", "/readyz"),
+                                 ("GET", f"/v1/users/{ledger.users[0]}/inbox"),
+                                 ("POST", "/v1/notifications"),
+                                 ("GET", f"/v1/users/{ledger.users[1]}/events")):
+                status, took = await _probe(d, method, path, bound + 5)
+                limit = 1.0 if path == "/healthz" else bound
+                if took > limit:
+                    slow.append(f"{phase} {method} {path}: {status} after {took:.1f}s")
+
+        await asyncio.sleep(2)
+        proxy.set("delay", 0.2)
+        result.faults += 1
+        await probe_all("delay")
+        await asyncio.sleep(2)
+        proxy.set("stall")
+        result.faults += 1
+        stalled_at = time.monotonic()
+        await probe_all("stall")
+        await asyncio.sleep(max(0.0, stall_s - (time.monotonic() - stalled_at)))
+        proxy.set("pass")
+        proxy.reset()
+        result.faults += 1
+        resumed = time.monotonic()
+        await probe_all("after")
+        await load
+        waited = await d.wait_caught_up(120)
+        result.recovery_s = (time.monotonic() - resumed) if waited is not None else float("inf")
+        result.expect(not slow, "answered late: " + "; ".join(slow))
+        result.notes.append(f"refused meanwhile: {dict(ledger.failures)}")
+        await d.wait_sends(len(ledger.acked), 120)
+        await d.check(ledger, result)
+    finally:
+        await proxy.stop()
+        await d.stop(keep=not result.ok)
+    return result
+
+
+async def _probe(d: Deployment, method: str, path: str, cap: float) -> tuple[int, float]:
+    """(status or 0 for no answer, seconds) of one request, given up after ``cap``."""
+    import aiohttp
+
+    from tests.chaos.harness import KEY
+
+    started = time.monotonic()
+    body = {"user": "probe", "title": "probe"} if method == "POST" else None
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"},
+                                         timeout=aiohttp.ClientTimeout(total=cap)) as s, \
+                s.request(method, d.api_url + path, json=body) as r:
+            if path.endswith("/events") and r.status == 200:
+                await r.content.readline()  # the stream started: it answered
+            return r.status, time.monotonic() - started
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return 0, time.monotonic() - started
+
+
 async def server_kills_everysec(quick: bool, rnd: random.Random) -> Result:
     return await server_kills(quick, rnd, "everysec")
 
@@ -364,4 +455,5 @@ SCENARIOS: dict[str, Scenario] = {
     "power-loss-everysec": power_loss_everysec,
     "clock-skew": clock_skew,
     "memory-full": memory_full,
+    "network": network,
 }
