@@ -30,7 +30,8 @@ class Keys:
         return f"{self.prefix}:{{p{partition:02d}}}"
 
     def meta(self) -> str:
-        """Hash: partition count and creation time, written on first start."""
+        """Hash: ``partitions`` and ``created_at``, written on first start, and
+        ``dedupe_window_ms``, the producers' (PROTOCOL.md: what other producers read)."""
         return f"{self.prefix}:meta"
 
     def view_pointer(self) -> str:

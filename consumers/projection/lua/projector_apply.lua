@@ -268,7 +268,8 @@ local function bucket_of(position)
   return math.floor(tonumber(string.sub(position, 1, string.find(position, '-', 1, true) - 1))
     / SPAN)
 end
-local first_of = {} -- event id -> position that applied it
+local found = {} -- bucket -> {event id -> position that applied it, per buckets b-1, b}
+local mine = {} -- event id -> {position, bucket} applied by this call
 local wanted, buckets = {}, {} -- bucket -> ids of records in it; records' buckets in order
 for i = 1, #records do
   local rec = records[i]
@@ -285,15 +286,16 @@ for i = 1, #records do
   end
 end
 for _, b in ipairs(buckets) do
-  local ids = wanted[b]
-  for _, key in ipairs({SEEN .. (b - 1), SEEN .. b}) do
+  local ids, into = wanted[b], {}
+  found[b] = into
+  for _, key in ipairs({SEEN .. b, SEEN .. (b - 1)}) do -- b - 1 last: it wins
     for from = 1, #ids, 500 do
       local upto = math.min(from + 499, #ids)
       local vals = call('HMGET', key, unpack(ids, from, upto))
       for k = from, upto do
         local v = vals[k - from + 1]
         if v then
-          first_of[ids[k]] = v
+          into[ids[k]] = v
         end
       end
     end
@@ -336,12 +338,18 @@ for i = 1, #records do
   if mode == 'late' or padded > floor then
     local first = nil
     if rec.b then
-      first = first_of[rec[4]]
+      -- Applied by this call within the window, or found in the buckets b - 1 and b.
+      local own = mine[rec[4]]
+      if own and own[2] >= rec.b - 1 then
+        first = own[1]
+      else
+        first = found[rec.b][rec[4]]
+      end
       if first == position then -- this very entry (a letter retried again): not a copy
         first = nil
       elseif not first and rec.b >= (last or rec.b) - 1 then
         enter(rec.b)
-        first_of[rec[4]] = position
+        mine[rec[4]] = {position, rec.b}
         fresh[#fresh + 1] = rec[4]
         fresh[#fresh + 1] = position
       end
