@@ -21,6 +21,7 @@ from aiohttp import web
 from herald.api import (
     routes_admin,
     routes_delivery,
+    routes_events,
     routes_inbox,
     routes_live,
     routes_ops,
@@ -70,7 +71,7 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
+    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox, routes_delivery,
     routes_live, routes_admin, routes_pages, routes_users,
 )
 

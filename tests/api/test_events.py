@@ -1,0 +1,89 @@
+"""CloudEvents in: one event, a batch, idempotency by source + id, the status by the
+CloudEvent, and the refusals (unknown type, no subject, another media type)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from herald.api.cloudevents import BATCH_TYPE, CLOUDEVENT_TYPE, idempotency_key
+from tests.api.conftest import ApiClient
+from tests.api.test_publish import log_of
+
+
+def event(**over: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": "A234-1234-1234", "source": "https://shop.example/orders",
+            "type": "com.herald.notification.created", "subject": "alice",
+            "time": "2026-12-01T08:00:00Z", "datacontenttype": "application/json",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "data": {"title": "订单已发货", "body": "on its way", "channels": ["in_app"]}, **over}
+
+
+async def post(api: ApiClient, body: Any, media: str = CLOUDEVENT_TYPE) -> Any:
+    return await api.post("/v1/events", data=orjson.dumps(body),
+                          headers={"Content-Type": media})
+
+
+@pytest.mark.usefixtures("projector")
+async def test_a_cloudevent_becomes_a_notification_once(api: ApiClient, redis: Any) -> None:
+    first = await post(api, event())
+    assert first.status == 201, first.body
+    assert first.body["kind"] == "created" and first.body["duplicate"] is False
+    assert (first.body["source"], first.body["event_id"]) == ("https://shop.example/orders",
+                                                              "A234-1234-1234")
+    again = await post(api, event(data={"title": "twice?"}), "application/json")
+    assert again.status == 200 and again.body["duplicate"] is True
+    assert again.body["id"] == first.body["id"]
+    [(_, env)] = await log_of(redis, api.settings, "alice")
+    assert env.idempotency_key == idempotency_key("https://shop.example/orders", "A234-1234-1234")
+    assert env.time == 1_796_112_000_000  # the CloudEvent's time
+    assert env.payload.title == "订单已发货"  # type: ignore[attr-defined]
+    # Another source with the same id is another event.
+    other = await post(api, event(source="/billing"))
+    assert other.status == 201 and other.body["id"] != first.body["id"]
+    status = await api.get("/v1/notifications/by-event-id?source=https://shop.example/orders"
+                           "&id=A234-1234-1234&subject=alice")
+    assert status.status == 200, status.body
+    assert status.body["id"] == first.body["id"] and status.body["title"] == "订单已发货"
+    everywhere = await api.get("/v1/notifications/by-event-id?source=/billing&id=A234-1234-1234")
+    assert everywhere.status == 200 and everywhere.body["id"] == other.body["id"]
+    missing = await api.get("/v1/notifications/by-event-id?source=/billing&id=nope")
+    assert missing.status == 404 and missing.content_type == "application/problem+json"
+
+
+async def test_a_batch_is_validated_item_by_item(api: ApiClient) -> None:
+    answer = await post(api, [event(id="1"), event(id="2", subject="me"),
+                              event(id="3", type="order.paid"), event(id="1")], BATCH_TYPE)
+    assert answer.status == 200, answer.body
+    statuses = [r["status"] for r in answer.body["results"]]
+    assert statuses == [201, 422, 422, 200]
+    assert (answer.body["created"], answer.body["duplicates"], answer.body["failed"]) == (1, 1, 2)
+    unknown = answer.body["results"][2]
+    assert unknown["errors"][0]["path"] == "type"
+    assert "com.herald.notification.created" in unknown["errors"][0]["message"]
+
+
+async def test_refusals_name_the_problem(api: ApiClient) -> None:
+    unknown = await post(api, event(type="order.paid"))
+    assert unknown.status == 422
+    assert "com.herald.notification.created" in unknown.body["detail"]  # the known types
+    no_subject = {k: v for k, v in event().items() if k != "subject"}
+    answer = await post(api, no_subject)
+    assert answer.status == 422 and answer.body["errors"][0]["path"] == "subject"
+    too_long = await post(api, event(data={"title": "x" * 201}))
+    assert too_long.status == 422 and too_long.body["errors"][0]["path"] == "data.title"
+    wrong_media = await post(api, event(), "text/plain")
+    assert wrong_media.status == 415 and wrong_media.content_type == "application/problem+json"
+    batch_as_one = await post(api, [event()], CLOUDEVENT_TYPE)
+    assert batch_as_one.status == 422
+    binary = await post(api, {**event(), "data_base64": "aGk="})
+    assert binary.status == 422
+
+
+async def test_the_document_lists_every_media_type(api: ApiClient) -> None:
+    doc = (await api.get("/openapi.json", auth=None)).body
+    content = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", CLOUDEVENT_TYPE, BATCH_TYPE}
+    assert "415" in doc["paths"]["/v1/events"]["post"]["responses"]
