@@ -12,7 +12,9 @@ import dataclasses
 import struct
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from herald.streams.crypto import DataKey
 from herald.streams.events import (
@@ -50,7 +52,7 @@ class Reader:
     def uint(self, n: int) -> int:
         return int.from_bytes(self.take(n), "big")
 
-    def value(self) -> Any:  # noqa: PLR0911, PLR0912
+    def value(self) -> Any:
         b = self.uint(1)
         if b <= 0x7F:
             return b
@@ -108,7 +110,7 @@ def _length(n: int, fix: int | None, fix_max: int, codes: tuple[int, ...]) -> by
     raise AssertionError("too long")
 
 
-def encode(value: Any) -> bytes:  # noqa: PLR0911
+def encode(value: Any) -> bytes:
     """The canonical form: the shortest encoding of each value, maps in their order."""
     if value is None:
         return b"\xc0"
