@@ -29,7 +29,7 @@ from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import USER, check
 from herald.streams import codec
 from herald.streams.errors import CodecError, ValidationError
-from herald.streams.events import Envelope
+from herald.streams.events import Appended, Envelope
 from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.partitions import partition_for
 from herald.streams.producer import Producer, now_ms
@@ -90,7 +90,7 @@ def _envelope(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
     return envelope
 
 
-def _body(event: dict[str, Any], envelope: Envelope, appended: Any) -> dict[str, Any]:
+def _body(event: dict[str, Any], envelope: Envelope, appended: Appended) -> dict[str, Any]:
     return {**published_body(envelope, appended), "source": event["source"],
             "event_id": event["id"]}
 
@@ -116,14 +116,14 @@ async def publish_events(call: Call) -> web.Response:
         except Unprocessable as problem:
             results[index] = {"index": index, "status": 422, "detail": problem.detail,
                               "errors": problem.errors or []}
-    appended = await producer.publish_many(envelopes)
-    count_published(call.app, envelopes, appended)
-    for index, envelope, done in zip(indexes, envelopes, appended, strict=True):
-        results[index] = {"index": index, "status": 200 if done.duplicate else 201,
-                          **_body(items[index], envelope, done)}
-    duplicates = sum(1 for a in appended if a.duplicate)
-    return json_response({"results": results, "created": len(appended) - duplicates,
-                          "duplicates": duplicates, "failed": len(items) - len(appended)})
+    done = await producer.publish_many(envelopes)
+    count_published(call.app, envelopes, done)
+    for index, envelope, one in zip(indexes, envelopes, done, strict=True):
+        results[index] = {"index": index, "status": 200 if one.duplicate else 201,
+                          **_body(items[index], envelope, one)}
+    duplicates = sum(1 for a in done if a.duplicate)
+    return json_response({"results": results, "created": len(done) - duplicates,
+                          "duplicates": duplicates, "failed": len(items) - len(done)})
 
 
 async def status_by_event(call: Call) -> web.Response:
