@@ -28,7 +28,7 @@ from herald.streams.events import Envelope
 from herald.streams.ids import is_id, partition_of
 from herald.streams.partitions import partition_for
 from herald.streams.settings import Settings
-from herald.streams.validation import Limits, check_user, validate_envelope
+from herald.streams.validation import Limits, check_key, check_user, validate_payload
 
 USER_CACHE_MAX = 200_000  # users whose partition was already checked (memory bound)
 
@@ -63,8 +63,12 @@ class EntryReader:
         if home != partition:
             raise EntryRejectedError(
                 "wrong_partition", f"user {env.user!r} belongs to partition {home}")
-        try:
-            validate_envelope(env, size, self.limits)
+        try:  # validate_envelope's rules; the user and the size are checked above
+            if env.idempotency_key is not None:
+                check_key(env.idempotency_key, "idempotency_key")
+            if env.correlation is not None:
+                check_key(env.correlation, "correlation")
+            validate_payload(env.payload, self.limits, size, sealed=env.sealed is not None)
         except ValidationError as exc:
             raise EntryRejectedError("invalid", str(exc)) from exc
         return env

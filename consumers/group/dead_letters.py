@@ -62,7 +62,7 @@ class DeadLetters:
         dead: list[Any] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome is not None:
-                dead.extend((entry.position, outcome.reason, entry.raw or b""))
+                dead.extend((entry.position, outcome.reason, entry.letter_bytes))
         k = self.keys
         reply = await self._settle(
             keys=[k.stream(partition), k.dead_letters(partition), k.lease(group, partition)],

@@ -56,7 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from herald.streams.codec import ENTRY_FIELD
+from herald.streams.codec import ENTRY_FIELD, pack_binary
 from herald.streams.settings import Settings
 
 
@@ -65,12 +65,19 @@ class Entry:
     """One stream entry as the runtime hands it over.
 
     ``problem`` is set (and ``raw`` None) for an entry that is not one field ``e``: the
-    runtime dead-letters it with that reason (PROTOCOL.md, "The entry")."""
+    runtime dead-letters it with that reason (PROTOCOL.md, "The entry") and its fields,
+    packed as a msgpack map, as the letter's bytes (``original``)."""
 
     position: str
     raw: bytes | None
     deliveries: int = 1
     problem: str | None = None
+    original: bytes | None = None
+
+    @property
+    def letter_bytes(self) -> bytes:
+        """What a dead letter of this entry keeps: its bytes, or its packed fields."""
+        return self.raw if self.raw is not None else self.original or b""
 
 
 def entries_of(rows: Sequence[Any]) -> list[Entry]:
@@ -91,7 +98,8 @@ def entries_of(rows: Sequence[Any]) -> list[Entry]:
         if len(names) == 1 and names[0] == ENTRY_FIELD:
             out.append(Entry(position, values[0]))
         else:  # written by something else than Herald
-            out.append(Entry(position, None, problem=entry_problem(names)))
+            out.append(Entry(position, None, problem=entry_problem(names),
+                             original=pack_binary(dict(zip(names, values, strict=True)))))
     return out
 
 

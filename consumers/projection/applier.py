@@ -200,7 +200,7 @@ class Applier:
     @staticmethod
     def settlement(entries: Sequence[Entry], outcomes: Sequence[Outcome]) -> bytes:
         """The ``settle`` argument: ack every entry, write a letter for each dead one."""
-        dead = [[e.position, o.reason, e.raw or b""]
+        dead = [[e.position, o.reason, e.letter_bytes]
                 for e, o in zip(entries, outcomes, strict=True) if o is not None]
         return codec.pack_value([[e.position for e in entries], dead])
 

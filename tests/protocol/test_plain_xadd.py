@@ -97,6 +97,15 @@ async def test_malformed_plain_xadds_are_dead_lettered_with_the_rule_named(log: 
     for position, case in named.items():
         reason = letters[position]["reason"]
         assert reason.startswith(case["reason"] + ": ") and case["detail"] in reason, case
+    # An entry of other fields keeps them, packed, as its letter's bytes.
+    kept = {x.position: x.raw for x in await DeadLetters(log.redis, log.settings).letters(
+        [p], limit=1000)}
+    for position, case in named.items():
+        if "fields" in case:
+            assert codec.unpack_binary(kept[position]) == {
+                k.encode(): bytes.fromhex(v) for k, v in case["fields"].items()}
+        else:
+            assert kept[position] == bytes.fromhex(case["entry_hex"])
     assert letters[copy]["reason"].startswith("duplicate: ")
     assert first in letters[copy]["reason"]
     # The one good event was applied once: one item in alice's inbox.
