@@ -91,6 +91,9 @@ def entries_of(rows: Sequence[Any]) -> list[Entry]:
         if not fields:
             out.append(Entry(position, None))
             continue
+        if type(fields) is not dict and len(fields) == 2 and fields[0] == ENTRY_FIELD:
+            out.append(Entry(position, fields[1]))  # raw, as Herald writes it: the hot path
+            continue
         if type(fields) is dict:  # parsed: {field: value}
             names, values = list(fields), list(fields.values())
         else:
