@@ -25,7 +25,7 @@ from __future__ import annotations
 from herald.streams import codec
 from herald.streams.errors import CodecError, EntryRejectedError, ValidationError
 from herald.streams.events import Envelope
-from herald.streams.ids import is_id, partition_of
+from herald.streams.ids import partition_of
 from herald.streams.partitions import partition_for
 from herald.streams.settings import Settings
 from herald.streams.validation import Limits, check_key, check_user, validate_payload
@@ -52,9 +52,11 @@ class EntryReader:
             env = codec.decode(raw)
         except CodecError as exc:
             raise EntryRejectedError(exc.reason, str(exc)) from exc
-        if not is_id(env.id):
-            raise EntryRejectedError("invalid", f"event id {env.id!r} is not a Herald id")
-        named = partition_of(env.id)
+        try:
+            named = partition_of(env.id)
+        except ValueError as exc:
+            raise EntryRejectedError("invalid", f"event id {env.id!r} is not a Herald id") \
+                from exc
         if named != partition:
             raise EntryRejectedError(
                 "wrong_partition", f"event id {env.id} names partition {named}, "
