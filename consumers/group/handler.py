@@ -106,13 +106,16 @@ def entries_of(rows: Sequence[Any]) -> list[Entry]:
     return out
 
 
+ENTRY_PROBLEM = "malformed: the entry has "  # how entry_problem's reasons start
+
+
 def entry_problem(names: Sequence[Any]) -> str:
     """The dead letter's reason for an entry whose fields are ``names``, not just ``e``."""
     shown = ", ".join(repr(n.decode(errors="replace") if type(n) is bytes else str(n))
                       for n in names[:5])
     if ENTRY_FIELD not in names:
-        return f"malformed: the entry has no field 'e' (its fields: {shown})"
-    return f"malformed: the entry has fields besides 'e' (its fields: {shown})"
+        return f"{ENTRY_PROBLEM}no field 'e' (its fields: {shown})"
+    return f"{ENTRY_PROBLEM}fields besides 'e' (its fields: {shown})"
 
 
 @dataclass(frozen=True, slots=True)

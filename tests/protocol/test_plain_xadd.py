@@ -70,10 +70,15 @@ async def log(settings: Settings, redis: Any) -> AsyncIterator[Log]:
         await task
 
 
-def dlq_list(settings: Settings) -> list[dict[str, Any]]:
-    done = subprocess.run([sys.executable, "-m", "herald.cli", "dlq", "list", "--json",
-                           "--limit", "1000"], cwd=REPO, env=worker_env(settings),
-                          capture_output=True, text=True, timeout=60)
+async def herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``herald ARGS`` in a subprocess (off the event loop: the projector runs on it)."""
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "herald.cli", *args], cwd=REPO,
+        env=worker_env(settings), capture_output=True, text=True, timeout=60)
+
+
+async def dlq_list(settings: Settings) -> list[dict[str, Any]]:
+    done = await herald(settings, "dlq", "list", "--json", "--limit", "1000")
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -91,7 +96,7 @@ async def test_malformed_plain_xadds_are_dead_lettered_with_the_rule_named(log: 
     first, copy = [await log.xadd(p, {b"e": bytes.fromhex(raw)})
                    for raw in doc["duplicate"]["entries_hex"]]
     await log.projected()
-    letters = {x["position"]: x for x in dlq_list(log.settings)}
+    letters = {x["position"]: x for x in await dlq_list(log.settings)}
     # Every rejected entry has its letter, naming its rule, and the copy of an applied id.
     assert set(letters) == {*named, copy}
     for position, case in named.items():
@@ -108,6 +113,11 @@ async def test_malformed_plain_xadds_are_dead_lettered_with_the_rule_named(log: 
             assert kept[position] == bytes.fromhex(case["entry_hex"])
     assert letters[copy]["reason"].startswith("duplicate: ")
     assert first in letters[copy]["reason"]
+    # Retried, every letter fails again with the same rule (nothing about them changed).
+    retried = await herald(log.settings, "dlq", "retry", "--all")
+    assert retried.returncode == 1, retried.stderr
+    again = {x["position"]: x["reason"].split(":")[0] for x in await dlq_list(log.settings)}
+    assert again == {p: r["reason"].split(":")[0] for p, r in letters.items()}
     # The one good event was applied once: one item in alice's inbox.
     page = await log.queries.page("alice")
     assert len(page.items) == 1 and await log.queries.unread_count("alice") == 1
