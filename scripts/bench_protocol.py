@@ -103,7 +103,9 @@ async def run(events: int, rounds: int, url: str) -> dict[str, Any]:
                     raise TimeoutError("an apply round took too long")
             return len(raws) / (time.perf_counter() - start)
 
-        eps_with, eps_without, memory = [], [], 0
+        eps_with: list[float] = []
+        eps_without: list[float] = []
+        memory = 0
         for n in range(rounds):
             order = [("with", with_ids), ("without", without)]
             for name, calls in order if n % 2 == 0 else order[::-1]:
