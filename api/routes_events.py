@@ -45,24 +45,26 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                                 "partition": {"type": "integer"},
                                 "duplicate": {"type": "boolean"}, "kind": {"type": "string"},
                                 "source": {"type": "string"}, "event_id": {"type": "string"}}}
+    batch_result = {
+        "type": "object", "required": ["results", "created", "duplicates", "failed"],
+        "properties": {
+            "created": {"type": "integer"}, "duplicates": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "results": {"type": "array", "items": {
+                "type": "object", "required": ["index", "status"],
+                "properties": {**published["properties"],  # type: ignore[dict-item]
+                               "index": {"type": "integer"},
+                               "status": {"enum": [200, 201, 422]},
+                               "detail": {"type": "string"}, "errors": {"type": "array"}}}},
+        },
+    }
     return {
         "CloudEvent": ce.cloudevent_schema(),
         "CloudEventBatch": ce.batch_schema(settings),
         "EventPublished": published,
-        "EventBatchResult": {
-            "type": "object", "required": ["results", "created", "duplicates", "failed"],
-            "properties": {
-                "created": {"type": "integer"}, "duplicates": {"type": "integer"},
-                "failed": {"type": "integer"},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["index", "status"],
-                    "properties": {**published["properties"],  # type: ignore[dict-item]
-                                   "index": {"type": "integer"},
-                                   "status": {"enum": [200, 201, 422]},
-                                   "detail": {"type": "string"},
-                                   "errors": {"type": "array"}}}},
-            },
-        },
+        "EventsAnswer": {"anyOf": [published, batch_result], "description": (
+            "One event: the append (a repeated source + id: the first one). A batch: "
+            "per-item results, in order.")},
     }
 
 
@@ -148,7 +150,7 @@ def routes(settings: Settings) -> list[Route]:
               "Publish CloudEvents (structured JSON mode; one or a batch)", tag, "service",
               {201: Reply("Appended (one event).", "EventPublished"),
                200: Reply("One event: a repeated source + id, answered with the first "
-                          "append. A batch: per-item results, in order.", "EventBatchResult")},
+                          "append. A batch: per-item results, in order.", "EventsAnswer")},
               body="CloudEvent",
               bodies=((ce.CLOUDEVENT_TYPE, "CloudEvent"), (ce.BATCH_TYPE, "CloudEventBatch")),
               errors=(400, 413, 422), batch_body=True,
