@@ -111,8 +111,8 @@ class ProjectedState:
 
         highest = max((position for _, position in events), key=positions.parse)
         replies = await self._projected(partition, highest, reads)
-        return [text(replies[2 * i] or replies[2 * i + 1]) if replies[2 * i] or
-                replies[2 * i + 1] else None for i in range(len(events))]
+        found = [replies[2 * i] or replies[2 * i + 1] for i in range(len(events))]
+        return [None if value is None else text(value) for value in found]
 
     async def _projected(self, partition: int, position: str,
                          reads: Callable[[Any, str], None]) -> list[Any]:
