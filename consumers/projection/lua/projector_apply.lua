@@ -262,20 +262,22 @@ for i = 1, #records do
 end
 
 -- Event ids (see the header): look up every id to apply in its bucket and the one
--- before, in one HMGET per bucket and chunk.
+-- before, in one HMGET per bucket and chunk. Records come in log order, so a record's
+-- bucket is computed only when its padded position reaches the next bucket's start.
 local SEEN, SPAN, last_key = ARGV[20], tonumber(ARGV[21]), KEYS[7]
-local function bucket_of(position)
-  return math.floor(tonumber(string.sub(position, 1, string.find(position, '-', 1, true) - 1))
-    / SPAN)
-end
-local found = {} -- bucket -> {event id -> position that applied it, per buckets b-1, b}
-local mine = {} -- event id -> {position, bucket} applied by this call
-local wanted, buckets = {}, {} -- bucket -> ids of records in it; records' buckets in order
+local rb = {} -- record index -> its bucket, for the records checked
+local found = {} -- bucket -> {event id -> position that applied it, in buckets b-1, b}
+local wanted, buckets = {}, {} -- bucket -> ids of records in it; the buckets in order
+local b, b_end = nil, nil -- the current bucket and the padded ms where the next starts
 for i = 1, #records do
   local rec = records[i]
-  if rec[4] ~= '' and (mode == 'late' or rec[2] > floor) then
-    local b = bucket_of(rec[1])
-    rec.b = b
+  local padded = rec[2]
+  if rec[4] ~= '' and (mode == 'late' or padded > floor) then
+    if not b_end or padded >= b_end then
+      b = math.floor(tonumber(string.sub(padded, 1, 15)) / SPAN)
+      b_end = string.format('%015d', (b + 1) * SPAN)
+    end
+    rb[i] = b
     local ids = wanted[b]
     if not ids then
       ids = {}
@@ -285,10 +287,10 @@ for i = 1, #records do
     ids[#ids + 1] = rec[4]
   end
 end
-for _, b in ipairs(buckets) do
-  local ids, into = wanted[b], {}
-  found[b] = into
-  for _, key in ipairs({SEEN .. b, SEEN .. (b - 1)}) do -- b - 1 last: it wins
+for _, bucket in ipairs(buckets) do
+  local ids, into = wanted[bucket], {}
+  found[bucket] = into
+  for _, key in ipairs({SEEN .. bucket, SEEN .. (bucket - 1)}) do -- b - 1 last: it wins
     for from = 1, #ids, 500 do
       local upto = math.min(from + 499, #ids)
       local vals = call('HMGET', key, unpack(ids, from, upto))
@@ -303,29 +305,30 @@ for _, b in ipairs(buckets) do
 end
 local last = tonumber(call('GET', last_key) or '')
 local last_was = last
-local fresh, fresh_b = {}, nil -- id, position, ... to write into bucket fresh_b
+local mine_at, mine_b = {}, {} -- event id -> position, bucket: applied by this call
+local fresh, nfresh, fresh_b = {}, 0, nil -- id, position, ... to write into fresh_b
 local function flush()
-  for from = 1, #fresh, 1000 do
-    call('HSET', SEEN .. fresh_b, unpack(fresh, from, math.min(from + 999, #fresh)))
+  for from = 1, nfresh, 1000 do
+    call('HSET', SEEN .. fresh_b, unpack(fresh, from, math.min(from + 999, nfresh)))
   end
-  fresh = {}
+  fresh, nfresh = {}, 0
 end
 -- Before recording into bucket b: buckets older than b - 1 go. Only last - 1 and last
 -- can exist (each move deletes what falls behind), so two DELs at most.
-local function enter(b)
-  if fresh_b and fresh_b ~= b and #fresh > 0 then
+local function enter(bucket)
+  if fresh_b ~= bucket and nfresh > 0 then
     flush()
   end
-  fresh_b = b
-  if last == nil or b > last then
+  fresh_b = bucket
+  if last == nil or bucket > last then
     if last ~= nil then
       for old = last - 1, last do
-        if old < b - 1 then
+        if old < bucket - 1 then
           call('DEL', SEEN .. old)
         end
       end
     end
-    last = b
+    last = bucket
   end
 end
 
@@ -337,21 +340,23 @@ for i = 1, #records do
   local position, padded, user = rec[1], rec[2], rec[3]
   if mode == 'late' or padded > floor then
     local first = nil
-    if rec.b then
+    local bucket = rb[i]
+    if bucket then
       -- Applied by this call within the window, or found in the buckets b - 1 and b.
-      local own = mine[rec[4]]
-      if own and own[2] >= rec.b - 1 then
-        first = own[1]
+      local id = rec[4]
+      local own = mine_b[id]
+      if own and own >= bucket - 1 then
+        first = mine_at[id]
       else
-        first = found[rec.b][rec[4]]
+        first = found[bucket][id]
       end
       if first == position then -- this very entry (a letter retried again): not a copy
         first = nil
-      elseif not first and rec.b >= (last or rec.b) - 1 then
-        enter(rec.b)
-        mine[rec[4]] = {position, rec.b}
-        fresh[#fresh + 1] = rec[4]
-        fresh[#fresh + 1] = position
+      elseif not first and bucket >= (last or bucket) - 1 then
+        enter(bucket)
+        mine_at[id], mine_b[id] = position, bucket
+        fresh[nfresh + 1], fresh[nfresh + 2] = id, position
+        nfresh = nfresh + 2
       end
     end
     if first then
@@ -378,7 +383,7 @@ for i = 1, #records do
     skipped = skipped + 1
   end
 end
-if #fresh > 0 then
+if nfresh > 0 then
   flush()
 end
 if last ~= last_was then
