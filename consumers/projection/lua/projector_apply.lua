@@ -324,7 +324,7 @@ local function enter(bucket)
     if last ~= nil then
       for old = last - 1, last do
         if old < bucket - 1 then
-          call('DEL', SEEN .. old)
+          call('UNLINK', SEEN .. old) -- freed off the main thread: a bucket can be big
         end
       end
     end
