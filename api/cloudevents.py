@@ -73,9 +73,20 @@ TYPES: dict[str, EventType] = {
 }
 
 
+def _data_rules() -> dict[str, Any]:
+    """What ``data`` must be: the one type's schema, or per ``type`` (if/then) once there
+    are several."""
+    if len(TYPES) == 1:
+        [only] = TYPES.values()
+        return {"properties": {"data": only.data_schema}}
+    return {"allOf": [{"if": {"properties": {"type": {"const": t.name}}},
+                       "then": {"properties": {"data": t.data_schema}}}
+                      for t in TYPES.values()]}
+
+
 def cloudevent_schema() -> dict[str, Any]:
     """A structured-mode CloudEvent of one of :data:`TYPES`."""
-    [only] = TYPES.values()  # one type: its data schema applies directly
+    rules = _data_rules()
     return {
         "type": "object",
         "required": ["specversion", "id", "source", "type", "subject", "data"],
@@ -94,8 +105,10 @@ def cloudevent_schema() -> dict[str, Any]:
                                     "notification's created_at. Default: now."},
             "datacontenttype": {"const": "application/json"},
             "dataschema": {"type": "string", "format": "uri", "maxLength": 2048},
-            "data": only.data_schema,
+            "data": {"type": "object"},
+            **rules.get("properties", {}),
         },
+        **({"allOf": rules["allOf"]} if "allOf" in rules else {}),
         "propertyNames": {"pattern": "^[a-z0-9]{1,20}$"},
         "additionalProperties": {"type": ["string", "integer", "boolean"],
                                  "description": "Extension attributes: accepted, not stored."},

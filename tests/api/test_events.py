@@ -117,3 +117,21 @@ async def test_the_document_lists_every_media_type(api: ApiClient) -> None:
     content = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", CLOUDEVENT_TYPE, BATCH_TYPE}
     assert "415" in doc["paths"]["/v1/events"]["post"]["responses"]
+
+
+def test_another_type_joins_without_changing_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema takes its data rules per type: a second type (say, a workflow's
+    business event) keeps the notification's rules as they are."""
+    from herald.api import cloudevents as ce
+    from herald.api.errors import Unprocessable
+    from herald.api.schemas import check
+
+    monkeypatch.setitem(ce.TYPES, "com.example.order.paid", ce.EventType(
+        "com.example.order.paid", {"type": "object", "required": ["order"]}, "An order paid."))
+    schema = ce.cloudevent_schema()
+    check(schema, event())  # the notification: as before
+    check(schema, event(type="com.example.order.paid", data={"order": 42}))
+    with pytest.raises(Unprocessable):
+        check(schema, event(type="com.example.order.paid", data={"title": "no order"}))
+    with pytest.raises(Unprocessable):
+        check(schema, event(data={"order": 42}))  # a notification still needs its title
