@@ -14,6 +14,7 @@ status by its CloudEvent (service keys only). The mapping is api/cloudevents.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -69,7 +70,16 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _envelope(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
-    """The envelope of a schema-valid CloudEvent, checked as the producer will."""
+    """The envelope of a schema-valid CloudEvent, by its type's mapping."""
+    mapping = MAPPINGS.get(event["type"])
+    if mapping is None:  # a type in the schema's table without a mapping here: a bug
+        raise RuntimeError(f"no mapping for the CloudEvents type {event['type']!r}")
+    return mapping(producer, event, now)
+
+
+def _notification(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
+    """``com.herald.notification.created``: the notification its data describes, checked
+    as the producer will."""
     item = ce.notification_item(event)
     try:
         payload = build_payload(item, producer.settings, now)
@@ -90,6 +100,12 @@ def _envelope(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
         raise Unprocessable(f"{path}: {exc.message}",
                             errors=[field_error(path, exc.message)]) from exc
     return envelope
+
+
+# CloudEvents type → its envelope (one entry per api/cloudevents.py ``TYPES`` entry).
+MAPPINGS: dict[str, Callable[[Producer, dict[str, Any], int], Envelope]] = {
+    ce.NOTIFICATION_CREATED: _notification,
+}
 
 
 def _body(event: dict[str, Any], envelope: Envelope, appended: Appended) -> dict[str, Any]:

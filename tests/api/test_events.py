@@ -135,3 +135,10 @@ def test_another_type_joins_without_changing_this_one(monkeypatch: pytest.Monkey
         check(schema, event(type="com.example.order.paid", data={"title": "no order"}))
     with pytest.raises(Unprocessable):
         check(schema, event(data={"order": 42}))  # a notification still needs its title
+
+
+def test_every_type_has_a_mapping() -> None:
+    from herald.api.cloudevents import TYPES
+    from herald.api.routes_events import MAPPINGS
+
+    assert set(MAPPINGS) == set(TYPES)
