@@ -5,8 +5,8 @@ A CloudEvent's ``type`` picks an entry of :data:`TYPES`, which says what its ``d
 must hold and which notification request it stands for. Only
 ``com.herald.notification.created`` is known today; another type (the workflows'
 business events, say ``order.paid``) is a new entry here (its data schema) and in
-api/routes_events.py ``MAPPINGS`` (its envelope), with no change to this one's. An unknown ``type`` fails the schema
-(422, naming the known ones).
+api/routes_events.py ``MAPPINGS`` (its envelope), with no change to this one's. An
+unknown ``type`` fails the schema (422, naming the known ones).
 
 - ``source`` + ``id`` → the idempotency key :func:`idempotency_key` (a repeated event
   answers the first append);
