@@ -369,11 +369,14 @@ class GroupRuntime:
         return failed
 
     def _early_outcomes(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
-        """Outcomes decided without the handler: too many deliveries (a deleted entry is
-        acked as it is)."""
+        """Outcomes decided without the handler: an entry that is not one field ``e``, too
+        many deliveries (a deleted entry is acked as it is)."""
         limit = self.settings.max_deliveries
         out: list[Outcome] = []
         for entry in entries:
+            if entry.problem is not None:
+                out.append(DeadLetter(entry.problem))
+                continue
             if entry.raw is None:
                 self._log.warning("entry_missing", partition=partition, entry_id=entry.position)
             out.append(DeadLetter(f"max_deliveries: delivered {entry.deliveries} times "

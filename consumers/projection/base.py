@@ -24,8 +24,9 @@ from herald.streams.keys import Keys
 
 # The layout of every projection key (names, kinds, fields). A snapshot records it; one
 # written under another layout is refused when loaded (replay --from-start rebuilds).
-# Raise it whenever a projection changes what it writes.
-LAYOUT = 1
+# Raise it whenever a projection changes what it writes (2: the event-id buckets,
+# ``Keys.seen``, that dead-letter duplicates).
+LAYOUT = 2
 
 Write = tuple[Any, ...]
 # A projection's last "write" may be ``(WAKE, ms)``: not written, it tells whoever waits
