@@ -40,6 +40,12 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
     redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError,
 )
+# The store could not serve (down, failing over, loading, full): no entry's fault, so
+# such a failure never counts toward an entry's delivery limit (consumers/group/runtime.py).
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    *TRANSIENT_ERRORS, OSError, redis.exceptions.OutOfMemoryError,
+    redis.exceptions.BusyLoadingError,
+)
 BIG_ARG = 8192  # bytes: a bigger value is sent as its own buffer, not copied
 
 
