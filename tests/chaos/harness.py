@@ -428,9 +428,9 @@ class Loader:
     async def _send(self, session: aiohttp.ClientSession, seqs: list[int],
                     deadline: float) -> None:
         users = self.ledger.users
+        extra = {"channels": self.channels} if self.channels else {}
         items = [{"user": users[seq % len(users)], "title": f"chaos {seq}",
-                  "idempotency_key": f"chaos-{self.run}-{seq}", "channels": self.channels}
-                 for seq in seqs]
+                  "idempotency_key": f"chaos-{self.run}-{seq}", **extra} for seq in seqs]
         while time.monotonic() < deadline + 30:  # an unacknowledged batch is retried
             try:
                 async with session.post(f"{self.d.api_url}/v1/notifications/batch",
