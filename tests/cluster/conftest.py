@@ -120,6 +120,7 @@ class Publisher:
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)  # error type → times seen
     sent: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds from first send to ack
 
     def envelope(self, payload: Payload | None = None, user: str | None = None) -> Envelope:
         n = self.sent
@@ -129,10 +130,12 @@ class Publisher:
         return self.producer.envelope(user, payload, idempotency_key=f"key-{n}")
 
     async def publish(self, envelopes: Sequence[Envelope]) -> list[Appended]:
-        deadline = time.monotonic() + self.batch_timeout_s
+        started = time.monotonic()
+        deadline = started + self.batch_timeout_s
         while True:
             try:
                 appended = await self.producer.publish_many(envelopes)
+                self.latencies.append(time.monotonic() - started)
                 break
             except (*TRANSIENT_ERRORS, NotDurableError) as exc:
                 self.errors[type(exc).__name__] += 1
