@@ -15,7 +15,10 @@ answers the primary's request for acknowledgement with the offset it has fsynced
 next periodic acknowledgement, a second later — so a WAITAOF sent right behind the
 writes took ~1 s (measured on Valkey 8.1 with ``appendfsync always``: 955 ms vs 5 ms
 behind a WAIT, which returns once the replica has the writes, by when it has also
-fsynced them). With ``appendfsync everysec`` an fsync is up to a second away anyway. If the copies are not confirmed within ``HERALD_PUBLISH_WAIT`` the publish
+fsynced them). With ``appendfsync everysec`` an fsync is up to a second away anyway.
+
+If the copies are not confirmed within ``HERALD_PUBLISH_WAIT`` (each wait command
+has that long: ``fsync`` with replicas may wait twice as long in all) the publish
 raises :class:`~streams.errors.NotDurableError` — the entries may be in the log, so
 publish again with the same idempotency key (which answers the first append).
 

@@ -104,7 +104,7 @@ async def test_dev_cluster_usage_errors(tmp_path: Path, args: list[str], message
     proc = await asyncio.create_subprocess_exec(
         HERALD, "dev-cluster", *args, env=_env(tmp_path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert message in err.decode() and b"Traceback" not in err
     assert not (tmp_path / "data" / "cluster").exists()  # nothing started
