@@ -115,6 +115,7 @@ def spawn(args: Sequence[str], env: dict[str, str], output: Path) -> subprocess.
 
 
 def stop(proc: subprocess.Popen[bytes], wait_s: float = 15.0) -> int:
+    """SIGTERM, then SIGKILL after ``wait_s``; the exit code."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
@@ -139,7 +140,6 @@ async def leases_held(redis: Any, settings: Settings, within_s: float = 60.0) ->
     return False
 
 
-
 # ----------------------------------------------------------------- failover
 class Publisher:
     """Batches with an idempotency key on every event; a batch that is not acknowledged
@@ -150,7 +150,6 @@ class Publisher:
         self.acked: dict[str, str] = {}  # envelope id → user
         self.errors: Counter[str] = Counter()
         self.sent = 0
-        self.events: list[tuple[float, str]] = []  # (when, "acked" or the error's name)
 
     def envelopes(self) -> list[Envelope]:
         out = []
@@ -168,11 +167,9 @@ class Publisher:
             while True:
                 try:
                     await self.producer.publish_many(batch)
-                    self.events.append((time.monotonic(), "acked"))
                     break
                 except NOT_ACKED as exc:
                     self.errors[type(exc).__name__] += 1
-                    self.events.append((time.monotonic(), type(exc).__name__))
                     if time.monotonic() > given_up:
                         raise
                     await asyncio.sleep(0.05)
