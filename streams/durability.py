@@ -31,10 +31,11 @@ it. scripts/bench_cluster.py measures acknowledged-but-lost after kills for each
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from herald.streams.connection import is_cluster
+from herald.streams.connection import Batch, is_cluster
 from herald.streams.errors import NotDurableError
 from herald.streams.settings import Settings
 
@@ -91,3 +92,38 @@ class Durability:
                     f"{what} within "
                     f"{self.wait_ms} ms (HERALD_PUBLISH_DURABILITY={self.mode}); "
                     "publish again with the same idempotency key")
+
+
+FENCE_FIELD = "fenced_at"  # the write a fence waits for (a field of Keys.archive_state)
+
+
+async def fence(redis: Any, key: str, timeout_ms: int = 5_000) -> bool:
+    """Wait until everything the server holding ``key`` applied so far is in its
+    append-only file on disk; False when the server keeps no append-only file (nothing
+    it holds survives a restart, so there is nothing to wait for).
+
+    Retention calls it before a snapshot or an archive segment leaves Redis for a file:
+    with ``appendfsync everysec`` a power loss takes back up to a second of writes, and
+    a file written from that second would hold entries the log no longer has (replay
+    would rebuild notifications live state never saw). WAITAOF counts this
+    connection's writes, so the fence writes ``FENCE_FIELD`` of ``key`` (a hash in the
+    slot whose writes it orders behind) and waits in the same round trip; the append-
+    only file is written in order, so its fsync covers every earlier write. Raises
+    NotDurableError when the fsync is not confirmed within ``timeout_ms``."""
+    batch = Batch(redis)
+    batch.execute_command("HSET", key, FENCE_FIELD, int(time.time() * 1000))
+    node = None
+    if is_cluster(redis):
+        await redis.initialize()  # the slot map (a new client has none yet)
+        node = redis.get_node_from_key(key)
+    batch.execute_command("WAITAOF", 1, 0, timeout_ms, **({"target_nodes": node} if node else {}))
+    written, reply = await batch.execute()
+    if isinstance(written, Exception):
+        raise written
+    if isinstance(reply, Exception):
+        if "appendonly is disabled" in str(reply):
+            return False
+        raise NotDurableError(f"the fsync before leaving Redis failed: {reply}")
+    if int(reply[0]) < 1:
+        raise NotDurableError(f"no fsync of the append-only file within {timeout_ms} ms")
+    return True

@@ -30,6 +30,7 @@ from herald.consumers.replay.builder import Builder
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import Snapshot, SnapshotStore
 from herald.streams.connection import text
+from herald.streams.durability import fence
 from herald.streams.keys import Keys
 from herald.streams.positions import parse
 from herald.streams.settings import Settings
@@ -77,6 +78,9 @@ class Snapshotter:
         previous = await self.store.latest(partition, position)
         if previous is not None and previous.position == position:
             return None
+        # the log up to ``position`` must be on the server's disk before a file holds
+        # its fold (and the archive copies entries up to a snapshot): streams/durability.py
+        await fence(self.redis, self.keys.archive_state(partition))
         ns = f"{SCRATCH_PREFIX}{int(time.time() * 1000):x}{secrets.token_hex(3)}"
         registry = self.keys.ns_registry(partition, ns)
         try:
