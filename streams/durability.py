@@ -127,3 +127,18 @@ async def fence(redis: Any, key: str, timeout_ms: int = 5_000) -> bool:
     if int(reply[0]) < 1:
         raise NotDurableError(f"no fsync of the append-only file within {timeout_ms} ms")
     return True
+
+
+async def run_id(redis: Any, key: str) -> str:
+    """The run id of the server process that serves ``key``: a different one later
+    means it restarted (or failed over) meanwhile, and what it held since the last
+    fsync may be gone (retention checks it around a snapshot)."""
+    if is_cluster(redis):
+        await redis.initialize()
+        node = redis.get_node_from_key(key)
+        info = await redis.execute_command("INFO", "server", target_nodes=node)
+    else:
+        info = await redis.execute_command("INFO", "server")
+    if isinstance(info, dict) and "run_id" not in info and len(info) == 1:
+        info = next(iter(info.values()))  # a Cluster client keys replies by node
+    return str(info["run_id"])

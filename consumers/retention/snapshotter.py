@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from herald.consumers.errors import RetentionError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import Snapshot, SnapshotStore
 from herald.streams.connection import text
-from herald.streams.durability import fence
+from herald.streams.durability import fence, run_id
 from herald.streams.keys import Keys
 from herald.streams.positions import parse
 from herald.streams.settings import Settings
@@ -80,6 +81,7 @@ class Snapshotter:
             return None
         # the log up to ``position`` must be on the server's disk before a file holds
         # its fold (and the archive copies entries up to a snapshot): streams/durability.py
+        server = await run_id(self.redis, self.keys.stream(partition))
         await fence(self.redis, self.keys.archive_state(partition))
         ns = f"{SCRATCH_PREFIX}{int(time.time() * 1000):x}{secrets.token_hex(3)}"
         registry = self.keys.ns_registry(partition, ns)
@@ -91,6 +93,12 @@ class Snapshotter:
             stats = await self.builder.build(partition, ns, until=position, track=True)
             names = [text(n) for n in await self.redis.smembers(registry)]
             records = await image.dump(self.redis, self.keys, partition, ns, names)
+            if await run_id(self.redis, self.keys.stream(partition)) != server:
+                raise RetentionError("the server restarted during the snapshot (its "
+                                     "scratch copy may have lost writes): snapshot again")
+            if not any(r[0] == image.CHECKPOINT and text(r[2]) == position for r in records):
+                raise RetentionError(f"the image of partition {partition} does not end at "
+                                     f"{position}: snapshot again")
             snapshot = await self.store.write(partition, position, records)
         finally:
             await drop_scratch(self.redis, registry)
