@@ -219,9 +219,12 @@ class Scheduler:
             self._views_at = time.monotonic()
         now = await self.clock.now_ms()  # the server's clock, not this machine's
         k = self.keys
+        asked: dict[int, bool] = {}  # whether p's checkpoint was read: the lease cycle
+        # may change self._pending while the pipeline runs, the replies must not shift
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in owned:
                 ns, waiting = self.views.cached(p), len(self._pending[p])
+                asked[p] = bool(waiting)
                 pipe.zrangebyscore(k.schedule(p, ns), "-inf", now, start=0,
                                    num=DUE_BATCH + waiting, withscores=True)
                 pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
@@ -242,7 +245,7 @@ class Scheduler:
             for _member, score in (*next(replies), *next(replies)):
                 self._next_due = min(self._next_due, int(score))
             pending = self._pending[p]
-            if pending:
+            if asked[p]:
                 self._settle(pending, next(replies))
             waiting = len(pending)
             if len(due_rows) >= DUE_BATCH + waiting or len(digest_rows) >= DIGEST_BATCH + waiting:
