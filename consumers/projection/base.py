@@ -25,7 +25,7 @@ from herald.streams.keys import Keys
 # The layout of every projection key (names, kinds, fields). A snapshot records it; one
 # written under another layout is refused when loaded (replay --from-start rebuilds).
 # Raise it whenever a projection changes what it writes.
-LAYOUT = 1
+LAYOUT = 2  # 2: devices, contacts, templates; notifications kept out of the inbox
 
 Write = tuple[Any, ...]
 # A projection's last "write" may be ``(WAKE, ms)``: not written, it tells whoever waits
