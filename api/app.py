@@ -24,12 +24,14 @@ from herald.api import (
     routes_admin,
     routes_client,
     routes_delivery,
+    routes_devices,
     routes_inbox,
     routes_live,
     routes_ops,
     routes_pages,
     routes_publish,
     routes_schedule,
+    routes_templates,
     routes_users,
 )
 from herald.api.auth import Authenticator
@@ -74,7 +76,8 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
-    routes_live, routes_admin, routes_pages, routes_users, routes_client,
+    routes_devices, routes_templates, routes_live, routes_admin, routes_pages, routes_users,
+    routes_client,
 )
 
 

@@ -234,8 +234,10 @@ class Renderer:
             self._compiled.popitem(last=False)
         return template
 
-    def text(self, source: str, path: str, context: Mapping[str, Any], limit: int) -> str:
-        """One string rendered; TemplateError for any failure (never another exception)."""
+    def text(self, source: str, path: str, context: Mapping[str, Any], limit: int,
+             clip: bool = False) -> str:
+        """One string rendered; TemplateError for any failure (never another exception).
+        ``clip``: text over ``limit`` is cut (with ``…``) instead of refused."""
         template = self.compile(source, path)
         try:
             out = template.render(context)
@@ -247,6 +249,8 @@ class Renderer:
                 AttributeError, RecursionError, OverflowError) as exc:
             raise TemplateError(path, f"{type(exc).__name__}: {exc}") from exc
         if len(out) > limit:
+            if clip:
+                return cut(out, limit)
             raise TemplateError(path, f"renders {len(out)} characters; the limit is {limit}")
         return out
 
@@ -261,13 +265,16 @@ class Renderer:
         return value
 
     def render(self, definition: Mapping[str, Any], requested: str | None,
-               data: Mapping[str, Any]) -> Rendered:
-        """The notification a definition makes of ``data`` in the best locale."""
+               data: Mapping[str, Any], *, clip: bool = False,
+               limits: tuple[int, int] = (MAX_TITLE, MAX_BODY)) -> Rendered:
+        """The notification a definition makes of ``data`` in the best locale.
+        ``clip``: a title or body over ``limits`` is cut instead of refused."""
         return self.render_locale(definition, choose_locale(definition["locales"], requested),
-                                  data)
+                                  data, clip=clip, limits=limits)
 
     def render_locale(self, definition: Mapping[str, Any], chosen: str,
-                      data: Mapping[str, Any]) -> Rendered:
+                      data: Mapping[str, Any], *, clip: bool = False,
+                      limits: tuple[int, int] = (MAX_TITLE, MAX_BODY)) -> Rendered:
         """Render exactly the locale ``chosen`` (a key of the definition's locales)."""
         locales: Mapping[str, Any] = definition["locales"]
         entry: Mapping[str, Any] = locales[chosen]
@@ -277,10 +284,10 @@ class Renderer:
         context: dict[str, Any] = {**data, "locale": tag,
                                    "plural": functools.partial(plural, locale)}
         base = f"locales.{chosen}"
-        title = self.text(str(entry["title"]), f"{base}.title", context, MAX_TITLE)
+        title = self.text(str(entry["title"]), f"{base}.title", context, limits[0], clip)
         if not title.strip():
             raise TemplateError(f"{base}.title", "renders empty")
-        body = self.text(str(entry.get("body", "")), f"{base}.body", context, MAX_BODY)
+        body = self.text(str(entry.get("body", "")), f"{base}.body", context, limits[1], clip)
         own = entry.get("channels") or {}
         channels = {**(locales[DEFAULT].get("channels") or {}), **own}
         variants: dict[str, Any] = {}
