@@ -126,6 +126,7 @@ class AliyunSmsChannel:
         base = URL(settings.aliyun_sms_base_url.rstrip("/"))
         self._base = base
         self._host = base.raw_authority  # host[:port], as the Host header says
+        self._path = base.raw_path.rstrip("/") + "/"  # "/" at Alibaba Cloud
 
     def params(self, message: OutboundMessage) -> dict[str, str] | None:
         """SendSms's parameters, or None when no template code is known."""
@@ -155,7 +156,7 @@ class AliyunSmsChannel:
             "x-acs-content-sha256": sha256_hex(body),
         }
         headers["Authorization"] = acs3_authorization(
-            "POST", "/", query, headers, body, self._settings.aliyun_access_key_id,
+            "POST", self._path, query, headers, body, self._settings.aliyun_access_key_id,
             self._settings.aliyun_access_key_secret)
         return headers
 
@@ -174,7 +175,7 @@ class AliyunSmsChannel:
             return SendResult.failed("no sign name (HERALD_ALIYUN_SMS_SIGN_NAME)")
         query = canonical_query(params)
         body = b""
-        url = URL(f"{self._base}/?{query}", encoded=True)
+        url = URL(f"{self._base.origin()}{self._path}?{query}", encoded=True)
         try:
             async with self._http.get().post(url, data=body, headers=self.signed_headers(
                     query, body), allow_redirects=False) as response:
