@@ -54,8 +54,9 @@ def test_plural_rules_and_formats_follow_the_locale() -> None:
         "ru": {"title": "{{ n }} {{ plural(n, one='товар', few='товара', many='товаров', "
                         "other='товара') }}",
                "body": "{{ big|number }} · {{ when|date('long') }}"},
-        "zh-CN": {"title": "{{ n }} 件商品", "body": "{{ price|currency('CNY') }} · "
-                                                   "{{ when|datetime('short', tz='Asia/Shanghai') }}"},
+        "zh-CN": {"title": "{{ n }} 件商品",
+                  "body": "{{ price|currency('CNY') }} · "
+                          "{{ when|datetime('short', tz='Asia/Shanghai') }}"},
     }}
     data = {"price": 1234.5, "big": 1234567.25, "when": "2026-03-01T18:30:00Z", "share": 0.25}
     assert renderer.render(definition, "en", {**data, "n": 1}).title == "1 item"
