@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test chaos lint bench clean install browser allocator
+.PHONY: run test chaos lint bench clean install browser allocator node
 
 install: $(STAMP)
 
@@ -34,10 +34,20 @@ browser:
 allocator: $(STAMP)
 	@$(call apt,allocator,$(PY) -c "from herald.streams.allocator import find_jemalloc as f; raise SystemExit(f() is None)",libjemalloc2,the server runs on libc malloc)
 
+# The Node.js producer of the protocol tests (tests/protocol/node): its locked packages
+# from the npm registry, when npm is there (without it those tests skip, saying so).
+NODE_DIR := tests/protocol/node
+node:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f $(NODE_DIR)/node_modules/.package-lock.json ] || \
+	     [ $(NODE_DIR)/package-lock.json -nt $(NODE_DIR)/node_modules/.package-lock.json ]; then \
+	    cd $(NODE_DIR) && npm ci --no-audit --no-fund --silent; fi; \
+	else echo "node: npm not found; the Node producer's tests will skip"; fi
+
 run: $(STAMP) allocator
 	HERALD_DEV=$${HERALD_DEV:-true} $(VENV)/bin/herald run
 
-test: $(STAMP) allocator browser
+test: $(STAMP) allocator browser node
 	$(PY) -m pytest -q
 	$(PY) -m tests.chaos.run --quick
 
@@ -58,9 +68,9 @@ lint: $(STAMP)
 
 bench: $(STAMP) allocator
 	$(PY) scripts/bench_publish.py
-	@for s in bench_project bench_api bench_live bench_delivery; do \
+	@for s in bench_project bench_api bench_live bench_delivery bench_protocol; do \
 	  if [ -f scripts/$$s.py ]; then $(PY) scripts/$$s.py || exit 1; fi; done
 
 clean:
-	rm -rf $(VENV) .herald .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .herald .pytest_cache .mypy_cache .ruff_cache build *.egg-info $(NODE_DIR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -25,6 +25,7 @@ from herald.api import (
     routes_client,
     routes_delivery,
     routes_devices,
+    routes_events,
     routes_inbox,
     routes_live,
     routes_ops,
@@ -75,9 +76,9 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_schedule, routes_inbox, routes_delivery,
-    routes_devices, routes_templates, routes_live, routes_admin, routes_pages, routes_users,
-    routes_client,
+    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox,
+    routes_delivery, routes_devices, routes_templates, routes_live, routes_admin, routes_pages,
+    routes_users, routes_client,
 )
 
 

@@ -96,6 +96,12 @@ class PayloadTooLarge(Problem):
     status, slug, title = 413, "too_large", "Payload too large"
 
 
+class UnsupportedMediaType(Problem):
+    """Raised when a route that reads several media types gets another Content-Type."""
+
+    status, slug, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class Unprocessable(Problem):
     """Raised when a request is JSON but breaks the schema; ``errors`` name the fields."""
 

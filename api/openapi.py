@@ -28,6 +28,7 @@ PROBLEM_TEXT = {
     404: "Not found (for this user).",
     409: "Conflicts with the current state (see detail).",
     413: "The body is over HERALD_MAX_BODY (HERALD_MAX_BATCH_BODY for batches).",
+    415: "The Content-Type is not one this operation reads.",
     422: "The request breaks the schema; `errors` names each field.",
     429: "Rate limit reached; retry after Retry-After seconds.",
     500: "Unexpected error (a bug; it was logged).",
@@ -63,6 +64,8 @@ def problem_statuses(route: Route) -> list[int]:
         statuses.add(422)
     if route.body:
         statuses |= {400, 413}
+    if route.bodies:
+        statuses.add(415)
     return sorted(statuses)
 
 
@@ -113,8 +116,8 @@ def operation(route: Route) -> dict[str, Any]:
             for p in route.params
         ]
     if route.body:
-        op["requestBody"] = {"required": route.body_required,
-                             "content": {"application/json": {"schema": _ref(route.body)}}}
+        op["requestBody"] = {"required": route.body_required, "content": {
+            media: {"schema": _ref(name)} for media, name in route.body_schemas().items()}}
     return op
 
 

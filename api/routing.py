@@ -16,7 +16,8 @@ a :class:`Call` and never parse input themselves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,12 +25,21 @@ from aiohttp import web
 
 from herald.api.auth import Principal, act_for, require_service
 from herald.api.context import AUTH, LIMITER, METRICS, SETTINGS
-from herald.api.errors import TooManyRequests, Unavailable, Unprocessable, field_error
-from herald.api.jsonio import NO_BODY, read_json
+from herald.api.errors import (
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+    field_error,
+)
+from herald.api.jsonio import JSON_TYPE, NO_BODY, read_json
 from herald.api.schemas import ID_PATTERN, NOTIFICATION_ID, USER_PATTERN, check, coerce
 from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+# Loop time by which the request must have answered (or, for a stream, started):
+# now + HERALD_REQUEST_TIMEOUT when it arrives.
+DEADLINE = web.RequestKey("deadline", float)
 Auth = Literal["none", "service", "user"]
 
 
@@ -89,6 +99,16 @@ class Route:
     timeout: bool = True
     rate_cost: int = 1
     batch_body: bool = False  # the body may reach HERALD_MAX_BATCH_BODY, not HERALD_MAX_BODY
+    # Media types besides application/json, each with its body schema: with any, the
+    # Content-Type must be one of them or application/json (415 otherwise), and the
+    # handler sees which in ``Call.media_type``.
+    bodies: tuple[tuple[str, str], ...] = ()
+
+    def body_schemas(self) -> dict[str, str]:
+        """Media type → body schema name, as documented."""
+        out = {JSON_TYPE: self.body} if self.body else {}
+        out.update(self.bodies)
+        return out
 
 
 # The app's routes, as create_app registered them (api/openapi.py documents them).
@@ -105,6 +125,7 @@ class Call:
     path: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     body: Any = None
+    media_type: str = JSON_TYPE  # of the body (a route with ``bodies``)
 
     @property
     def app(self) -> web.Application:
@@ -141,9 +162,13 @@ def _query(request: web.Request, params: Sequence[Param]) -> dict[str, Any]:
 
 
 def make_endpoint(
-    route: Route, body_schema: Mapping[str, Any] | None
+    route: Route, body_schema: Mapping[str, Any] | None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler that validates a request and calls ``route.handler``."""
+    """The aiohttp handler that validates a request and calls ``route.handler``
+    (``schemas``: every named schema, for a route with several body media types)."""
+    by_type = {media: (schemas or {})[name] for media, name in route.body_schemas().items()
+               } if route.bodies else {}
     path_params = [p for p in route.params if p.location == "path" and p.name != "user"]
     query_params = [p for p in route.params if p.location == "query"]
     has_user = "{user}" in route.path
@@ -156,7 +181,8 @@ def make_endpoint(
             principal = app[AUTH].authenticate(request.headers.get("Authorization"))
             request[PRINCIPAL] = principal
             try:
-                await app[LIMITER].check(principal, route.rate_cost)
+                async with until_deadline(request):
+                    await app[LIMITER].check(principal, route.rate_cost)
             except TooManyRequests:
                 app[METRICS].rate_limited.labels("key" if principal.is_service else "user").inc()
                 raise
@@ -167,18 +193,29 @@ def make_endpoint(
         for p in path_params:
             call.path[p.name] = coerce(p.schema, request.match_info[p.name], f"path.{p.name}")
         call.query = _query(request, query_params)
-        if body_schema is not None:
+        schema = body_schema
+        if by_type:
+            call.media_type = request.content_type if request.content_type in by_type \
+                else JSON_TYPE if request.content_type in ("", "application/octet-stream") \
+                else ""
+            if not call.media_type:
+                raise UnsupportedMediaType(
+                    f"Content-Type {request.content_type!r} is not accepted here; use one "
+                    f"of {', '.join(by_type)}")
+            schema = by_type[call.media_type]
+        if schema is not None:
             limit = settings.max_batch_body_bytes if route.batch_body else settings.max_body_bytes
             body = await read_json(request, limit, required=route.body_required)
             if body is not NO_BODY:
-                check(body_schema, body)
+                check(schema, body)
                 call.body = body
         return await route.handler(call)
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        if not route.timeout:
-            return await validated(request)
         seconds = request.app[SETTINGS].request_timeout_s
+        request[DEADLINE] = asyncio.get_running_loop().time() + seconds
+        if not route.timeout:  # a stream: bounded until it starts (until_deadline)
+            return await validated(request)
         try:  # the limit covers a slowly sent body too, not only the handler
             async with asyncio.timeout(seconds) as scope:
                 return await validated(request)
@@ -192,6 +229,26 @@ def make_endpoint(
     return endpoint
 
 
+@contextlib.asynccontextmanager
+async def until_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Bound a step by the request's deadline (:data:`DEADLINE`): 503 when it passes.
+    Routes with a timeout are bounded as a whole already; a stream bounds each step
+    before it starts sending with this."""
+    deadline = request.get(DEADLINE)
+    if deadline is None:
+        yield
+        return
+    try:
+        async with asyncio.timeout_at(deadline) as scope:
+            yield
+    except TimeoutError as exc:
+        if not scope.expired():
+            raise
+        seconds = request.app[SETTINGS].request_timeout_s
+        raise Unavailable(f"the request took longer than {seconds:g}s; try again",
+                          retry_after=1) from exc
+
+
 def add_routes(
     app: web.Application, routes: Sequence[Route], schemas: Mapping[str, Mapping[str, Any]]
 ) -> None:
@@ -202,5 +259,5 @@ def add_routes(
         for p in route.params:
             if p.location == "path" and p.match:
                 path = path.replace(f"{{{p.name}}}", f"{{{p.name}:{p.match}}}")
-        app.router.add_route(route.method, path, make_endpoint(route, body_schema),
+        app.router.add_route(route.method, path, make_endpoint(route, body_schema, schemas),
                              name=route.operation_id)

@@ -228,8 +228,9 @@ class Bench:
         done = subprocess.run([sys.executable, "-m", "herald.cli", "replay", "--quiet"],
                               cwd=REPO, env=self.env(), capture_output=True, text=True,
                               timeout=self.timeout + 60)
-        match = re.search(r"replayed (\d+) events in [\d.]+s \(([\d,]+) events/s\).*; "
-                          r"([\d.]+)s in all", done.stdout)
+        # "replayed N events (from S snapshots and the log after them) in Ts (R events/s)"
+        match = re.search(r"replayed (\d+) events (?:\([^)]*\) )?in [\d.]+s "
+                          r"\(([\d,]+) events/s\).*; ([\d.]+)s in all", done.stdout)
         if done.returncode != 0 or match is None:
             return None, None, done.stdout + done.stderr
         total = int(match.group(1)) / float(match.group(3))

@@ -230,6 +230,15 @@ def _envelope_builder() -> typing.Callable[..., Envelope]:
 _envelope = _envelope_builder()
 
 
+# The envelope's keys and their msgpack types (PROTOCOL.md, "The entry"): required
+# ones first. Any other key is refused: a reader never guesses at a field it does
+# not know (a new envelope field is a new wire format ``f``).
+_REQUIRED = (("i", str), ("t", str), ("v", int), ("u", str), ("ts", int), ("d", dict))
+_OPTIONAL = (("k", str), ("c", str), ("s", bytes))
+ENVELOPE_KEYS = frozenset(["f", *(name for name, _ in _REQUIRED + _OPTIONAL)])
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "a map", bytes: "bytes (bin)"}
+
+
 def decode(raw: bytes) -> Envelope:
     """msgpack bytes → Envelope; raises CodecError with a reason."""
     try:
@@ -239,10 +248,11 @@ def decode(raw: bytes) -> Envelope:
     if type(doc) is not dict:
         raise CodecError("malformed", "event is not a map")
     if doc.get("f") != WIRE_FORMAT:
-        raise CodecError("unknown_version", f"unknown wire format {doc.get('f')!r}")
+        raise CodecError("unknown_version", f"unknown wire format {doc.get('f')!r} "
+                         f"(this reader knows {WIRE_FORMAT})")
     try:
         event_id, type_, version = doc["i"], doc["t"], doc["v"]
-        user, ts = doc["u"], doc["ts"]
+        user, ts, data = doc["u"], doc["ts"], doc["d"]
     except KeyError as exc:
         raise CodecError("malformed", f"event lacks field {exc.args[0]!r}") from exc
     key, corr, sealed = doc.get("k"), doc.get("c"), doc.get("s")
@@ -255,10 +265,21 @@ def decode(raw: bytes) -> Envelope:
         or (key is not None and type(key) is not str)
         or (corr is not None and type(corr) is not str)
         or (sealed is not None and type(sealed) is not bytes)
+        or not doc.keys() <= ENVELOPE_KEYS
     ):
-        raise CodecError("malformed", "envelope field of the wrong type")
-    return _envelope(event_id, user, ts, payload_from_dict(type_, version, doc.get("d", {})),
+        raise CodecError("malformed", _envelope_problem(doc))
+    return _envelope(event_id, user, ts, payload_from_dict(type_, version, data),
                      key, corr, sealed)
+
+
+def _envelope_problem(doc: dict[Any, Any]) -> str:
+    """What is wrong with an envelope map that failed decode's checks."""
+    for name, kind in _REQUIRED + _OPTIONAL:
+        value = doc.get(name)
+        if (value is not None or name in ("i", "t", "v", "u", "ts")) and type(value) is not kind:
+            return f"envelope field {name!r} must be {_TYPE_NAMES[kind]}"
+    extra = sorted(str(name) for name in doc if name not in ENVELOPE_KEYS)
+    return f"unknown envelope field {extra[0]!r}" if extra else "malformed envelope"
 
 
 def pack_value(value: Any) -> bytes:

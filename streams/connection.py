@@ -30,6 +30,7 @@ from herald.streams.settings import Settings
 # What "Redis is unavailable" looks like to a loop: retry these after a back-off.
 REDIS_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 RETRY_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 5.0  # longest TCP connect (HERALD_REDIS_TIMEOUT if shorter)
 POOL_WAIT_S = 5.0  # longest wait for a pooled connection before ConnectionError
 RETRY_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 # What a client sees while a server restarts or a Cluster fails over or moves slots:
@@ -38,6 +39,12 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
     redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
     redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError,
+)
+# The store could not serve (down, failing over, loading, full): no entry's fault, so
+# such a failure never counts toward an entry's delivery limit (consumers/group/runtime.py).
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    *TRANSIENT_ERRORS, OSError, redis.exceptions.OutOfMemoryError,
+    redis.exceptions.BusyLoadingError,
 )
 BIG_ARG = 8192  # bytes: a bigger value is sent as its own buffer, not copied
 
@@ -267,6 +274,8 @@ def connect(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
     common: dict[str, Any] = {
         "decode_responses": False,
         "protocol": 2,
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": min(settings.redis_timeout_s, CONNECT_TIMEOUT_S),
         "health_check_interval": 30,
         "retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
@@ -292,6 +301,8 @@ def connect_sync(settings: Settings, url: str | None = None, **kwargs: Any) -> A
     common: dict[str, Any] = {
         "decode_responses": False,
         "protocol": 2,
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": min(settings.redis_timeout_s, CONNECT_TIMEOUT_S),
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
     }

@@ -32,6 +32,19 @@ class CodecError(HeraldError):
         self.reason = reason
 
 
+class EntryRejectedError(HeraldError):
+    """Raised by :func:`streams.entries.EntryReader.read` when a log entry breaks a rule
+    of the protocol (PROTOCOL.md); ``reason`` is the rule's word: ``malformed``,
+    ``unknown_type``, ``unknown_version``, ``invalid``, ``oversized`` or
+    ``wrong_partition``. Consumers dead-letter the entry with ``str(error)``, which
+    starts with the reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class PartitionMismatchError(HeraldError):
     """Raised at start when HERALD_PARTITIONS differs from the count recorded in Redis."""
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from herald.streams.connection import text
 from herald.streams.ids import now_ms
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
@@ -64,6 +65,24 @@ class IdempotencyRecords:
                 pipe.hmget(key, list(fields))
             replies = await pipe.execute()
         return [any(reply[i] is not None for reply in replies) for i in range(len(fields))]
+
+
+    async def first(self, redis: Any, partitions: Sequence[int], field: str
+                    ) -> tuple[int, str, str] | None:
+        """``(partition, event id, position)`` of the first append under the idempotency
+        key ``field`` in any of ``partitions`` (the caller's clock, ±1 bucket), or None."""
+        if not partitions:
+            return None
+        async with redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                for key in self.script_keys(p)[0][1:]:
+                    pipe.hget(key, field)
+            replies = await pipe.execute()
+        for i, reply in enumerate(replies):
+            if reply is not None:
+                event_id, _, position = text(reply).partition(" ")
+                return partitions[i // 3], event_id, position
+        return None
 
 
 def server_bucket(error: BaseException) -> int | None:

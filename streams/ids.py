@@ -27,8 +27,17 @@ def now_ms() -> int:
 def new_id(partition: int, at_ms: int | None = None) -> str:
     """A fresh id for an event of ``partition``, stamped ``at_ms`` (default now)."""
     ms = now_ms() if at_ms is None else at_ms
-    rand = int.from_bytes(os.urandom(9), "big") >> 4  # 68 random bits
-    value = (ms << 80) | (rand << PARTITION_BITS) | (partition & (MAX_PARTITIONS - 1))
+    return compose(ms, int.from_bytes(os.urandom(9), "big") >> 4, partition)  # 68 random bits
+
+
+def compose(ms: int, random: int, partition: int) -> str:
+    """The id of ``ms`` (48 bits), ``random`` (68 bits) and ``partition`` (12 bits):
+    the 128-bit value ``ms << 80 | random << 12 | partition`` in Crockford base32,
+    most significant first (PROTOCOL.md, "Event ids"). ValueError when a part does
+    not fit its bits."""
+    if not (0 <= ms < 1 << 48 and 0 <= random < 1 << 68 and 0 <= partition < MAX_PARTITIONS):
+        raise ValueError(f"id parts out of range: ms={ms}, partition={partition}")
+    value = (ms << 80) | (random << PARTITION_BITS) | partition
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -30,7 +30,8 @@ class Keys:
         return f"{self.prefix}:{{p{partition:02d}}}"
 
     def meta(self) -> str:
-        """Hash: partition count and creation time, written on first start."""
+        """Hash: ``partitions`` and ``created_at``, written on first start, and
+        ``dedupe_window_ms``, the producers' (PROTOCOL.md: what other producers read)."""
         return f"{self.prefix}:meta"
 
     def view_pointer(self) -> str:
@@ -174,6 +175,19 @@ class Keys:
         if not sep or not sep2 or not digits.isdigit():
             return None
         return int(digits), ns, rest
+
+    def seen(self, partition: int, span_ms: int, bucket: int | str, ns: str = LIVE_NS) -> str:
+        """Hash: event id → position of the entry that applied it, for the entries whose
+        position's milliseconds fall in one bucket of ``span_ms`` (the dedupe window):
+        the projector's record of event ids, so a duplicate is dead-lettered
+        (consumers/projection/lua/projector_apply.lua). Buckets are of log time, not
+        wall-clock time: replay rebuilds them exactly."""
+        return f"{self.ns_root(partition, ns)}:seen:{span_ms}:{bucket}"
+
+    def seen_last(self, partition: int, ns: str = LIVE_NS) -> str:
+        """String: the newest bucket of :meth:`seen` written; buckets before the one
+        preceding it are deleted, so at most two exist."""
+        return f"{self.ns_root(partition, ns)}:seen"
 
     def checkpoint(self, partition: int, ns: str = LIVE_NS, group: str = "projector") -> str:
         """String: last stream position applied to the namespace by ``group``."""

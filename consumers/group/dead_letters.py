@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald.consumers.group.handler import DeadLetter, Entry, Handler, Outcome
+from herald.consumers.group.handler import (
+    ENTRY_PROBLEM,
+    DeadLetter,
+    Entry,
+    Handler,
+    Outcome,
+)
 from herald.streams.connection import text
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
@@ -62,7 +68,7 @@ class DeadLetters:
         dead: list[Any] = []
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome is not None:
-                dead.extend((entry.position, outcome.reason, entry.raw or b""))
+                dead.extend((entry.position, outcome.reason, entry.letter_bytes))
         k = self.keys
         reply = await self._settle(
             keys=[k.stream(partition), k.dead_letters(partition), k.lease(group, partition)],
@@ -107,7 +113,10 @@ class DeadLetters:
         outcomes: list[Outcome] = []
         for letter in letters:
             entry = Entry(letter.position, letter.raw)
-            outcome = (await handler.retry(letter.partition, [entry]))[0]
+            if letter.reason.startswith(ENTRY_PROBLEM):  # its bytes are its packed fields:
+                outcome: Outcome = DeadLetter(letter.reason)  # the entry cannot change
+            else:
+                outcome = (await handler.retry(letter.partition, [entry]))[0]
             key = self.keys.dead_letters(letter.partition)
             async with self.redis.pipeline(transaction=True) as pipe:
                 if isinstance(outcome, DeadLetter):

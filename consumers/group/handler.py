@@ -59,17 +59,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from herald.streams.codec import ENTRY_FIELD
+from herald.streams.codec import ENTRY_FIELD, pack_binary
 from herald.streams.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stream entry as the runtime hands it over."""
+    """One stream entry as the runtime hands it over.
+
+    ``problem`` is set (and ``raw`` None) for an entry that is not one field ``e``: the
+    runtime dead-letters it with that reason (PROTOCOL.md, "The entry") and its fields,
+    packed as a msgpack map, as the letter's bytes (``original``)."""
 
     position: str
     raw: bytes | None
     deliveries: int = 1
+    problem: str | None = None
+    original: bytes | None = None
+
+    @property
+    def letter_bytes(self) -> bytes:
+        """What a dead letter of this entry keeps: its bytes, or its packed fields."""
+        return self.raw if self.raw is not None else self.original or b""
 
 
 def entries_of(rows: Sequence[Any]) -> list[Entry]:
@@ -79,16 +90,35 @@ def entries_of(rows: Sequence[Any]) -> list[Entry]:
     parsed by redis-py (``(id, {field: value})``, a Cluster client's pipeline)."""
     out = []
     for pos, fields in rows:
+        position = pos.decode() if type(pos) is bytes else str(pos)
         if not fields:
-            raw = None
-        elif type(fields) is dict:
-            raw = fields.get(ENTRY_FIELD)
-        elif len(fields) == 2 and fields[0] == ENTRY_FIELD:
-            raw = fields[1]
-        else:  # written by something else than Herald: look the field up
-            raw = dict(zip(fields[0::2], fields[1::2], strict=False)).get(ENTRY_FIELD)
-        out.append(Entry(pos.decode() if type(pos) is bytes else str(pos), raw))
+            out.append(Entry(position, None))
+            continue
+        if type(fields) is not dict and len(fields) == 2 and fields[0] == ENTRY_FIELD:
+            out.append(Entry(position, fields[1]))  # raw, as Herald writes it: the hot path
+            continue
+        if type(fields) is dict:  # parsed: {field: value}
+            names, values = list(fields), list(fields.values())
+        else:
+            names, values = fields[0::2], fields[1::2]
+        if len(names) == 1 and names[0] == ENTRY_FIELD:
+            out.append(Entry(position, values[0]))
+        else:  # written by something else than Herald
+            out.append(Entry(position, None, problem=entry_problem(names),
+                             original=pack_binary(dict(zip(names, values, strict=True)))))
     return out
+
+
+ENTRY_PROBLEM = "malformed: the entry has "  # how entry_problem's reasons start
+
+
+def entry_problem(names: Sequence[Any]) -> str:
+    """The dead letter's reason for an entry whose fields are ``names``, not just ``e``."""
+    shown = ", ".join(repr(n.decode(errors="replace") if type(n) is bytes else str(n))
+                      for n in names[:5])
+    if ENTRY_FIELD not in names:
+        return f"{ENTRY_PROBLEM}no field 'e' (its fields: {shown})"
+    return f"{ENTRY_PROBLEM}fields besides 'e' (its fields: {shown})"
 
 
 @dataclass(frozen=True, slots=True)

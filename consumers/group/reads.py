@@ -19,6 +19,7 @@ recreates a group after start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,6 @@ import redis.exceptions
 from herald.consumers.errors import GroupMissingError
 from herald.consumers.group.handler import Entry, entries_of
 from herald.streams.blocking import BlockingFanout
-from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
@@ -211,8 +211,5 @@ class StreamGroup:
         except redis.exceptions.ResponseError as exc:
             raise self._translate(exc, partition) from exc
         counts = {text(p["message_id"]): int(p["times_delivered"]) for p in pending}
-        return [
-            Entry(text(pos), fields.get(ENTRY_FIELD) if fields else None,
-                  counts.get(text(pos), 1))
-            for pos, fields in rows
-        ]
+        return [dataclasses.replace(entry, deliveries=counts.get(entry.position, 1))
+                for entry in entries_of(rows)]

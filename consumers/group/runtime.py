@@ -68,7 +68,7 @@ from herald.consumers.group.intake import Batches, Intake
 from herald.consumers.group.lease import LeaseChanges, Leases
 from herald.consumers.group.reads import StreamGroup
 from herald.consumers.metrics import consumer_metrics
-from herald.streams.connection import REDIS_ERRORS, Backoff
+from herald.streams.connection import REDIS_ERRORS, STORE_ERRORS, Backoff
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -118,6 +118,8 @@ class GroupRuntime:
         self.dead_lettered = 0
         self.gained = asyncio.Event()  # set whenever partitions are taken (for side loops)
         self._fresh: dict[int, float] = {}  # partition -> until when to look for strays
+        # partition -> rounds the store failed since its last success (not the entries')
+        self._store_failures: dict[int, int] = {}
         self.metrics = consumer_metrics()  # consumers/metrics.py
         self.metrics.track(self.handler.group)
         self._latency = getattr(self.handler, "publish_latency", False)
@@ -219,6 +221,8 @@ class GroupRuntime:
                 self._log.warning("redis_unavailable", error=str(exc),
                                   retry_in=backoff.current)
                 failed = True
+                if isinstance(exc, STORE_ERRORS):
+                    self._store_failed(lane.owned())
             if failed:
                 lane.recover(lane.owned())
                 await sleep_unless(stop, backoff.next())
@@ -361,23 +365,37 @@ class GroupRuntime:
                 raise result
             elif isinstance(result, BaseException):
                 failed = True
+                if isinstance(result, STORE_ERRORS):
+                    self._store_failed([p])
                 self._recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
                                 exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
             else:
+                self._store_failures.pop(p, None)
                 self._count(p, batches[p], result)
         return failed
 
+    def _store_failed(self, partitions: Iterable[int]) -> None:
+        """The store failed these partitions' round: the re-read that follows counts as
+        a delivery in Redis, but not toward the delivery limit (:meth:`_early_outcomes`)."""
+        for p in partitions:
+            self._store_failures[p] = self._store_failures.get(p, 0) + 1
+
     def _early_outcomes(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
-        """Outcomes decided without the handler: too many deliveries (a deleted entry is
-        acked as it is)."""
+        """Outcomes decided without the handler: an entry that is not one field ``e``, too
+        many deliveries (a deleted entry is acked as it is)."""
         limit = self.settings.max_deliveries
+        excused = self._store_failures.get(partition, 0)  # redeliveries the store caused
         out: list[Outcome] = []
         for entry in entries:
+            if entry.problem is not None:
+                out.append(DeadLetter(entry.problem))
+                continue
             if entry.raw is None:
                 self._log.warning("entry_missing", partition=partition, entry_id=entry.position)
             out.append(DeadLetter(f"max_deliveries: delivered {entry.deliveries} times "
-                                  f"(limit {limit})") if entry.deliveries > limit else None)
+                                  f"(limit {limit})") if entry.deliveries - excused > limit
+                       else None)
         return out
 
     async def _handle_partition(

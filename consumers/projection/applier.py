@@ -55,15 +55,14 @@ from herald.consumers.projection.base import WAKE
 from herald.consumers.projection.registry import Context, project
 from herald.streams import codec, positions
 from herald.streams.connection import text
-from herald.streams.errors import CodecError, ValidationError
+from herald.streams.entries import EntryReader
+from herald.streams.errors import EntryRejectedError
+from herald.streams.idempotency import IdempotencyRecords
 from herald.streams.keys import LIVE_NS, Keys
-from herald.streams.partitions import partition_for
 from herald.streams.scripts import Lua
 from herald.streams.settings import Settings
-from herald.streams.validation import check_user
 
 GROUP = "projector"
-USER_CACHE_MAX = 200_000  # users whose partition was already checked (memory bound)
 
 LIVE, BUILD, LATE = "live", "build", "late"
 
@@ -90,40 +89,49 @@ class Applied:
     applied: int = 0
     skipped: int = 0
     ns: str = ""
+    duplicates: tuple[tuple[str, str], ...] = ()  # (position, first position) per duplicate
+
+    def marked(self, entries: Sequence[Entry], outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """``outcomes`` with a ``duplicate`` dead letter for each duplicate the script found."""
+        out = list(outcomes)
+        if self.duplicates:
+            index = {e.position: i for i, e in enumerate(entries)}
+            for position, first in self.duplicates:
+                out[index[position]] = DeadLetter(duplicate_reason(first))
+        return out
+
+
+# The dead letter's reason for a duplicate, around the position that applied its id
+# (the script writes it too: it is passed in).
+DUPLICATE_HEAD = "duplicate: its event id was already applied at "
+DUPLICATE_TAIL = " (within HERALD_DEDUPE_WINDOW of log time)"
+
+
+def duplicate_reason(first: str) -> str:
+    """The dead letter's reason for an entry whose event id was applied at ``first``."""
+    return DUPLICATE_HEAD + first + DUPLICATE_TAIL
 
 
 class Preparer:
-    """Decode, check and project entries of one partition (pure, no I/O)."""
+    """Read, check and project entries of one partition (pure, no I/O)."""
 
     def __init__(self, settings: Settings) -> None:
         self.keys = Keys(settings.prefix)
         self.partitions = settings.partitions
         self.status_ttl_ms = int(settings.status_ttl_s * 1000)
-        self._users: dict[str, int] = {}
-
-    def _check_user(self, user: str, partition: int) -> str | None:
-        known = self._users.get(user)
-        if known is None:
-            try:
-                check_user(user)
-            except ValidationError as exc:
-                return f"invalid: {exc}"
-            if len(self._users) >= USER_CACHE_MAX:
-                self._users.clear()
-            known = self._users[user] = partition_for(user, self.partitions)
-        if known != partition:
-            return f"wrong_partition: user {user!r} belongs to partition {known}"
-        return None
+        self.reader = EntryReader(settings)
 
     def prepare(self, partition: int, ns: str, entries: Sequence[Entry], *,
                 only_user: str | None = None) -> Prepared:
         """Records for the script and an outcome per entry (dead letters never raise).
 
+        Every entry that passes the rules (streams/entries.py) gets a record, writes
+        or not: the script decides duplicates by its event id.
         ``only_user``: other users' entries write nothing (one inbox as of a time)."""
         ctx = Context(partition, ns, self.keys, self.status_ttl_ms)
         out = Prepared(first=entries[0].position if entries else "")
         records, outcomes = out.records, out.outcomes
-        decode, padded = codec.decode, positions.padded
+        read, padded = self.reader.read, positions.padded
         for entry in entries:
             position = entry.position
             out.target = position
@@ -131,17 +139,13 @@ class Preparer:
                 outcomes.append(None)
                 continue
             try:
-                env = decode(entry.raw)
+                env = read(entry.raw, partition)
                 if only_user is not None and env.user != only_user:
                     outcomes.append(None)
                     continue
-                problem = self._check_user(env.user, partition)
-                if problem is not None:
-                    outcomes.append(DeadLetter(problem))
-                    continue
                 writes = project(env, position, ctx)
-            except CodecError as exc:
-                outcomes.append(DeadLetter(f"{exc.reason}: {exc}"))
+            except EntryRejectedError as exc:
+                outcomes.append(DeadLetter(str(exc)))
                 continue
             except ProjectionError as exc:
                 outcomes.append(DeadLetter(str(exc)))
@@ -150,8 +154,7 @@ class Preparer:
             if writes and writes[-1][0] == WAKE:
                 due = writes.pop()[1]
                 out.due = due if out.due is None else min(out.due, due)
-            if writes:
-                records.append([position, padded(position), env.user, *writes])
+            records.append([position, padded(position), env.user, env.id, *writes])
         return out
 
 
@@ -162,6 +165,7 @@ class Applier:
         self.settings = settings
         self.redis = redis
         self.keys = Keys(settings.prefix)
+        self.span_ms = IdempotencyRecords.from_settings(settings).span_ms
         self._script = Lua(__file__, "projector_apply")
         self._prefixes: dict[tuple[int, str], list[str]] = {}
 
@@ -186,7 +190,7 @@ class Applier:
         k = self.keys
         keys = [k.checkpoint(partition, ns, GROUP), k.lease(GROUP, partition),
                 k.partition_view(partition), k.stream(partition), k.dead_letters(partition),
-                k.ns_registry(partition, ns)]
+                k.ns_registry(partition, ns), k.seen_last(partition, ns)]
         channel = "" if mode == BUILD else k.signal_channel(partition)
         args: list[Any] = [
             mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
@@ -194,13 +198,15 @@ class Applier:
             codec.pack_value(batch.records), GROUP,
             positions.padded(batch.first) if batch.first else "",
             batch.settle if mode == LIVE else "", DLQ_MAX_LEN, "1" if track else "",
+            k.seen(partition, self.span_ms, "", ns), self.span_ms, DUPLICATE_HEAD,
+            DUPLICATE_TAIL,
         ]
         return keys, args
 
     @staticmethod
     def settlement(entries: Sequence[Entry], outcomes: Sequence[Outcome]) -> bytes:
         """The ``settle`` argument: ack every entry, write a letter for each dead one."""
-        dead = [[e.position, o.reason, e.raw or b""]
+        dead = [[e.position, o.reason, e.letter_bytes]
                 for e, o in zip(entries, outcomes, strict=True) if o is not None]
         return codec.pack_value([[e.position for e in entries], dead])
 
@@ -208,7 +214,9 @@ class Applier:
     def parse(reply: Sequence[Any]) -> Applied:
         status = text(reply[0])
         if status == "ok":
-            return Applied("ok", int(reply[1]), int(reply[2]))
+            found = [text(x) for x in reply[3]] if len(reply) > 3 else []
+            return Applied("ok", int(reply[1]), int(reply[2]),
+                           duplicates=tuple(zip(found[0::2], found[1::2], strict=True)))
         if status in ("ns", "gap", "lost"):
             return Applied(status, ns=text(reply[1]))
         return Applied(status)

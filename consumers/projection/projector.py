@@ -28,7 +28,15 @@ from herald.consumers.errors import (
 )
 from herald.consumers.group.handler import Entry, Outcome
 from herald.consumers.group.runtime import GroupRuntime
-from herald.consumers.projection.applier import GROUP, LATE, LIVE, Applier, Prepared, Preparer
+from herald.consumers.projection.applier import (
+    GROUP,
+    LATE,
+    LIVE,
+    Applied,
+    Applier,
+    Prepared,
+    Preparer,
+)
 from herald.consumers.projection.views import Views
 from herald.streams.connection import Batch
 from herald.streams.settings import Settings
@@ -143,8 +151,10 @@ class ProjectorHandler:
                     if isinstance(result, str):
                         self.views.remember(p, result)
                         again[p] = todo[p]
+                    elif isinstance(result, Applied):  # the script wrote the duplicates' letters
+                        out[p] = result.marked(todo[p][0], outcomes)
                     else:
-                        out[p] = outcomes if result is None else result
+                        out[p] = result
             if not again:
                 return out
             todo = again
@@ -178,15 +188,16 @@ class ProjectorHandler:
         batch.settle = Applier.settlement(entries, outcomes)
         return batch, outcomes
 
-    def _verdict(self, partition: int, reply: Any) -> BaseException | str | None:
-        """None when applied; the new namespace to retry in; or the error to report."""
+    def _verdict(self, partition: int, reply: Any) -> BaseException | str | Applied:
+        """The script's answer when applied; the new namespace to retry in; or the error
+        to report."""
         if isinstance(reply, BaseException):
             if str(reply).startswith("NOGROUP"):
                 return GroupMissingError(self.applier.keys.stream(partition), GROUP)
             return reply
         result = Applier.parse(reply)
         if result.status == "ok":
-            return None
+            return result
         if result.status == "fenced":
             return LeaseLostError(partition, GROUP)
         if result.status == "gap":
@@ -207,11 +218,11 @@ class ProjectorHandler:
             except redis.exceptions.ResponseError as exc:
                 reply = exc
             verdict = self._verdict(partition, reply)
-            if verdict is None:
+            if isinstance(verdict, Applied):
                 if batch.due is not None and mode == LIVE:
                     await self.applier.redis.execute_command(
                         "SPUBLISH", self.applier.keys.schedule_signal(partition), batch.due)
-                return batch.outcomes
+                return verdict.marked(entries, batch.outcomes)
             if isinstance(verdict, BaseException):
                 raise verdict
             ns = self.views.remember(partition, verdict)

@@ -12,9 +12,9 @@ consumers/retention/), the entries come from the archive segments and then the
 stream (streams/archive/reader.py ``LogReader``), one chunk at a time; a segment
 that is missing or corrupt fails the build loudly, naming it.
 
-Entries live would dead-letter (undecodable, unknown type or version, refused by a
-projection) are skipped the same way and counted; nothing is written to the
-dead-letter streams.
+Entries live would dead-letter (undecodable, unknown type or version, breaking a rule
+of streams/entries.py, refused by a projection, a duplicate event id) are skipped the
+same way and counted; nothing is written to the dead-letter streams.
 
 With ``track`` every key the build writes is recorded in the namespace's registry
 (``Keys.ns_registry``), so a snapshot lists and deletes it without a SCAN.
@@ -141,7 +141,7 @@ class Builder:
         if result.status != "ok":
             raise RuntimeError(f"build of partition {partition} refused: {result.status}")
         stats.entries += len(entries)
-        for entry, outcome in zip(entries, batch.outcomes, strict=True):
+        for entry, outcome in zip(entries, result.marked(entries, batch.outcomes), strict=True):
             if outcome is not None:
                 stats.skipped += 1
                 if len(stats.reasons) < 20:

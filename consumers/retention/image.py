@@ -133,12 +133,14 @@ def _write(batch: Batch, name: str, record: Record) -> None:
 
 def of_user(records: Iterable[Record], user: str) -> list[Record]:
     """The records that make up ``user``'s inbox (their sets and state, and the items
-    those sets name), for rebuilding one inbox as of a time; the checkpoint kept."""
+    those sets name), for rebuilding one inbox as of a time; the checkpoint and the
+    event-id buckets (``Keys.seen``: an entry after the snapshot may repeat an id
+    applied before it) kept."""
     mine = {f"{kind}:{user}" for kind in ("inbox", "unread", "read", "archived", "user")}
     chosen, items = [], {}
     for record in records:
         name = record[0]
-        if name in mine or name == CHECKPOINT:
+        if name in mine or name == CHECKPOINT or name == "seen" or name.startswith("seen:"):
             chosen.append(record)
         elif name.startswith("item:"):
             items[name] = record

@@ -108,16 +108,16 @@ async def safe_trim_point(redis: Any, keys: Keys, partition: int) -> TrimBound |
 
 
 def _entry(row: Any) -> Entry:
-    """``(position, raw)`` of one raw XRANGE row (``[id, [field, value, ...]]``)."""
+    """``(position, raw)`` of one raw XRANGE row (``[id, [field, value, ...]]``); raw is
+    None for an entry that is not the one field ``e`` (every consumer dead-letters it,
+    with its fields: PROTOCOL.md), so a replay from the archive skips it as live did."""
     position, fields = row
     raw = None
     if type(fields) is dict:  # a Cluster client's pipeline parses the reply
-        raw = fields.get(ENTRY_FIELD)
-    else:
-        for i in range(0, len(fields or ()) - 1, 2):
-            if fields[i] == ENTRY_FIELD:
-                raw = fields[i + 1]
-                break
+        if len(fields) == 1:
+            raw = fields.get(ENTRY_FIELD)
+    elif fields is not None and len(fields) == 2 and fields[0] == ENTRY_FIELD:
+        raw = fields[1]
     return text(position), raw
 
 

@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEY = "chaos-service-key-0123456789"
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3MtMDEyMw=="
 PROCESS_STOP_S = 10.0
+SENDS_QUIET_S = 5.0  # no new send for this long: delivery is done (retries come sooner)
 
 
 @dataclass
@@ -299,10 +300,17 @@ class Deployment:
         return None
 
     async def wait_sends(self, expected: int, timeout: float) -> None:  # noqa: ASYNC109
-        """Until the sink received ``expected`` distinct notifications or time is up."""
+        """Until the sink received ``expected`` distinct notifications, or nothing new
+        arrived for :data:`SENDS_QUIET_S` (what was lost is never sent), or time is up."""
         deadline = time.monotonic() + timeout
+        count, changed = -1, time.monotonic()
         while time.monotonic() < deadline:
-            if len({nid for _w, nid in self.sink.received}) >= expected:
+            distinct = len({nid for _w, nid in self.sink.received})
+            if distinct >= expected:
+                return
+            if distinct != count:
+                count, changed = distinct, time.monotonic()
+            elif time.monotonic() - changed > SENDS_QUIET_S:
                 return
             await asyncio.sleep(0.2)
 
@@ -420,9 +428,9 @@ class Loader:
     async def _send(self, session: aiohttp.ClientSession, seqs: list[int],
                     deadline: float) -> None:
         users = self.ledger.users
+        extra = {"channels": self.channels} if self.channels else {}
         items = [{"user": users[seq % len(users)], "title": f"chaos {seq}",
-                  "idempotency_key": f"chaos-{self.run}-{seq}", "channels": self.channels}
-                 for seq in seqs]
+                  "idempotency_key": f"chaos-{self.run}-{seq}", **extra} for seq in seqs]
         while time.monotonic() < deadline + 30:  # an unacknowledged batch is retried
             try:
                 async with session.post(f"{self.d.api_url}/v1/notifications/batch",

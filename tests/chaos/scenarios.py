@@ -352,6 +352,310 @@ async def memory_full(quick: bool, rnd: random.Random) -> Result:
     return result
 
 
+async def network(quick: bool, rnd: random.Random) -> Result:
+    """A proxy between the API (and one worker) and the server delays, stalls and resets
+    the traffic; another worker reaches the server directly. Every request path answers
+    or fails within its documented time, nothing hangs, the cut-off worker's partitions
+    move to the other one and its late writes are refused (fenced)."""
+    from tests.chaos.proxy import Proxy
+
+    events = 3_000 if quick else 20_000
+    stall_s = 6.0 if quick else 15.0
+    result = Result("stalled network", events=events)
+    request_timeout, redis_timeout = 4.0, 2.0
+    env = {"HERALD_REQUEST_TIMEOUT": f"{request_timeout:g}s",
+           "HERALD_REDIS_TIMEOUT": f"{redis_timeout:g}s"}
+    d = Deployment("network", workers=0, env=env)
+    proxy = Proxy(d.port)
+    try:
+        d.start_server()
+        d.hook_url = await d.sink.start()
+        d.redis = __import__("herald.streams.connection", fromlist=["connect"]).connect(
+            d.settings)
+        await proxy.start()
+        behind = {**d.env(), "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        d.api = d._spawn("api", env=behind)
+        d.start_worker(env=behind)  # cut off with the API
+        d.start_worker()  # reaches the server directly
+        await d.wait_api()
+        ledger = Ledger(users=50 if quick else 200)
+        loader = Loader(d, ledger)
+        await loader.setup_profiles()
+        load = asyncio.create_task(loader.publish(events, seconds=events / 500 * 4 + 60,
+                                                  rate=500))
+        bound = request_timeout + 1.5
+        slow: list[str] = []
+
+        async def probe_all(phase: str) -> None:
+            for method, path in (("GET", "/healthz"), ("GET", "/readyz"),
+                                 ("GET", f"/v1/users/{ledger.users[0]}/inbox"),
+                                 ("POST", "/v1/notifications"),
+                                 ("GET", f"/v1/users/{ledger.users[1]}/events")):
+                status, took = await _probe(d, method, path, bound + 5)
+                limit = 1.0 if path == "/healthz" else bound
+                if took > limit:
+                    slow.append(f"{phase} {method} {path}: {status} after {took:.1f}s")
+
+        await asyncio.sleep(2)
+        proxy.set("delay", 0.2)
+        result.faults += 1
+        await probe_all("delay")
+        await asyncio.sleep(2)
+        proxy.set("stall")
+        result.faults += 1
+        stalled_at = time.monotonic()
+        await probe_all("stall")
+        await asyncio.sleep(max(0.0, stall_s - (time.monotonic() - stalled_at)))
+        proxy.set("pass")
+        proxy.reset()
+        result.faults += 1
+        resumed = time.monotonic()
+        await probe_all("after")
+        await load
+        waited = await d.wait_caught_up(120)
+        result.recovery_s = (time.monotonic() - resumed) if waited is not None else float("inf")
+        result.expect(not slow, "answered late: " + "; ".join(slow))
+        result.notes.append(f"refused meanwhile: {dict(ledger.failures)}")
+        await d.wait_sends(len(ledger.acked), 120)
+        await d.check(ledger, result)
+    finally:
+        await proxy.stop()
+        await d.stop(keep=not result.ok)
+    return result
+
+
+async def _probe(d: Deployment, method: str, path: str, cap: float) -> tuple[int, float]:
+    """(status or 0 for no answer, seconds) of one request, given up after ``cap``."""
+    import aiohttp
+
+    from tests.chaos.harness import KEY
+
+    started = time.monotonic()
+    body = {"user": "probe", "title": "probe"} if method == "POST" else None
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"},
+                                         timeout=aiohttp.ClientTimeout(total=cap)) as s, \
+                s.request(method, d.api_url + path, json=body) as r:
+            if path.endswith("/events") and r.status == 200:
+                await r.content.readline()  # the stream started: it answered
+            return r.status, time.monotonic() - started
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return 0, time.monotonic() - started
+
+
+async def poison_and_bursts(quick: bool, rnd: random.Random) -> Result:
+    """Undecodable entries appended straight into the log, a worker paused past the
+    claim time (its entries redelivered to the others, its late writes fenced), and
+    thousands of live clients reconnecting at once — while publishes flow."""
+    import resource
+
+    import psutil
+
+    events, poison, clients = (3_000, 50, 500) if quick else (20_000, 500, 10_000)
+    result = Result("poison and bursts", events=events)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    d = Deployment("poison-bursts", workers=2)
+    try:
+        await d.start()
+        ledger = Ledger(users=max(50, clients // 20))
+        loader = Loader(d, ledger)
+        await loader.setup_profiles()
+        load = asyncio.create_task(loader.publish(events, seconds=events / 500 * 4 + 60,
+                                                  rate=500))
+        # 1. poison: bytes no decoder accepts, straight into the partition streams
+        keys = __import__("herald.streams.keys", fromlist=["Keys"]).Keys(d.prefix)
+        for i in range(poison):
+            await d.redis.xadd(keys.stream(i % d.partitions),
+                               {"e": rnd.randbytes(rnd.randrange(1, 64))})
+        result.faults += poison
+        # 2. a worker paused past the claim time, then resumed
+        victim = d.workers[0]
+        victim.send_signal(__import__("signal").SIGSTOP)
+        await asyncio.sleep(6)  # > lease TTL (2 s) and claim idle (3 s)
+        victim.send_signal(__import__("signal").SIGCONT)
+        result.faults += 1
+        # 3. a reconnect storm of live clients
+        api = psutil.Process(d.api.pid) if d.api else None
+        rss_before = api.memory_info().rss if api else 0
+        opened, failed, took = await _storm(d, ledger, clients)
+        rss_after = api.memory_info().rss if api else 0
+        result.faults += 1
+        result.notes.append(f"{clients} live clients reconnected at once: {opened} ready, "
+                            f"{failed} refused, in {took:.1f}s; API memory "
+                            f"+{(rss_after - rss_before) / 2**20:.0f} MiB")
+        result.expect(opened + failed == clients, "live clients left hanging")
+        result.expect(failed <= clients // 10, f"{failed} of {clients} live clients refused")
+        result.expect(rss_after - rss_before < 1024 * 2**20, "API memory grew past 1 GiB")
+        await load
+        waited = await d.wait_caught_up(120)
+        result.expect(waited is not None, "the projector did not catch up")
+        letters = 0
+        for p in range(d.partitions):
+            for _id, fields in await d.redis.xrange(keys.dead_letters(p), count=10_000):
+                letters += fields.get(b"group") == b"projector"
+        result.notes.append(f"projector dead letters {letters} of {poison} poison entries")
+        result.expect(letters == poison, f"{letters} dead letters for {poison} poison entries")
+        await d.wait_sends(len(ledger.acked), 120)
+        await d.check(ledger, result)
+    finally:
+        await d.stop(keep=not result.ok)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return result
+
+
+async def _storm(d: Deployment, ledger: Ledger, clients: int) -> tuple[int, int, float]:
+    """Open ``clients`` SSE streams, wait for each one's first event, drop them all,
+    open them all again at once; (ready, refused, seconds) of the second wave."""
+    import aiohttp
+
+    from tests.chaos.harness import KEY
+
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     headers={"Authorization": f"Bearer {KEY}"}) as s:
+
+        async def one(i: int) -> bool:
+            user = ledger.users[i % len(ledger.users)]
+            try:
+                async with s.get(f"{d.api_url}/v1/users/{user}/events") as r:
+                    if r.status != 200:
+                        return False
+                    while True:  # until the first event (not the retry hint)
+                        line = await r.content.readline()
+                        if not line or line.startswith(b"event:"):
+                            return bool(line)
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                return False
+
+        await asyncio.gather(*(one(i) for i in range(min(clients, 200))))  # warm
+        started = time.monotonic()
+        done = await asyncio.gather(*(one(i) for i in range(clients)))
+        return sum(done), clients - sum(done), time.monotonic() - started
+
+
+TOKEN_SECRET = "chaos-token-secret-" + "0123456789abcdef" * 3
+
+
+async def hostile_input(quick: bool, rnd: random.Random) -> Result:
+    """Schemathesis (every check, stateful phase) against the real API process; a
+    hypothesis fuzzer over every decoder and validator that takes outside bytes; a BOLA
+    matrix: a user's token against another user's every route. 0 5xx, 0 tracebacks in
+    bodies, 0 cross-user reads or writes."""
+    import tempfile as _tempfile
+
+    from tests.api.test_schemathesis import clean, schemathesis
+
+    result = Result("hostile input")
+    d = Deployment("hostile", workers=1, env={"HERALD_TOKEN_SECRET": TOKEN_SECRET,
+                                              "HERALD_API_RATE_USER": "100000/s",
+                                              "HERALD_REQUEST_TIMEOUT": "5s"})
+    try:
+        await d.start()
+        ledger = Ledger(users=2)
+        loader = Loader(d, ledger, channels=())
+        await loader.publish(20, seconds=30)
+        with _tempfile.TemporaryDirectory() as tmp:
+            code, out = await schemathesis(d.api_url, __import__(
+                "tests.chaos.harness", fromlist=["KEY"]).KEY, Path(tmp),
+                "--max-examples", "5" if quick else "50")
+        result.faults += 1
+        result.expect(code == 0 and clean(out), "schemathesis: " + out[-800:])
+        found = await asyncio.to_thread(_fuzz_decoders, 300 if quick else 5000)
+        result.faults += 1
+        result.expect(not found, f"decoders raised unexpected errors: {found[:5]}")
+        leaks = await _bola(d, ledger)
+        result.faults += 1
+        result.expect(not leaks, f"cross-user access: {leaks[:5]}")
+        result.events = len(ledger.acked)
+        result.expect(len(ledger.acked) == 20, f"seeding failed: {dict(ledger.failures)}")
+        result.notes.append(f"schemathesis ({'5' if quick else '50'} examples per operation, "
+                            "stateful), decoder fuzzing and a BOLA matrix over "
+                            f"{_bola.routes} routes")
+    finally:
+        await d.stop(keep=not result.ok)
+    return result
+
+
+def _fuzz_decoders(examples: int) -> list[str]:
+    """Feed random bytes and text to every decoder of outside input; any exception other
+    than the decoder's documented refusal is a finding."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from herald.api.auth import Authenticator
+    from herald.streams import codec, positions
+    from herald.streams.errors import CodecError, HeraldError
+    from herald.streams.settings import Settings as HeraldSettings
+
+    found: list[str] = []
+    auth = Authenticator(HeraldSettings.from_env({}, token_secret=TOKEN_SECRET,
+                                                 api_keys=("k" * 24,)))
+    refusals: tuple[type[BaseException], ...] = (CodecError, HeraldError, ValueError)
+
+    def check(name: str, call: Callable[[], object], allowed: tuple[type[BaseException], ...]
+              ) -> None:
+        try:
+            call()
+        except allowed:
+            pass
+        except Exception as exc:  # the finding
+            found.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=512), st.text(max_size=200))
+    def fuzz(raw: bytes, text: str) -> None:
+        check("codec.decode", lambda: codec.decode(raw), (CodecError,))
+        check("positions.parse", lambda: positions.parse(text), refusals)
+        check("auth.authenticate", lambda: auth.authenticate(f"Bearer {text}"),
+              (HeraldError, *_auth_refusals()))
+
+    fuzz()
+    return found
+
+
+def _auth_refusals() -> tuple[type[BaseException], ...]:
+    from herald.api.errors import Problem
+
+    return (Problem,)
+
+
+async def _bola(d: Deployment, ledger: Ledger) -> list[str]:
+    """Every route with a user or notification id, called with user A's token on user
+    B's resources: never a 2xx, never B's data in the body."""
+    import aiohttp
+
+    from herald.api.auth import mint_token
+
+    a, b = ledger.users[0], ledger.users[1]
+    token = mint_token(TOKEN_SECRET, a, 600)
+    b_seqs = [seq for seq in ledger.acked if seq % 2 == 1]  # user B's (round-robin)
+    b_ids = [ledger.acked[seq] for seq in b_seqs]
+    secret = f"chaos {b_seqs[0]}" if b_seqs else "\x00never"  # B's content
+    leaks = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        async with s.get(d.api_url + "/openapi.json") as r:
+            doc = await r.json()
+        for path, ops in doc["paths"].items():
+            if "{user}" not in path and "{id}" not in path:
+                continue
+            for method in ops:
+                if method not in ("get", "post", "put", "delete", "patch"):
+                    continue
+                url = path.replace("{user}", b).replace("{id}", b_ids[0] if b_ids else "x")
+                url = url.replace("{cancel_key}", "k")
+                if "/events" in url or url.endswith("/ws"):
+                    continue  # streams: tests/api/live refuse them the same way
+                _bola.routes += 1
+                async with s.request(method.upper(), d.api_url + url, json={}) as r:
+                    body = await r.text()
+                    if r.status < 300 or secret in body or "Traceback" in body:
+                        leaks.append(f"{method.upper()} {path}: {r.status}")
+    return leaks
+
+
 async def server_kills_everysec(quick: bool, rnd: random.Random) -> Result:
     return await server_kills(quick, rnd, "everysec")
 
@@ -364,4 +668,10 @@ SCENARIOS: dict[str, Scenario] = {
     "power-loss-everysec": power_loss_everysec,
     "clock-skew": clock_skew,
     "memory-full": memory_full,
+    "network": network,
+    "poison-bursts": poison_and_bursts,
+    "hostile-input": hostile_input,
 }
+
+
+_bola.routes = 0  # type: ignore[attr-defined]

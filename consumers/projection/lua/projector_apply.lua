@@ -8,6 +8,7 @@
 -- KEYS[5]  the partition's dead-letter stream (live mode, when settling)
 -- KEYS[6]  the namespace's key registry (build mode with ARGV[19] = "1": every key a
 --          write touches is added to it, so a snapshot lists the namespace without SCAN)
+-- KEYS[7]  the namespace's newest event-id bucket (string; see "Event ids" below)
 -- ARGV[1]  mode: "live" (fenced, ns-checked, signals), "build" (replay: no fence,
 --          no ns check, no signal), "late" (dead-letter retry: ns-checked, signals,
 --          ignores and keeps the checkpoint)
@@ -19,14 +20,25 @@
 -- ARGV[7]  signal channel ("" = publish nothing); one message per batch that changed
 --          users: {"users": {user: highest position that changed them}}
 -- ARGV[8..13] key prefixes: item, inbox, unread, read, archived, user state
--- ARGV[14] msgpack array of records {position, padded position, user, op, op, ...}
+-- ARGV[14] msgpack array of records {position, padded position, user, event id, op, ...}
 -- ARGV[15] the consumer group (live mode)
 -- ARGV[16] the batch's first position, padded (live mode)
 -- ARGV[17] "" or, to settle the batch in the same step (live mode), msgpack
 --          {positions to ack, {{position, reason, original bytes}, ...} dead letters}
 -- ARGV[18] dead-letter stream cap (approximate MAXLEN)
 -- ARGV[19] "1" to record written keys in KEYS[6], else ""
--- Returns {"ok", applied, skipped} | {"fenced"} | {"ns", actual namespace} |
+-- ARGV[20] key prefix of the event-id buckets (a bucket number is appended)
+-- ARGV[21] bucket span in ms (HERALD_DEDUPE_WINDOW)
+-- ARGV[22], ARGV[23] the dead-letter reason of a duplicate, before and after the
+--          position that applied its event id
+-- Event ids: an entry whose event id was applied before, in the bucket of log time
+-- (position ms / span) of the entry or the one before it, is a duplicate: it is not
+-- applied; live with settling, its dead letter is written here (reason ARGV[22]
+-- first position ARGV[23], the original bytes read back from the stream). Buckets
+-- are deleted as log time moves on (never by wall-clock expiry), so a replay
+-- decides exactly as live did. A record with an empty event id is not checked.
+-- Returns {"ok", applied, skipped, {position, first position, ...} of the
+-- duplicates} | {"fenced"} | {"ns", actual namespace} |
 -- {"gap", position}: an older entry above the checkpoint is pending (delivered to
 -- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
 -- it, so nothing is written and the caller recovers the pending entries first.
@@ -250,37 +262,140 @@ end
 -- Validate every op before writing anything, so a malformed batch changes nothing.
 for i = 1, #records do
   local rec = records[i]
-  for j = 4, #rec do
+  for j = 5, #rec do
     if type(rec[j]) ~= 'table' or not OPS[rec[j][1]] then
       return redis.error_reply('projector_apply: unknown op in record ' .. i)
     end
   end
 end
 
+-- Event ids (see the header): look up every id to apply in its bucket and the one
+-- before, in one HMGET per bucket and chunk. Records come in log order, so a record's
+-- bucket is computed only when its padded position reaches the next bucket's start.
+local SEEN, SPAN, last_key = ARGV[20], tonumber(ARGV[21]), KEYS[7]
+local rb = {} -- record index -> its bucket, for the records checked
+local found = {} -- bucket -> {event id -> position that applied it, in buckets b-1, b}
+local wanted, buckets = {}, {} -- bucket -> ids of records in it; the buckets in order
+local b, b_end = nil, nil -- the current bucket and the padded ms where the next starts
+for i = 1, #records do
+  local rec = records[i]
+  local padded = rec[2]
+  if rec[4] ~= '' and (mode == 'late' or padded > floor) then
+    if not b_end or padded >= b_end then
+      b = math.floor(tonumber(string.sub(padded, 1, 15)) / SPAN)
+      b_end = string.format('%015d', (b + 1) * SPAN)
+    end
+    rb[i] = b
+    local ids = wanted[b]
+    if not ids then
+      ids = {}
+      wanted[b] = ids
+      buckets[#buckets + 1] = b
+    end
+    ids[#ids + 1] = rec[4]
+  end
+end
+for _, bucket in ipairs(buckets) do
+  local ids, into = wanted[bucket], {}
+  found[bucket] = into
+  for _, key in ipairs({SEEN .. bucket, SEEN .. (bucket - 1)}) do -- b - 1 last: it wins
+    for from = 1, #ids, 500 do
+      local upto = math.min(from + 499, #ids)
+      local vals = call('HMGET', key, unpack(ids, from, upto))
+      for k = from, upto do
+        local v = vals[k - from + 1]
+        if v then
+          into[ids[k]] = v
+        end
+      end
+    end
+  end
+end
+local last = tonumber(call('GET', last_key) or '')
+local last_was = last
+local mine_at, mine_b = {}, {} -- event id -> position, bucket: applied by this call
+local fresh, nfresh, fresh_b = {}, 0, nil -- id, position, ... to write into fresh_b
+local function flush()
+  for from = 1, nfresh, 1000 do
+    call('HSET', SEEN .. fresh_b, unpack(fresh, from, math.min(from + 999, nfresh)))
+  end
+  fresh, nfresh = {}, 0
+end
+-- Before recording into bucket b: buckets older than b - 1 go. Only last - 1 and last
+-- can exist (each move deletes what falls behind), so two DELs at most.
+local function enter(bucket)
+  if fresh_b ~= bucket and nfresh > 0 then
+    flush()
+  end
+  fresh_b = bucket
+  if last == nil or bucket > last then
+    if last ~= nil then
+      for old = last - 1, last do
+        if old < bucket - 1 then
+          call('UNLINK', SEEN .. old) -- freed off the main thread: a bucket can be big
+        end
+      end
+    end
+    last = bucket
+  end
+end
+
 local applied, skipped = 0, 0
+local duplicates = {}
 local changed, changed_padded = {}, {} -- user -> highest position that changed them
 for i = 1, #records do
   local rec = records[i]
   local position, padded, user = rec[1], rec[2], rec[3]
   if mode == 'late' or padded > floor then
-    local touched = false
-    for j = 4, #rec do
-      local op = rec[j]
-      if OPS[op[1]](op, position, padded, user) then
-        touched = true
+    local first = nil
+    local bucket = rb[i]
+    if bucket then
+      -- Applied by this call within the window, or found in the buckets b - 1 and b.
+      local id = rec[4]
+      local own = mine_b[id]
+      if own and own >= bucket - 1 then
+        first = mine_at[id]
+      else
+        first = found[bucket][id]
+      end
+      if first == position then -- this very entry (a letter retried again): not a copy
+        first = nil
+      elseif not first and bucket >= (last or bucket) - 1 then
+        enter(bucket)
+        mine_at[id], mine_b[id] = position, bucket
+        fresh[nfresh + 1], fresh[nfresh + 2] = id, position
+        nfresh = nfresh + 2
       end
     end
-    if touched then
-      changed[user] = position
-      changed_padded[user] = padded
+    if first then
+      duplicates[#duplicates + 1] = position
+      duplicates[#duplicates + 1] = first
+    else
+      local touched = false
+      for j = 5, #rec do
+        local op = rec[j]
+        if OPS[op[1]](op, position, padded, user) then
+          touched = true
+        end
+      end
+      if touched then
+        changed[user] = position
+        changed_padded[user] = padded
+      end
+      applied = applied + 1
     end
     if mode ~= 'late' then
       floor = padded
     end
-    applied = applied + 1
   else
     skipped = skipped + 1
   end
+end
+if nfresh > 0 then
+  flush()
+end
+if last ~= last_was then
+  call('SET', last_key, string.format('%d', last))
 end
 
 if mode ~= 'late' and target ~= '' and (not current or pad(target) > pad(current)) then
@@ -304,6 +419,19 @@ if mode == 'live' and ARGV[17] ~= '' then
     call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[18], '*', 'group', group,
       'position', letter[1], 'reason', letter[2], 'e', letter[3])
   end
+  for i = 1, #duplicates, 2 do
+    local entry = call('XRANGE', stream, duplicates[i], duplicates[i])[1]
+    local raw = ''
+    if entry then
+      for j = 1, #entry[2], 2 do
+        if entry[2][j] == 'e' then
+          raw = entry[2][j + 1]
+        end
+      end
+    end
+    call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[18], '*', 'group', group,
+      'position', duplicates[i], 'reason', ARGV[22] .. duplicates[i + 1] .. ARGV[23], 'e', raw)
+  end
   for from = 1, #acks, 1000 do -- unpack() has a stack limit: ack in chunks
     call('XACK', stream, group, unpack(acks, from, math.min(from + 999, #acks)))
   end
@@ -312,4 +440,4 @@ end
 if channel ~= '' and next(changed) then
   call('SPUBLISH', channel, cjson.encode({users = changed}))
 end
-return {'ok', applied, skipped}
+return {'ok', applied, skipped, duplicates}

@@ -49,3 +49,22 @@ async def test_holes_after_a_position_are_detected(redis: Any, settings: Setting
     await redis.xdel(keys.stream(p), positions[4])
     assert not await journal.intact_after(p, positions[3])
     assert await journal.intact_after(p, positions[5])
+
+
+async def test_with_a_reader_entries_consumers_reject_are_skipped(
+        redis: Any, settings: Settings) -> None:
+    """Live push tells of nothing the projector dead-letters: another partition's user,
+    an entry of other fields than ``e``."""
+    from herald.streams.entries import EntryReader
+    from herald.streams.events import new_envelope
+
+    keys, p, positions = await _append(redis, settings, 2)
+    stranger = next(u for u in (f"u{n}" for n in range(100))
+                    if Producer(redis, settings).partition(u) != p)
+    foreign = new_envelope(stranger, NotificationCreated(title="not here"), settings.partitions)
+    await redis.xadd(keys.stream(p), {codec.ENTRY_FIELD: codec.encode(foreign)})
+    await redis.xadd(keys.stream(p), {codec.ENTRY_FIELD: codec.encode(foreign), "x": "1"})
+    plain = await Journal(redis, keys).read(p, "0-0", "+", 100)
+    assert len(plain.entries) == 3  # decodable: only the codec checks it
+    checked = await Journal(redis, keys, EntryReader(settings)).read(p, "0-0", "+", 100)
+    assert [e.position for e in checked.entries] == positions

@@ -8,11 +8,12 @@ from typing import Any
 
 import msgpack
 import pytest
+import redis.exceptions as redis_exceptions
 
 from herald.consumers.errors import GroupMissingError
 from herald.consumers.group import runtime as runtime_module
 from herald.consumers.group.dead_letters import DeadLetters
-from herald.consumers.group.handler import Entry, Outcome
+from herald.consumers.group.handler import DeadLetter, Entry, Outcome
 from herald.consumers.group.lease import Leases
 from herald.consumers.group.reads import StreamGroup
 from herald.consumers.group.runtime import GroupRuntime
@@ -473,3 +474,24 @@ async def test_projector_dead_letters_entries_delivered_too_often(
         letters, projector_factory(settings, redis, "dlq"))
     assert outcomes == [None, None]
     assert [i["title"] for i in (await queries.page("alice")).items] == ["n2", "n1", "n0"]
+
+
+async def test_rounds_the_store_refused_do_not_count_toward_the_delivery_limit(
+        redis: Any, settings: Settings) -> None:
+    """A full or unreachable store fails rounds again and again; each failure re-reads
+    the entries (Redis counts a delivery each time: XAUTOCLAIM and XREADGROUP are allowed
+    at maxmemory, the apply script's first write is not), yet no entry is dead-lettered
+    as poison for it. A handler that fails on the entry itself still reaches the limit.
+    (Found by the chaos suite's memory-full scenario: 156 entries dead-lettered.)"""
+    settings = settings.replace(max_deliveries=2)
+    runtime = GroupRuntime(settings, redis, projector_factory, consumer="c1")
+    entry = Entry("1-0", b"x", 4)  # delivered 4 times
+    full = redis_exceptions.OutOfMemoryError("OOM command not allowed")
+    for _ in range(3):  # three rounds the store refused
+        runtime._account({3: [entry]}, {3: full})
+    assert runtime._early_outcomes(3, [entry]) == [None]
+    assert isinstance(runtime._early_outcomes(4, [entry])[0], DeadLetter)  # no excuse
+    runtime._account({3: [entry]}, {3: [None]})  # a success forgets the excuse
+    assert isinstance(runtime._early_outcomes(3, [entry])[0], DeadLetter)
+    runtime._account({5: [entry]}, {5: RuntimeError("the handler broke")})
+    assert isinstance(runtime._early_outcomes(5, [entry])[0], DeadLetter)

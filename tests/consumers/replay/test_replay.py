@@ -167,5 +167,10 @@ def test_xrange_rows_become_entries_raw_or_parsed() -> None:
 
     rows = [(b"1-1", [b"e", b"one"]), (b"1-2", [b"x", b"?", b"e", b"two"]), (b"1-3", []),
             (b"1-4", {b"e": b"four"})]
-    assert [(e.position, e.raw) for e in _entries(rows)] == [
-        ("1-1", b"one"), ("1-2", b"two"), ("1-3", None), ("1-4", b"four")]
+    entries = _entries(rows)
+    assert [(e.position, e.raw) for e in entries] == [
+        ("1-1", b"one"), ("1-2", None), ("1-3", None), ("1-4", b"four")]
+    # An entry of other fields than the one `e` is not guessed at: the runtime
+    # dead-letters it with this reason (a deleted entry has none: it is acked).
+    assert [e.problem for e in entries] == [
+        None, "malformed: the entry has fields besides 'e' (its fields: 'x', 'e')", None, None]

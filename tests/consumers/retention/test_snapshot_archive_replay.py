@@ -22,6 +22,7 @@ from herald.streams.events import (
     NotificationCreated,
     NotificationRead,
     NotificationScheduled,
+    NotificationUnread,
     ProfileChanged,
 )
 from herald.streams.positions import MAX_SEQ
@@ -164,3 +165,33 @@ async def test_inbox_as_of_equals_what_the_inbox_was_then(h: Harness) -> None:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+async def test_a_duplicate_across_a_snapshot_stays_a_duplicate(h: Harness) -> None:
+    """A plain XADD repeats a read applied before the newest snapshot (the item was
+    marked unread since): live dead-letters the copy, the item stays unread; replay from
+    the snapshot, from the start, and the inbox as of then decide the same (the
+    snapshot, and the user's part of it, hold the record of event ids)."""
+    from herald.streams import codec
+
+    h.start_projector()
+    user = USERS[1]
+    p = h.producer.partition(user)
+    made = await h.publish(user, NotificationCreated(title="read, then unread"))
+    read = h.producer.envelope(user, NotificationRead(notification_id=made.id))
+    await h.redis.xadd(h.keys.stream(p), {"e": codec.encode(read)})
+    await h.publish(user, NotificationUnread(notification_id=made.id))
+    await h.projected(user)
+    await Retention(h.settings, h.redis).step(p, force=True)  # snapshot, archive, trim
+    copy = (await h.redis.xadd(h.keys.stream(p), {"e": codec.encode(read)})).decode()
+    await h.publish(user, NotificationCreated(title="after"))
+    await h.projected(user)
+    live = [(i["title"], i["read_at"]) for i in (await h.queries.page(user, limit=100)).items]
+    assert live == [("after", None), ("read, then unread", None)]
+    letters = await h.redis.xrange(h.keys.dead_letters(p))
+    assert [f[b"position"].decode() for _, f in letters] == [copy]
+    for from_start in (False, True):
+        report = await Verifier(h.redis, h.settings, from_start=from_start).run([p])
+        assert report.identical, report.differences
+    page, _ = await InboxAsOf(h.redis, h.settings).page(user, copy, limit=100)
+    assert [(i["title"], i["read_at"]) for i in page.items] == live[1:]

@@ -230,3 +230,15 @@ async def test_archive_and_read_back_on_each_storage(
     assert (report.segments, report.entries) == (3, 250)
     assert await union(redis, keys, store) == entries
     assert await read_log(LogReader(redis, keys, store), size=64) == entries
+
+
+def test_an_entry_not_of_the_one_field_e_is_archived_without_bytes() -> None:
+    """Consumers dead-letter it (PROTOCOL.md), so a replay from the archive must skip it
+    as live did: its segment record has no bytes."""
+    from herald.streams.archive.archiver import _entry
+
+    assert _entry((b"1-1", [b"e", b"x"])) == ("1-1", b"x")
+    assert _entry((b"1-2", [b"e", b"x", b"trace", b"1"])) == ("1-2", None)
+    assert _entry((b"1-3", [b"event", b"x"])) == ("1-3", None)
+    assert _entry((b"1-4", {b"e": b"x"})) == ("1-4", b"x")
+    assert _entry((b"1-5", {b"e": b"x", b"t": b"1"})) == ("1-5", None)
