@@ -51,6 +51,8 @@ DEVICE_PARAM = Param("device_id", "path", {"type": "string", "pattern": r"^[0-9a
 KIND_PARAM = Param("kind", "path", {"enum": list(CONTACT_KINDS)}, True,
                    "The profile field: " + ", ".join(CONTACT_KINDS) + ".",
                    match="|".join(CONTACT_KINDS))
+_VALUE_RULES = {"phone": "E.164: + and 7-15 digits, e.g. +8613800138000",
+                "locale": "BCP 47, e.g. zh-CN", "email": "an e-mail address"}
 _TIME = {"type": ["string", "null"], "description": "ISO-8601 UTC, or null."}
 
 
@@ -93,13 +95,16 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "type": "object", "required": ["kind", "value"],
             "description": "One profile field: phone (E.164), email, wechat_openid, "
                            "wecom_userid, locale (BCP 47, e.g. zh-CN).",
-            "oneOf": [
-                {"type": "object", "additionalProperties": False,
-                 "required": ["kind", "value"],
-                 "properties": {"kind": {"const": kind},
-                                "value": {"type": "string", "pattern": values[kind]}
-                                if kind in values else
-                                {"type": "string", "minLength": 1, "maxLength": 256}}}
+            "additionalProperties": False,
+            "properties": {"kind": {"enum": list(CONTACT_KINDS)}, "value": {"type": "string"}},
+            # One rule per kind (if/then rather than oneOf, so an error names ``value``
+            # and the rule it broke).
+            "allOf": [
+                {"if": {"properties": {"kind": {"const": kind}}},
+                 "then": {"properties": {"value": {
+                     "type": "string", "pattern": values[kind],
+                     "description": _VALUE_RULES.get(kind, kind)} if kind in values else {
+                     "type": "string", "minLength": 1, "maxLength": 256}}}}
                 for kind in CONTACT_KINDS
             ],
         },
