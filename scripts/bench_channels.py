@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,7 @@ class Phase:
         await _stop(self.procs)
         await self.redis.aclose()
 
-    async def publish(self, items: list[tuple[str, Payload]]) -> None:
+    async def publish(self, items: Sequence[tuple[str, Payload]]) -> None:
         for i in range(0, len(items), CHUNK):
             await self.producer.publish_many([self.producer.envelope(user, payload)
                                               for user, payload in items[i : i + CHUNK]])

@@ -484,7 +484,8 @@ class H2Server(asyncio.Protocol):
             return
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
-                self.streams[event.stream_id] = (dict(event.headers), bytearray())
+                self.streams[event.stream_id] = (  # str headers: header_encoding is set
+                    {str(k): str(v) for k, v in event.headers}, bytearray())
             elif isinstance(event, h2.events.DataReceived):
                 self.streams[event.stream_id][1].extend(event.data)
                 self.conn.acknowledge_received_data(event.flow_controlled_length,

@@ -38,6 +38,7 @@ from herald.consumers.channels.base import (
     classify_http,
     error_detail,
 )
+from herald.consumers.channels.tokens import SharedToken
 from herald.consumers.channels.wechat_token import AccessTokens, TokenUnavailable
 from herald.streams.settings import Settings
 
@@ -103,7 +104,7 @@ class WeChatChannel:
     def __init__(self, settings: Settings, redis: Any) -> None:
         self._settings = settings
         self._http = HttpSession(settings.wechat_timeout_s, settings.delivery_concurrency)
-        self.tokens = AccessTokens(redis, settings, self._http)
+        self.tokens: SharedToken = AccessTokens(redis, settings, self._http)
         self._url = settings.wechat_base_url.rstrip("/") + self.path
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any] | None:

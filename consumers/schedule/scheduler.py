@@ -307,7 +307,7 @@ class Scheduler:
                         fires[p].append(reminder_fire(k, p, nid, value, score, now, self.limits))
                 else:
                     user, dkey, rows = what
-                    words = await self._words(dkey, locale, templates)
+                    words = await self._words(dkey, locale or [None, None], templates)
                     fires[p].extend(await self._summaries(p, user, dkey, rows, value, now,
                                                           words))
             except (CodecError, CryptoError, ValidationError, KeyError, TypeError) as exc:

@@ -21,15 +21,15 @@ from typing import Any
 from herald.streams import codec
 from herald.streams.events import (
     AllRead,
+    ContactChanged,
     DeliveryAttempted,
     DeliveryExpired,
     DeliveryFailed,
     DeliverySkipped,
     DeliverySucceeded,
-    DigestItemAdded,
-    ContactChanged,
     DeviceRegistered,
     DeviceRemoved,
+    DigestItemAdded,
     Envelope,
     NotificationArchived,
     NotificationCreated,
