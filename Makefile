@@ -72,7 +72,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) allocator
 	$(PY) scripts/bench_publish.py
-	@for s in bench_project bench_api bench_live bench_delivery bench_protocol; do \
+	@for s in bench_project bench_api bench_live bench_delivery bench_protocol bench_channels; do \
 	  if [ -f scripts/$$s.py ]; then $(PY) scripts/$$s.py || exit 1; fi; done
 
 clean:
