@@ -384,14 +384,15 @@ class Ledger:
 
 class Loader:
     """Publishes ``events`` notifications through the API in batches; see the module
-    docstring. ``channels`` names where they go besides the inbox."""
+    docstring. ``channels`` names where they go besides the inbox (``in_app``, always
+    named: a notification without it makes no inbox item)."""
 
     def __init__(self, deployment: Deployment, ledger: Ledger, *, batch: int = 100,
                  channels: Sequence[str] = ("webhook",), run: str = "") -> None:
         self.d = deployment
         self.ledger = ledger
         self.batch = batch
-        self.channels = list(channels)
+        self.channels = ["in_app", *channels] if channels else []
         self.run = run or f"{random.randrange(16**6):06x}"
         self.published = 0  # sequence numbers handed out
         self.stop = asyncio.Event()
