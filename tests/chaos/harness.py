@@ -40,7 +40,7 @@ from aiohttp import web
 from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import connect
 from herald.streams.keys import LIVE_NS, Keys
-from herald.streams.server import ServerHandle, free_port, start_server
+from herald.streams.server import ServerHandle, die_with_parent_hook, free_port, start_server
 from herald.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,8 @@ class Deployment:
         log = (self.folder / f"{args[0]}-{len(self.workers)}-{time.monotonic_ns()}.log").open("wb")
         return subprocess.Popen([sys.executable, "-m", *module, *args],
                                 cwd=REPO, env=env or self.env(), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent_hook)  # a killed run leaves none
 
     def start_server(self) -> None:
         self.server = start_server(self.folder / "server", self.appendfsync,
