@@ -38,6 +38,7 @@ from herald.streams.settings import Settings
 
 UNLINK_CHUNK = 1000
 SCRATCH_PREFIX = "s"
+SENTINEL = "~alive"  # a registry member that names no key (see Snapshotter.snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,11 @@ class Snapshotter:
         await fence(self.redis, self.keys.archive_state(partition))
         ns = f"{SCRATCH_PREFIX}{int(time.time() * 1000):x}{secrets.token_hex(3)}"
         registry = self.keys.ns_registry(partition, ns)
+        # A worker that takes the partition's retention lease over drops every scratch
+        # namespace it finds as a killed snapshotter's leftovers; this one may be alive
+        # and slow (its lease expired under load, or while the server was down). The
+        # sentinel goes with such a drop, and a scratch copy without it is not imaged.
+        await self.redis.sadd(registry, SENTINEL)
         try:
             if previous is not None:
                 records = await self.store.read(previous)
@@ -93,6 +99,9 @@ class Snapshotter:
             stats = await self.builder.build(partition, ns, until=position, track=True)
             names = [text(n) for n in await self.redis.smembers(registry)]
             records = await image.dump(self.redis, self.keys, partition, ns, names)
+            if not await self.redis.sismember(registry, SENTINEL):
+                raise RetentionError("another worker took over this partition's retention "
+                                     "and dropped the snapshot's scratch copy: snapshot again")
             if await run_id(self.redis, self.keys.stream(partition)) != server:
                 raise RetentionError("the server restarted during the snapshot (its "
                                      "scratch copy may have lost writes): snapshot again")

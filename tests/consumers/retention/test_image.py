@@ -9,9 +9,13 @@ import pytest
 
 from herald.consumers.errors import RetentionError
 from herald.consumers.retention import image
+from herald.consumers.retention.role import Retention
+from herald.consumers.retention.snapshotter import drop_scratch
 from herald.streams.durability import run_id
+from herald.streams.events import NotificationCreated
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
+from tests.consumers.helpers.harness import Harness
 
 
 async def test_load_refuses_a_record_without_a_value(redis: Any, settings: Settings) -> None:
@@ -50,3 +54,36 @@ async def test_run_id_names_the_server_of_a_key(redis: Any, settings: Settings) 
     first = await run_id(redis, key)
     assert len(first) == 40 and int(first, 16) >= 0
     assert await run_id(redis, key) == first
+
+
+async def test_a_snapshot_whose_scratch_copy_was_dropped_is_refused(h: Harness) -> None:
+    """A worker that takes the retention lease over drops every scratch namespace as a
+    killed snapshotter's leftovers; the snapshotter it took over from may be alive and
+    slow. Its image then lacks what was loaded from the previous snapshot (the chaos
+    suite's worker and server kills found snapshots without the first inbox items)."""
+    h.start_projector()
+    for i in range(5):
+        await h.publish("alice", NotificationCreated(title=f"a{i}"))
+    await h.projected("alice")
+    p = h.producer.partition("alice")
+    retention = Retention(h.settings, h.redis)
+    assert (await retention.step(p, force=True, trim=False)).snapshot is not None
+    for i in range(5):
+        await h.publish("alice", NotificationCreated(title=f"b{i}"))
+    await h.projected("alice")
+    snapshotter = retention.snapshotter
+    build = snapshotter.builder.build
+
+    async def taken_over(partition: int, ns: str, **kw: Any) -> Any:
+        await drop_scratch(h.redis, h.keys.ns_registry(partition, ns))  # the other worker
+        return await build(partition, ns, **kw)
+
+    snapshotter.builder.build = taken_over  # type: ignore[method-assign]
+    with pytest.raises(RetentionError, match="dropped the snapshot's scratch copy"):
+        await snapshotter.snapshot(p)
+    snapshotter.builder.build = build  # type: ignore[method-assign]
+    report = await snapshotter.snapshot(p)
+    assert report is not None
+    records = await snapshotter.store.read(report.snapshot)
+    [inbox] = [r for r in records if r[0] == "inbox:alice"]
+    assert len(inbox[2]) == 10
