@@ -530,7 +530,8 @@ async def poison_and_bursts(quick: bool, rnd: random.Random) -> Result:
 
 async def _storm(d: Deployment, ledger: Ledger, clients: int) -> tuple[int, int, float]:
     """Open ``clients`` SSE streams, wait for each one's first event, drop them all,
-    open them all again at once; (ready, refused, seconds) of the second wave."""
+    open them all again at once; (ready, never got through within 60 s, seconds) of the
+    second wave."""
     import aiohttp
 
     from tests.chaos.harness import KEY
@@ -541,17 +542,26 @@ async def _storm(d: Deployment, ledger: Ledger, clients: int) -> tuple[int, int,
                                      headers={"Authorization": f"Bearer {KEY}"}) as s:
 
         async def one(i: int) -> bool:
+            """One client: refused with 429 or 503, it comes back after Retry-After (with
+            jitter), as Herald's browser client does; False when it never got through."""
             user = ledger.users[i % len(ledger.users)]
-            try:
-                async with s.get(f"{d.api_url}/v1/users/{user}/events") as r:
-                    if r.status != 200:
-                        return False
-                    while True:  # until the first event (not the retry hint)
-                        line = await r.content.readline()
-                        if not line or line.startswith(b"event:"):
-                            return bool(line)
-            except (aiohttp.ClientError, OSError, TimeoutError):
-                return False
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    async with s.get(f"{d.api_url}/v1/users/{user}/events") as r:
+                        if r.status in (429, 503):
+                            wait = float(r.headers.get("Retry-After", "1"))
+                            await asyncio.sleep(wait * random.uniform(1.0, 2.0))
+                            continue
+                        if r.status != 200:
+                            return False
+                        while True:  # until the first event (not the retry hint)
+                            line = await r.content.readline()
+                            if not line or line.startswith(b"event:"):
+                                return bool(line)
+                except (aiohttp.ClientError, OSError, TimeoutError):
+                    return False
+            return False
 
         await asyncio.gather(*(one(i) for i in range(min(clients, 200))))  # warm
         started = time.monotonic()
