@@ -26,6 +26,7 @@ from herald.api.jsonio import json_response
 from herald.api.routing import Call, Reply, Route
 from herald.api.schemas import check
 from herald.streams import codec
+from herald.streams.egress import url_refusal
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import (
     Appended,
@@ -67,6 +68,10 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
         "channels": tuple(item.get("channels", ("in_app",))),
         "recipients": item.get("recipients", {}),
     }
+    if "webhook" in common["recipients"]:
+        refused = url_refusal(common["recipients"]["webhook"], settings.webhook_allow)
+        if refused is not None:
+            raise _invalid("recipients.webhook", f"destination refused: the URL {refused}")
     if "expires_at" in item:
         common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
     # Combinations of fields are rules of the schema (api/schemas.py), checked before this.

@@ -19,6 +19,7 @@ from typing import Any
 
 from herald.streams.allocator import ALLOCATORS
 from herald.streams.crypto import MasterKeys
+from herald.streams.egress import IPNetwork, parse_cidrs
 from herald.streams.environment import skipped
 from herald.streams.errors import SettingsError
 
@@ -189,6 +190,10 @@ class Settings:
     # --- delivery channels (consumers/channels/); secrets are never logged
     # webhook: total time per POST (Standard Webhooks recommends 15-30 s).
     webhook_timeout_s: float = _env("HERALD_WEBHOOK_TIMEOUT", parse_duration, 15.0)
+    # SSRF guard (streams/egress.py): ranges a webhook may reach although they are
+    # loopback/private/... ("10.1.0.0/16,fd00::/8"), and an egress proxy for every POST.
+    webhook_allow_cidrs: str = _env("HERALD_WEBHOOK_ALLOW_CIDRS", str, "")
+    webhook_proxy: str = _env("HERALD_WEBHOOK_PROXY", str, "")
     # SMS through a Twilio-shaped Messages API: base URL (no trailing path),
     # account SID and auth token (HTTP basic auth), sender number or a
     # messaging-service SID ("MG..."), total time per request, and the header that
@@ -323,6 +328,12 @@ class Settings:
                                 "(PEM certificate chain and private key) or neither")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
+        _check_outbound(self)
+
+    @property
+    def webhook_allow(self) -> tuple[IPNetwork, ...]:
+        """``HERALD_WEBHOOK_ALLOW_CIDRS`` as networks (checked at start)."""
+        return parse_cidrs(self.webhook_allow_cidrs)
 
     @property
     def archive_location(self) -> str:
@@ -350,3 +361,18 @@ def _check_cors(origins: tuple[str, ...], credentials: bool) -> None:
         elif not _ORIGIN.match(origin):
             raise SettingsError(f"HERALD_CORS_ORIGINS: {origin!r} is not an origin (use "
                                 "scheme://host[:port], e.g. https://app.example.com, or *)")
+
+
+def _check_outbound(settings: Settings) -> None:
+    """Operator-chosen outbound URLs are exempt from the SSRF guard but must be URLs."""
+    try:
+        parse_cidrs(settings.webhook_allow_cidrs)
+    except ValueError as exc:
+        raise SettingsError(f"HERALD_WEBHOOK_ALLOW_CIDRS: {exc} (use e.g. "
+                            "10.1.0.0/16,fd00::/8)") from exc
+    for name, value in (("HERALD_SMS_BASE_URL", settings.sms_base_url),
+                        ("HERALD_WECHAT_BASE_URL", settings.wechat_base_url),
+                        ("HERALD_WEBHOOK_PROXY", settings.webhook_proxy)):
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise SettingsError(f"{name} must be an http(s) URL without credentials, "
+                                f"query or fragment, got {value!r}")
