@@ -21,6 +21,7 @@ from aiohttp import web
 
 from herald.api import (
     cors,
+    hardening,
     routes_admin,
     routes_client,
     routes_delivery,
@@ -104,6 +105,7 @@ def create_app(
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
     cors.setup(app, settings)
+    hardening.setup(app)
     for module in modules:
         getattr(module, "setup", lambda app: None)(app)
     return app

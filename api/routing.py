@@ -209,6 +209,8 @@ def make_endpoint(
             if body is not NO_BODY:
                 check(schema, body)
                 call.body = body
+        if request.method == "HEAD" and not route.timeout and 200 in route.replies:
+            return web.Response(status=200, content_type=route.replies[200].content_type)
         return await route.handler(call)
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -252,12 +254,18 @@ async def until_deadline(request: web.Request) -> AsyncIterator[None]:
 def add_routes(
     app: web.Application, routes: Sequence[Route], schemas: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    """Register every route on the app's router (no implicit HEAD routes)."""
+    """Register every route on the app's router, and ``HEAD`` beside every ``GET``.
+
+    ``HEAD`` runs the same checks and handler as ``GET`` (RFC 9110: the same headers,
+    no body; aiohttp drops the body); on a stream it answers the headers without
+    opening the stream. The document lists the ``GET`` only."""
     for route in routes:
         body_schema = schemas[route.body] if route.body else None
         path = route.path
         for p in route.params:
             if p.location == "path" and p.match:
                 path = path.replace(f"{{{p.name}}}", f"{{{p.name}:{p.match}}}")
-        app.router.add_route(route.method, path, make_endpoint(route, body_schema, schemas),
-                             name=route.operation_id)
+        endpoint = make_endpoint(route, body_schema, schemas)
+        app.router.add_route(route.method, path, endpoint, name=route.operation_id)
+        if route.method == "GET":
+            app.router.add_route("HEAD", path, endpoint, name=f"{route.operation_id}_head")
