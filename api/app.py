@@ -114,9 +114,10 @@ def create_app(
 def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        if not settings.api_keys:
-            log.warning("api_keys_missing", detail="HERALD_API_KEYS is empty: no service "
-                        "can publish; set it (or use `herald run`, which makes dev keys)")
+        if not settings.api_keys and not settings.service_keys:
+            log.warning("api_keys_missing", detail="HERALD_API_KEYS and HERALD_SERVICE_KEYS "
+                        "are empty: no service can publish; set one (or use `herald run`, "
+                        "which makes dev keys)")
         client = shared if shared is not None else connect(settings)
         try:
             producer = Producer(client, settings)

@@ -26,6 +26,12 @@ import jwt
 
 from herald.api.errors import Forbidden, Unauthorized, Unprocessable, field_error
 from herald.streams.errors import ValidationError
+from herald.streams.service_keys import (
+    DEFAULT_TENANT,
+    ServiceKey,
+    key_id,
+    parse_service_keys,
+)
 from herald.streams.settings import Settings
 from herald.streams.validation import check_user
 
@@ -36,10 +42,18 @@ VERIFIED_CACHE = 10_000  # user tokens remembered after their signature checked 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a service key (``subject`` = the key's fingerprint) or a user."""
+    """Who is calling: a service key (``subject`` = the key's id, with its scopes and
+    tenant) or a user (``subject`` = the user id)."""
 
     kind: Literal["service", "user"]
     subject: str
+    scopes: frozenset[str] = frozenset()
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def actor(self) -> str:
+        """What events appended for this caller record (streams/events.py ``actor``)."""
+        return f"key:{self.subject}" if self.is_service else f"user:{self.subject}"
 
     @property
     def is_service(self) -> bool:
@@ -55,8 +69,9 @@ def valid_user(value: object, field: str) -> str:
 
 
 def fingerprint(key: str) -> str:
-    """A short, stable, non-secret name for a service key (logs, metrics, rate buckets)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+    """A short, stable, non-secret name for a bare service key (logs, metrics, rate
+    buckets): its key id (streams/service_keys.py)."""
+    return key_id(key)
 
 
 def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None) -> str:
@@ -76,7 +91,7 @@ class Authenticator:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._key_digests = [(hashlib.sha256(k.encode()).digest(), k) for k in settings.api_keys]
+        self._keys = parse_service_keys(settings.api_keys, settings.service_keys)
         self._secret = settings.token_secret
         self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
@@ -90,14 +105,14 @@ class Authenticator:
             raise Unauthorized("use Authorization: Bearer <api key or user token>")
         key = self._match_key(credential)
         if key is not None:
-            return Principal("service", fingerprint(key))
+            return Principal("service", key.id, key.scopes, key.tenant)
         return Principal("user", self._decode(credential))
 
-    def _match_key(self, credential: str) -> str | None:
+    def _match_key(self, credential: str) -> ServiceKey | None:
         presented = hashlib.sha256(credential.encode("utf-8", "surrogateescape")).digest()
-        found: str | None = None
-        for digest, key in self._key_digests:
-            if hmac.compare_digest(presented, digest):
+        found: ServiceKey | None = None
+        for key in self._keys:
+            if hmac.compare_digest(presented, key.digest):
                 found = key
         return found
 

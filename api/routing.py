@@ -34,6 +34,8 @@ from herald.api.errors import (
 )
 from herald.api.jsonio import JSON_TYPE, NO_BODY, read_json
 from herald.api.schemas import ID_PATTERN, NOTIFICATION_ID, USER_PATTERN, check, coerce
+from herald.api.scopes import FALLBACK, require_scope, scope_for
+from herald.streams.events import APPENDED_BY
 from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -172,6 +174,7 @@ def make_endpoint(
     path_params = [p for p in route.params if p.location == "path" and p.name != "user"]
     query_params = [p for p in route.params if p.location == "query"]
     has_user = "{user}" in route.path
+    needed = scope_for(route)
 
     async def validated(request: web.Request) -> web.StreamResponse:
         app = request.app
@@ -188,6 +191,9 @@ def make_endpoint(
                 raise
             if route.auth == "service":
                 require_service(principal)
+            if principal.is_service:
+                require_scope(principal.scopes, needed or FALLBACK, principal.subject)
+            APPENDED_BY.set(principal.actor)  # this request's task only
         user = act_for(principal, request.match_info["user"]) if has_user and principal else None
         call = Call(request, principal, user)
         for p in path_params:

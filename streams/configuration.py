@@ -24,7 +24,7 @@ from herald.streams.settings import Settings, SnapshotEvery
 MASK = "****"
 SECRETS = frozenset({
     "HERALD_API_KEYS", "HERALD_TOKEN_SECRET", "HERALD_SECRET_KEYS", "HERALD_SMTP_PASSWORD",
-    "HERALD_SMS_AUTH_TOKEN", "HERALD_WECHAT_SECRET",
+    "HERALD_SMS_AUTH_TOKEN", "HERALD_WECHAT_SECRET", "HERALD_SERVICE_KEYS",
 })
 DEFAULT, ENVIRONMENT, CREDENTIALS_FILE = "default", "environment", "credentials file"
 _QUERY_SECRET = re.compile(r"(?i)((?:^|&)(?:password|pass|token|secret)=)[^&]*")

@@ -124,18 +124,19 @@ def literal_address(host: str) -> IPAddress | None:
 def url_refusal(url: str, allow: Iterable[IPNetwork] = ()) -> str | None:
     """Why a caller's URL is refused without looking anything up, or None.
 
-    Refused: not http(s), no host, an IP literal in a refused range, a name that is
+    Refused: an http(s) URL whose host is an IP literal in a refused range, or a name that is
     local by definition (``localhost``, ``*.local``, ``*.internal``, ...; left to the
     send-time check when an allow-list is set). A name
-    that resolves to a refused address is caught at send time.
+    that resolves to a refused address is caught at send time; what is not an http(s)
+    URL with a host is left to the channel, which fails it as an invalid URL.
     """
     allowed = tuple(allow)
     try:
         parsed = URL(url)
     except (ValueError, TypeError):
-        return "is not a URL"
+        return None  # not a URL at all: the channel fails it ("invalid webhook URL")
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        return "must be an http or https URL with a host"
+        return None
     host = parsed.host.rstrip(".").lower()
     address = literal_address(host)
     if address is not None:

@@ -22,6 +22,7 @@ from herald.streams.crypto import MasterKeys
 from herald.streams.egress import IPNetwork, parse_cidrs
 from herald.streams.environment import skipped
 from herald.streams.errors import SettingsError
+from herald.streams.service_keys import parse_service_keys
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -231,6 +232,9 @@ class Settings:
     host: str = _env("HERALD_HOST", str, "127.0.0.1")
     port: int = _env("HERALD_PORT", int, 8080)
     api_keys: tuple[str, ...] = _env("HERALD_API_KEYS", _csv, ())
+    # Scoped, optionally hashed keys: "id[@tenant]:scope+scope:key|sha256:<hex>,..."
+    # (streams/service_keys.py); every key here and in HERALD_API_KEYS is valid at once.
+    service_keys: str = _env("HERALD_SERVICE_KEYS", str, "")
     token_secret: str = _env("HERALD_TOKEN_SECRET", str, "")
     max_body_bytes: int = _env("HERALD_MAX_BODY", _positive_int, 256 * 1024)
     max_batch_body_bytes: int = _env("HERALD_MAX_BATCH_BODY", _positive_int, 4 * 1024 * 1024)
@@ -329,6 +333,10 @@ class Settings:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
         _check_outbound(self)
+        try:
+            parse_service_keys(self.api_keys, self.service_keys)
+        except ValueError as exc:
+            raise SettingsError(f"HERALD_SERVICE_KEYS: {exc}") from exc
 
     @property
     def webhook_allow(self) -> tuple[IPNetwork, ...]:

@@ -21,7 +21,8 @@ def auth(api_settings: Settings) -> Authenticator:
 
 
 def test_service_keys_resolve_to_their_fingerprint(auth: Authenticator) -> None:
-    expected = Principal("service", fingerprint(SERVICE_KEY))
+    expected = Principal("service", fingerprint(SERVICE_KEY),
+                         frozenset({"publish", "read", "manage", "admin"}))
     assert auth.authenticate(f"Bearer {SERVICE_KEY}") == expected
     assert auth.authenticate(f"bearer   {OTHER_KEY}").subject == fingerprint(OTHER_KEY)
     assert fingerprint(SERVICE_KEY) != fingerprint(OTHER_KEY)

@@ -1,0 +1,46 @@
+"""Which scope a service key needs for each route (streams/service_keys.py).
+
+``publish``: appending notifications and cancelling schedules; ``read``: what an
+inbox client does for a user (reading inboxes, statuses, preferences and profiles,
+live streams, marking read, archiving, deleting); ``manage``: changing a user's
+profile and preferences, erasing a user; ``admin``: the operator's status. Routes
+that need no credential need no scope; a route not in the table (an extension
+module's) needs ``admin``, so a new route is closed until it is given a scope.
+User tokens have no scopes: they act for their own user on ``user`` routes only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from herald.api.errors import Forbidden
+
+if TYPE_CHECKING:
+    from herald.api.routing import Route
+
+ROUTE_SCOPES: dict[str, str] = {
+    "publish": "publish", "publish_batch": "publish", "events_publish": "publish",
+    "cancel_scheduled": "publish", "dev_sample": "publish",
+    "notification_by_event": "read", "notification_status": "read",
+    "inbox_list": "read", "inbox_unread_count": "read", "inbox_read": "read",
+    "inbox_unread": "read", "inbox_archive": "read", "inbox_read_all": "read",
+    "inbox_delete": "read", "preferences_get": "read", "profile_get": "read",
+    "live_events": "read", "live_ws": "read",
+    "preferences_put": "manage", "profile_put": "manage", "user_erase": "manage",
+    "admin_status": "admin",
+}
+FALLBACK = "admin"
+
+
+def scope_for(route: Route) -> str | None:
+    """The scope a service key needs for ``route`` (None: the route needs no credential)."""
+    if route.auth == "none":
+        return None
+    return ROUTE_SCOPES.get(route.operation_id, FALLBACK)
+
+
+def require_scope(scopes: frozenset[str], needed: str, key: str) -> None:
+    """Raise Forbidden naming the scope a service key lacks."""
+    if needed not in scopes:
+        raise Forbidden(f"the service key {key!r} lacks the {needed!r} scope this route needs "
+                        f"(it has {', '.join(sorted(scopes)) or 'none'})")
