@@ -25,7 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from herald.api.appending import append
-from herald.api.auth import mint_token, valid_user
+from herald.api.auth import minted_for, valid_user
 from herald.api.errors import Unprocessable, field_error
 from herald.api.hardening import PAGE_POLICY
 from herald.api.jsonio import json_response
@@ -120,7 +120,7 @@ async def dev_token(call: Call) -> web.Response:
         valid_user(user, "query.user")
     except ValidationError as exc:
         raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)]) from exc
-    token = mint_token(call.settings.token_secret, user, DEV_TOKEN_TTL_S)
+    token = minted_for(call.settings, user, DEV_TOKEN_TTL_S)
     return json_response({"user": user, "token": token, "expires_in": int(DEV_TOKEN_TTL_S)})
 
 

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from herald.api.auth import Principal, act_for, require_service
-from herald.api.context import AUTH, LIMITER, METRICS, SETTINGS
+from herald.api.auth import Principal, act_for, check_not_revoked, require_service
+from herald.api.context import AUTH, LIMITER, METRICS, QUERIES, SETTINGS
 from herald.api.errors import (
     TooManyRequests,
     Unavailable,
@@ -193,6 +193,10 @@ def make_endpoint(
                 require_service(principal)
             if principal.is_service:
                 require_scope(principal.scopes, needed or FALLBACK, principal.subject)
+            else:  # one read: a token issued before "sign out everywhere" is refused
+                async with until_deadline(request):
+                    epoch = await app[QUERIES].token_epoch(principal.subject)
+                check_not_revoked(principal, epoch)
             APPENDED_BY.set(principal.actor)  # this request's task only
         user = act_for(principal, request.match_info["user"]) if has_user and principal else None
         call = Call(request, principal, user)

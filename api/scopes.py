@@ -27,6 +27,7 @@ ROUTE_SCOPES: dict[str, str] = {
     "inbox_delete": "read", "preferences_get": "read", "profile_get": "read",
     "live_events": "read", "live_ws": "read",
     "preferences_put": "manage", "profile_put": "manage", "user_erase": "manage",
+    "user_sign_out": "manage",
     "admin_status": "admin",
 }
 FALLBACK = "admin"

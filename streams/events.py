@@ -157,6 +157,15 @@ class UserErased(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokensRevoked(Payload):
+    """"Sign out everywhere": the user's tokens issued before ``before`` (ms since the
+    epoch) are refused from now on, and their open live streams are closed."""
+
+    TYPE: ClassVar[str] = "user.tokens_revoked"
+    before: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryEvent(Payload):
     """Base of delivery outcomes: one notification on one channel."""
 
@@ -213,6 +222,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     DeliveryFailed,
     DeliverySkipped,
     DeliveryExpired,
+    TokensRevoked,
 )
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {

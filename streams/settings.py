@@ -236,6 +236,11 @@ class Settings:
     # (streams/service_keys.py); every key here and in HERALD_API_KEYS is valid at once.
     service_keys: str = _env("HERALD_SERVICE_KEYS", str, "")
     token_secret: str = _env("HERALD_TOKEN_SECRET", str, "")
+    # User tokens: the iss/aud they must carry (empty: not checked), and the clock skew
+    # accepted on exp/nbf/iat.
+    token_issuer: str = _env("HERALD_TOKEN_ISSUER", str, "")
+    token_audience: str = _env("HERALD_TOKEN_AUDIENCE", str, "")
+    token_leeway_s: float = _env("HERALD_TOKEN_LEEWAY", parse_duration, 5.0)
     max_body_bytes: int = _env("HERALD_MAX_BODY", _positive_int, 256 * 1024)
     max_batch_body_bytes: int = _env("HERALD_MAX_BATCH_BODY", _positive_int, 4 * 1024 * 1024)
     action_wait_s: float = _env("HERALD_ACTION_WAIT", parse_duration, 1.0)
@@ -333,6 +338,8 @@ class Settings:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
         _check_outbound(self)
+        if self.token_leeway_s > 300:
+            raise SettingsError("HERALD_TOKEN_LEEWAY must be at most 5m")
         try:
             parse_service_keys(self.api_keys, self.service_keys)
         except ValueError as exc:

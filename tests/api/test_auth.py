@@ -31,8 +31,9 @@ def test_service_keys_resolve_to_their_fingerprint(auth: Authenticator) -> None:
 
 def test_user_token_resolves_to_its_subject(auth: Authenticator) -> None:
     token = mint_token(SECRET, "alice", 60)
-    assert auth.authenticate(f"Bearer {token}") == Principal("user", "alice")
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert auth.authenticate(f"Bearer {token}") == Principal("user", "alice",
+                                                             issued_at=claims["iat"])
     assert claims["sub"] == "alice" and claims["exp"] - time.time() == pytest.approx(60, abs=2)
 
 
