@@ -138,6 +138,12 @@ class Settings:
     # timeout: a stalled network fails loudly instead of hanging (blocking reads wait
     # their BLOCK time plus a margin on top of it).
     redis_timeout_s: float = _env("HERALD_REDIS_TIMEOUT", parse_duration, 10.0)
+    # TLS to Redis (rediss://): refuse a plaintext URL; the CA that signs the server's
+    # certificate, and a client certificate and key (PEM files) for mutual TLS.
+    redis_require_tls: bool = _env("HERALD_REDIS_REQUIRE_TLS", _bool, False)
+    redis_ca: str = _env("HERALD_REDIS_CA", str, "")
+    redis_cert: str = _env("HERALD_REDIS_CERT", str, "")
+    redis_key: str = _env("HERALD_REDIS_KEY", str, "")
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
     # When a publish is acknowledged (streams/durability.py): the primary applied it
@@ -338,6 +344,13 @@ class Settings:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
         _check_outbound(self)
+        if bool(self.redis_cert) != bool(self.redis_key):
+            raise SettingsError("HERALD_REDIS_CERT and HERALD_REDIS_KEY go together: set "
+                                "both (the client certificate and its key) or neither")
+        if self.redis_require_tls and self.redis_url and \
+                not self.redis_url.lower().startswith("rediss://"):
+            raise SettingsError("HERALD_REDIS_REQUIRE_TLS=true refuses a plaintext REDIS_URL: "
+                                "use rediss://")
         if self.token_leeway_s > 300:
             raise SettingsError("HERALD_TOKEN_LEEWAY must be at most 5m")
         try:
