@@ -17,7 +17,8 @@ from __future__ import annotations
 
 COMMANDS: tuple[str, ...] = (
     # connection
-    "auth", "hello", "ping", "client|setinfo", "client|setname", "select", "client|id", "client|unblock",
+    "auth", "hello", "ping", "client|setinfo", "client|setname", "select", "client|id",
+    "client|unblock",
     # streams: the log, consumer groups, dead letters
     "xadd", "xrange", "xrevrange", "xreadgroup", "xack", "xautoclaim", "xclaim",
     "xpending", "xlen", "xtrim", "xdel", "xinfo|stream", "xinfo|groups", "xinfo|consumers",
