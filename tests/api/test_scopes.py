@@ -62,6 +62,7 @@ def requests(nid: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
         "live_ws": ("HEAD", f"{user}/ws", None, {}),  # 426 in scope: no upgrade asked
         "admin_status": ("GET", "/v1/admin/status", None, {}),
         "user_erase": ("DELETE", "/v1/users/zed", None, {}),
+        "user_sign_out": ("POST", f"{user}/sign_out", None, {}),
     }
 
 
