@@ -174,7 +174,7 @@ def make_endpoint(
     path_params = [p for p in route.params if p.location == "path" and p.name != "user"]
     query_params = [p for p in route.params if p.location == "query"]
     has_user = "{user}" in route.path
-    needed = scope_for(route)
+    needed = scope_for(route.auth, route.operation_id)
 
     async def validated(request: web.Request) -> web.StreamResponse:
         app = request.app

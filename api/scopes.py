@@ -11,12 +11,7 @@ User tokens have no scopes: they act for their own user on ``user`` routes only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from herald.api.errors import Forbidden
-
-if TYPE_CHECKING:
-    from herald.api.routing import Route
 
 ROUTE_SCOPES: dict[str, str] = {
     "publish": "publish", "publish_batch": "publish", "events_publish": "publish",
@@ -33,11 +28,12 @@ ROUTE_SCOPES: dict[str, str] = {
 FALLBACK = "admin"
 
 
-def scope_for(route: Route) -> str | None:
-    """The scope a service key needs for ``route`` (None: the route needs no credential)."""
-    if route.auth == "none":
+def scope_for(auth: str, operation_id: str) -> str | None:
+    """The scope a service key needs for a route of ``auth`` (``none``, ``service``,
+    ``user``) and ``operation_id`` (None: the route needs no credential)."""
+    if auth == "none":
         return None
-    return ROUTE_SCOPES.get(route.operation_id, FALLBACK)
+    return ROUTE_SCOPES.get(operation_id, FALLBACK)
 
 
 def require_scope(scopes: frozenset[str], needed: str, key: str) -> None:

@@ -112,7 +112,7 @@ async def test_every_route_by_every_scope_is_2xx_or_403(scoped: ApiClient, redis
     order = sorted(guarded, key=lambda r: r.operation_id in ("inbox_delete", "user_erase"))
     for route in order:
         method, path, body, headers = table[route.operation_id]
-        needed = scope_for(route)
+        needed = scope_for(route.auth, route.operation_id)
         for scope, key in KEYS.items():
             answer = await scoped.call(method, path, auth=key, json=body, headers=headers)
             where = f"{route.operation_id} with a {scope} key: {answer.status} {answer.body}"
