@@ -25,6 +25,7 @@ from herald.api import (
     routes_admin,
     routes_client,
     routes_delivery,
+    routes_devices,
     routes_events,
     routes_inbox,
     routes_live,
@@ -32,6 +33,7 @@ from herald.api import (
     routes_pages,
     routes_publish,
     routes_schedule,
+    routes_templates,
     routes_users,
 )
 from herald.api.auth import Authenticator
@@ -76,7 +78,8 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox,
-    routes_delivery, routes_live, routes_admin, routes_pages, routes_users, routes_client,
+    routes_delivery, routes_devices, routes_templates, routes_live, routes_admin, routes_pages,
+    routes_users, routes_client,
 )
 
 

@@ -83,6 +83,13 @@ class MethodNotAllowed(Problem):
     status, slug, title = 405, "method_not_allowed", "Method not allowed"
 
 
+class Conflict(Problem):
+    """Raised when the request conflicts with the current state (a template version
+    registered meanwhile, a device limit reached)."""
+
+    status, slug, title = 409, "conflict", "Conflict"
+
+
 class PayloadTooLarge(Problem):
     """Raised when the body is over ``HERALD_MAX_BODY``."""
 

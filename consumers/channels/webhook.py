@@ -106,6 +106,8 @@ class WebhookChannel:
     """Signed JSON POSTs to each user's endpoint; one shared ClientSession."""
 
     name = "webhook"
+    provider = "standard-webhooks"
+    contact = "webhook_url"
 
     def __init__(self, settings: Settings, resolver: AbstractResolver | None = None) -> None:
         """``resolver``: the name lookup under the guard (tests inject one)."""
