@@ -2,8 +2,9 @@
 
 ``publish``: appending notifications and cancelling schedules; ``read``: what an
 inbox client does for a user (reading inboxes, statuses, preferences and profiles,
-live streams, marking read, archiving, deleting); ``manage``: changing a user's
-profile and preferences, erasing a user; ``admin``: the operator's status. Routes
+live streams, marking read, archiving, deleting, listing devices, reading and
+previewing templates); ``manage``: changing a user's profile, contacts, devices and
+preferences, registering templates, erasing a user; ``admin``: the operator's status. Routes
 that need no credential need no scope; a route not in the table (an extension
 module's) needs ``admin``, so a new route is closed until it is given a scope.
 User tokens have no scopes: they act for their own user on ``user`` routes only.
@@ -23,6 +24,10 @@ ROUTE_SCOPES: dict[str, str] = {
     "live_events": "read", "live_ws": "read",
     "preferences_put": "manage", "profile_put": "manage", "user_erase": "manage",
     "user_sign_out": "manage",
+    "devices_list": "read", "device_register": "manage", "device_remove": "manage",
+    "contact_put": "manage", "contact_delete": "manage",
+    "templates_list": "read", "template_get": "read", "template_preview": "read",
+    "template_put": "manage",
     "admin_status": "admin",
 }
 FALLBACK = "admin"

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from herald.api.routes_devices import device_id
 from herald.api.routing import ROUTES
 from herald.api.scopes import ROUTE_SCOPES, scope_for
 from herald.streams import codec, sealing
@@ -63,7 +64,21 @@ def requests(nid: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
         "admin_status": ("GET", "/v1/admin/status", None, {}),
         "user_erase": ("DELETE", "/v1/users/zed", None, {}),
         "user_sign_out": ("POST", f"{user}/sign_out", None, {}),
+        "devices_list": ("GET", f"{user}/devices", None, {}),
+        "device_register": ("POST", f"{user}/devices", {"platform": "fcm", "token": TOKEN}, {}),
+        "device_remove": ("DELETE", f"{user}/devices/{device_id('fcm', TOKEN)}", None, {}),
+        "contact_put": ("PUT", f"{user}/contacts", {"kind": "locale", "value": "en"}, {}),
+        "contact_delete": ("DELETE", f"{user}/contacts/locale", None, {}),
+        "templates_list": ("GET", "/v1/templates", None, {}),
+        "template_put": ("PUT", "/v1/templates/scoped", TEMPLATE, {}),
+        "template_get": ("GET", "/v1/templates/scoped", None, {}),
+        "template_preview": ("POST", "/v1/templates/scoped/preview", {"data": {"n": 1}}, {}),
     }
+
+
+TOKEN = "fcm-token-of-the-scope-matrix"
+TEMPLATE = {"category": "orders", "default_locale": "en",
+            "locales": {"default": {"title": "n {{ n }}", "body": ""}}, "example": {"n": 1}}
 
 
 async def opened_log(redis: Any, settings: Settings, partition: int) -> list[Envelope]:
