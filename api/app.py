@@ -21,6 +21,7 @@ from aiohttp import web
 
 from herald.api import (
     cors,
+    hardening,
     routes_admin,
     routes_client,
     routes_delivery,
@@ -107,6 +108,7 @@ def create_app(
     app[OPENAPI] = build_document(routes, schemas, settings)
     app.cleanup_ctx.append(_resources(redis))
     cors.setup(app, settings)
+    hardening.setup(app)
     for module in modules:
         getattr(module, "setup", lambda app: None)(app)
     return app
@@ -115,9 +117,10 @@ def create_app(
 def _resources(shared: Any) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        if not settings.api_keys:
-            log.warning("api_keys_missing", detail="HERALD_API_KEYS is empty: no service "
-                        "can publish; set it (or use `herald run`, which makes dev keys)")
+        if not settings.api_keys and not settings.service_keys:
+            log.warning("api_keys_missing", detail="HERALD_API_KEYS and HERALD_SERVICE_KEYS "
+                        "are empty: no service can publish; set one (or use `herald run`, "
+                        "which makes dev keys)")
         client = shared if shared is not None else connect(settings)
         try:
             producer = Producer(client, settings)

@@ -5,6 +5,12 @@ may act for any user. A user token is a JWT signed with HS256 and
 ``HERALD_TOKEN_SECRET`` whose ``sub`` is the user id and whose ``exp`` is required;
 it may act only for its own user, and ``me`` in a path stands for it.
 
+User tokens: HS256 only; ``iss`` and ``aud`` are required and checked when
+``HERALD_TOKEN_ISSUER`` / ``HERALD_TOKEN_AUDIENCE`` are set; ``exp`` (and ``nbf``,
+``iat``) accept ``HERALD_TOKEN_LEEWAY`` of clock skew (5 s by default). A token
+issued before its user's last "sign out everywhere" (``user.tokens_revoked``) is
+refused by :func:`check_not_revoked` (api/routing.py calls it on every request).
+
 Guarantees: keys are compared in constant time over SHA-256 digests (neither the
 matching key nor its length leaks through timing); every key is compared on every
 request. Failure modes: :class:`Unauthorized` (401) for a missing, malformed,
@@ -26,6 +32,12 @@ import jwt
 
 from herald.api.errors import Forbidden, Unauthorized, Unprocessable, field_error
 from herald.streams.errors import ValidationError
+from herald.streams.service_keys import (
+    DEFAULT_TENANT,
+    ServiceKey,
+    key_id,
+    parse_service_keys,
+)
 from herald.streams.settings import Settings
 from herald.streams.validation import check_user
 
@@ -36,10 +48,19 @@ VERIFIED_CACHE = 10_000  # user tokens remembered after their signature checked 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a service key (``subject`` = the key's fingerprint) or a user."""
+    """Who is calling: a service key (``subject`` = the key's id, with its scopes and
+    tenant) or a user (``subject`` = the user id)."""
 
     kind: Literal["service", "user"]
     subject: str
+    scopes: frozenset[str] = frozenset()
+    tenant: str = DEFAULT_TENANT
+    issued_at: float = 0.0  # a user token's ``iat`` (seconds; 0 when it has none)
+
+    @property
+    def actor(self) -> str:
+        """What events appended for this caller record (streams/events.py ``actor``)."""
+        return f"key:{self.subject}" if self.is_service else f"user:{self.subject}"
 
     @property
     def is_service(self) -> bool:
@@ -55,16 +76,31 @@ def valid_user(value: object, field: str) -> str:
 
 
 def fingerprint(key: str) -> str:
-    """A short, stable, non-secret name for a service key (logs, metrics, rate buckets)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+    """A short, stable, non-secret name for a bare service key (logs, metrics, rate
+    buckets): its key id (streams/service_keys.py)."""
+    return key_id(key)
 
 
-def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None) -> str:
-    """A user token for ``user`` valid for ``ttl_s`` seconds (ValidationError for a bad user)."""
+def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None,
+               issuer: str = "", audience: str = "") -> str:
+    """A user token for ``user`` valid for ``ttl_s`` seconds (ValidationError for a bad
+    user); ``iss`` and ``aud`` when given (``HERALD_TOKEN_ISSUER`` / ``_AUDIENCE``)."""
     valid_user(user, "user")
-    issued = int(time.time() if now is None else now)
-    claims = {"sub": user, "iat": issued, "exp": issued + max(1, int(ttl_s))}
+    issued = time.time() if now is None else now
+    # iat to the millisecond, so "sign out everywhere" (ms) splits tokens of one second
+    claims: dict[str, object] = {"sub": user, "iat": round(issued, 3),
+                                 "exp": int(issued) + max(1, int(ttl_s))}
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def minted_for(settings: Settings, user: str, ttl_s: float) -> str:
+    """:func:`mint_token` with this deployment's secret, issuer and audience."""
+    return mint_token(settings.token_secret, user, ttl_s, issuer=settings.token_issuer,
+                      audience=settings.token_audience)
 
 
 class Authenticator:
@@ -76,9 +112,12 @@ class Authenticator:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._key_digests = [(hashlib.sha256(k.encode()).digest(), k) for k in settings.api_keys]
+        self._keys = parse_service_keys(settings.api_keys, settings.service_keys)
         self._secret = settings.token_secret
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._issuer = settings.token_issuer or None
+        self._audience = settings.token_audience or None
+        self._leeway = settings.token_leeway_s
+        self._verified: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal of an ``Authorization`` header value; raises Unauthorized."""
@@ -90,31 +129,35 @@ class Authenticator:
             raise Unauthorized("use Authorization: Bearer <api key or user token>")
         key = self._match_key(credential)
         if key is not None:
-            return Principal("service", fingerprint(key))
-        return Principal("user", self._decode(credential))
+            return Principal("service", key.id, key.scopes, key.tenant)
+        user, issued = self._decode(credential)
+        return Principal("user", user, issued_at=issued)
 
-    def _match_key(self, credential: str) -> str | None:
+    def _match_key(self, credential: str) -> ServiceKey | None:
         presented = hashlib.sha256(credential.encode("utf-8", "surrogateescape")).digest()
-        found: str | None = None
-        for digest, key in self._key_digests:
-            if hmac.compare_digest(presented, digest):
+        found: ServiceKey | None = None
+        for key in self._keys:
+            if hmac.compare_digest(presented, key.digest):
                 found = key
         return found
 
-    def _decode(self, token: str) -> str:
+    def _decode(self, token: str) -> tuple[str, float]:
+        """(user, issued-at seconds; 0 without ``iat``) of a valid token; Unauthorized."""
         known = self._verified.get(token)
         if known is not None:
-            if known[1] > time.time():
+            if known[1] + self._leeway > time.time():
                 self._verified.move_to_end(token)
-                return known[0]
+                return known[0], known[2]
             del self._verified[token]
             raise Unauthorized("the user token has expired")
         if not self._secret or token.count(".") != 2:
             raise Unauthorized("the credential is neither an API key nor a user token")
+        required = ["exp", "sub", *(["iss"] if self._issuer else []),
+                    *(["aud"] if self._audience else [])]
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM],
-                options={"require": ["exp", "sub"]},
+                token, self._secret, algorithms=[ALGORITHM], issuer=self._issuer,
+                audience=self._audience, leeway=self._leeway, options={"require": required},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the user token has expired") from exc
@@ -124,10 +167,12 @@ class Authenticator:
             user = valid_user(claims.get("sub"), "sub")
         except ValidationError as exc:
             raise Unauthorized(f"invalid user token: {exc}") from exc
-        self._verified[token] = (user, float(claims["exp"]))
+        iat = claims.get("iat")
+        issued = float(iat) if isinstance(iat, int | float) else 0.0
+        self._verified[token] = (user, float(claims["exp"]), issued)
         if len(self._verified) > VERIFIED_CACHE:
             self._verified.popitem(last=False)
-        return user
+        return user, issued
 
 
 def require_service(principal: Principal) -> None:
@@ -154,3 +199,10 @@ def act_for(principal: Principal, user: str) -> str:
         return valid_user(user, "path.user")
     except ValidationError as exc:
         raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)]) from exc
+
+
+def check_not_revoked(principal: Principal, epoch_ms: int) -> None:
+    """Unauthorized when a user token was issued before its user's revocation epoch."""
+    if not principal.is_service and epoch_ms and principal.issued_at * 1000 < epoch_ms:
+        raise Unauthorized("the user token was revoked (signed out everywhere); sign in "
+                           "again")

@@ -1,9 +1,10 @@
 """Development credentials: a service key and token secret kept in the data folder.
 
-``herald run`` (the all-in-one development command) fills an unset
-``HERALD_API_KEYS`` / ``HERALD_TOKEN_SECRET`` from ``<data_dir>/credentials.json``,
-creating it (mode 0600, random values) on first use, so ``herald token`` and
-``herald api`` on the same folder agree with it. Values from the environment
+``herald run`` (the all-in-one development command) fills unset service keys
+(``HERALD_API_KEYS`` and ``HERALD_SERVICE_KEYS`` both empty) and an unset
+``HERALD_TOKEN_SECRET`` from ``<data_dir>/credentials.json``, creating it (mode 0600,
+random values) on first use, so ``herald token`` and ``herald api`` on the same folder
+agree with it. Values from the environment
 always win. Production sets both variables and never needs the file.
 
 Failure modes: OSError when the folder is not writable; SettingsError for a
@@ -57,7 +58,8 @@ def with_dev_credentials(settings: Settings, *, create: bool) -> tuple[Settings,
 
     Returns the settings and the file's path when it was used, else None.
     """
-    if settings.api_keys and settings.token_secret:
+    has_keys = bool(settings.api_keys or settings.service_keys)
+    if has_keys and settings.token_secret:
         return settings, None
     path = credentials_path(settings)
     if path.exists():
@@ -67,7 +69,7 @@ def with_dev_credentials(settings: Settings, *, create: bool) -> tuple[Settings,
     else:
         return settings, None
     filled = settings.replace(
-        api_keys=settings.api_keys or (data["api_key"],),
+        api_keys=settings.api_keys if has_keys else (data["api_key"],),
         token_secret=settings.token_secret or data["token_secret"],
     )
     return filled, path

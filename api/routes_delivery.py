@@ -31,11 +31,12 @@ from aiohttp import web
 
 from herald.api.appending import accepted_body, append_and_wait
 from herald.api.context import REDIS, SETTINGS
-from herald.api.errors import NotFound
+from herald.api.errors import NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.routing import ID_PARAM, USER_PARAM, Call, Reply, Route
 from herald.api.schemas import CATEGORY_PATTERN
 from herald.consumers.delivery.queries import DeliveryQueries
+from herald.streams.egress import url_refusal
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
 from herald.streams.validation import CHANNELS, EMAIL_RE, HHMM_RE, LOCALE_RE, PHONE_RE, URL_RE
@@ -161,6 +162,12 @@ async def get_profile(call: Call) -> web.Response:
 
 
 async def put_profile(call: Call) -> web.Response:
+    url = call.body.get("webhook_url")
+    refused = None if url is None else url_refusal(url, call.app[SETTINGS].webhook_allow)
+    if refused is not None:
+        message = f"destination refused: the URL {refused}"
+        raise Unprocessable(f"webhook_url: {message}",
+                            errors=[field_error("webhook_url", message)])
     event = ProfileChanged(**{k: v for k, v in call.body.items() if v is not None})
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:

@@ -25,8 +25,9 @@ from pathlib import Path
 from aiohttp import web
 
 from herald.api.appending import append
-from herald.api.auth import mint_token, valid_user
+from herald.api.auth import minted_for, valid_user
 from herald.api.errors import Unprocessable, field_error
+from herald.api.hardening import PAGE_POLICY
 from herald.api.jsonio import json_response
 from herald.api.routes_inbox import USER_PARAM
 from herald.api.routing import Call, Param, Reply, Route
@@ -70,6 +71,8 @@ def serve_asset(request: web.Request, served: Asset) -> web.Response:
     """The asset, or 304 when ``If-None-Match`` names its ETag."""
     headers = {"ETag": served.etag, "Cache-Control": "no-cache",
                "X-Content-Type-Options": "nosniff"}
+    if served.content_type == "text/html":  # a 304 must not swap a page's policy
+        headers["Content-Security-Policy"] = PAGE_POLICY
     if request.headers.get("If-None-Match") == served.etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=served.body, headers=headers,
@@ -117,7 +120,7 @@ async def dev_token(call: Call) -> web.Response:
         valid_user(user, "query.user")
     except ValidationError as exc:
         raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)]) from exc
-    token = mint_token(call.settings.token_secret, user, DEV_TOKEN_TTL_S)
+    token = minted_for(call.settings, user, DEV_TOKEN_TTL_S)
     return json_response({"user": user, "token": token, "expires_in": int(DEV_TOKEN_TTL_S)})
 
 

@@ -43,6 +43,7 @@ from herald.api.schemas import check
 from herald.consumers.templates.definition import template_defaults
 from herald.consumers.templates.render import TemplateError
 from herald.streams import codec
+from herald.streams.egress import url_refusal
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import (
     CRITICAL,
@@ -114,6 +115,10 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
         "template": item.get("template_ref"),
         "variants": item.get("variants") or None,
     }
+    if "webhook" in common["recipients"]:
+        refused = url_refusal(common["recipients"]["webhook"], settings.webhook_allow)
+        if refused is not None:
+            raise _invalid("recipients.webhook", f"destination refused: the URL {refused}")
     if "expires_at" in item:
         common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
     # Combinations of fields are rules of the schema (api/schemas.py), checked before this.

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from herald.api.auth import Principal, act_for, require_service
-from herald.api.context import AUTH, LIMITER, METRICS, SETTINGS
+from herald.api.auth import Principal, act_for, check_not_revoked, require_service
+from herald.api.context import AUTH, LIMITER, METRICS, QUERIES, SETTINGS
 from herald.api.errors import (
     TooManyRequests,
     Unavailable,
@@ -34,6 +34,8 @@ from herald.api.errors import (
 )
 from herald.api.jsonio import JSON_TYPE, NO_BODY, read_json
 from herald.api.schemas import ID_PATTERN, NOTIFICATION_ID, USER_PATTERN, check, coerce
+from herald.api.scopes import FALLBACK, require_scope, scope_for
+from herald.streams.events import APPENDED_BY
 from herald.streams.settings import Settings
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -172,6 +174,7 @@ def make_endpoint(
     path_params = [p for p in route.params if p.location == "path" and p.name != "user"]
     query_params = [p for p in route.params if p.location == "query"]
     has_user = "{user}" in route.path
+    needed = scope_for(route.auth, route.operation_id)
 
     async def validated(request: web.Request) -> web.StreamResponse:
         app = request.app
@@ -188,6 +191,13 @@ def make_endpoint(
                 raise
             if route.auth == "service":
                 require_service(principal)
+            if principal.is_service:
+                require_scope(principal.scopes, needed or FALLBACK, principal.subject)
+            else:  # one read: a token issued before "sign out everywhere" is refused
+                async with until_deadline(request):
+                    epoch = await app[QUERIES].token_epoch(principal.subject)
+                check_not_revoked(principal, epoch)
+            APPENDED_BY.set(principal.actor)  # this request's task only
         user = act_for(principal, request.match_info["user"]) if has_user and principal else None
         call = Call(request, principal, user)
         for p in path_params:
@@ -209,6 +219,8 @@ def make_endpoint(
             if body is not NO_BODY:
                 check(schema, body)
                 call.body = body
+        if request.method == "HEAD" and not route.timeout and 200 in route.replies:
+            return web.Response(status=200, content_type=route.replies[200].content_type)
         return await route.handler(call)
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
@@ -252,12 +264,18 @@ async def until_deadline(request: web.Request) -> AsyncIterator[None]:
 def add_routes(
     app: web.Application, routes: Sequence[Route], schemas: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    """Register every route on the app's router (no implicit HEAD routes)."""
+    """Register every route on the app's router, and ``HEAD`` beside every ``GET``.
+
+    ``HEAD`` runs the same checks and handler as ``GET`` (RFC 9110: the same headers,
+    no body; aiohttp drops the body); on a stream it answers the headers without
+    opening the stream. The document lists the ``GET`` only."""
     for route in routes:
         body_schema = schemas[route.body] if route.body else None
         path = route.path
         for p in route.params:
             if p.location == "path" and p.match:
                 path = path.replace(f"{{{p.name}}}", f"{{{p.name}:{p.match}}}")
-        app.router.add_route(route.method, path, make_endpoint(route, body_schema, schemas),
-                             name=route.operation_id)
+        endpoint = make_endpoint(route, body_schema, schemas)
+        app.router.add_route(route.method, path, endpoint, name=route.operation_id)
+        if route.method == "GET":
+            app.router.add_route("HEAD", path, endpoint, name=f"{route.operation_id}_head")

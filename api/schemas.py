@@ -303,6 +303,9 @@ def _path(prefix: str, error: Any) -> str:
     return ".".join(parts) or "body"
 
 
+SECRET_WORDS = ("secret", "token", "password")
+
+
 def _message(error: Any) -> str:
     combination = _combination(error)
     if combination is not None:
@@ -317,7 +320,13 @@ def check(schema: Mapping[str, Any], value: Any, prefix: str = "") -> None:
     validator = validator_for(schema)
     if validator.is_valid(value):
         return
-    errors = [field_error(_path(prefix, e), _message(e)) for e in validator.iter_errors(value)]
+    errors = []
+    for e in validator.iter_errors(value):
+        path = _path(prefix, e)
+        secret = any(word in path.rsplit(".", 1)[-1] for word in SECRET_WORDS)
+        # a secret's value never appears in a problem body (or the logs that keep one)
+        message = f"is invalid ({e.kind.name.replace('_', ' ')})" if secret else _message(e)
+        errors.append(field_error(path, message))
     errors = errors[:50]
     summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:3])
     raise Unprocessable(f"the request does not match the schema: {summary}", errors=errors)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "list, retry or drop dead letters",
     "erase": "forget a user: their content unreadable everywhere, their state gone",
     "token": "mint a user token (development and tests)",
+    "secrets": "re-wrap every data key with the newest master key (rotate), or count them",
     "dev-cluster": "a local Redis Cluster (3 primaries, 3 replicas) for development",
     "config": "the effective configuration (secrets masked) and where each value came from",
 }

@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_settings(host=args.host, port=args.port)
     tls_context(settings)  # bad TLS files: exit 2 before anything starts
     check_roles(resolve(None), settings)  # and a provider's missing settings
-    generated_key = not settings.api_keys
+    generated_key = not settings.api_keys and not settings.service_keys
     with server(settings) as srv:
         settings = settings.replace(redis_url=srv.url)
         settings, creds = with_dev_credentials(settings, create=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from herald.api.auth import mint_token
+from herald.api.auth import minted_for
 from herald.api.credentials import with_dev_credentials
 from herald.command import EXIT_OK, UsageError, command, load_settings
 from herald.streams.settings import parse_duration
@@ -34,5 +34,5 @@ def main(args: argparse.Namespace) -> int:
             "HERALD_TOKEN_SECRET is not set and there is no development secret in "
             f"{settings.data_dir} (start `herald run` once, or set the variable)"
         )
-    sys.stdout.write(mint_token(settings.token_secret, args.user, ttl) + "\n")
+    sys.stdout.write(minted_for(settings, args.user, ttl) + "\n")
     return EXIT_OK

@@ -2,7 +2,7 @@
 
 Wire format (format version 1): a msgpack map with short keys
 ``{"f": 1, "i": id, "t": type, "v": version, "u": user, "ts": ms, "k": idem key,
-"c": correlation, "s": sealed bytes, "d": {payload fields}}``. None-valued payload
+"c": correlation, "s": sealed bytes, "a": actor, "d": {payload fields}}``. None-valued payload
 fields and envelope fields are left out. Strings are UTF-8 and round-trip exactly.
 
 Every failure raises :class:`CodecError` (``from`` the original error) with a
@@ -185,6 +185,8 @@ def encode(envelope: Envelope) -> bytes:
         doc["c"] = envelope.correlation
     if envelope.sealed is not None:
         doc["s"] = envelope.sealed
+    if envelope.actor is not None:
+        doc["a"] = envelope.actor
     try:
         return _packers()[0].pack(doc)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -202,18 +204,18 @@ _ENTRY_DECODER = msgspec.msgpack.Decoder()
 # for each (decode of a created event: 1.3 → 0.45 µs for this step). Every field is
 # set, in this order, with values decode has checked; the assert keeps it in step.
 _ENVELOPE_FIELDS = ("id", "user", "time", "payload", "idempotency_key", "correlation",
-                    "sealed")
+                    "sealed", "actor")
 assert _ENVELOPE_FIELDS == tuple(f.name for f in dataclasses.fields(Envelope))
 assert not hasattr(Envelope, "__post_init__")
 
 
 def _envelope_builder() -> typing.Callable[..., Envelope]:
-    set_id, set_user, set_time, set_payload, set_key, set_corr, set_sealed = (
+    set_id, set_user, set_time, set_payload, set_key, set_corr, set_sealed, set_actor = (
         Envelope.__dict__[name].__set__ for name in _ENVELOPE_FIELDS)
     new = object.__new__
 
     def build(event_id: str, user: str, ts: int, payload: Payload, key: str | None,
-              corr: str | None, sealed: bytes | None) -> Envelope:
+              corr: str | None, sealed: bytes | None, actor: str | None) -> Envelope:
         env = new(Envelope)
         set_id(env, event_id)
         set_user(env, user)
@@ -222,6 +224,7 @@ def _envelope_builder() -> typing.Callable[..., Envelope]:
         set_key(env, key)
         set_corr(env, corr)
         set_sealed(env, sealed)
+        set_actor(env, actor)
         return env
 
     return build
@@ -234,7 +237,7 @@ _envelope = _envelope_builder()
 # ones first. Any other key is refused: a reader never guesses at a field it does
 # not know (a new envelope field is a new wire format ``f``).
 _REQUIRED = (("i", str), ("t", str), ("v", int), ("u", str), ("ts", int), ("d", dict))
-_OPTIONAL = (("k", str), ("c", str), ("s", bytes))
+_OPTIONAL = (("k", str), ("c", str), ("s", bytes), ("a", str))
 ENVELOPE_KEYS = frozenset(["f", *(name for name, _ in _REQUIRED + _OPTIONAL)])
 _TYPE_NAMES = {str: "a string", int: "an integer", dict: "a map", bytes: "bytes (bin)"}
 
@@ -255,7 +258,7 @@ def decode(raw: bytes) -> Envelope:
         user, ts, data = doc["u"], doc["ts"], doc["d"]
     except KeyError as exc:
         raise CodecError("malformed", f"event lacks field {exc.args[0]!r}") from exc
-    key, corr, sealed = doc.get("k"), doc.get("c"), doc.get("s")
+    key, corr, sealed, actor = doc.get("k"), doc.get("c"), doc.get("s"), doc.get("a")
     if (
         type(event_id) is not str
         or type(type_) is not str
@@ -265,11 +268,12 @@ def decode(raw: bytes) -> Envelope:
         or (key is not None and type(key) is not str)
         or (corr is not None and type(corr) is not str)
         or (sealed is not None and type(sealed) is not bytes)
+        or (actor is not None and type(actor) is not str)
         or not doc.keys() <= ENVELOPE_KEYS
     ):
         raise CodecError("malformed", _envelope_problem(doc))
     return _envelope(event_id, user, ts, payload_from_dict(type_, version, data),
-                     key, corr, sealed)
+                     key, corr, sealed, actor)
 
 
 def _envelope_problem(doc: dict[Any, Any]) -> str:

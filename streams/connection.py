@@ -23,7 +23,7 @@ try:  # the hiredis reader's "no whole reply yet" value, as redis-py configures 
 except ImportError:  # pragma: no cover - another redis-py layout: Batch reads per reply
     NOT_ENOUGH_DATA = None
 
-from herald.streams.errors import NoServerError
+from herald.streams.errors import NoServerError, SettingsError
 from herald.streams.server import running_server_url
 from herald.streams.settings import Settings
 
@@ -69,6 +69,36 @@ class HiredisPackConnection(aioredis.Connection):
             return [hiredis.pack_command(args)]
         except TypeError:  # memoryview, bytearray, or a bad value: redis-py decides
             return super().pack_command(*args)
+
+
+class HiredisPackSSLConnection(HiredisPackConnection, aioredis.SSLConnection):
+    """:class:`HiredisPackConnection` over TLS (``rediss://``)."""
+
+
+def tls_options(settings: Settings, url: str) -> dict[str, Any]:
+    """The TLS keyword arguments of a ``rediss://`` URL (CA, client certificate and key:
+    ``HERALD_REDIS_CA``/``_CERT``/``_KEY``); the server's certificate and name are
+    always verified. SettingsError for a plaintext URL with
+    ``HERALD_REDIS_REQUIRE_TLS=true``."""
+    secure = url.lower().startswith("rediss://")
+    if settings.redis_require_tls and not secure:
+        raise SettingsError("HERALD_REDIS_REQUIRE_TLS=true refuses a plaintext Redis URL: "
+                            "use rediss:// (the server is " + _where(url) + ")")
+    if not secure:
+        return {}
+    out: dict[str, Any] = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    if settings.redis_ca:
+        out["ssl_ca_certs"] = settings.redis_ca
+    if settings.redis_cert:
+        out["ssl_certfile"] = settings.redis_cert
+        out["ssl_keyfile"] = settings.redis_key
+    return out
+
+
+def _where(url: str) -> str:
+    """host:port of a URL, without credentials."""
+    rest = url.split("://", 1)[-1]
+    return rest.rpartition("@")[2].split("/", 1)[0]
 
 
 class Batch:
@@ -280,17 +310,21 @@ def connect(settings: Settings, url: str | None = None, **kwargs: Any) -> Any:
         "retry": AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
     }
+    common.update(tls_options(settings, url))
     common.update(kwargs)
     if settings.redis_cluster:
         common.pop("health_check_interval")
         common.pop("retry_on_error")
         return aioredis.RedisCluster.from_url(url, **common)
     # A blocking pool: a burst beyond the cap waits (up to POOL_WAIT_S) for a free
-    # connection instead of failing at once with "too many connections".
-    # (A rediss:// or unix:// URL picks its own connection class over this one.)
+    # connection instead of failing at once with "too many connections". An explicit
+    # connection class wins over the URL's scheme in redis-py, so rediss:// needs the
+    # TLS one named here (else the connection would silently be plaintext).
+    secure = url.lower().startswith("rediss://")
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=settings.redis_max_connections, timeout=POOL_WAIT_S,
-        connection_class=HiredisPackConnection, **common,
+        connection_class=HiredisPackSSLConnection if secure else HiredisPackConnection,
+        **common,
     )
     return aioredis.Redis.from_pool(pool)
 
@@ -306,6 +340,7 @@ def connect_sync(settings: Settings, url: str | None = None, **kwargs: Any) -> A
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRY_ATTEMPTS),
         "retry_on_error": list(RETRY_ERRORS),
     }
+    common.update(tls_options(settings, url))
     common.update(kwargs)
     if settings.redis_cluster:
         common.pop("retry_on_error")

@@ -11,6 +11,7 @@ stream; they order all events of one user.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -231,6 +232,15 @@ class UserErased(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TokensRevoked(Payload):
+    """"Sign out everywhere": the user's tokens issued before ``before`` (ms since the
+    epoch) are refused from now on, and their open live streams are closed."""
+
+    TYPE: ClassVar[str] = "user.tokens_revoked"
+    before: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryEvent(Payload):
     """Base of delivery outcomes: one notification on one channel."""
 
@@ -291,6 +301,7 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     DeliveryFailed,
     DeliverySkipped,
     DeliveryExpired,
+    TokensRevoked,
 )
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {
@@ -310,7 +321,9 @@ class Envelope:
     milliseconds since the epoch, set by the producer; ``idempotency_key`` is the
     producer's key, when one was given; ``correlation`` ties events of one flow;
     ``sealed``, when set, holds the payload's personal fields encrypted with the
-    user's data key, and those fields of ``payload`` are blank (streams/sealing.py).
+    user's data key, and those fields of ``payload`` are blank (streams/sealing.py);
+    ``actor`` says who appended it through the API: ``key:<key id>`` (never the key)
+    or ``user:<id>`` (informational: nothing is derived from it).
     """
 
     id: str
@@ -320,6 +333,7 @@ class Envelope:
     idempotency_key: str | None = None
     correlation: str | None = None
     sealed: bytes | None = None
+    actor: str | None = None
 
     @property
     def type(self) -> str:
@@ -360,7 +374,14 @@ def new_envelope(
     time_ms: int | None = None,
 ) -> Envelope:
     """A new envelope for ``user`` with a fresh id of the user's partition (of
-    ``partitions``), stamped ``time_ms`` (default now)."""
+    ``partitions``), stamped ``time_ms`` (default now), its actor the caller's
+    (:data:`APPENDED_BY`)."""
     ts = now_ms() if time_ms is None else time_ms
     return Envelope(id=new_id(partition_for(user, partitions), ts), user=user, time=ts,
-                    payload=payload, idempotency_key=idempotency_key, correlation=correlation)
+                    payload=payload, idempotency_key=idempotency_key, correlation=correlation,
+                    actor=APPENDED_BY.get())
+
+
+# Who the current task appends for (set by the API per request: ``key:<id>`` or
+# ``user:<id>``); None elsewhere (workers, the CLI).
+APPENDED_BY: ContextVar[str | None] = ContextVar("herald_appended_by", default=None)

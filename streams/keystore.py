@@ -135,3 +135,29 @@ class KeyStore:
             if await self._swap(self.redis, [self.keys.data_keys(partition)], [user, value, new]):
                 rewritten += 1
         return rewritten
+
+    async def wrapping(self, partition: int) -> dict[str, int]:
+        """How many data keys of ``partition`` each master key wraps (``""``: unwrapped)."""
+        counts: dict[str, int] = {}
+        for value in (await self.redis.hgetall(self.keys.data_keys(partition))).values():
+            name = self.masters.wrapped_by(value) or ""
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+async def rotate(store: KeyStore) -> dict[str, Any]:
+    """``herald secrets rotate``: every data key re-wrapped by the current master key.
+
+    Returns ``{"current", "rewrapped", "wrapped_by"}`` (the count per master key id
+    afterwards: only the current one when done, so the old keys may be dropped).
+    Events, snapshots and segments need no rewrite: they are sealed by the data keys,
+    which do not change; only their wrapping does. Raises CryptoError when a data key
+    is wrapped by a master key that ``HERALD_SECRET_KEYS`` no longer holds.
+    """
+    rewrapped = 0
+    totals: dict[str, int] = {}
+    for partition in range(store.partitions):
+        rewrapped += await store.rewrap(partition)
+        for name, count in (await store.wrapping(partition)).items():
+            totals[name] = totals.get(name, 0) + count
+    return {"current": store.masters.current, "rewrapped": rewrapped, "wrapped_by": totals}

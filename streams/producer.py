@@ -36,7 +36,7 @@ from herald.streams.partitions import (
     partition_for,
 )
 from herald.streams.scripts import Lua
-from herald.streams.sealing import seal, sealable
+from herald.streams.sealing import has_secret, seal, sealable
 from herald.streams.settings import Settings
 from herald.streams.validation import Limits, validate_envelope
 
@@ -94,8 +94,9 @@ class _Base:
             raise ValidationError(
                 "batch", f"has {len(envelopes)} events; the limit is {self.settings.max_batch}"
             )
-        if not self.settings.seal:
-            return set()
+        if not self.settings.seal:  # content stays in clear; credentials never do
+            return {env.user for env in envelopes if env.sealed is None
+                    and has_secret(env.payload)}
         return {env.user for env in envelopes if env.sealed is None and sealable(env.payload)}
 
     def _prepare(self, envelopes: Sequence[Envelope], data_keys: Mapping[str, DataKey]
@@ -104,7 +105,8 @@ class _Base:
         for index, env in enumerate(envelopes):
             key = data_keys.get(env.user) if env.sealed is None and sealable(env.payload) else None
             try:
-                stored = env if key is None else seal(env, key)
+                stored = env if key is None else seal(env, key,
+                                                      only_secrets=not self.settings.seal)
                 raw = codec.encode(stored)
             except CodecError as exc:
                 raise ValidationError("data", str(exc)) from exc

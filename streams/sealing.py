@@ -49,19 +49,26 @@ SEALED: dict[type[Payload], tuple[str, ...]] = {
        for cls in REGISTRY.values() if issubclass(cls, NotificationContent | ProfileChanged)},
     **_OTHERS,
 }
+# Credentials: sealed even with HERALD_SEAL=false (which keeps content in clear), so no
+# secret that enters through the API is ever at rest in clear (SECURITY.md).
+SECRETS: dict[type[Payload], tuple[str, ...]] = {
+    cls: ("webhook_secret",) for cls in REGISTRY.values() if issubclass(cls, ProfileChanged)
+}
 
 
-def _blank(cls: type[Payload]) -> dict[str, Any]:
+def _blank(cls: type[Payload], names: tuple[str, ...]) -> dict[str, Any]:
     """The value each sealed field of ``cls`` has in a sealed payload."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if f.name in SEALED[cls]:
+        if f.name in names:
             out[f.name] = "" if f.name in ("title", "body", "token") else {} \
                 if f.name in ("data", "recipients") else None
     return out
 
 
-_BLANKS: dict[type[Payload], dict[str, Any]] = {cls: _blank(cls) for cls in SEALED}
+_BLANKS: dict[tuple[type[Payload], tuple[str, ...]], dict[str, Any]] = {
+    (cls, names): _blank(cls, names) for table in (SEALED, SECRETS)
+    for cls, names in table.items()}
 
 
 def sealable(payload: Payload) -> bool:
@@ -72,14 +79,21 @@ def sealable(payload: Payload) -> bool:
     return type(payload) in SEALED
 
 
-def seal(env: Envelope, key: DataKey) -> Envelope:
-    """``env`` with its payload's personal fields sealed under ``key`` (a copy)."""
+def has_secret(payload: Payload) -> bool:
+    """Whether ``payload`` carries a credential (sealed whatever HERALD_SEAL says)."""
+    return any(getattr(payload, name) for name in SECRETS.get(type(payload), ()))
+
+
+def seal(env: Envelope, key: DataKey, *, only_secrets: bool = False) -> Envelope:
+    """``env`` with its payload's personal fields (``only_secrets``: its credentials)
+    sealed under ``key`` (a copy)."""
     cls = type(env.payload)
-    names = SEALED[cls]
+    names = SECRETS[cls] if only_secrets else SEALED[cls]
     fields = {name: value for name in names
               if (value := getattr(env.payload, name)) not in (None, "", {})}
     blob = key.seal(codec.pack_value(fields), env.user.encode())
-    return dataclasses.replace(env, payload=dataclasses.replace(env.payload, **_BLANKS[cls]),
+    blanks = _BLANKS[(cls, names)]
+    return dataclasses.replace(env, payload=dataclasses.replace(env.payload, **blanks),
                                sealed=blob)
 
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from herald.streams.allocator import ALLOCATORS
 from herald.streams.crypto import MasterKeys
+from herald.streams.egress import IPNetwork, parse_cidrs
 from herald.streams.environment import skipped
 from herald.streams.errors import SettingsError
+from herald.streams.service_keys import parse_service_keys
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -156,6 +158,12 @@ class Settings:
     # timeout: a stalled network fails loudly instead of hanging (blocking reads wait
     # their BLOCK time plus a margin on top of it).
     redis_timeout_s: float = _env("HERALD_REDIS_TIMEOUT", parse_duration, 10.0)
+    # TLS to Redis (rediss://): refuse a plaintext URL; the CA that signs the server's
+    # certificate, and a client certificate and key (PEM files) for mutual TLS.
+    redis_require_tls: bool = _env("HERALD_REDIS_REQUIRE_TLS", _bool, False)
+    redis_ca: str = _env("HERALD_REDIS_CA", str, "")
+    redis_cert: str = _env("HERALD_REDIS_CERT", str, "")
+    redis_key: str = _env("HERALD_REDIS_KEY", str, "")
     data_dir: Path = _env("HERALD_DATA_DIR", Path, Path(".herald"))
     appendfsync: str = _env("HERALD_APPENDFSYNC", _choice("everysec", "always"), "everysec")
     # When a publish is acknowledged (streams/durability.py): the primary applied it
@@ -209,6 +217,10 @@ class Settings:
     # --- delivery channels (consumers/channels/); secrets are never logged
     # webhook: total time per POST (Standard Webhooks recommends 15-30 s).
     webhook_timeout_s: float = _env("HERALD_WEBHOOK_TIMEOUT", parse_duration, 15.0)
+    # SSRF guard (streams/egress.py): ranges a webhook may reach although they are
+    # loopback/private/... ("10.1.0.0/16,fd00::/8"), and an egress proxy for every POST.
+    webhook_allow_cidrs: str = _env("HERALD_WEBHOOK_ALLOW_CIDRS", str, "")
+    webhook_proxy: str = _env("HERALD_WEBHOOK_PROXY", str, "")
     # SMS through a Twilio-shaped Messages API: base URL (no trailing path),
     # account SID and auth token (HTTP basic auth), sender number or a
     # messaging-service SID ("MG..."), total time per request, and the header that
@@ -298,7 +310,15 @@ class Settings:
     host: str = _env("HERALD_HOST", str, "127.0.0.1")
     port: int = _env("HERALD_PORT", int, 8080)
     api_keys: tuple[str, ...] = _env("HERALD_API_KEYS", _csv, ())
+    # Scoped, optionally hashed keys: "id[@tenant]:scope+scope:key|sha256:<hex>,..."
+    # (streams/service_keys.py); every key here and in HERALD_API_KEYS is valid at once.
+    service_keys: str = _env("HERALD_SERVICE_KEYS", str, "")
     token_secret: str = _env("HERALD_TOKEN_SECRET", str, "")
+    # User tokens: the iss/aud they must carry (empty: not checked), and the clock skew
+    # accepted on exp/nbf/iat.
+    token_issuer: str = _env("HERALD_TOKEN_ISSUER", str, "")
+    token_audience: str = _env("HERALD_TOKEN_AUDIENCE", str, "")
+    token_leeway_s: float = _env("HERALD_TOKEN_LEEWAY", parse_duration, 5.0)
     max_body_bytes: int = _env("HERALD_MAX_BODY", _positive_int, 256 * 1024)
     max_batch_body_bytes: int = _env("HERALD_MAX_BATCH_BODY", _positive_int, 4 * 1024 * 1024)
     action_wait_s: float = _env("HERALD_ACTION_WAIT", parse_duration, 1.0)
@@ -395,6 +415,25 @@ class Settings:
                                 "(PEM certificate chain and private key) or neither")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise SettingsError("HERALD_METRICS_PORT must be between 0 and 65535")
+        _check_outbound(self)
+        if bool(self.redis_cert) != bool(self.redis_key):
+            raise SettingsError("HERALD_REDIS_CERT and HERALD_REDIS_KEY go together: set "
+                                "both (the client certificate and its key) or neither")
+        if self.redis_require_tls and self.redis_url and \
+                not self.redis_url.lower().startswith("rediss://"):
+            raise SettingsError("HERALD_REDIS_REQUIRE_TLS=true refuses a plaintext REDIS_URL: "
+                                "use rediss://")
+        if self.token_leeway_s > 300:
+            raise SettingsError("HERALD_TOKEN_LEEWAY must be at most 5m")
+        try:
+            parse_service_keys(self.api_keys, self.service_keys)
+        except ValueError as exc:
+            raise SettingsError(f"HERALD_SERVICE_KEYS: {exc}") from exc
+
+    @property
+    def webhook_allow(self) -> tuple[IPNetwork, ...]:
+        """``HERALD_WEBHOOK_ALLOW_CIDRS`` as networks (checked at start)."""
+        return parse_cidrs(self.webhook_allow_cidrs)
 
     @property
     def archive_location(self) -> str:
@@ -422,3 +461,18 @@ def _check_cors(origins: tuple[str, ...], credentials: bool) -> None:
         elif not _ORIGIN.match(origin):
             raise SettingsError(f"HERALD_CORS_ORIGINS: {origin!r} is not an origin (use "
                                 "scheme://host[:port], e.g. https://app.example.com, or *)")
+
+
+def _check_outbound(settings: Settings) -> None:
+    """Operator-chosen outbound URLs are exempt from the SSRF guard but must be URLs."""
+    try:
+        parse_cidrs(settings.webhook_allow_cidrs)
+    except ValueError as exc:
+        raise SettingsError(f"HERALD_WEBHOOK_ALLOW_CIDRS: {exc} (use e.g. "
+                            "10.1.0.0/16,fd00::/8)") from exc
+    for name, value in (("HERALD_SMS_BASE_URL", settings.sms_base_url),
+                        ("HERALD_WECHAT_BASE_URL", settings.wechat_base_url),
+                        ("HERALD_WEBHOOK_PROXY", settings.webhook_proxy)):
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise SettingsError(f"{name} must be an http(s) URL without credentials, "
+                                f"query or fragment, got {value!r}")

@@ -31,6 +31,7 @@ from herald.streams.events import (
     ProfileChanged,
     ScheduleCancelled,
     TemplateRegistered,
+    TokensRevoked,
 )
 from herald.streams.ids import is_id
 from herald.streams.settings import Settings
@@ -260,6 +261,11 @@ def _check_cancel(p: Any, limits: Limits, encoded_size: int | None, sealed: bool
         check_key(p.cancel_key, "cancel_key")
 
 
+def _check_revoked(p: TokensRevoked) -> None:
+    if not 0 <= p.before < 2**53:
+        raise ValidationError("before", "must be a time in ms since the epoch")
+
+
 def _check_delivery(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.channel not in CHANNELS:
         raise ValidationError("channel", f"unknown channel {p.channel!r}")
@@ -284,6 +290,7 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (DeviceRemoved, _check_device),
     (TemplateRegistered, _check_template),
     (DeliveryEvent, _check_delivery),
+    (TokensRevoked, lambda p, limits, size, sealed: _check_revoked(p)),
 )
 _CHECKS: dict[type, tuple[Check, ...]] = {}  # per payload class, built on first use
 

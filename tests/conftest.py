@@ -92,6 +92,9 @@ def settings(redis_url: str, deployment: str, tmp_path: Path) -> Settings:
         prefix=f"t{uuid.uuid4().hex[:12]}",
         partitions=8,
         log_format="console",
+        # every test receiver listens on 127.0.0.1, which the SSRF guard refuses by
+        # default (tests/consumers/channels/test_egress.py checks that refusal)
+        webhook_allow_cidrs="127.0.0.1/32",
     )
 
 

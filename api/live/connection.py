@@ -27,6 +27,7 @@ from herald.api.live import messages as m
 SHUTDOWN = "shutdown"
 SLOW = "slow_consumer"
 EXPIRED = "token_expired"
+REVOKED = "token_revoked"
 CLIENT_GONE = "client_closed"
 
 DETAILS = {
@@ -34,6 +35,7 @@ DETAILS = {
     SLOW: "the client did not keep up with its messages; reconnect and resume from the "
           "last id received",
     EXPIRED: "the credential expired; reconnect with a fresh token and resume",
+    REVOKED: "the user signed out everywhere; sign in again",
     CLIENT_GONE: "the client closed the connection",
 }
 
@@ -41,17 +43,18 @@ DETAILS = {
 class LiveConnection:
     """A client's stream: user, buffer, floor position, close reason."""
 
-    __slots__ = ("abort", "buffer", "expires_at", "floor", "floor_position", "gone", "kind",
-                 "last_progress", "limit", "partition", "reason", "started", "user",
-                 "waiter")
+    __slots__ = ("abort", "buffer", "expires_at", "floor", "floor_position", "gone",
+                 "issued_at", "kind", "last_progress", "limit", "partition", "reason",
+                 "started", "user", "waiter")
 
     def __init__(self, user: str, partition: int, kind: str, limit: int,
-                 expires_at: float | None = None) -> None:
+                 expires_at: float | None = None, issued_at: float | None = None) -> None:
         self.user = user
         self.partition = partition
         self.kind = kind  # "sse" or "ws"
         self.limit = limit
         self.expires_at = expires_at  # loop time when the credential expires
+        self.issued_at = issued_at  # a user token's iat (s); None for a service key
         self.buffer: deque[m.Message] = deque()
         self.floor: m.Key = m.ZERO
         self.floor_position: str | None = None

@@ -37,6 +37,7 @@ from herald.api.live.journal import Entry, Journal
 from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import Backoff
 from herald.streams.errors import RedisUnavailableError
+from herald.streams.events import TokensRevoked
 from herald.streams.log import get_logger
 
 log = get_logger(__name__)
@@ -52,6 +53,9 @@ class Relay(Protocol):
 
     def deliver(self, user: str, batch: list[m.Message]) -> None:
         """Push ``batch`` to every local connection of ``user``."""
+
+    def revoke(self, user: str, before_ms: int) -> None:
+        """Close ``user``'s connections whose token was issued before ``before_ms``."""
 
     async def reset_partition(self, partition: int, position: str, reason: str) -> None:
         """Tell every local connection of ``partition`` to refetch from ``position``."""
@@ -157,6 +161,10 @@ class Feed:
             await relay.reset_partition(self.partition, target, "the server fell behind the log")
             self._advance(target)
             return
+        for entry in read.entries:  # "sign out everywhere": close the user's streams
+            payload = entry.event.payload
+            if isinstance(payload, TokensRevoked) and relay.is_local(entry.event.user):
+                relay.revoke(entry.event.user, payload.before)
         by_user: dict[str, list[Entry]] = defaultdict(list)
         for entry in relevant(read.entries):
             if relay.is_local(entry.event.user):

@@ -41,7 +41,7 @@ from aiohttp import web
 from herald.api.errors import TooManyRequests, Unavailable
 from herald.api.live import messages as m
 from herald.api.live.changes import Changes
-from herald.api.live.connection import SHUTDOWN, LiveConnection
+from herald.api.live.connection import REVOKED, SHUTDOWN, LiveConnection
 from herald.api.live.feed import Feed
 from herald.api.live.journal import Journal
 from herald.api.live.subscriber import Subscriber
@@ -159,6 +159,12 @@ class Hub:
 
     def is_local(self, user: str) -> bool:
         return user in self.users
+
+    def revoke(self, user: str, before_ms: int) -> None:
+        """Close ``user``'s streams opened with a token issued before ``before_ms``."""
+        for conn in list(self.users.get(user, ())):
+            if conn.issued_at is not None and conn.issued_at * 1000 < before_ms:
+                conn.close(REVOKED)
 
     def deliver(self, user: str, batch: list[m.Message]) -> None:
         """Push ``batch`` (in order) to every connection of ``user``."""

@@ -16,7 +16,7 @@ reconnecting ``EventSource`` sends it back as ``Last-Event-ID``. Types:
 - ``heartbeat`` — nothing for this user up to ``position`` (a client may resume
   from there; SSE idle keep-alives are comment lines instead);
 - ``close`` — the server ends the stream (``reason``: ``shutdown``,
-  ``slow_consumer``, ``token_expired``); the client reconnects and resumes.
+  ``slow_consumer``, ``token_expired``, ``token_revoked``); the client reconnects and resumes.
 
 Positions are stream ids ``"ms-seq"``; :attr:`Message.key` is the parsed pair used
 to compare them. The JSON and SSE forms are built once per message, so a message

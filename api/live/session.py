@@ -78,8 +78,10 @@ async def open_stream(request: web.Request, user: str, kind: str, since: str | N
     """Register a connection of ``user`` and compute its backlog and first message."""
     app = request.app
     hub = app[HUB]
+    principal = request.get(PRINCIPAL)
+    issued = None if principal is None or principal.is_service else principal.issued_at
     conn = LiveConnection(user, hub.partition(user), kind, hub.settings.live_buffer,
-                          token_expiry(request))
+                          token_expiry(request), issued)
     try:
         # Opening is bounded like any request (HERALD_REQUEST_TIMEOUT): a store that
         # does not answer gives 503, never a stream that hangs before it starts.

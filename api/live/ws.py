@@ -7,7 +7,7 @@ does not come back; idle connections also get a ``heartbeat`` text frame so
 browser code (which cannot see pings) can tell a live socket from a dead one.
 Messages from the client are read (control frames need it) and ignored.
 
-Close codes: 1001 shutdown, 1013 too slow (try again), 1008 token expired; a
+Close codes: 1001 shutdown, 1013 too slow (try again), 1008 token expired or revoked; a
 ``close`` message with the reason comes first. Refusals (auth, limits) happen
 before the upgrade, as problem+json responses.
 """
@@ -21,7 +21,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from herald.api.errors import Problem
 from herald.api.live import messages as m
-from herald.api.live.connection import CLIENT_GONE, DETAILS, EXPIRED, SHUTDOWN, SLOW, LiveConnection
+from herald.api.live.connection import (
+    CLIENT_GONE,
+    DETAILS,
+    EXPIRED,
+    REVOKED,
+    SHUTDOWN,
+    SLOW,
+    LiveConnection,
+)
 from herald.api.live.hub import HUB
 from herald.api.live.session import Opening, open_stream, streaming
 from herald.api.routing import Call
@@ -29,7 +37,7 @@ from herald.api.routing import Call
 MAX_INBOUND_BYTES = 4096
 CLOSE_S = 1.0
 CODES = {SHUTDOWN: WSCloseCode.GOING_AWAY, SLOW: WSCloseCode.TRY_AGAIN_LATER,
-         EXPIRED: WSCloseCode.POLICY_VIOLATION}
+         EXPIRED: WSCloseCode.POLICY_VIOLATION, REVOKED: WSCloseCode.POLICY_VIOLATION}
 
 
 class UpgradeRequired(Problem):

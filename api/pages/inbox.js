@@ -28,6 +28,19 @@ import { STRINGS } from "./inbox-strings.js";
 import { itemRow } from "./inbox-row.js";
 import { STYLE, svg } from "./inbox-style.js";
 
+let SHEET = null;
+function sharedSheet() {
+  try {
+    if (!SHEET) {
+      SHEET = new CSSStyleSheet();
+      SHEET.replaceSync(STYLE);
+    }
+    return SHEET;
+  } catch {
+    return null;
+  }
+}
+
 export { STRINGS };
 
 const TABS = ["all", "unread", "archived"];
@@ -244,7 +257,11 @@ export class HeraldInbox extends HTMLElement {
 
   // ------------------------------------------------------------- rendering
   _render() {
-    this.shadowRoot.innerHTML = `<style>${STYLE}</style>
+    // a constructed style sheet, so pages with a strict Content-Security-Policy (no
+    // 'unsafe-inline' styles) show the element; a <style> only where it is unsupported
+    const adopt = "adoptedStyleSheets" in this.shadowRoot && sharedSheet();
+    if (adopt) this.shadowRoot.adoptedStyleSheets = [adopt];
+    this.shadowRoot.innerHTML = `${adopt ? "" : `<style>${STYLE}</style>`}
       <div class="root">
         <button class="bell" part="bell" type="button" aria-haspopup="true" aria-expanded="false"
                 aria-controls="panel">${svg("bell", 20)}<span class="badge" part="badge" aria-hidden="true" hidden>0</span></button>

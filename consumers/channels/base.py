@@ -31,12 +31,13 @@ import enum
 import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 # Longest provider-requested delay honoured (a Retry-After of days is a bug there).
 MAX_RETRY_AFTER_S = 86400.0
@@ -304,15 +305,20 @@ class HttpSession:
     every request is bounded by ``timeout_s`` in total.
     """
 
-    def __init__(self, timeout_s: float, limit: int, user_agent: str = "Herald/0.1") -> None:
+    def __init__(self, timeout_s: float, limit: int, user_agent: str = "Herald/0.1", *,
+                 resolver: Callable[[], AbstractResolver] | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._limit = limit
         self._headers = {"User-Agent": user_agent}
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     def get(self) -> aiohttp.ClientSession:
+        """The session; ``resolver`` (when given) decides every address it connects to."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
+            resolver = self._resolver() if self._resolver is not None else None
+            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300,
+                                             resolver=resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers=self._headers
             )

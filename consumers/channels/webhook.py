@@ -12,7 +12,11 @@ the attempt's): ``{"type", "timestamp", "data"}`` as the spec recommends.
 Outcomes: 2xx sent; 410 disabled (the endpoint asked to stop); 429, 5xx,
 timeouts and connection errors retry (Retry-After honoured); redirects and other
 4xx fail permanently; a missing or malformed secret or URL fails permanently
-without a request. The endpoint URL is called as given (no SSRF filtering here).
+without a request. A destination the SSRF guard refuses (consumers/channels/egress.py:
+loopback, private, link-local, ... after resolving the name, unless
+``HERALD_WEBHOOK_ALLOW_CIDRS`` allows it) fails permanently with a
+``destination refused: ...`` detail and no request. With ``HERALD_WEBHOOK_PROXY``
+every POST goes through that egress proxy.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from herald.consumers.channels.base import (
@@ -36,6 +41,11 @@ from herald.consumers.channels.base import (
     SendResult,
     classify_http,
     error_detail,
+)
+from herald.consumers.channels.egress import (
+    GuardedResolver,
+    destination_refusal,
+    refused_cause,
 )
 from herald.streams.errors import HeraldError
 from herald.streams.settings import Settings
@@ -99,8 +109,13 @@ class WebhookChannel:
     provider = "standard-webhooks"
     contact = "webhook_url"
 
-    def __init__(self, settings: Settings) -> None:
-        self._http = HttpSession(settings.webhook_timeout_s, settings.delivery_concurrency)
+    def __init__(self, settings: Settings, resolver: AbstractResolver | None = None) -> None:
+        """``resolver``: the name lookup under the guard (tests inject one)."""
+        self._allow = settings.webhook_allow
+        self._proxy = settings.webhook_proxy or None
+        guarded = None if self._proxy else (lambda: GuardedResolver(self._allow, resolver))
+        self._http = HttpSession(settings.webhook_timeout_s, settings.delivery_concurrency,
+                                 resolver=guarded)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         url = message.recipient.address
@@ -110,6 +125,9 @@ class WebhookChannel:
             return SendResult.failed(f"invalid webhook URL {url!r}")
         if parsed.scheme not in ("http", "https") or not parsed.host:
             return SendResult.failed(f"invalid webhook URL {url!r} (need http or https)")
+        refused = destination_refusal(url, self._allow)
+        if refused is not None:
+            return SendResult.failed(refused)
         secrets = (message.recipient.secret or "").split()
         if not secrets:
             return SendResult.failed("the endpoint has no webhook secret")
@@ -131,12 +149,15 @@ class WebhookChannel:
         }
         try:
             async with self._http.get().post(
-                parsed, data=body, headers=headers, allow_redirects=False
+                parsed, data=body, headers=headers, allow_redirects=False, proxy=self._proxy
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 peek = await response.content.read(RESPONSE_PEEK_BYTES)
         except TRANSPORT_ERRORS as exc:
+            cause = refused_cause(exc)
+            if cause is not None:
+                return SendResult.failed(str(cause))
             return SendResult.retry(error_detail(exc))
         if status == 410:
             return SendResult.disabled("HTTP 410: the endpoint asked to stop", code=status)

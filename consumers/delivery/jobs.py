@@ -154,13 +154,20 @@ class Job:
 
     def pack(self, key: DataKey | None, *, sealing: bool = True) -> bytes:
         """The stored form: the personal fields sealed under ``key``; in clear when
-        sealing is off; left out when sealing is on and there is no key (erased)."""
-        fields = {name: getattr(self, name) for name in self._PERSONAL}
-        fields["devices"] = [[d.id, d.platform, d.token, d.app, d.registered_at]
+        sealing is off (except the webhook secret, sealed always); left out when there
+        is no key (erased)."""
+        values = {name: getattr(self, name) for name in self._PERSONAL}
+        values["devices"] = [[d.id, d.platform, d.token, d.app, d.registered_at]
                              for d in self.devices]
-        personal = codec.pack_value(fields)
-        sealed = key.seal(personal, self.user.encode()) if key is not None and sealing else None
-        plain = personal if not sealing else None
+        sealed = plain = None
+        if sealing:
+            if key is not None:
+                sealed = key.seal(codec.pack_value(values), self.user.encode())
+        else:  # content in clear, the secret sealed all the same (streams/sealing.py)
+            secret = values.pop("secret")
+            plain = codec.pack_value(values)
+            if key is not None and secret:
+                sealed = key.seal(codec.pack_value({"secret": secret}), self.user.encode())
         return codec.pack_binary([
             JOB_VERSION, self.notification_id, self.channel, self.user, self.position,
             self.created_at, self.category, self.expires_at, self.attempt, sealed, plain,

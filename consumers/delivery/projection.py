@@ -61,6 +61,7 @@ from herald.streams.events import (
     NotificationCreated,
     PreferencesChanged,
     ProfileChanged,
+    TokensRevoked,
 )
 
 IN_APP = "in_app"
@@ -217,7 +218,16 @@ def project_delivery(env: Envelope, position: str, ctx: Context) -> list[Write]:
     return writes
 
 
+def project_tokens_revoked(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    """``te`` of the user's state: tokens issued before it are refused (api/revocation.py);
+    the signal wakes live push, which closes the user's streams."""
+    p: TokensRevoked = env.payload  # type: ignore[assignment]
+    key = ctx.keys.user_state(ctx.partition, env.user, ctx.ns)
+    return [("call", "HSET", key, "te", str(p.before)), ("touch",)]
+
+
 PROJECTIONS: dict[str, Projection] = {
+    TokensRevoked.TYPE: project_tokens_revoked,
     PreferencesChanged.TYPE: project_preferences,
     ProfileChanged.TYPE: project_profile,
     ContactChanged.TYPE: project_contact,

@@ -64,10 +64,9 @@ class RetryQueue:
         """Store jobs due at the given times (ms), replacing any of the same notification."""
         if not jobs:
             return
-        keys = {}
-        if self.sealing:
-            for user in {job.user for job, _ in jobs}:
-                keys[user] = await self.data_keys.current(user)
+        keys = {}  # with HERALD_SEAL=false only a secret is sealed: keys for those
+        for user in {job.user for job, _ in jobs if self.sealing or job.secret}:
+            keys[user] = await self.data_keys.current(user)
         packed = {job.notification_id: job.pack(keys.get(job.user), sealing=self.sealing)
                   for job, _ in jobs}
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -194,6 +194,14 @@ class InboxQueries:
         )
         return None if replies[0] is None else text(replies[0])
 
+    async def token_epoch(self, user: str) -> int:
+        """Ms since the epoch before which the user's tokens are revoked (0: none)."""
+        p = self.partition(user)
+        replies = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hget(self.keys.user_state(p, user, ns), "te")
+        )
+        return 0 if replies[0] is None else int(text(replies[0]))
+
     async def checkpoint(self, partition: int) -> str | None:
         """The last position applied to partition's live view (None before any)."""
         replies = await self.views.snapshot(

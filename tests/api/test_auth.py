@@ -21,7 +21,8 @@ def auth(api_settings: Settings) -> Authenticator:
 
 
 def test_service_keys_resolve_to_their_fingerprint(auth: Authenticator) -> None:
-    expected = Principal("service", fingerprint(SERVICE_KEY))
+    expected = Principal("service", fingerprint(SERVICE_KEY),
+                         frozenset({"publish", "read", "manage", "admin"}))
     assert auth.authenticate(f"Bearer {SERVICE_KEY}") == expected
     assert auth.authenticate(f"bearer   {OTHER_KEY}").subject == fingerprint(OTHER_KEY)
     assert fingerprint(SERVICE_KEY) != fingerprint(OTHER_KEY)
@@ -30,8 +31,9 @@ def test_service_keys_resolve_to_their_fingerprint(auth: Authenticator) -> None:
 
 def test_user_token_resolves_to_its_subject(auth: Authenticator) -> None:
     token = mint_token(SECRET, "alice", 60)
-    assert auth.authenticate(f"Bearer {token}") == Principal("user", "alice")
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert auth.authenticate(f"Bearer {token}") == Principal("user", "alice",
+                                                             issued_at=claims["iat"])
     assert claims["sub"] == "alice" and claims["exp"] - time.time() == pytest.approx(60, abs=2)
 
 

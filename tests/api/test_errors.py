@@ -41,8 +41,9 @@ async def test_wrong_method_is_405_with_allow(api: ApiClient) -> None:
     problem = assert_problem(answer := await api.call("PUT", "/v1/notifications"), 405)
     assert answer.headers["Allow"] == "POST"
     assert "POST" in problem["detail"]
-    head = await api.call("HEAD", "/healthz")  # no implicit HEAD routes; no body to HEAD
-    assert head.status == 405 and head.headers["Allow"] == "GET"
+    head = await api.call("HEAD", "/v1/notifications")  # HEAD only beside a GET
+    assert head.status == 405 and head.headers["Allow"] == "POST"
+    assert (await api.call("HEAD", "/healthz")).status == 200  # tests/api/test_hardening.py
 
 
 @pytest.mark.parametrize(

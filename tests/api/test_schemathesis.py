@@ -56,6 +56,7 @@ async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # ~35 s alone, more when loaded
 @pytest.mark.usefixtures("projector")
 async def test_schemathesis_finds_nothing(api_settings: Settings, tmp_path: Path) -> None:
     # request_timeout 5 s caps the inbox long-poll's wait at 4 s, under --request-timeout

@@ -169,7 +169,8 @@ class Deployment:
             HERALD_LOG_FORMAT="json", HERALD_LOG_LEVEL="warning",
             HERALD_LEASE_TTL=self.lease_ttl, HERALD_CLAIM_IDLE="3s",
             HERALD_DATA_DIR=str(self.folder / "data"), HERALD_ACCESS_LOG="false",
-            HERALD_INBOX_MAX="100000", PYTHONPATH=str(REPO))
+            HERALD_INBOX_MAX="100000", HERALD_WEBHOOK_ALLOW_CIDRS="127.0.0.1/32",
+            PYTHONPATH=str(REPO))
         env.update(self.extra_env)
         return env
 

@@ -42,6 +42,7 @@ from herald.streams.events import (
     ProfileChanged,
     ScheduleCancelled,
     TemplateRegistered,
+    TokensRevoked,
     UserErased,
 )
 from herald.streams.ids import compose
@@ -129,6 +130,7 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
             webhook_url="https://example.com/hook", webhook_secret="whsec_c2VjcmV0"), {}),
         ("profile.changed, cleared", "alice", ProfileChanged(), {}),
         ("user.erased", "alice", UserErased(), {}),
+        ("user.tokens_revoked", "alice", TokensRevoked(before=T0), {}),
         ("delivery.attempted", "alice", DeliveryAttempted(
             notification_id=nid, channel="webhook", attempt=1), {"idempotency_key":
                                                                  f"d:{nid}:webhook:1:a"}),

@@ -151,7 +151,8 @@ async def test_every_panel_metric_is_scraped_and_moves(redis_url: str, tmp_path:
     receiver = Receiver()
     async with receiver as hook_url:
         with herald_run(redis_url, tmp_path, HERALD_RATE_LIMITS="webhook=2/s",
-                        HERALD_RETRY_SCHEDULE="1s,1s,1s") as running:
+                        HERALD_RETRY_SCHEDULE="1s,1s,1s",
+                        HERALD_WEBHOOK_ALLOW_CIDRS="127.0.0.1/32") as running:
             before, after = await _events_flow(running.url, running.prefix, redis_url,
                                                receiver, hook_url)
     scraped = samples(after)

@@ -9,7 +9,7 @@ import orjson
 
 from herald.consumers.channels.base import idempotency_key
 from herald.streams import codec
-from tests.consumers.channels.conftest import FakeTwilio, Reply, WebhookReceiver
+from tests.consumers.channels.conftest import WEBHOOK_SECRET, FakeTwilio, Reply, WebhookReceiver
 from tests.consumers.delivery.conftest import Stack
 
 
@@ -87,3 +87,23 @@ async def test_sms_carries_the_idempotency_key(stack: Stack, twilio: FakeTwilio)
     assert got.form["To"] == "+8613800000000"
     assert got.headers["i-twilio-idempotency-token"] == idempotency_key(
         created.id, "sms", "+8613800000000")
+
+
+async def test_a_profile_aimed_at_loopback_is_never_called_and_fails_for_good(
+    stack: Stack, webhook_receiver: WebhookReceiver
+) -> None:
+    """The report of #24: a profile pointing at 127.0.0.1 (appended around the API, so
+    the acceptance check never saw it) made the worker POST there, twice. Now the
+    worker refuses it once, for good, and the receiver gets nothing."""
+    stack.settings = stack.settings.replace(webhook_allow_cidrs="")
+    await stack.profile("eve", webhook_url=webhook_receiver.url + "/internal-admin",
+                        webhook_secret=WEBHOOK_SECRET)
+    created = await stack.notify("eve")
+    stack.start_channel("webhook")
+    doc = await stack.wait_state(created.id)
+    hook = doc["channels"]["webhook"]
+    assert hook["state"] == "failed" and hook["attempts"] == 1, doc
+    assert hook["last_error"].startswith("destination refused")
+    assert "loopback" in hook["last_error"]
+    await asyncio.sleep(0.8)  # longer than the whole retry schedule
+    assert webhook_receiver.received == []
