@@ -25,7 +25,7 @@ from herald.api.context import PRODUCER, REDIS, SCHEMAS
 from herald.api.errors import NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.routes_delivery import DELIVERY_QUERIES
-from herald.api.routes_publish import build_payload, published_body
+from herald.api.routes_publish import build_payload, conflict_result, published_body
 from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import USER, check
 from herald.streams import codec
@@ -55,7 +55,8 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "type": "object", "required": ["index", "status"],
                 "properties": {**published["properties"],  # type: ignore[dict-item]
                                "index": {"type": "integer"},
-                               "status": {"enum": [200, 201, 422]},
+                               "status": {"enum": [200, 201, 409, 422]},
+                               "first_id": {"type": "string"},
                                "detail": {"type": "string"}, "errors": {"type": "array"}}}},
         },
     }
@@ -137,11 +138,16 @@ async def publish_events(call: Call) -> web.Response:
     done = await producer.publish_many(envelopes)
     count_published(call.app, envelopes, done)
     for index, envelope, one in zip(indexes, envelopes, done, strict=True):
+        if one.conflict:
+            results[index] = conflict_result(index, one)
+            continue
         results[index] = {"index": index, "status": 200 if one.duplicate else 201,
                           **_body(items[index], envelope, one)}
-    duplicates = sum(1 for a in done if a.duplicate)
-    return json_response({"results": results, "created": len(done) - duplicates,
-                          "duplicates": duplicates, "failed": len(items) - len(done)})
+    duplicates = sum(1 for a in done if a.duplicate and not a.conflict)
+    conflicts = sum(1 for a in done if a.conflict)
+    return json_response({"results": results, "created": len(done) - duplicates - conflicts,
+                          "duplicates": duplicates,
+                          "failed": len(items) - len(done) + conflicts})
 
 
 async def status_by_event(call: Call) -> web.Response:
@@ -169,7 +175,7 @@ def routes(settings: Settings) -> list[Route]:
                           "append. A batch: per-item results, in order.", "EventsAnswer")},
               body="CloudEvent",
               bodies=((ce.CLOUDEVENT_TYPE, "CloudEvent"), (ce.BATCH_TYPE, "CloudEventBatch")),
-              errors=(400, 413, 422), batch_body=True,
+              errors=(400, 409, 413, 422), batch_body=True,
               description=(
                   "application/cloudevents+json or application/json: one CloudEvent; "
                   "application/cloudevents-batch+json: an array (at most HERALD_MAX_BATCH; "

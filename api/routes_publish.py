@@ -6,7 +6,9 @@ created event when due, unless cancelled first); ``digest.item_added`` when
 ``digest_key`` is given (the bucket closes at the end of the current window of
 ``digest_window_seconds``, aligned to the epoch so every item of a window shares
 it). 201 with ``id`` and ``position``; an ``idempotency_key`` seen within
-``HERALD_DEDUPE_WINDOW`` answers 200 with the first append's id and appends nothing.
+``HERALD_DEDUPE_WINDOW`` answers 200 with the first append's id and appends nothing
+when the request is the same (its digest: streams/idempotency.py), and 409 with the
+first append's ``first_id`` when it differs (a batch item: status 409).
 
 A batch (≤ ``HERALD_MAX_BATCH``) validates each item on its own: invalid items get
 a 422 result, the valid ones are appended together (one pipeline), in order per user.
@@ -21,7 +23,7 @@ from aiohttp import web
 
 from herald.api.appending import count_published
 from herald.api.context import PRODUCER, SCHEMAS
-from herald.api.errors import Unprocessable, field_error
+from herald.api.errors import Unprocessable, conflict, field_error
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Reply, Route
 from herald.api.schemas import check
@@ -35,6 +37,7 @@ from herald.streams.events import (
     NotificationScheduled,
     Payload,
 )
+from herald.streams.idempotency import request_digest
 from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings
 from herald.streams.validation import validate_envelope
@@ -94,10 +97,15 @@ def published_body(envelope: Envelope, appended: Appended) -> dict[str, Any]:
             "duplicate": appended.duplicate, "kind": KINDS[type(envelope.payload)]}
 
 
+def digest_of(item: dict[str, Any]) -> str | None:
+    """What a keyed request says (its whole item): a key reused with another is a 409."""
+    return request_digest(item) if "idempotency_key" in item else None
+
+
 async def publish_one(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
     envelope = build_envelope(producer, call.body, now_ms())
-    appended = await producer.publish(envelope)
+    appended = await producer.publish(envelope, digest=digest_of(call.body))
     count_published(call.app, [envelope], [appended])
     return json_response(published_body(envelope, appended), 200 if appended.duplicate else 201)
 
@@ -131,14 +139,27 @@ async def publish_batch(call: Call) -> web.Response:
         except ValidationError as exc:
             results[index] = {"index": index, "status": 422, "detail": str(exc),
                               "errors": [field_error(exc.field, exc.message)]}
-    appended = await producer.publish_many(envelopes)
+    appended = await producer.publish_many(
+        envelopes, digests=[digest_of(items[index]) for index in indexes])
     count_published(call.app, envelopes, appended)
     for index, envelope, done in zip(indexes, envelopes, appended, strict=True):
+        if done.conflict:
+            results[index] = conflict_result(index, done)
+            continue
         results[index] = {"index": index, "status": 200 if done.duplicate else 201,
                           **published_body(envelope, done)}
-    duplicates = sum(1 for a in appended if a.duplicate)
-    return json_response({"results": results, "created": len(appended) - duplicates,
-                          "duplicates": duplicates, "failed": len(items) - len(appended)})
+    duplicates = sum(1 for a in appended if a.duplicate and not a.conflict)
+    conflicts = sum(1 for a in appended if a.conflict)
+    return json_response({"results": results, "created": len(appended) - duplicates - conflicts,
+                          "duplicates": duplicates,
+                          "failed": len(items) - len(appended) + conflicts})
+
+
+def conflict_result(index: int, done: Appended) -> dict[str, Any]:
+    """A batch item's result for an idempotency key reused with another payload."""
+    problem = conflict(done.id, done.position)
+    return {"index": index, "status": 409, "detail": problem.detail, "first_id": done.id,
+            "errors": [field_error("idempotency_key", "was used for another payload")]}
 
 
 def routes(settings: Settings) -> list[Route]:
@@ -149,7 +170,7 @@ def routes(settings: Settings) -> list[Route]:
               tag, "service", {201: Reply("Appended.", "Published"),
                                200: Reply("Duplicate idempotency_key: the first append.",
                                           "Published")},
-              body="NotificationRequest", errors=errors),
+              body="NotificationRequest", errors=(*errors, 409)),
         Route("POST", "/v1/notifications/batch", publish_batch, "publish_batch",
               f"Publish up to {settings.max_batch} notifications", tag, "service",
               {200: Reply("Per-item results, in request order.", "BatchResult")},

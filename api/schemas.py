@@ -125,6 +125,7 @@ PROBLEM = {
         "status": {"type": "integer"}, "detail": {"type": "string"},
         "instance": {"type": "string"}, "request_id": {"type": "string"},
         "retry_after": {"type": "integer"},
+        "first_id": {"type": "string"}, "first_position": {"type": "string"},
         "errors": {"type": "array", "items": {
             "type": "object", "required": ["path", "message"],
             "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}},
@@ -171,7 +172,9 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "results": {"type": "array", "items": {
                     "type": "object", "required": ["index", "status"],
                     "properties": {
-                        "index": {"type": "integer"}, "status": {"enum": [200, 201, 422]},
+                        "index": {"type": "integer"},
+                        "status": {"enum": [200, 201, 409, 422]},
+                        "first_id": {"type": "string"},
                         "id": {"type": "string"}, "position": {"type": "string"},
                         "partition": {"type": "integer"}, "duplicate": {"type": "boolean"},
                         "kind": {"type": "string"}, "detail": {"type": "string"},

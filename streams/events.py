@@ -262,13 +262,15 @@ class Appended:
     """Where an event landed: its id, partition and stream position.
 
     ``duplicate`` is True when an earlier append under the same idempotency key
-    answered instead (nothing new was appended).
+    answered instead (nothing new was appended); ``conflict`` is also True when that
+    earlier append had another payload (its digest differed): the key was refused.
     """
 
     id: str
     partition: int
     position: str
     duplicate: bool = False
+    conflict: bool = False
 
 
 def new_envelope(

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from herald.streams import codec, sealing
-from herald.streams.errors import ValidationError
+from herald.streams.connection import connect_sync
+from herald.streams.errors import IdempotencyConflictError, ValidationError
 from herald.streams.events import Envelope, NotificationCreated, NotificationRead
 from herald.streams.ids import new_id
 from herald.streams.producer import Producer, SyncProducer
@@ -56,17 +57,44 @@ async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Se
         producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid")
     )
     again = await producer.publish(
-        producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-1-paid")
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid")
     )
-    assert again.duplicate and not first.duplicate
+    assert again.duplicate and not first.duplicate and not again.conflict
     assert (again.id, again.position) == (first.id, first.position)
+    assert len(await log_entries(redis, settings, first.partition)) == 1
+
+
+async def test_idempotency_key_with_another_payload_is_refused(
+        redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    first = await producer.publish(
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-2")
+    )
+    with pytest.raises(IdempotencyConflictError) as refused:
+        await producer.publish(
+            producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-2"))
+    assert (refused.value.first_id, refused.value.position) == (first.id, first.position)
+    many = await producer.publish_many([
+        producer.envelope("bob", NotificationCreated(title="c"), idempotency_key="order-2"),
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-2")])
+    assert [(r.duplicate, r.conflict, r.id) for r in many] == [
+        (True, True, first.id), (True, False, first.id)]
+    sync = SyncProducer(connect_sync(settings), settings)
+    try:
+        with pytest.raises(IdempotencyConflictError):
+            sync.publish(sync.envelope("bob", NotificationCreated(title="d"),
+                                       idempotency_key="order-2"))
+        assert sync.publish(sync.envelope("bob", NotificationCreated(title="a"),
+                                          idempotency_key="order-2")).id == first.id
+    finally:
+        sync.redis.close()
     assert len(await log_entries(redis, settings, first.partition)) == 1
 
 
 async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings)
     envs = [
-        producer.envelope("bob", NotificationCreated(title=str(i)), idempotency_key="k")
+        producer.envelope("bob", NotificationCreated(title="same"), idempotency_key="k")
         for i in range(5)
     ]
     results = await producer.publish_many(envs)
@@ -85,7 +113,7 @@ async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) 
         async def one(i: int) -> Any:
             p = producers[i % len(producers)]
             return await p.publish(
-                p.envelope("carol", NotificationCreated(title=f"try {i}"), idempotency_key="once")
+                p.envelope("carol", NotificationCreated(title="try"), idempotency_key="once")
             )
 
         results = await asyncio.gather(*(one(i) for i in range(64)))
