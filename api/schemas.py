@@ -25,7 +25,9 @@ from herald.api.errors import Unprocessable, field_error
 from herald.streams.settings import Settings
 from herald.streams.validation import CHANNELS, SCHEDULE_HORIZON_MS
 
-USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
+# Any text without control characters; the 256-byte (UTF-8) bound is checked by the
+# API (422), as JSON Schema counts characters, not bytes.
+USER_PATTERN = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
@@ -35,7 +37,8 @@ MAX_DIGEST_WINDOW_S = 7 * 86400
 STATUSES = ("unread", "read", "archived", "all")
 
 USER = {"type": "string", "pattern": USER_PATTERN, "not": {"const": "me"},
-        "description": "A user id: 1-128 of A-Z a-z 0-9 _ . @ - (not 'me')."}
+        "description": "A user id: 1-256 bytes of UTF-8 without control characters "
+                       "(not 'me'); URL-encoded in paths."}
 KEY = {"type": "string", "pattern": KEY_PATTERN}
 NOTIFICATION_ID = {"type": "string", "pattern": ID_PATTERN, "description": "A Herald id (ULID)."}
 POSITION = {"type": "string", "pattern": POSITION_PATTERN,

@@ -31,7 +31,12 @@ from herald.streams.settings import Settings
 
 CHANNELS = ("in_app", "webhook", "sms", "wechat", "email")
 RESERVED_USERS = frozenset({"me"})
-USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+# A user id: any UTF-8 text of 1-256 bytes without control characters (C0, DEL, C1) or
+# lone surrogates; hash-tagged by partition in every key (streams/keys.py), so any
+# character is safe in a key name, and URL-encoded in paths.
+USER_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,256}")
+USER_MAX_BYTES = 256
+USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -60,8 +65,9 @@ class Limits:
 
 
 def check_user(user: Any, field: str = "user") -> str:
-    if not isinstance(user, str) or not USER_RE.fullmatch(user):
-        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . @ -")
+    if (not isinstance(user, str) or not USER_RE.fullmatch(user)
+            or len(user.encode()) > USER_MAX_BYTES):
+        raise ValidationError(field, USER_RULE)
     if user in RESERVED_USERS:
         raise ValidationError(field, f"{user!r} is reserved")
     return user

@@ -53,7 +53,7 @@ def _token(payload: dict[str, object], key: str = SECRET, alg: str = "HS256") ->
         (f"Bearer {_token({'exp': int(time.time()) + 3600})}", "sub"),
         (f"Bearer {_token({'sub': 'alice', 'exp': int(time.time()) + 3600}, 'x' * 40)}",
          "Signature"),
-        (f"Bearer {_token({'sub': 'bad user!', 'exp': int(time.time()) + 3600})}", "sub"),
+        (f"Bearer {_token({'sub': 'bad' + chr(9) + 'user', 'exp': int(time.time()) + 3600})}", "sub"),
         (f"Bearer {_token({'sub': 'me', 'exp': int(time.time()) + 3600})}", "reserved"),
         (f"Bearer {_token({'sub': 'alice', 'exp': int(time.time()) + 3600}, SECRET, 'HS512')}",
          "alg value"),

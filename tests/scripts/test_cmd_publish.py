@@ -75,3 +75,19 @@ def test_help_and_unknown_command(settings: Settings) -> None:
     assert herald(settings, "--help").returncode == 0
     assert "--idempotency-key" in herald(settings, "publish", "--help").stdout
     assert herald(settings, "frobnicate").returncode == 2
+
+
+def test_unicode_user_ids_through_the_cli(settings: Settings) -> None:
+    user = "张三 / ops"
+    done = herald(settings, "publish", "--user", user, "--title", "你好")
+    assert done.returncode == 0, done.stderr
+    published = orjson.loads(done.stdout)
+    token = subprocess.run([sys.executable, "-m", "herald.cli", "token", user],
+                           env={**os.environ, "HERALD_TOKEN_SECRET": "s" * 32},
+                           capture_output=True, text=True, timeout=60)
+    assert token.returncode == 0 and token.stdout.count(".") == 2, token.stderr
+    listed = herald(settings, "inbox", user, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert published["id"] in listed.stdout or orjson.loads(listed.stdout)["items"] == []
+    bad = herald(settings, "publish", "--user", "a\tb", "--title", "x")
+    assert bad.returncode != 0 and "user" in bad.stderr and "Traceback" not in bad.stderr

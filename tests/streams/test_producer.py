@@ -150,7 +150,7 @@ async def test_a_bad_event_rejects_the_whole_batch(redis: Any, settings: Setting
 @pytest.mark.parametrize(
     ("user", "payload", "field"),
     [
-        ("bad user", NotificationCreated(title="t"), "user"),
+        ("bad\nuser", NotificationCreated(title="t"), "user"),
         ("me", NotificationCreated(title="t"), "user"),
         ("u", NotificationCreated(title="  "), "title"),
         ("u", NotificationCreated(title="t", category="a b"), "category"),
@@ -212,8 +212,9 @@ async def test_script_flush_is_recovered_without_double_appends(
     assert total == 41
 
 
-@pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 129, "用户"])
-def test_user_ids_are_matched_whole(user: str) -> None:
+@pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 257, "用" * 86,
+                                  "", "a\x85b", "a\ud800", "me", 7])
+def test_user_ids_are_matched_whole(user: Any) -> None:
     from herald.streams.validation import check_user
 
     with pytest.raises(ValidationError):
@@ -231,3 +232,18 @@ async def test_a_burst_beyond_the_pool_waits_instead_of_failing(settings: Settin
         assert [r.id for r in results] == [e.id for e in envs]
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("user", ["张三", "a/b c", "x" * 256, "用" * 85 + "x", "📬 inbox", "a%2F"])
+def test_any_printable_utf8_up_to_256_bytes_is_a_user_id(user: str) -> None:
+    from herald.streams.validation import check_user
+
+    assert check_user(user) == user
+
+
+async def test_a_unicode_user_is_published_to_its_partition(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    env = producer.envelope("张三", NotificationCreated(title="你好"))
+    appended = await producer.publish(env)
+    assert appended.partition == producer.partition("张三")
+    assert await log_entries(redis, settings, appended.partition) == [env]

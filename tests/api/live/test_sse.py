@@ -123,3 +123,14 @@ def contextlib_stack(live: LiveClient, user: str, count: int):  # type: ignore[n
             yield list(streams)
 
     return stack()
+
+
+async def test_a_unicode_user_gets_live_push(live: LiveClient) -> None:
+    from urllib.parse import quote
+
+    user = "张三 / ops"
+    async with live.sse(quote(user, safe=""), token=live.token(user)) as stream:
+        await stream.until("ready")
+        published = await live.publish(user, "你好")
+        event = await stream.next(within=3.0)
+    assert event.event == "item.created" and event.data["item"]["id"] == published.body["id"]
