@@ -69,7 +69,7 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         "type": "object", "required": ["state"],
         "properties": {
             "state": {"enum": ["pending", "sent", "failed", "skipped", "expired",
-                               "scheduled"]},
+                               "scheduled", "cancelled"]},
             "attempts": {"type": "integer", "minimum": 0},
             "last_error": _OPTIONAL_TEXT, "updated_at": _TIME, "last_attempt_at": _TIME,
             "sent_at": _TIME, "next_attempt_at": _TIME, "in_inbox": {"type": "boolean"},
@@ -106,7 +106,9 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "id": {"type": "string"}, "user": {"type": "string"},
                 "category": {"type": "string"}, "title": {"type": "string"},
                 "body": _OPTIONAL_TEXT, "data": {"type": ["object", "null"]},
+                "status": {"enum": ["scheduled", "cancelled", "created"]},
                 "created_at": _TIME, "expires_at": _TIME, "scheduled_for": _TIME,
+                "cancelled_at": _TIME,
                 "channels": {"type": "object", "additionalProperties": channel_state},
             },
         },

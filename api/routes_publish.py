@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from herald.api.appending import count_published
-from herald.api.context import PRODUCER, SCHEMAS
+from herald.api.context import PRODUCER, QUERIES, SCHEMAS
 from herald.api.errors import Unprocessable, conflict, field_error
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Reply, Route
@@ -42,6 +42,7 @@ from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings
 from herald.streams.validation import validate_envelope
 
+SCHEDULED_WAIT_S = 0.5  # at most this (and HERALD_ACTION_WAIT) for a schedule's projection
 KINDS = {NotificationCreated: "created", NotificationScheduled: "scheduled",
          DigestItemAdded: "digest"}
 
@@ -107,6 +108,11 @@ async def publish_one(call: Call) -> web.Response:
     envelope = build_envelope(producer, call.body, now_ms())
     appended = await producer.publish(envelope, digest=digest_of(call.body))
     count_published(call.app, [envelope], [appended])
+    if isinstance(envelope.payload, NotificationScheduled):
+        # Its status is ``scheduled`` from the answer on: wait (bounded) until the
+        # schedule is projected; a projector behind by more answers a little later.
+        await call.app[QUERIES].wait_for(appended.partition, appended.position,
+                                         min(call.settings.action_wait_s, SCHEDULED_WAIT_S))
     return json_response(published_body(envelope, appended), 200 if appended.duplicate else 201)
 
 

@@ -18,6 +18,16 @@ from dataclasses import dataclass
 LIVE_NS = "v"
 
 
+def user_part(user: str) -> str:
+    """A user id inside a key name where more follows it (``…:<user>:<key>``): the id
+    itself when it holds no ``:`` and does not start with ``#`` (every id of the old
+    ASCII rule, so those keys keep their names), else ``#`` + its UTF-8 in hex — so two
+    (user, key) pairs never name one key, whatever characters a user id has."""
+    if ":" not in user and not user.startswith("#"):
+        return user
+    return "#" + user.encode().hex()
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builder for one prefix (``HERALD_PREFIX``)."""
@@ -221,6 +231,11 @@ class Keys:
         """Hash: per-channel delivery status of one notification."""
         return f"{self.ns_root(partition, ns)}:status:{notification_id}"
 
+    def schedule_dropped(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """String: ``user`` and time (ms) of a scheduled notification that was cancelled
+        and dropped (the status ``cancelled``); expires HERALD_STATUS_TTL after it."""
+        return f"{self.ns_root(partition, ns)}:sched_dropped:{notification_id}"
+
     def schedule(self, partition: int, ns: str = LIVE_NS) -> str:
         """Sorted set: scheduled notification ids by due time (ms)."""
         return f"{self.ns_root(partition, ns)}:sched"
@@ -233,7 +248,7 @@ class Keys:
         self, partition: int, user: str, cancel_key: str, ns: str = LIVE_NS
     ) -> str:
         """String: padded position of the user's last projected cancel under a cancel key."""
-        return f"{self.ns_root(partition, ns)}:sched_cancelled:{user}:{cancel_key}"
+        return f"{self.ns_root(partition, ns)}:sched_cancelled:{user_part(user)}:{cancel_key}"
 
     def cancel_tombstone(self, partition: int, user: str, cancel_key: str) -> str:
         """String (PX): position of the user's last cancel event under a cancel key.
@@ -241,14 +256,14 @@ class Keys:
         Written with the cancel event in one script (streams/schedule_cancel.py), read by
         the scheduler's fire script; not a projection. Users never contain ``:``.
         """
-        return f"{self.tag(partition)}:tomb:{user}:{cancel_key}"
+        return f"{self.tag(partition)}:tomb:{user_part(user)}:{cancel_key}"
 
     def digest(self, partition: int, user: str, digest_key: str, ns: str = LIVE_NS) -> str:
         """Hash: the user's collected digest items under a key, not yet summarized.
 
         Field ``<window end ms, 15 digits>|<padded position>`` (consumers/schedule/).
         """
-        return f"{self.ns_root(partition, ns)}:digest:{user}:{digest_key}"
+        return f"{self.ns_root(partition, ns)}:digest:{user_part(user)}:{digest_key}"
 
     def user_schedules(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Set: the user's scheduled notification ids not yet fired or dropped (what an

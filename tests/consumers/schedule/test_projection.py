@@ -64,7 +64,10 @@ def test_drop_and_fired_remove_the_entry() -> None:
                           idempotency_key=ps.fire_key(nid))
     removal = [("call", "ZREM", KEYS.schedule(P), nid), ("call", "DEL", KEYS.scheduled(P, nid)),
                ("call", "SREM", KEYS.user_schedules(P, "alice"), nid)]
-    assert project(drop, "3-0", CTX) == removal
+    dropped = KEYS.schedule_dropped(P, nid)
+    assert project(drop, "3-0", CTX) == [
+        *removal, ("call", "SET", dropped, codec.pack_binary(["alice", drop.time])),
+        ("call", "PEXPIREAT", dropped, str(drop.time + CTX.status_ttl_ms))]  # "cancelled"
     writes = project(fired, "3-0", CTX)
     assert writes[0][0] == "create" and writes[1:] == removal
 
