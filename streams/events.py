@@ -124,6 +124,58 @@ class AllRead(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InboxSeen(Payload):
+    """The user opened the inbox: every item at or below ``up_to`` (None = this event's
+    position) is *seen* — the badge clears — without being read."""
+
+    TYPE: ClassVar[str] = "notification.seen"
+    up_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationUnarchived(Payload):
+    """An archived item back in the inbox, read or unread as it was."""
+
+    TYPE: ClassVar[str] = "notification.unarchived"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSnoozed(Payload):
+    """The item is hidden until ``until`` (ms), then back as unread: the scheduler
+    appends :class:`NotificationWoke` at that time."""
+
+    TYPE: ClassVar[str] = "notification.snoozed"
+    notification_id: str
+    until: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationWoke(Payload):
+    """A snoozed item is back as unread (appended by the scheduler at the snooze's
+    ``until``; a woke whose ``until`` is not the item's current snooze changes nothing)."""
+
+    TYPE: ClassVar[str] = "notification.woke"
+    notification_id: str
+    until: int
+
+
+BULK_ACTIONS = ("seen", "read", "archived")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxBulkMarked(Payload):
+    """One action on every matching item at or below ``up_to`` (None = this event's
+    position): ``action`` is ``seen``, ``read`` or ``archived``; ``category`` (None =
+    any) filters the items."""
+
+    TYPE: ClassVar[str] = "notification.bulk_marked"
+    action: str
+    category: str | None = None
+    up_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PreferencesChanged(Payload):
     """Replaces the user's preferences: ``{category: {channel: bool}}``.
 
@@ -207,6 +259,11 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     PreferencesChanged,
     ProfileChanged,
     UserErased,
+    InboxSeen,
+    NotificationUnarchived,
+    NotificationSnoozed,
+    NotificationWoke,
+    InboxBulkMarked,
     DeliveryAttempted,
     DeliverySucceeded,
     DeliveryFailed,

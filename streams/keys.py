@@ -201,7 +201,8 @@ class Keys:
         """Hash: one notification's content and state."""
         return f"{self.ns_root(partition, ns)}:item:{notification_id}"
 
-    # Every inbox item is in ``inbox`` and in exactly one of the three status sets.
+    # Every inbox item is in ``inbox`` and in exactly one of the four status sets
+    # (unread, read, archived, snoozed).
     def inbox_unread(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Sorted set: the user's unread items that are not archived (same members as inbox)."""
         return f"{self.ns_root(partition, ns)}:unread:{user}"
@@ -213,6 +214,18 @@ class Keys:
     def inbox_archived(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Sorted set: the user's archived items (read or not)."""
         return f"{self.ns_root(partition, ns)}:archived:{user}"
+
+    def inbox_snoozed(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's snoozed items (hidden), scored by when they wake (ms)."""
+        return f"{self.ns_root(partition, ns)}:snoozed:{user}"
+
+    def inbox_unseen(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's items not seen yet (the badge; any status set)."""
+        return f"{self.ns_root(partition, ns)}:unseen:{user}"
+
+    def inbox_expiring(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's items that carry ``expires_at``, scored by it (ms)."""
+        return f"{self.ns_root(partition, ns)}:expiring:{user}"
 
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Hash: ``pos``, the highest log position that changed the user's inbox (the

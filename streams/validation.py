@@ -16,7 +16,11 @@ import msgpack
 
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
+    BULK_ACTIONS,
     DeliveryEvent,
+    InboxBulkMarked,
+    NotificationSnoozed,
+    NotificationWoke,
     DigestItemAdded,
     Envelope,
     NotificationContent,
@@ -173,6 +177,18 @@ def _check_cancel(p: Any, limits: Limits, encoded_size: int | None, sealed: bool
         check_key(p.cancel_key, "cancel_key")
 
 
+def _check_bulk(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if p.action not in BULK_ACTIONS:
+        raise ValidationError("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+    if p.category is not None and not CATEGORY_RE.fullmatch(p.category):
+        raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
+
+
+def _check_until(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not 0 <= p.until < 10**15:
+        raise ValidationError("until", "must be a time in milliseconds")
+
+
 def _check_delivery(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.channel not in CHANNELS:
         raise ValidationError("channel", f"unknown channel {p.channel!r}")
@@ -193,6 +209,9 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (PreferencesChanged, lambda p, limits, size, sealed: _check_preferences(p)),
     (ProfileChanged, lambda p, limits, size, sealed: _check_profile(p)),
     (DeliveryEvent, _check_delivery),
+    (InboxBulkMarked, _check_bulk),
+    (NotificationSnoozed, _check_until),
+    (NotificationWoke, _check_until),
 )
 _CHECKS: dict[type, tuple[Check, ...]] = {}  # per payload class, built on first use
 

@@ -124,6 +124,11 @@ def fire_key(notification_id: str) -> str:
     return f"fire:{notification_id}"
 
 
+def wake_key(notification_id: str, until: int) -> str:
+    """Idempotency key of waking one snooze of an item."""
+    return f"wake:{notification_id}:{until}"
+
+
 # -------------------------------------------------------------- projections
 def _remove_entry(ctx: Context, user: str, nid: str) -> list[Write]:
     k, p, ns = ctx.keys, ctx.partition, ctx.ns

@@ -66,12 +66,15 @@ async def inbox_state(queries: InboxQueries, users: Sequence[str]) -> dict[str, 
                 if cursor is None:
                     break
             per_status[status] = items
-        out[user] = {"items": per_status, "unread": await queries.unread_count(user)}
+        out[user] = {"items": per_status, "unread": await queries.unread_count(user),
+                     "unseen": (await queries.page(user, limit=1)).unseen_count,
+                     "counts": await queries.counts(user)}
     return out
 
 
 def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
-    return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u)}
+    return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u),
+                "unseen": model.unseen(u), "counts": model.counts(u)}
             for u in users}
 
 
