@@ -26,6 +26,7 @@ from herald.api import (
     routes_delivery,
     routes_events,
     routes_inbox,
+    routes_inbox_states,
     routes_live,
     routes_ops,
     routes_pages,
@@ -74,8 +75,8 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox,
-    routes_delivery, routes_live, routes_admin, routes_pages, routes_users, routes_client,
+    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
+    routes_inbox, routes_delivery, routes_live, routes_admin, routes_pages, routes_users, routes_client,
 )
 
 

@@ -51,7 +51,7 @@ def _invalid(path: str, message: str) -> Unprocessable:
     return Unprocessable(f"{path}: {message}", errors=[field_error(path, message)])
 
 
-def _time_ms(text: str, path: str) -> int:
+def time_ms(text: str, path: str) -> int:
     try:
         moment = datetime.fromisoformat(text.upper())
         if moment.tzinfo is None:
@@ -72,11 +72,11 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
         "recipients": item.get("recipients", {}),
     }
     if "expires_at" in item:
-        common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
+        common["expires_at"] = time_ms(item["expires_at"], "expires_at")
     # Combinations of fields are rules of the schema (api/schemas.py), checked before this.
     if "deliver_at" in item or "delay_seconds" in item:
         if "deliver_at" in item:
-            due = _time_ms(item["deliver_at"], "deliver_at")
+            due = time_ms(item["deliver_at"], "deliver_at")
         else:
             due = now + round(float(item["delay_seconds"]) * 1000)
         return NotificationScheduled(deliver_at=due, cancel_key=item.get("cancel_key"), **common)

@@ -34,7 +34,7 @@ ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,19}$"  # 19 digits: always within 64 bits
 MAX_SCHEDULE_S = SCHEDULE_HORIZON_MS // 1000
 MAX_DIGEST_WINDOW_S = 7 * 86400
-STATUSES = ("unread", "read", "archived", "all")
+STATUSES = ("unread", "read", "archived", "all", "snoozed")
 
 USER = {"type": "string", "pattern": USER_PATTERN, "not": {"const": "me"},
         "description": "A user id: 1-256 bytes of UTF-8 without control characters "
@@ -144,6 +144,9 @@ INBOX_ITEM = {
         "title": {"type": "string"}, "body": {"type": "string"}, "data": {"type": "object"},
         "created_at": {"type": "string"}, "read_at": {"type": ["string", "null"]},
         "archived": {"type": "boolean"}, "position": {"type": "string"},
+        "seen": {"type": "boolean", "description": "Seen (the inbox was opened) or read."},
+        "snoozed_until": {"type": ["string", "null"]},
+        "expires_at": {"type": ["string", "null"]},
     },
 }
 
@@ -191,6 +194,7 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "properties": {"items": {"type": "array", "items": ref("InboxItem")},
                            "next_cursor": {"type": ["string", "null"]},
                            "unread_count": {"type": "integer", "minimum": 0},
+                           "unseen_count": {"type": "integer", "minimum": 0},
                            "as_of": {"type": "string", "description":
                                      "With ?as_of: the log position the page stands for."}},
         },

@@ -161,3 +161,26 @@ async def test_a_dropped_schedule_stays_cancelled(
 
         answer = await until(dropped)
     assert answer.body["status"] == "cancelled" and answer.body["user"] == "lou"
+
+
+async def test_a_snoozed_item_is_woken_by_the_scheduler(
+    api: ApiClient, redis: Any, projector: None
+) -> None:
+    async with running_role("scheduler", api.settings, redis):
+        nid = (await api.publish("max", "later please")).body["id"]
+        await until(lambda: _titles_when(api, "max", 1))
+        assert (await api.post(f"/v1/users/max/inbox/{nid}/read")).status == 200
+        snoozed = await api.post(f"/v1/users/max/inbox/{nid}/snooze", json={"seconds": 1})
+        assert snoozed.status == 200, snoozed.body
+        assert await inbox_titles(api, "max") == []
+
+        async def back() -> Any:
+            page = (await api.get("/v1/users/max/inbox")).body
+            return page if page["items"] else None
+
+        page = await until(back)
+    [item] = page["items"]
+    assert item["id"] == nid and item["read_at"] is None and item["snoozed_until"] is None
+    assert page["unread_count"] == 1 and page["unseen_count"] == 1
+    woke = [e for e in await log_of(redis, api.settings, "max") if e.type == "notification.woke"]
+    assert len(woke) == 1

@@ -28,7 +28,12 @@ from herald.streams.events import (
     DeliverySucceeded,
     DigestItemAdded,
     Envelope,
+    InboxBulkMarked,
+    InboxSeen,
     NotificationArchived,
+    NotificationSnoozed,
+    NotificationUnarchived,
+    NotificationWoke,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
@@ -125,6 +130,15 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
             webhook_url="https://example.com/hook", webhook_secret="whsec_c2VjcmV0"), {}),
         ("profile.changed, cleared", "alice", ProfileChanged(), {}),
         ("user.erased", "alice", UserErased(), {}),
+        ("notification.seen", "张三", InboxSeen(), {}),
+        ("notification.unarchived", "alice", NotificationUnarchived(notification_id=nid), {}),
+        ("notification.snoozed", "alice", NotificationSnoozed(
+            notification_id=nid, until=T0 + 3_600_000), {}),
+        ("notification.woke", "alice", NotificationWoke(
+            notification_id=nid, until=T0 + 3_600_000),
+         {"idempotency_key": f"wake:{nid}:{T0 + 3_600_000}"}),
+        ("notification.bulk_marked", "alice", InboxBulkMarked(
+            action="read", category="orders", up_to="1765000000000-7"), {}),
         ("delivery.attempted", "alice", DeliveryAttempted(
             notification_id=nid, channel="webhook", attempt=1), {"idempotency_key":
                                                                  f"d:{nid}:webhook:1:a"}),
