@@ -76,7 +76,8 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
-    routes_inbox, routes_delivery, routes_live, routes_admin, routes_pages, routes_users, routes_client,
+    routes_inbox, routes_delivery, routes_live, routes_admin, routes_pages, routes_users,
+    routes_client,
 )
 
 

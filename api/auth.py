@@ -1,7 +1,9 @@
 """Authentication: service API keys and user tokens (JWT HS256), and who may act for whom.
 
 ``Authorization: Bearer <credential>``. A service key (one of ``HERALD_API_KEYS``)
-may act for any user. A user token is a JWT signed with HS256 and
+may act for any user of its tenant (``<tenant>:<key>``; a plain key: the default
+tenant; streams/tenants.py); a user token for its ``sub`` of its ``ten`` tenant.
+A user token is a JWT signed with HS256 and
 ``HERALD_TOKEN_SECRET`` whose ``sub`` is the user id and whose ``exp`` is required;
 it may act only for its own user, and ``me`` in a path stands for it.
 
@@ -25,6 +27,7 @@ from typing import Literal
 import jwt
 
 from herald.api.errors import Forbidden, Unauthorized, Unprocessable, field_error
+from herald.streams import tenants
 from herald.streams.errors import ValidationError
 from herald.streams.settings import Settings
 from herald.streams.validation import check_user
@@ -36,10 +39,12 @@ VERIFIED_CACHE = 10_000  # user tokens remembered after their signature checked 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a service key (``subject`` = the key's fingerprint) or a user."""
+    """Who is calling: a service key (``subject`` = the key's fingerprint) or a user;
+    ``tenant`` is whose users it may act for (streams/tenants.py; "" = the default)."""
 
     kind: Literal["service", "user"]
     subject: str
+    tenant: str = tenants.DEFAULT
 
     @property
     def is_service(self) -> bool:
@@ -47,8 +52,8 @@ class Principal:
 
 
 def valid_user(value: object, field: str) -> str:
-    """``check_user`` plus a whole-string match (``$`` alone would let a trailing newline by)."""
-    return check_user(value, field)  # fullmatch: no trailing newline gets by
+    """A plain user id as a request gives it (never a tenant-scoped one)."""
+    return check_user(value, field, scoped=False)
 
 
 def fingerprint(key: str) -> str:
@@ -56,11 +61,17 @@ def fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None) -> str:
-    """A user token for ``user`` valid for ``ttl_s`` seconds (ValidationError for a bad user)."""
+def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None,
+               tenant: str = tenants.DEFAULT) -> str:
+    """A user token for ``user`` (of ``tenant``: the ``ten`` claim) valid for ``ttl_s``
+    seconds (ValidationError for a bad user or tenant)."""
     valid_user(user, "user")
+    if tenant != tenants.DEFAULT and not tenants.is_tenant(tenant):
+        raise ValidationError("tenant", "must be 1-64 of a-z 0-9 _ - (starting a-z 0-9)")
     issued = int(time.time() if now is None else now)
-    claims = {"sub": user, "iat": issued, "exp": issued + max(1, int(ttl_s))}
+    claims: dict[str, object] = {"sub": user, "iat": issued, "exp": issued + max(1, int(ttl_s))}
+    if tenant != tenants.DEFAULT:
+        claims["ten"] = tenant
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -73,9 +84,10 @@ class Authenticator:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._key_digests = [(hashlib.sha256(k.encode()).digest(), k) for k in settings.api_keys]
+        self._key_digests = [(hashlib.sha256(key.encode()).digest(), key, tenant)
+                             for tenant, key in map(tenants.parse_key, settings.api_keys)]
         self._secret = settings.token_secret
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal of an ``Authorization`` header value; raises Unauthorized."""
@@ -87,23 +99,25 @@ class Authenticator:
             raise Unauthorized("use Authorization: Bearer <api key or user token>")
         key = self._match_key(credential)
         if key is not None:
-            return Principal("service", fingerprint(key))
-        return Principal("user", self._decode(credential))
+            return Principal("service", fingerprint(key[0]), key[1])
+        user, tenant = self._decode(credential)
+        return Principal("user", user, tenant)
 
-    def _match_key(self, credential: str) -> str | None:
+    def _match_key(self, credential: str) -> tuple[str, str] | None:
+        """``(key, tenant)`` of the presented key, or None."""
         presented = hashlib.sha256(credential.encode("utf-8", "surrogateescape")).digest()
-        found: str | None = None
-        for digest, key in self._key_digests:
+        found: tuple[str, str] | None = None
+        for digest, key, tenant in self._key_digests:
             if hmac.compare_digest(presented, digest):
-                found = key
+                found = (key, tenant)
         return found
 
-    def _decode(self, token: str) -> str:
+    def _decode(self, token: str) -> tuple[str, str]:
         known = self._verified.get(token)
         if known is not None:
-            if known[1] > time.time():
+            if known[2] > time.time():
                 self._verified.move_to_end(token)
-                return known[0]
+                return known[0], known[1]
             del self._verified[token]
             raise Unauthorized("the user token has expired")
         if not self._secret or token.count(".") != 2:
@@ -121,10 +135,13 @@ class Authenticator:
             user = valid_user(claims.get("sub"), "sub")
         except ValidationError as exc:
             raise Unauthorized(f"invalid user token: {exc}") from exc
-        self._verified[token] = (user, float(claims["exp"]))
+        tenant = claims.get("ten", tenants.DEFAULT)
+        if tenant != tenants.DEFAULT and not tenants.is_tenant(tenant):
+            raise Unauthorized("invalid user token: ten: not a tenant name")
+        self._verified[token] = (user, tenant, float(claims["exp"]))
         if len(self._verified) > VERIFIED_CACHE:
             self._verified.popitem(last=False)
-        return user
+        return user, tenant
 
 
 def require_service(principal: Principal) -> None:
@@ -142,12 +159,19 @@ def act_for(principal: Principal, user: str) -> str:
     """
     if not principal.is_service:
         if user in (ME, principal.subject):
-            return principal.subject
+            return tenants.scoped(principal.tenant, principal.subject)
         raise Forbidden("a user token may act only for its own user")
     if user == ME:
         raise Forbidden("'me' stands for a user token's own user; a service key must name "
                         "the user")
     try:
-        return valid_user(user, "path.user")
+        return tenants.scoped(principal.tenant, valid_user(user, "path.user"))
     except ValidationError as exc:
         raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)]) from exc
+
+
+def require_default_tenant(principal: Principal) -> None:
+    """Raise Forbidden unless the caller is a key of the default tenant (operator routes
+    that see every tenant's data)."""
+    if principal.tenant != tenants.DEFAULT:
+        raise Forbidden("this route is for the operator (a key without a tenant)")

@@ -32,6 +32,7 @@ from herald.api.jsonio import json_response
 from herald.api.routing import ID_PARAM, USER_PARAM, Call, Reply, Route
 from herald.api.schemas import CATEGORY_PATTERN
 from herald.consumers.delivery.queries import DeliveryQueries
+from herald.streams import tenants
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
 from herald.streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE
@@ -120,7 +121,7 @@ def _queries(call: Call) -> DeliveryQueries:
 
 
 async def get_preferences(call: Call) -> web.Response:
-    return json_response(await _queries(call).preferences(call.owner))
+    return json_response(_plain(await _queries(call).preferences(call.owner)))
 
 
 async def put_preferences(call: Call) -> web.Response:
@@ -128,11 +129,11 @@ async def put_preferences(call: Call) -> web.Response:
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:
         return json_response(accepted_body(appended), 202)
-    return json_response(await _queries(call).preferences(call.owner))
+    return json_response(_plain(await _queries(call).preferences(call.owner)))
 
 
 async def get_profile(call: Call) -> web.Response:
-    return json_response(await _queries(call).profile(call.owner))
+    return json_response(_plain(await _queries(call).profile(call.owner)))
 
 
 async def put_profile(call: Call) -> web.Response:
@@ -140,11 +141,25 @@ async def put_profile(call: Call) -> web.Response:
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:
         return json_response(accepted_body(appended), 202)
-    return json_response(await _queries(call).profile(call.owner))
+    return json_response(_plain(await _queries(call).profile(call.owner)))
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    """A user's document with the plain user id (a tenant's callers never see the scope)."""
+    return {**doc, "user": tenants.plain(doc["user"])}
+
+
+def visible_to(doc: dict[str, Any] | None, tenant: str) -> dict[str, Any] | None:
+    """A notification's document as a caller of ``tenant`` sees it: None when it is
+    another tenant's, else with the plain user id."""
+    if doc is None or tenants.tenant_of(doc["user"]) != tenant:
+        return None
+    return {**doc, "user": tenants.plain(doc["user"])}
 
 
 async def get_notification(call: Call) -> web.Response:
-    doc = await _queries(call).notification(call.path["id"])
+    tenant = call.principal.tenant if call.principal is not None else tenants.DEFAULT
+    doc = visible_to(await _queries(call).notification(call.path["id"]), tenant)
     if doc is None:
         raise NotFound("no notification with this id (or its status has expired)")
     return json_response(doc)

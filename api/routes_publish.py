@@ -22,12 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from herald.api.appending import count_published
+from herald.api.auth import valid_user
 from herald.api.context import PRODUCER, QUERIES, SCHEMAS
 from herald.api.errors import Unprocessable, conflict, field_error
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Reply, Route
 from herald.api.schemas import check
-from herald.streams import codec
+from herald.streams import codec, tenants
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import (
     Appended,
@@ -87,9 +88,12 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
     return NotificationCreated(**common)
 
 
-def build_envelope(producer: Producer, item: dict[str, Any], now: int) -> Envelope:
+def build_envelope(producer: Producer, item: dict[str, Any], now: int,
+                   tenant: str = tenants.DEFAULT) -> Envelope:
+    """The envelope of a (schema-valid) request item, for ``item["user"]`` of ``tenant``."""
     payload = build_payload(item, producer.settings, now)
-    return producer.envelope(item["user"], payload, idempotency_key=item.get("idempotency_key"),
+    user = tenants.scoped(tenant, valid_user(item["user"], "user"))
+    return producer.envelope(user, payload, idempotency_key=item.get("idempotency_key"),
                              time_ms=now)
 
 
@@ -105,7 +109,7 @@ def digest_of(item: dict[str, Any]) -> str | None:
 
 async def publish_one(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
-    envelope = build_envelope(producer, call.body, now_ms())
+    envelope = build_envelope(producer, call.body, now_ms(), _tenant(call))
     appended = await producer.publish(envelope, digest=digest_of(call.body))
     count_published(call.app, [envelope], [appended])
     if isinstance(envelope.payload, NotificationScheduled):
@@ -116,9 +120,14 @@ async def publish_one(call: Call) -> web.Response:
     return json_response(published_body(envelope, appended), 200 if appended.duplicate else 201)
 
 
-def _prevalidate(producer: Producer, schema: dict[str, Any], item: Any, now: int) -> Envelope:
+def _tenant(call: Call) -> str:
+    return call.principal.tenant if call.principal is not None else tenants.DEFAULT
+
+
+def _prevalidate(producer: Producer, schema: dict[str, Any], item: Any, now: int,
+                 tenant: str) -> Envelope:
     check(schema, item)
-    envelope = build_envelope(producer, item, now)
+    envelope = build_envelope(producer, item, now, tenant)
     try:
         raw = codec.encode(envelope)
     except CodecError as exc:
@@ -137,7 +146,7 @@ async def publish_batch(call: Call) -> web.Response:
     indexes: list[int] = []
     for index, item in enumerate(items):
         try:
-            envelopes.append(_prevalidate(producer, schema, item, now))
+            envelopes.append(_prevalidate(producer, schema, item, now, _tenant(call)))
             indexes.append(index)
         except Unprocessable as problem:
             results[index] = {"index": index, "status": 422, "detail": problem.detail,

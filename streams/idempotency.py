@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-
 from redis.exceptions import ResponseError
 
 from herald.streams.codec import payload_to_dict

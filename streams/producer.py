@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from herald.streams import codec, schedule_cancel
+from herald.streams import codec, schedule_cancel, tenants
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
 from herald.streams.crypto import DataKey
@@ -122,7 +122,8 @@ class _Base:
                 )
             group.indexes.append(index)
             group.ids.append(env.id)
-            group.args.extend((raw, env.id, env.idempotency_key or ""))
+            group.args.extend((raw, env.id, "" if env.idempotency_key is None
+                               else tenants.record_key(env.user, env.idempotency_key)))
             if env.idempotency_key is not None:
                 group.keyed = True
                 given = digests[index] if digests is not None else None

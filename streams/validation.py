@@ -14,17 +14,18 @@ from typing import Any
 
 import msgpack
 
+from herald.streams import tenants
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
     BULK_ACTIONS,
     DeliveryEvent,
-    InboxBulkMarked,
-    NotificationSnoozed,
-    NotificationWoke,
     DigestItemAdded,
     Envelope,
+    InboxBulkMarked,
     NotificationContent,
     NotificationScheduled,
+    NotificationSnoozed,
+    NotificationWoke,
     Payload,
     PreferencesChanged,
     ProfileChanged,
@@ -68,7 +69,15 @@ class Limits:
         )
 
 
-def check_user(user: Any, field: str = "user") -> str:
+def check_user(user: Any, field: str = "user", *, scoped: bool = True) -> str:
+    """A valid user id; ``scoped``: a tenant's user (``<tenant>\x1f<user>``,
+    streams/tenants.py) is valid too (what Herald writes; requests give plain ids)."""
+    if scoped and isinstance(user, str) and tenants.SEP in user:
+        tenant, plain = tenants.split(user)
+        if not tenants.is_tenant(tenant):
+            raise ValidationError(field, "names no valid tenant before its separator")
+        check_user(plain, field, scoped=False)
+        return user
     if (not isinstance(user, str) or not USER_RE.fullmatch(user)
             or len(user.encode()) > USER_MAX_BYTES):
         raise ValidationError(field, USER_RULE)

@@ -41,16 +41,17 @@ from typing import Any
 
 from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
 from herald.consumers.delivery.jobs import Job, Recorded
-from herald.consumers.delivery.policy import ERASED, decide
+from herald.consumers.delivery.policy import ERASED, decide, with_defaults
 from herald.consumers.delivery.projection import disabled_detail
 from herald.consumers.delivery.ratelimit import RateLimiter
 from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.state import ProjectedState
 from herald.consumers.metrics import consumer_metrics
+from herald.streams import tenants
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer, now_ms
-from herald.streams.settings import Settings
+from herald.streams.settings import Settings, tenant_preferences
 
 REFUSED_JITTER_MS = 50  # spread for jobs refused at their slot (another process took it)
 
@@ -88,6 +89,7 @@ class Dispatcher:
         self.queue = RetryQueue(redis, settings, channel.name)
         self.gate = gate or asyncio.Semaphore(settings.delivery_concurrency)
         self.critical = frozenset(settings.critical_categories)
+        self.tenant_defaults = tenant_preferences(settings.tenant_preferences)
         self.counters = Counters()
         metrics = consumer_metrics()  # consumers/metrics.py: the same counts for Prometheus
         self._outcomes = {outcome: metrics.deliveries.labels(channel.name, outcome)
@@ -118,7 +120,9 @@ class Dispatcher:
         sendable: list[Job] = []
         for job in jobs:
             user = users[job.user]
-            decision = decide(job, now, user.profile, user.preferences, self.critical)
+            defaults = self.tenant_defaults.get(tenants.tenant_of(job.user) or "-", {})
+            decision = decide(job, now, user.profile,
+                              with_defaults(user.preferences, defaults), self.critical)
             if decision.action == "send":
                 sendable.append(decision.job)
             elif decision.action == "skip":

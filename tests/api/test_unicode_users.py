@@ -32,7 +32,8 @@ async def test_every_per_user_route_takes_a_unicode_id(api: ApiClient, user: str
         done = await api.post(f"{path}/inbox/{nid}/{verb}", auth=token)
         assert done.status == 200, (verb, done.body)
     assert (await api.post(f"{path}/inbox/read_all", auth=token)).status in (200, 202)
-    prefs = await api.call("PUT", f"{path}/preferences", json={"preferences": {"orders": {"sms": False}}})
+    prefs = await api.call("PUT", f"{path}/preferences",
+                           json={"preferences": {"orders": {"sms": False}}})
     assert prefs.status in (200, 202), prefs.body
     got = await api.get(f"{path}/preferences", auth=token)
     assert got.status == 200, got.body

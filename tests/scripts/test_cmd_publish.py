@@ -45,16 +45,20 @@ def test_publish_prints_id_and_position(settings: Settings) -> None:
     assert done.returncode == 0, done.stderr
     out = orjson.loads(done.stdout)
     assert out["duplicate"] is False and "-" in out["position"]
-    again = herald(
+    again = herald(settings, "publish", "--user", "alice", "--title", "订单已发货", "--data",
+                   '{"order": 1}', "--idempotency-key", "ship-1")
+    assert orjson.loads(again.stdout)["id"] == out["id"]
+    other = herald(
         settings, "publish", "--user", "alice", "--title", "x", "--idempotency-key", "ship-1"
     )
-    assert orjson.loads(again.stdout)["id"] == out["id"]
+    assert other.returncode != 0 and "another payload" in other.stderr, other.stderr
+    assert out["id"] in other.stderr and "Traceback" not in other.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--user", "a b", "--title", "t"], "user"),
+        (["--user", "a\tb", "--title", "t"], "user"),
         (["--user", "a", "--title", ""], "title"),
         (["--user", "a", "--title", "t", "--data", "{oops"], "--data"),
         (["--user", "a", "--title", "t", "--data", "[1]"], "JSON object"),

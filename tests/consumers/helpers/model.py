@@ -77,7 +77,7 @@ class InboxModel:
                 if i.user == user and parse(i.position) <= bound
                 and (category is None or i.category == category)]
 
-    def apply(self, env: Envelope, position: str) -> None:  # noqa: C901 (one rule per type)
+    def apply(self, env: Envelope, position: str) -> None:
         p, user = env.payload, env.user
         if isinstance(p, NotificationCreated):
             nid = p.notification_id or env.id

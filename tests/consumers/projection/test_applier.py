@@ -18,13 +18,13 @@ from herald.streams.events import (
     InboxBulkMarked,
     InboxSeen,
     NotificationArchived,
-    NotificationSnoozed,
-    NotificationUnarchived,
-    NotificationWoke,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
+    NotificationSnoozed,
+    NotificationUnarchived,
     NotificationUnread,
+    NotificationWoke,
     Payload,
 )
 from herald.streams.keys import LIVE_NS, Keys
@@ -87,7 +87,7 @@ async def test_seen_snooze_unarchive_bulk_and_expiry(h: Harness) -> None:
     h.preparer, h.applier = Preparer(h.settings), Applier(h.redis, h.settings)
     h.model.inbox_max = 10
     far = 4_000_000_000_000
-    _, (a, b, c, gone) = await h.send(
+    _, (a, b, _c, gone) = await h.send(
         "zoe", NotificationCreated(title="a", category="orders"),
         NotificationCreated(title="b", category="news"),
         NotificationCreated(title="c", category="orders", expires_at=far),
