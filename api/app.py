@@ -32,6 +32,7 @@ from herald.api import (
     routes_pages,
     routes_publish,
     routes_schedule,
+    routes_topics,
     routes_users,
 )
 from herald.api.auth import Authenticator
@@ -77,7 +78,7 @@ class RouteModule(Protocol):
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
     routes_inbox, routes_delivery, routes_live, routes_admin, routes_pages, routes_users,
-    routes_client,
+    routes_client, routes_topics,
 )
 
 

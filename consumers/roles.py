@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from herald.consumers.delivery import worker as delivery_worker
+from herald.consumers.fanout import worker as fanout
 from herald.consumers.errors import UnknownRoleError
 from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
@@ -33,6 +34,7 @@ ROLES: dict[str, RoleFactory] = {
     "projector": projector.run,
     "scheduler": scheduler.run,
     "retention": retention.run,
+    "fanout": fanout.run,
 }
 
 DLQ_HANDLERS: dict[str, HandlerFactory] = {

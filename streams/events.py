@@ -176,6 +176,23 @@ class InboxBulkMarked(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSubscribed(Payload):
+    """The user follows ``topic`` (of their tenant): what is published to it from the
+    moment a fan-out reaches them lands in their inbox."""
+
+    TYPE: ClassVar[str] = "topic.subscribed"
+    topic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicUnsubscribed(Payload):
+    """The user leaves ``topic``: a fan-out that has not reached them yet skips them."""
+
+    TYPE: ClassVar[str] = "topic.unsubscribed"
+    topic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PreferencesChanged(Payload):
     """Replaces the user's preferences: ``{category: {channel: bool}}``.
 
@@ -269,6 +286,8 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     DeliveryFailed,
     DeliverySkipped,
     DeliveryExpired,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {

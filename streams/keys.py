@@ -227,6 +227,28 @@ class Keys:
         """Sorted set: the user's items that carry ``expires_at``, scored by it (ms)."""
         return f"{self.ns_root(partition, ns)}:expiring:{user}"
 
+    def user_topics(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the topics the user follows."""
+        return f"{self.ns_root(partition, ns)}:utopics:{user}"
+
+    def topic_members(self, partition: int, tenant: str, topic: str, ns: str = LIVE_NS) -> str:
+        """Set: the users of this partition (and tenant) who follow ``topic``: a topic's
+        subscribers are spread over every partition, each share in its own slot."""
+        return f"{self.ns_root(partition, ns)}:topic:{user_part(tenant or '-')}:{topic}"
+
+    def fanout_job(self, job_id: str) -> str:
+        """Hash: one topic publish being fanned out (consumers/fanout/jobs.py); not a
+        projection (its output, one notification.created per recipient, is the log)."""
+        return f"{self.prefix}:{{fanout}}:job:{job_id}"
+
+    def fanout_lease(self, job_id: str) -> str:
+        """String (PX): the worker fanning out a job now."""
+        return f"{self.prefix}:{{fanout}}:lease:{job_id}"
+
+    def fanout_queue(self) -> str:
+        """Sorted set: fan-out jobs not finished, by creation time (ms)."""
+        return f"{self.prefix}:{{fanout}}:queue"
+
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Hash: ``pos``, the highest log position that changed the user's inbox (the
         unread count is not kept here: it is the size of :meth:`inbox_unread`)."""

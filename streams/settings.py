@@ -270,6 +270,9 @@ class Settings:
     max_page: int = _env("HERALD_MAX_PAGE", _positive_int, 100)
     api_rate_key: str = _env("HERALD_API_RATE_KEY", _rate, "5000/s")
     api_rate_user: str = _env("HERALD_API_RATE_USER", _rate, "50/s")
+    # Topic fan-out (consumers/fanout/): recipients per step and per second at most.
+    fanout_batch: int = _env("HERALD_FANOUT_BATCH", _positive_int, 1000)
+    fanout_rate: str = _env("HERALD_FANOUT_RATE", _rate, "100000/s")
     # Per-tenant request limits (every key and user of a tenant together), "tenant=rate"
     # pairs; "*" for every tenant not named, "-" for the default tenant. Empty: none.
     tenant_rates: tuple[tuple[str, str], ...] = _env("HERALD_TENANT_RATES", _tenant_rates, ())

@@ -26,6 +26,8 @@ from herald.streams.events import (
     NotificationScheduled,
     NotificationSnoozed,
     NotificationWoke,
+    TopicSubscribed,
+    TopicUnsubscribed,
     Payload,
     PreferencesChanged,
     ProfileChanged,
@@ -44,6 +46,7 @@ USER_MAX_BYTES = 256
 USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
@@ -193,6 +196,12 @@ def _check_bulk(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) 
         raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
 
 
+def check_topic(value: Any, field: str = "topic") -> str:
+    if not isinstance(value, str) or not TOPIC_RE.fullmatch(value):
+        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+    return value
+
+
 def _check_until(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if not 0 <= p.until < 10**15:
         raise ValidationError("until", "must be a time in milliseconds")
@@ -219,6 +228,8 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (ProfileChanged, lambda p, limits, size, sealed: _check_profile(p)),
     (DeliveryEvent, _check_delivery),
     (InboxBulkMarked, _check_bulk),
+    (TopicSubscribed, lambda p, limits, size, sealed: check_topic(p.topic)),
+    (TopicUnsubscribed, lambda p, limits, size, sealed: check_topic(p.topic)),
     (NotificationSnoozed, _check_until),
     (NotificationWoke, _check_until),
 )

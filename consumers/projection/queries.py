@@ -220,6 +220,13 @@ class InboxQueries:
         found = _item(notification_id, [*fields[1:], b"0" if unseen is not None else b"1"])
         return None if found is None else (await open_items(self.data_keys, user, [found]))[0]
 
+    async def topics(self, user: str) -> list[str]:
+        """The topics the user follows, sorted."""
+        p = self.partition(user)
+        [members] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.smembers(self.keys.user_topics(p, user, ns)))
+        return sorted(text(m) for m in members)
+
     async def last_change(self, user: str) -> str | None:
         """The highest position that changed the user's inbox, or None."""
         p = self.partition(user)

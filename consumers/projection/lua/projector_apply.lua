@@ -369,6 +369,16 @@ OPS['erase_schedules'] = function(op, position, padded, user)
   return false
 end
 
+-- {erase_topics, user topics set, topic members prefix}: the user leaves every topic.
+OPS['erase_topics'] = function(op, position, padded, user)
+  local topics = call('SMEMBERS', op[2])
+  for i = 1, #topics do
+    call('SREM', op[3] .. topics[i], user)
+  end
+  call('DEL', op[2])
+  return false
+end
+
 -- Plain writes of other projections; keys were built by streams/keys.py.
 local CALLS = {HSET = true, HDEL = true, DEL = true, SET = true, ZADD = true, ZREM = true,
   SADD = true, SREM = true, PEXPIREAT = true, HINCRBY = true, INCRBY = true, UNLINK = true}

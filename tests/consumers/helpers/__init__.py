@@ -68,13 +68,15 @@ async def inbox_state(queries: InboxQueries, users: Sequence[str]) -> dict[str, 
             per_status[status] = items
         out[user] = {"items": per_status, "unread": await queries.unread_count(user),
                      "unseen": (await queries.page(user, limit=1)).unseen_count,
-                     "counts": await queries.counts(user)}
+                     "counts": await queries.counts(user),
+                     "topics": await queries.topics(user)}
     return out
 
 
 def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
     return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u),
-                "unseen": model.unseen(u), "counts": model.counts(u)}
+                "unseen": model.unseen(u), "counts": model.counts(u),
+                "topics": sorted(model.topics.get(u, ()))}
             for u in users}
 
 

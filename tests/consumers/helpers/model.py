@@ -26,6 +26,8 @@ from herald.streams.events import (
     NotificationUnarchived,
     NotificationUnread,
     NotificationWoke,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 from herald.streams.positions import parse
 
@@ -65,6 +67,7 @@ class InboxModel:
     def __init__(self, inbox_max: int) -> None:
         self.inbox_max = inbox_max
         self.items: dict[str, ModelItem] = {}  # every live item by id
+        self.topics: dict[str, set[str]] = {}  # user -> topics followed
 
     def _mine(self, user: str, nid: str) -> ModelItem | None:
         item = self.items.get(nid)
@@ -79,7 +82,11 @@ class InboxModel:
 
     def apply(self, env: Envelope, position: str) -> None:
         p, user = env.payload, env.user
-        if isinstance(p, NotificationCreated):
+        if isinstance(p, TopicSubscribed):
+            self.topics.setdefault(user, set()).add(p.topic)
+        elif isinstance(p, TopicUnsubscribed):
+            self.topics.setdefault(user, set()).discard(p.topic)
+        elif isinstance(p, NotificationCreated):
             nid = p.notification_id or env.id
             if nid in self.items:
                 return

@@ -21,12 +21,16 @@ from herald.streams.events import (
     NotificationUnread,
     NotificationWoke,
     Payload,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 from herald.streams.ids import new_id
 from herald.streams.producer import Producer
 from tests.consumers.helpers.model import InboxModel
 
-USERS = ("u0", "u1", "u2")
+# u2 of the tenant "acme" has the same plain name as u2 of the default tenant: two users.
+USERS = ("u0", "用户 1", "u2", "acme\x1fu2")
+TOPICS = ("news", "ops")
 ITEM_OPS = ("read", "unread", "archive", "delete", "unarchive")
 CATEGORIES = ("a", "b")
 FAR = 4_000_000_000_000  # snoozes end far in the future (woke ops are published directly)
@@ -41,6 +45,8 @@ ops_strategy = st.lists(
                   st.one_of(st.none(), st.integers(0, 60))),
         st.tuples(st.sampled_from(("snooze", "woke")), st.sampled_from(USERS),
                   st.integers(0, 60), st.integers(0, 2)),
+        st.tuples(st.sampled_from(("subscribe", "unsubscribe")), st.sampled_from(USERS),
+                  st.sampled_from(TOPICS)),
         st.tuples(st.just("seen"), st.sampled_from(USERS),
                   st.one_of(st.none(), st.integers(0, 60))),
         st.tuples(st.just("bulk"), st.sampled_from(USERS),
@@ -91,6 +97,10 @@ class Materializer:
                                        (FAR if flavour == 7 else None))
         if kind == "read_all":
             return AllRead(up_to=self._up_to(op[2]))
+        if kind == "subscribe":
+            return TopicSubscribed(topic=op[2])
+        if kind == "unsubscribe":
+            return TopicUnsubscribed(topic=op[2])
         if kind == "seen":
             return InboxSeen(up_to=self._up_to(op[2]))
         if kind == "bulk":
