@@ -43,6 +43,8 @@ from herald.streams.events import (
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
+    TopicSubscribed,
+    TopicUnsubscribed,
     UserErased,
 )
 from herald.streams.ids import compose
@@ -139,6 +141,9 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
          {"idempotency_key": f"wake:{nid}:{T0 + 3_600_000}"}),
         ("notification.bulk_marked", "alice", InboxBulkMarked(
             action="read", category="orders", up_to="1765000000000-7"), {}),
+        ("topic.subscribed, a tenant's user", "acme\x1falice", TopicSubscribed(
+            topic="releases"), {}),
+        ("topic.unsubscribed", "alice", TopicUnsubscribed(topic="releases"), {}),
         ("delivery.attempted", "alice", DeliveryAttempted(
             notification_id=nid, channel="webhook", attempt=1), {"idempotency_key":
                                                                  f"d:{nid}:webhook:1:a"}),
