@@ -78,8 +78,11 @@ class Fanout:
                 envelopes = [self.producer.envelope(
                     user, job.payload, idempotency_key=recipient_key(job.id, user))
                     for user in users if tenants.tenant_of(user) == job.tenant]
-                for at in range(0, len(envelopes), self.settings.max_batch):
-                    await self.producer.publish_many(envelopes[at:at + self.settings.max_batch])
+                step = self.settings.max_batch
+                for at in range(0, len(envelopes), step):
+                    chunk = envelopes[at:at + step]
+                    # One digest for the whole job (every recipient's keys are its own).
+                    await self.producer.publish_many(chunk, digests=[job.digest] * len(chunk))
                 sent += len(envelopes)
             if int(cursor) == 0:
                 await self.jobs.advance(job, p + 1, "0", len(users))
