@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from herald.consumers.delivery import worker as delivery_worker
-from herald.consumers.fanout import worker as fanout
 from herald.consumers.errors import UnknownRoleError
+from herald.consumers.fanout import worker as fanout
 from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
 from herald.consumers.retention import role as retention

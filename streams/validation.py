@@ -26,12 +26,12 @@ from herald.streams.events import (
     NotificationScheduled,
     NotificationSnoozed,
     NotificationWoke,
-    TopicSubscribed,
-    TopicUnsubscribed,
     Payload,
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 from herald.streams.ids import is_id
 from herald.streams.settings import Settings
@@ -202,6 +202,10 @@ def check_topic(value: Any, field: str = "topic") -> str:
     return value
 
 
+def _check_topic(p: Any) -> None:
+    check_topic(p.topic)
+
+
 def _check_until(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if not 0 <= p.until < 10**15:
         raise ValidationError("until", "must be a time in milliseconds")
@@ -228,8 +232,8 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (ProfileChanged, lambda p, limits, size, sealed: _check_profile(p)),
     (DeliveryEvent, _check_delivery),
     (InboxBulkMarked, _check_bulk),
-    (TopicSubscribed, lambda p, limits, size, sealed: check_topic(p.topic)),
-    (TopicUnsubscribed, lambda p, limits, size, sealed: check_topic(p.topic)),
+    (TopicSubscribed, lambda p, limits, size, sealed: _check_topic(p)),
+    (TopicUnsubscribed, lambda p, limits, size, sealed: _check_topic(p)),
     (NotificationSnoozed, _check_until),
     (NotificationWoke, _check_until),
 )

@@ -11,7 +11,7 @@ from herald.consumers.fanout.jobs import FanoutJobs
 from herald.consumers.fanout.worker import Fanout
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
-from tests.api.conftest import SERVICE_KEY, ApiClient, running_api, running_role
+from tests.api.conftest import SERVICE_KEY, running_api, running_role
 from tests.api.test_inbox_e2e import wait_inbox
 from tests.conftest import log_entries
 
