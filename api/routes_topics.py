@@ -9,6 +9,9 @@ publish one notification to every subscriber (consumers/fanout/: fan-out on writ
   ``id``; the ``fanout`` worker role appends one notification per subscriber of the
   caller's tenant, in bounded, resumable batches. A repeated ``idempotency_key``
   answers the same fan-out (200); with another payload 409.
+- ``POST /v1/broadcasts`` — service keys: the same to every user of the caller's tenant
+  that Herald knows (``Keys.tenant_users``: who ever had a notification or followed a
+  topic), fanned out on write like a topic.
 - ``GET /v1/fanouts/{id}`` — service keys: how far a fan-out got.
 """
 
@@ -26,7 +29,7 @@ from herald.api.jsonio import json_response
 from herald.api.routes_publish import build_payload
 from herald.api.routing import USER_PARAM, Call, Param, Reply, Route
 from herald.api.schemas import notification_request
-from herald.consumers.fanout.jobs import FanoutJobs, job_id_for
+from herald.consumers.fanout.jobs import BROADCAST, FanoutJobs, job_id_for
 from herald.streams import tenants
 from herald.streams.events import NotificationCreated, TopicSubscribed, TopicUnsubscribed
 from herald.streams.idempotency import request_digest
@@ -104,7 +107,15 @@ async def list_topics(call: Call) -> web.Response:
 
 
 async def publish_topic(call: Call) -> web.Response:
-    body, tenant, topic = call.body, _tenant(call), call.path["topic"]
+    return await _fan_out(call, call.path["topic"])
+
+
+async def publish_broadcast(call: Call) -> web.Response:
+    return await _fan_out(call, BROADCAST)
+
+
+async def _fan_out(call: Call, topic: str) -> web.Response:
+    body, tenant = call.body, _tenant(call)
     payload = build_payload(body, call.settings, now_ms())
     assert isinstance(payload, NotificationCreated)
     job_id = job_id_for(tenant, topic, body.get("idempotency_key"))
@@ -144,6 +155,13 @@ def routes(settings: Settings) -> list[Route]:
                200: Reply("Repeated idempotency_key: the same fan-out.", "Fanout")},
               params=(TOPIC_PARAM,), body="TopicNotificationRequest",
               errors=(400, 409, 413, 422)),
+        Route("POST", "/v1/broadcasts", publish_broadcast, "broadcast_publish",
+              "Publish one notification to every user of the tenant", tag, "service",
+              {202: Reply("The fan-out started.", "Fanout"),
+               200: Reply("Repeated idempotency_key: the same fan-out.", "Fanout")},
+              body="TopicNotificationRequest", errors=(400, 409, 413, 422),
+              description="Every user Herald knows in the caller's tenant (who ever had "
+                          "a notification or followed a topic), fanned out like a topic."),
         Route("GET", "/v1/fanouts/{id}", fanout_status, "fanout_status",
               "How far a topic fan-out got", tag, "service",
               {200: Reply("The fan-out.", "Fanout")}, params=(JOB_PARAM,), errors=(404, 422)),

@@ -19,10 +19,11 @@ projected: every partition's checkpoint at its log's end once the job is done),
 recipient: the log entry, its idempotency record and the inbox item),
 ``inbox_get_p99_ms_during_fanout`` (p99 of one subscriber's first page, read
 through ``InboxQueries.page`` — the query the API runs — during the fan-out),
-``live_ratio_during_fanout`` (ordinary publish rate during the fan-out / without).
-``broadcast_visible_s`` and ``bytes_per_recipient_broadcast`` are null: broadcast
-(fan-out on read) is not implemented (see the README). Progress goes to stderr; with
-``--json`` stdout is one JSON object.
+``live_ratio_during_fanout`` (ordinary publish rate during the fan-out / without);
+then a broadcast to every known user (the N subscribers and the ≤ 10,000 users the
+publishing phases wrote to; ``broadcast_sent``): ``broadcast_visible_s`` and
+``bytes_per_recipient_broadcast`` (fanned out on write like a topic, see the README).
+Progress goes to stderr; with ``--json`` stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from herald.benchproc import child_env, spawn, stop_children  # noqa: E402
-from herald.consumers.fanout.jobs import FanoutJobs, job_id_for  # noqa: E402
+from herald.consumers.fanout.jobs import BROADCAST, FanoutJobs, job_id_for  # noqa: E402
 from herald.consumers.projection.applier import GROUP  # noqa: E402
 from herald.consumers.projection.queries import InboxQueries  # noqa: E402
 from herald.streams.connection import connect  # noqa: E402
@@ -171,9 +172,27 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
         out["inbox_gets_during_fanout"] = len(latencies)
         out["live_eps_during_fanout"] = round(during)
         out["live_ratio_during_fanout"] = round(during / base, 3) if base else None
-        out["broadcast_visible_s"] = None
-        out["bytes_per_recipient_broadcast"] = None
         say(f"fan-out: {out['topic_fanout_s']} s")
+        # The broadcast: every known user of the tenant (the N subscribers, known since
+        # the topic reached them), fanned out on write the same way.
+        before = await used_memory(redis)
+        started = time.monotonic()
+        b_id = job_id_for("", BROADCAST, f"bench-b-{prefix}")
+        await jobs.create(b_id, "", BROADCAST, NotificationCreated(title="to all"), "b")
+        deadline = started + args.phase_timeout
+        while time.monotonic() < deadline:
+            job = await jobs.get(b_id)
+            if job is not None and job.done is not None:
+                break
+            say(f"broadcast: {job.sent if job else 0} sent")
+            await asyncio.sleep(1.0)
+        done = await drained(redis, keys, deadline)
+        elapsed = time.monotonic() - started
+        out["broadcast_visible_s"] = round(elapsed, 2) if done else None
+        out["broadcast_sent"] = (await jobs.get(b_id)).sent  # type: ignore[union-attr]
+        out["bytes_per_recipient_broadcast"] = round(
+            (await used_memory(redis) - before) / max(1, out["broadcast_sent"]))
+        say(f"broadcast: {out['broadcast_visible_s']} s")
     finally:
         stop_children()
         await redis.aclose()

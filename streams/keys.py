@@ -236,6 +236,11 @@ class Keys:
         subscribers are spread over every partition, each share in its own slot."""
         return f"{self.ns_root(partition, ns)}:topic:{user_part(tenant or '-')}:{topic}"
 
+    def tenant_users(self, partition: int, tenant: str, ns: str = LIVE_NS) -> str:
+        """Set: the users of this partition (and tenant) Herald knows — who ever had a
+        notification or followed a topic: a broadcast's recipients."""
+        return f"{self.ns_root(partition, ns)}:users:{user_part(tenant or '-')}"
+
     def fanout_job(self, job_id: str) -> str:
         """Hash: one topic publish being fanned out (consumers/fanout/jobs.py); not a
         projection (its output, one notification.created per recipient, is the log)."""

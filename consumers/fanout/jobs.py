@@ -29,6 +29,7 @@ from herald.streams.events import NotificationCreated
 from herald.streams.ids import new_id, now_ms
 from herald.streams.keys import Keys
 
+BROADCAST = ""  # a job's topic for a broadcast: every known user of the tenant
 JOB_FIELDS = ("tenant", "topic", "payload", "digest", "partition", "scan", "sent", "created",
               "done")
 

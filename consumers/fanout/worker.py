@@ -21,7 +21,7 @@ import os
 import time
 from typing import Any
 
-from herald.consumers.fanout.jobs import FanoutJobs, Job, recipient_key
+from herald.consumers.fanout.jobs import BROADCAST, FanoutJobs, Job, recipient_key
 from herald.consumers.projection.views import Views
 from herald.streams import tenants
 from herald.streams.connection import text
@@ -71,7 +71,8 @@ class Fanout:
         while job.partition < partitions:
             p = job.partition
             ns = await self.views.ns(p)
-            members = self.keys.topic_members(p, job.tenant, job.topic, ns)
+            members = (self.keys.tenant_users(p, job.tenant, ns) if job.topic == BROADCAST
+                       else self.keys.topic_members(p, job.tenant, job.topic, ns))
             cursor, users = await self.redis.sscan(members, int(job.scan), count=self.batch)
             users = [text(u) for u in users]
             if users:

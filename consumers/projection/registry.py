@@ -27,7 +27,7 @@ PROJECTIONS: dict[str, Projection] = {
     # A created notification also starts the delivery status of its push channels, and
     # one fired by the scheduler leaves the schedule (or its digest items their bucket).
     NotificationCreated.TYPE: chain(inbox.project_created, delivery.project_created_status,
-                                    schedule.project_fired),
+                                    schedule.project_fired, topics.project_known),
     UserErased.TYPE: chain(inbox.project_erased, schedule.project_erased,
                            delivery.project_erased, topics.project_erased),
 }

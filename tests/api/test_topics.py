@@ -69,3 +69,25 @@ async def test_publish_to_a_topic_reaches_its_subscribers_once(
                    for e in await log_entries(redis, settings, p)
                    if e.type == "notification.created"]
         assert len(created) == 4
+
+
+async def test_a_broadcast_reaches_every_known_user_of_the_tenant(
+        api_settings: Settings, redis: Any) -> None:
+    settings = api_settings.replace(api_keys=(SERVICE_KEY, f"beta:{KEY_B}"))
+    async with running_api(settings) as api:
+        for user in ("fay", "gus"):
+            await api.publish(user, "hello")
+        await api.call("PUT", "/v1/users/hal/topics/anything")  # known through a topic
+        beta = await api.post("/v1/notifications", auth=KEY_B,
+                              json={"user": "fay", "title": "beta's"})
+        assert beta.status == 201
+        for user in ("fay", "gus"):
+            await wait_inbox(api, user, 1)
+        sent = await api.post("/v1/broadcasts", json={"title": "maintenance tonight"})
+        assert sent.status == 202, sent.body
+        async with running_role("fanout", settings, redis):
+            for user, count in (("fay", 2), ("gus", 2), ("hal", 1)):
+                page = await wait_inbox(api, user, count)
+                assert page["items"][0]["title"] == "maintenance tonight"
+        beta_page = (await api.get("/v1/users/fay/inbox", auth=KEY_B)).body
+        assert [i["title"] for i in beta_page["items"]] == ["beta's"]
