@@ -39,8 +39,7 @@ from herald.streams.settings import Settings
 
 TOPIC_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 TOPIC_PARAM = Param("topic", "path", {"type": "string", "pattern": TOPIC_PATTERN}, True,
-                    "The topic: 1-128 of A-Z a-z 0-9 _ . : -.",
-                    match=r"[A-Za-z0-9_.:\-]{1,128}")
+                    "The topic: 1-128 of A-Z a-z 0-9 _ . : - (anything else: 422).")
 JOB_PARAM = Param("id", "path", {"type": "string", "pattern": r"^[0-9A-Za-z]{1,40}$"}, True,
                   "The fan-out's id.", match=r"[0-9A-Za-z]{1,40}")
 _SCHEDULING = ("deliver_at", "delay_seconds", "cancel_key", "digest_key",
