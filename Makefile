@@ -44,11 +44,15 @@ node:
 	    cd $(NODE_DIR) && npm ci --no-audit --no-fund --silent; fi; \
 	else echo "node: npm not found; the Node producer's tests will skip"; fi
 
+# pytest processes for make test (each starts its own servers); `make test TEST_WORKERS=0`
+# runs in one process
+TEST_WORKERS ?= auto
+
 run: $(STAMP) allocator
 	HERALD_DEV=$${HERALD_DEV:-true} $(VENV)/bin/herald run
 
 test: $(STAMP) allocator browser node
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 	$(PY) -m tests.chaos.run --quick
 
 # The chaos suite (tests/chaos): real processes, real faults, one line per scenario.
@@ -68,7 +72,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) allocator
 	$(PY) scripts/bench_publish.py
-	@for s in bench_project bench_api bench_live bench_delivery bench_protocol; do \
+	@for s in bench_project bench_api bench_live bench_delivery bench_protocol bench_channels; do \
 	  if [ -f scripts/$$s.py ]; then $(PY) scripts/$$s.py || exit 1; fi; done
 
 clean:

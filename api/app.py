@@ -24,6 +24,7 @@ from herald.api import (
     routes_admin,
     routes_client,
     routes_delivery,
+    routes_devices,
     routes_events,
     routes_inbox,
     routes_inbox_states,
@@ -32,6 +33,7 @@ from herald.api import (
     routes_pages,
     routes_publish,
     routes_schedule,
+    routes_templates,
     routes_topics,
     routes_users,
 )
@@ -77,8 +79,8 @@ class RouteModule(Protocol):
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
-    routes_inbox, routes_delivery, routes_live, routes_admin, routes_pages, routes_users,
-    routes_client, routes_topics,
+    routes_inbox, routes_delivery, routes_devices, routes_templates, routes_live,
+    routes_admin, routes_pages, routes_users, routes_client, routes_topics,
 )
 
 

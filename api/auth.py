@@ -52,8 +52,9 @@ class Principal:
 
 
 def valid_user(value: object, field: str) -> str:
-    """A plain user id as a request gives it (never a tenant-scoped one)."""
-    return check_user(value, field, scoped=False)
+    """A plain user id as a request gives it (never a tenant-scoped one, never one of
+    Herald's own users)."""
+    return check_user(value, field, scoped=False, system=False)
 
 
 def fingerprint(key: str) -> str:

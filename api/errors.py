@@ -91,10 +91,12 @@ class MethodNotAllowed(Problem):
 
 
 class Conflict(Problem):
-    """Raised when an idempotency key was used within the window for another payload;
-    ``first_id`` / ``first_position`` name the first append under it."""
+    """Raised when the request conflicts with the current state: an idempotency key
+    used within the window for another payload (``first_id`` / ``first_position`` name
+    the first append under it), a template version registered meanwhile, a device
+    limit reached."""
 
-    status, slug, title = 409, "idempotency_conflict", "Idempotency key reused"
+    status, slug, title = 409, "conflict", "Conflict"
 
 
 class PayloadTooLarge(Problem):

@@ -4,11 +4,15 @@
   ``{"preferences": {category | "*": {channel: bool}}}``; opt-out model — a channel
   is used unless the most specific rule says false (consumers/delivery/policy.py).
   PUT replaces them all.
+  ``quiet_hours`` (``{"start": "22:00", "end": "08:00", "timezone"}``, optional) hold
+  non-critical pushes until the window ends (consumers/delivery/quiet.py).
 - ``GET /v1/users/{user}/profile`` (both) and ``PUT`` (service keys only): delivery
-  addresses — ``phone`` (E.164), ``email``, ``wechat_openid``, ``webhook_url``,
-  ``webhook_secret`` (``whsec_<base64>``). PUT replaces the profile (absent fields
-  are cleared) and re-enables endpoints that had answered 410. GET never shows the
-  secret (``webhook_secret_set``) and lists ``disabled`` endpoints.
+  addresses — ``phone`` (E.164), ``email``, ``wechat_openid``, ``wecom_userid``,
+  ``webhook_url``, ``webhook_secret`` (``whsec_<base64>``) — and ``locale`` (BCP 47:
+  the language templates render in). PUT replaces the profile (absent fields are
+  cleared) and re-enables endpoints that had answered 410. GET never shows the
+  secret (``webhook_secret_set``) and lists ``disabled`` endpoints. Single fields:
+  api/routes_devices.py (``…/contacts``).
 - ``GET /v1/notifications/{id}`` (service keys): the notification and its
   per-channel delivery status (consumers/delivery/queries.py); 404 when nothing is
   known of it (never existed, or its status expired and its inbox item is gone).
@@ -35,7 +39,7 @@ from herald.consumers.delivery.queries import DeliveryQueries
 from herald.streams import tenants
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
-from herald.streams.validation import CHANNELS, EMAIL_RE, PHONE_RE, URL_RE
+from herald.streams.validation import CHANNELS, EMAIL_RE, HHMM_RE, LOCALE_RE, PHONE_RE, URL_RE
 
 DELIVERY_QUERIES: web.AppKey[DeliveryQueries] = web.AppKey("delivery_queries")
 
@@ -51,6 +55,22 @@ PREFERENCES = {"type": "object", "maxProperties": 200,
 _OPTIONAL_TEXT = {"type": ["string", "null"]}
 
 
+def _zones() -> list[str]:
+    from zoneinfo import available_timezones
+
+    return sorted(available_timezones())
+
+
+def quiet_hours_schema() -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False,
+            "required": ["start", "end", "timezone"],
+            "properties": {"start": {"type": "string", "pattern": HHMM_RE.pattern},
+                           "end": {"type": "string", "pattern": HHMM_RE.pattern},
+                           "timezone": {"enum": _zones(), "description": "An IANA zone."}},
+            "description": "Push channels hold non-critical sends from start to end (24-hour "
+                           "HH:MM in the zone; may pass midnight; start = end: none)."}
+
+
 def _text(pattern: str, description: str) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern, "description": description}
 
@@ -61,6 +81,8 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         "phone": _text(PHONE_RE.pattern, "E.164, e.g. +8613800000000."),
         "email": _text(EMAIL_RE.pattern, "An e-mail address."),
         "wechat_openid": {"type": "string", "minLength": 1, "maxLength": 256},
+        "wecom_userid": {"type": "string", "minLength": 1, "maxLength": 256},
+        "locale": _text(LOCALE_RE.pattern, "BCP 47, e.g. zh-CN: templates render in it."),
         "webhook_url": _text(URL_RE.pattern, "http(s) URL receiving signed POSTs."),
         "webhook_secret": {"type": "string", "minLength": 1, "maxLength": 256,
                            "description": "whsec_<base64> (several, space-separated, "
@@ -77,12 +99,15 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "read_at": _TIME, "archived": {"type": "boolean"},
         },
     }
+    quiet = quiet_hours_schema()
     return {
         "PreferencesRequest": {"type": "object", "additionalProperties": False,
                                "required": ["preferences"],
-                               "properties": {"preferences": PREFERENCES}},
+                               "properties": {"preferences": PREFERENCES,
+                                              "quiet_hours": quiet}},
         "Preferences": {"type": "object", "required": ["user", "preferences", "updated_at"],
                         "properties": {"user": {"type": "string"}, "preferences": PREFERENCES,
+                                       "quiet_hours": {"anyOf": [quiet, {"type": "null"}]},
                                        "updated_at": _TIME}},
         "ProfileRequest": {"type": "object", "additionalProperties": False,
                            "properties": profile_fields,
@@ -94,6 +119,7 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "properties": {
                 "user": {"type": "string"}, "phone": _OPTIONAL_TEXT, "email": _OPTIONAL_TEXT,
                 "wechat_openid": _OPTIONAL_TEXT, "webhook_url": _OPTIONAL_TEXT,
+                "wecom_userid": _OPTIONAL_TEXT, "locale": _OPTIONAL_TEXT,
                 "webhook_secret_set": {"type": "boolean"},
                 "disabled": {"type": "object", "additionalProperties": _TIME,
                              "description": "channel → when its receiver disabled it (410)."},
@@ -125,7 +151,8 @@ async def get_preferences(call: Call) -> web.Response:
 
 
 async def put_preferences(call: Call) -> web.Response:
-    event = PreferencesChanged(preferences=call.body["preferences"])
+    event = PreferencesChanged(preferences=call.body["preferences"],
+                               quiet_hours=call.body.get("quiet_hours"))
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:
         return json_response(accepted_body(appended), 202)
@@ -199,7 +226,8 @@ def setup(app: web.Application) -> None:
     """Add the delivery queries once the app's Redis client exists."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        app[DELIVERY_QUERIES] = DeliveryQueries(app[REDIS], app[SETTINGS])
+        if DELIVERY_QUERIES not in app:  # publishing sets it up too (api/routes_publish.py)
+            app[DELIVERY_QUERIES] = DeliveryQueries(app[REDIS], app[SETTINGS])
         yield
 
     app.cleanup_ctx.append(context)

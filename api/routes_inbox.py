@@ -26,7 +26,7 @@ from aiohttp import web
 from herald.api.appending import accepted_body, append_and_wait
 from herald.api.auth import require_service
 from herald.api.context import QUERIES, REDIS, SETTINGS
-from herald.api.errors import NotFound, Unprocessable, field_error
+from herald.api.errors import NotFound, Unavailable, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.longpoll import wait_newer
 from herald.api.routing import ID_PARAM, USER_PARAM, Call, Param, Reply, Route
@@ -35,6 +35,7 @@ from herald.api.schemas import (
     POSITION_PATTERN,
     STATUSES,
 )
+from herald.consumers.errors import RetentionError
 from herald.consumers.projection.queries import MAX_LIMIT
 from herald.consumers.retention.as_of import InboxAsOf
 from herald.streams.errors import ValidationError
@@ -89,6 +90,8 @@ async def _as_of(call: Call) -> web.Response:
         path = f"query.{exc.field}"
         raise Unprocessable(f"{path}: {exc.message}", errors=[field_error(path, exc.message)]
                             ) from exc
+    except RetentionError as exc:  # the copy it was built in was dropped: ask again
+        raise Unavailable(str(exc), retry_after=1) from exc
     return json_response({"items": page.items, "next_cursor": page.next_cursor,
                           "unread_count": page.unread_count, "as_of": at})
 

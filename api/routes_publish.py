@@ -12,6 +12,18 @@ first append's ``first_id`` when it differs (a batch item: status 409).
 
 A batch (≤ ``HERALD_MAX_BATCH``) validates each item on its own: invalid items get
 a 422 result, the valid ones are appended together (one pipeline), in order per user.
+
+Templates: ``"template": id`` (``template_version``, default the latest) renders the
+title, body and per-channel variants from ``data`` in ``locale``, default the user's
+(their profile's, as projected now), falling back ``zh-CN`` → ``zh`` → ``default``;
+the template's category, channels and priority apply unless the request gives them.
+The event records ``{id, version, locale}`` and the rendered text, so every retry and
+every replay sends exactly that. An unknown template is 404 (a batch item: 422); data
+the template cannot render with is 422 naming the place — at publish, never at send.
+
+Routing: ``channels`` without ``in_app`` keep the notification out of the inbox (an
+SMS-only one-time code); ``priority: critical`` skips digesting (a ``digest_key`` is
+ignored) and quiet hours and is sent ahead of queued bulk sends.
 """
 
 from __future__ import annotations
@@ -21,16 +33,22 @@ from typing import Any
 
 from aiohttp import web
 
+from herald.api import routes_delivery, routes_templates
 from herald.api.appending import count_published
 from herald.api.auth import valid_user
 from herald.api.context import PRODUCER, QUERIES, SCHEMAS
-from herald.api.errors import Unprocessable, conflict, field_error
+from herald.api.errors import NotFound, Unprocessable, conflict, field_error
 from herald.api.jsonio import json_response
+from herald.api.routes_delivery import DELIVERY_QUERIES
+from herald.api.routes_templates import RENDERER, TEMPLATES
 from herald.api.routing import Call, Reply, Route
 from herald.api.schemas import check
+from herald.consumers.templates.definition import template_defaults
+from herald.consumers.templates.render import TemplateError
 from herald.streams import codec, tenants
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import (
+    CRITICAL,
     Appended,
     DigestItemAdded,
     Envelope,
@@ -62,15 +80,46 @@ def time_ms(text: str, path: str) -> int:
         raise _invalid(path, f"is not a usable date-time: {exc}") from exc
 
 
+async def rendered_item(app: web.Application, item: dict[str, Any],
+                        tenant: str = tenants.DEFAULT) -> dict[str, Any]:
+    """``item`` with a template's title, body, variants and defaults filled in (as is
+    without ``template``). NotFound for an unknown template or version; Unprocessable
+    when the data does not render."""
+    if "template" not in item:
+        return item
+    found = await app[TEMPLATES].get(item["template"], item.get("template_version"))
+    if found is None:
+        raise NotFound(f"no template {item['template']!r}"
+                       + (f" version {item['template_version']}"
+                          if "template_version" in item else ""))
+    locale = item.get("locale") or await app[DELIVERY_QUERIES].locale(
+        tenants.scoped(tenant, valid_user(item["user"], "user")))
+    try:
+        rendered = app[RENDERER].render(found.definition, locale, item.get("data", {}))
+    except TemplateError as exc:
+        raise Unprocessable(f"template: {exc}", errors=[field_error("template", str(exc))]) \
+            from exc
+    return {**template_defaults(found.definition), **item, "title": rendered.title,
+            "body": rendered.body, "variants": rendered.variants,
+            "template_ref": {"id": found.id, "version": found.version,
+                             "locale": rendered.locale}}
+
+
 def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload:
-    """The event payload a (schema-valid) notification request stands for."""
+    """The event payload a (schema-valid, template-rendered) notification request stands for."""
+    channels = tuple(item.get("channels", ("in_app",)))
+    priority = item.get("priority")
     common: dict[str, Any] = {
         "title": item["title"],
         "body": item.get("body", ""),
         "category": item.get("category", "general"),
         "data": item.get("data", {}),
-        "channels": tuple(item.get("channels", ("in_app",))),
+        "channels": channels,
         "recipients": item.get("recipients", {}),
+        "priority": priority if priority == CRITICAL else None,
+        "inbox": None if "in_app" in channels else False,
+        "template": item.get("template_ref"),
+        "variants": item.get("variants") or None,
     }
     if "expires_at" in item:
         common["expires_at"] = time_ms(item["expires_at"], "expires_at")
@@ -81,7 +130,7 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
         else:
             due = now + round(float(item["delay_seconds"]) * 1000)
         return NotificationScheduled(deliver_at=due, cancel_key=item.get("cancel_key"), **common)
-    if "digest_key" in item:
+    if "digest_key" in item and priority != CRITICAL:  # a critical one is never digested
         window_ms = int(item.get("digest_window_seconds", settings.digest_window_s) * 1000)
         window_end = (now // window_ms + 1) * window_ms
         return DigestItemAdded(digest_key=item["digest_key"], window_end=window_end, **common)
@@ -109,7 +158,9 @@ def digest_of(item: dict[str, Any]) -> str | None:
 
 async def publish_one(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
-    envelope = build_envelope(producer, call.body, now_ms(), _tenant(call))
+    tenant = _tenant(call)
+    envelope = build_envelope(producer, await rendered_item(call.app, call.body, tenant),
+                              now_ms(), tenant)
     appended = await producer.publish(envelope, digest=digest_of(call.body))
     count_published(call.app, [envelope], [appended])
     if isinstance(envelope.payload, NotificationScheduled):
@@ -124,9 +175,13 @@ def _tenant(call: Call) -> str:
     return call.principal.tenant if call.principal is not None else tenants.DEFAULT
 
 
-def _prevalidate(producer: Producer, schema: dict[str, Any], item: Any, now: int,
-                 tenant: str) -> Envelope:
+async def _prevalidate(app: web.Application, producer: Producer, schema: dict[str, Any],
+                       item: Any, now: int, tenant: str) -> Envelope:
     check(schema, item)
+    try:
+        item = await rendered_item(app, item, tenant)
+    except NotFound as exc:  # per item: a 422 result, not the batch's 404
+        raise _invalid("template", exc.detail) from exc
     envelope = build_envelope(producer, item, now, tenant)
     try:
         raw = codec.encode(envelope)
@@ -146,7 +201,8 @@ async def publish_batch(call: Call) -> web.Response:
     indexes: list[int] = []
     for index, item in enumerate(items):
         try:
-            envelopes.append(_prevalidate(producer, schema, item, now, _tenant(call)))
+            envelopes.append(await _prevalidate(call.app, producer, schema, item, now,
+                                                _tenant(call)))
             indexes.append(index)
         except Unprocessable as problem:
             results[index] = {"index": index, "status": 422, "detail": problem.detail,
@@ -185,10 +241,18 @@ def routes(settings: Settings) -> list[Route]:
               tag, "service", {201: Reply("Appended.", "Published"),
                                200: Reply("Duplicate idempotency_key: the first append.",
                                           "Published")},
-              body="NotificationRequest", errors=(*errors, 409)),
+              body="NotificationRequest", errors=(*errors, 404, 409),
+              description="404: the template (or version) named is not registered. "
+                          "409: the idempotency_key was used for another payload."),
         Route("POST", "/v1/notifications/batch", publish_batch, "publish_batch",
               f"Publish up to {settings.max_batch} notifications", tag, "service",
               {200: Reply("Per-item results, in request order.", "BatchResult")},
               body="BatchRequest", errors=errors, batch_body=True,
               description="The body may be up to HERALD_MAX_BATCH_BODY (default 4 MiB)."),
     ]
+
+
+def setup(app: web.Application) -> None:
+    """Templates and the users' locales, for publishes that name a template."""
+    routes_delivery.setup(app)
+    routes_templates.setup(app)

@@ -23,7 +23,13 @@ import orjson
 
 from herald.api.errors import Unprocessable, field_error
 from herald.streams.settings import Settings
-from herald.streams.validation import CHANNELS, SCHEDULE_HORIZON_MS
+from herald.streams.validation import (
+    CHANNELS,
+    LOCALE_RE,
+    PRIORITIES,
+    SCHEDULE_HORIZON_MS,
+    TEMPLATE_ID_RE,
+)
 
 # Any text without control characters; the 256-byte (UTF-8) bound is checked by the
 # API (422), as JSON Schema counts characters, not bytes.
@@ -54,6 +60,11 @@ COMBINATIONS: dict[tuple[str, ...], tuple[str, str]] = {
     ("dependentSchemas", "digest_key"): (
         "digest_key", "cannot be combined with deliver_at or delay_seconds"),
     ("dependentSchemas", "digest_window_seconds"): ("digest_window_seconds", "needs digest_key"),
+    ("dependentSchemas", "template"): (
+        "template", "cannot be combined with title or body: the template writes them"),
+    ("dependentSchemas", "template_version"): ("template_version", "needs template"),
+    ("dependentSchemas", "locale"): ("locale", "needs template"),
+    ("dependentSchemas", "version"): ("version", "cannot be combined with definition"),
 }
 
 
@@ -61,17 +72,25 @@ def notification_request() -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["user", "title"],
+        "required": ["user"],
+        "if": {"not": {"required": ["template"]}},
+        "then": {"required": ["title"]},
         "not": {"type": "object", "required": ["deliver_at", "delay_seconds"]},
         "dependentSchemas": {
             "cancel_key": _SCHEDULED,
             "digest_key": {"not": _SCHEDULED},
             "digest_window_seconds": {"required": ["digest_key"]},
+            "template": {"not": {"anyOf": [{"required": ["title"]}, {"required": ["body"]}]}},
+            "template_version": {"required": ["template"]},
+            "locale": {"required": ["template"]},
         },
         "description": (
             "One notification. deliver_at and delay_seconds schedule it (give at most one); "
             "cancel_key needs one of them; digest_key collects it into the user's digest "
-            "(not combinable with scheduling)."
+            "(not combinable with scheduling). A template writes the title, body and channel "
+            "variants from data in the user's locale (give title or template). channels "
+            "without in_app keep it out of the inbox; priority critical skips digests and "
+            "quiet hours and goes ahead of queued sends."
         ),
         "properties": {
             "user": USER,
@@ -93,6 +112,15 @@ def notification_request() -> dict[str, Any]:
             "recipients": {"type": "object", "propertyNames": {"enum": list(CHANNELS)},
                            "additionalProperties": {"type": "string", "minLength": 1,
                                                     "maxLength": 2000}},
+            "priority": {"enum": list(PRIORITIES), "description": "critical: skips digests "
+                         "and quiet hours, sent ahead of queued bulk sends (still within the "
+                         "channel's rate limit). Default normal."},
+            "template": {"type": "string", "pattern": TEMPLATE_ID_RE.pattern,
+                         "description": "A registered template (404 when unknown)."},
+            "template_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000,
+                                 "description": "Default: the latest."},
+            "locale": {"type": "string", "pattern": LOCALE_RE.pattern,
+                       "description": "Render in this locale (default: the user's)."},
         },
     }
 

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from herald.consumers.channels import registry as providers
 from herald.consumers.delivery import worker as delivery_worker
 from herald.consumers.errors import UnknownRoleError
 from herald.consumers.fanout import worker as fanout
@@ -43,10 +44,17 @@ DLQ_HANDLERS: dict[str, HandlerFactory] = {
 
 log = get_logger(__name__)
 
-# One role per delivery channel (webhook, sms, wechat, email), each its own group.
+# One role per delivery channel (webhook, sms, wechat, email, push), each its own group.
 for _channel in delivery_worker.CHANNEL_ROLES:
     ROLES[_channel] = delivery_worker.role(_channel)
     DLQ_HANDLERS[_channel] = delivery_worker.handler_factory(_channel)
+
+
+def check_roles(names: Sequence[str], settings: Settings) -> None:
+    """Every configured provider of the channel roles among ``names`` has what it needs
+    (consumers/channels/registry.py); SettingsError naming the variables otherwise, so a
+    command exits 2 before anything starts."""
+    providers.check(settings, [n for n in names if n in delivery_worker.CHANNEL_ROLES])
 
 
 def register_role(name: str, run: RoleFactory, *, group: str | None = None,
@@ -73,8 +81,10 @@ async def run_roles(
     names: Sequence[str], settings: Settings, redis: Any, stop: asyncio.Event
 ) -> None:
     """Run the named roles until ``stop``; a failing role stops the others, then raises."""
+    chosen = resolve(names)
+    check_roles(chosen, settings)
     tasks: dict[asyncio.Future[None], str] = {
-        asyncio.ensure_future(ROLES[n](settings, redis, stop)): n for n in resolve(names)
+        asyncio.ensure_future(ROLES[n](settings, redis, stop)): n for n in chosen
     }
     log.info("worker_started", roles=list(tasks.values()))
     warning = await eviction_warning(redis)

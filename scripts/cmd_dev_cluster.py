@@ -5,7 +5,8 @@ Starts ``masters`` primaries with ``replicas`` replicas each from the server bin
 ``herald run`` uses (streams/cluster_server.py), on free 127.0.0.1 ports, append-only,
 in ``<data folder>/cluster`` (emptied first: each start is a new cluster), waits for
 ``cluster_state:ok``, prints the environment that points Herald at it, and runs until
-SIGINT/SIGTERM, when every node is stopped.
+SIGINT/SIGTERM, when every node is stopped. The nodes die with the command also when it
+is killed outright (no orphaned servers).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with start_cluster(folder, masters=args.masters, replicas=args.replicas,
-                       appendfsync=settings.appendfsync) as cluster:
+                       appendfsync=settings.appendfsync, die_with_parent=True) as cluster:
         sys.stdout.write(
             f"A cluster of {args.masters} primaries and {args.masters * args.replicas} "
             f"replicas is running in {folder}:\n"

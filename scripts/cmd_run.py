@@ -33,7 +33,7 @@ from herald.command import (
     server,
 )
 from herald.consumers.metrics import consumer_metrics
-from herald.consumers.roles import resolve, run_roles
+from herald.consumers.roles import check_roles, resolve, run_roles
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
@@ -84,6 +84,7 @@ async def run_all(settings: Settings, banner: str = "") -> int:
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(host=args.host, port=args.port)
     tls_context(settings)  # bad TLS files: exit 2 before anything starts
+    check_roles(resolve(None), settings)  # and a provider's missing settings
     generated_key = not settings.api_keys
     with server(settings) as srv:
         settings = settings.replace(redis_url=srv.url)

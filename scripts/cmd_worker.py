@@ -16,10 +16,10 @@ import sys
 from typing import Any
 
 from herald.api.metrics_server import serve_metrics
-from herald.command import EXIT_OK, UsageError, command, connected
+from herald.command import EXIT_OK, UsageError, command, connected, load_settings
 from herald.consumers.errors import UnknownRoleError
 from herald.consumers.metrics import consumer_metrics
-from herald.consumers.roles import resolve, run_roles
+from herald.consumers.roles import check_roles, resolve, run_roles
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
 
@@ -41,7 +41,9 @@ def main(args: argparse.Namespace) -> int:
         names = resolve(_names(args.roles))
     except UnknownRoleError as exc:
         raise UsageError(str(exc)) from exc
-    return connected(lambda settings, redis: _work(names, settings, redis),
+    settings = load_settings()
+    check_roles(names, settings)  # a provider's missing settings: exit 2 before connecting
+    return connected(lambda settings, redis: _work(names, settings, redis), settings,
                      tune_collector=True)  # a long decode loop: see streams/process.py
 
 

@@ -8,6 +8,15 @@ returns once every node reports ``cluster_state:ok`` and every replica is in syn
 ``herald dev-cluster`` runs one in the foreground; the test suite starts one per
 session.
 
+:meth:`ClusterHandle.move_slots` reshards live, with the protocol ``valkey-cli
+--cluster reshard`` uses: for each slot ``CLUSTER SETSLOT … IMPORTING`` on the
+target and ``MIGRATING`` on the source, ``CLUSTER GETKEYSINSLOT`` + ``MIGRATE`` in
+batches, then ``CLUSTER SETSLOT … NODE`` on the target, the source and every other
+primary. Clients keep working meanwhile: a command on a key already moved is
+redirected (``ASK``), one whose keys are split between the two nodes is refused with
+``TRYAGAIN`` until the slot is done, and the final ``SETSLOT`` turns both into
+``MOVED`` (a blocked read on the source is released with it).
+
 A short ``cluster-node-timeout`` (:data:`NODE_TIMEOUT_MS`) makes failover take a
 few seconds, which is what the failover tests and the benchmark measure.
 
@@ -23,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +49,8 @@ SLOTS = 16384
 NODE_TIMEOUT_MS = 2000
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+MIGRATE_BATCH = 100  # keys per MIGRATE while moving a slot
+MIGRATE_TIMEOUT_MS = 5000  # a MIGRATE's longest transfer of one batch
 
 
 @dataclass
@@ -103,6 +115,75 @@ class ClusterHandle:
         node.process = _spawn(self.binary, node, self.appendfsync, self.env,
                               self.die_with_parent)
         _wait_ping(node)
+
+    def node_id(self, node: Node) -> str:
+        with node.client() as c:
+            return str(c.execute_command("CLUSTER", "MYID"))
+
+    def slot_owners(self) -> dict[int, Node]:
+        """Slot → the primary serving it, as the live primaries see it (CLUSTER SLOTS
+        of the first that answers)."""
+        by_port = {n.port: n for n in self.nodes}
+        for node in self.primaries():
+            try:
+                with node.client() as c:
+                    ranges = c.execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            owners: dict[int, Node] = {}
+            for first, last, primary, *_replicas in ranges:
+                for slot in range(int(first), int(last) + 1):
+                    owners[slot] = by_port[int(primary[1])]
+            return owners
+        raise redis.ConnectionError("no primary answers CLUSTER SLOTS")
+
+    def move_slots(self, slots: Iterable[int], target: Node, *,
+                   batch: int = MIGRATE_BATCH) -> int:
+        """Move ``slots`` (each from the primary serving it now) to the primary
+        ``target``, keys and all, while clients keep working (see the module
+        docstring); the number of keys moved. A slot ``target`` serves already is
+        skipped.
+
+        Failure modes: a node's error reply (a ``MIGRATE`` that finds the key on the
+        target, a node that is not a primary) is raised as :class:`redis.RedisError`
+        and leaves that slot half moved (``MIGRATING``/``IMPORTING``): calling again
+        with the same slots finishes it.
+        """
+        owners = self.slot_owners()
+        primaries = self.primaries()
+        if target not in primaries:
+            raise redis.ResponseError(f"node {target.port} is not a primary")
+        ids = {n.port: self.node_id(n) for n in primaries}
+        target_id = ids[target.port]
+        clients = {n.port: n.client(timeout=MIGRATE_TIMEOUT_MS / 1000 + 5) for n in primaries}
+        moved = 0
+        try:
+            for slot in slots:
+                source = owners[slot]
+                if source.port == target.port:
+                    continue
+                src, dst = clients[source.port], clients[target.port]
+                dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
+                src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+                while True:
+                    keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+                    if not keys:
+                        break
+                    src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0,
+                                        MIGRATE_TIMEOUT_MS, "KEYS", *keys)
+                    moved += len(keys)
+                # The target first (it then serves the slot), the source next (its
+                # clients get MOVED), then everyone else (gossip would tell them too).
+                dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+                src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+                for port, client in clients.items():
+                    if port not in (source.port, target.port):
+                        client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        finally:
+            for client in clients.values():
+                client.close()
+        log.info("slots_moved", target=target.port, keys=moved)
+        return moved
 
     def wait_ok(self, timeout: float = START_TIMEOUT_S) -> None:
         """Until every live node reports ``cluster_state:ok``."""

@@ -24,7 +24,9 @@ from herald.streams.settings import Settings, SnapshotEvery
 MASK = "****"
 SECRETS = frozenset({
     "HERALD_API_KEYS", "HERALD_TOKEN_SECRET", "HERALD_SECRET_KEYS", "HERALD_SMTP_PASSWORD",
-    "HERALD_SMS_AUTH_TOKEN", "HERALD_WECHAT_SECRET",
+    "HERALD_SMS_AUTH_TOKEN", "HERALD_WECHAT_SECRET", "HERALD_ALIYUN_ACCESS_KEY_SECRET",
+    "HERALD_TENCENT_SECRET_KEY", "HERALD_WECOM_SECRET", "HERALD_FCM_CREDENTIALS",
+    "HERALD_APNS_PRIVATE_KEY",
 })
 DEFAULT, ENVIRONMENT, CREDENTIALS_FILE = "default", "environment", "credentials file"
 _QUERY_SECRET = re.compile(r"(?i)((?:^|&)(?:password|pass|token|secret)=)[^&]*")

@@ -23,7 +23,7 @@ from herald.streams.validation import check_user
 
 async def erase_user(producer: Producer, user: str) -> tuple[Appended, bool]:
     """Erase ``user``; the appended event and whether a data key was deleted."""
-    check_user(user)
+    check_user(user, system=False)
     had_key = await producer.data_keys.erase(user)
     appended = await producer.publish(producer.envelope(user, UserErased()))
     return appended, had_key

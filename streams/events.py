@@ -19,6 +19,9 @@ from herald.streams.partitions import partition_for
 
 # ----------------------------------------------------------------- payloads
 
+CRITICAL = "critical"  # the one priority that changes routing (NotificationContent)
+TEMPLATES_USER = "~templates"  # the reserved user whose events are the templates
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Payload:
@@ -36,6 +39,15 @@ class NotificationContent(Payload):
     the scheduler sets it so a fired reminder keeps the id it was scheduled with.
     ``expires_at`` (ms) is the time-to-live: no channel sends it after that.
     ``recipients`` overrides the profile's addresses for this notification.
+
+    Routing and templates (None means "as before", so older entries decode and
+    project exactly as they did): ``priority`` is ``"critical"`` for a send that
+    skips digests and quiet hours and goes ahead of queued bulk sends (None:
+    normal); ``inbox`` False keeps it out of the inbox (the API sets it when
+    ``channels`` leaves out ``in_app``; None: in the inbox); ``template`` names what
+    rendered it, ``{"id", "version", "locale"}``, and ``variants`` holds the rendered
+    per-channel content (``{"sms": {"text", "template_code", "params"}, ...}``,
+    consumers/templates/), sealed like the title.
     """
 
     title: str
@@ -46,6 +58,18 @@ class NotificationContent(Payload):
     notification_id: str | None = None
     expires_at: int | None = None
     recipients: dict[str, str] = field(default_factory=dict)
+    priority: str | None = None
+    inbox: bool | None = None
+    template: dict[str, Any] | None = None
+    variants: dict[str, Any] | None = None
+
+    @property
+    def critical(self) -> bool:
+        return self.priority == CRITICAL
+
+    @property
+    def in_inbox(self) -> bool:
+        return self.inbox is not False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +225,9 @@ class PreferencesChanged(Payload):
 
     TYPE: ClassVar[str] = "preferences.changed"
     preferences: dict[str, dict[str, bool]]
+    # {"start": "22:00", "end": "08:00", "timezone": "Asia/Shanghai"}: push channels
+    # hold non-critical sends until the end (consumers/delivery/quiet.py). None: none.
+    quiet_hours: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +240,54 @@ class ProfileChanged(Payload):
     wechat_openid: str | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    wecom_userid: str | None = None
+    locale: str | None = None  # BCP 47 (``zh-CN``): the language templates render in
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactChanged(Payload):
+    """Sets one field of the user's profile (``kind``: phone, email, wechat_openid,
+    wecom_userid, locale) without touching the others; ``value`` None removes it. A
+    later ProfileChanged replaces the whole profile, these fields included."""
+
+    TYPE: ClassVar[str] = "contact.changed"
+    kind: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRegistered(Payload):
+    """A device of the user that receives push notifications: ``platform`` ``fcm`` or
+    ``apns``, its provider ``token`` (sealed), and ``device_id``, a digest of both
+    (registering the same token again changes nothing but its time)."""
+
+    TYPE: ClassVar[str] = "device.registered"
+    device_id: str
+    platform: str
+    token: str
+    app: str | None = None  # APNs topic (bundle id) when it differs from HERALD_APNS_TOPIC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRemoved(Payload):
+    """The device no longer receives pushes: removed by the user or a service, or by
+    delivery when the provider reported its token invalid (``reason`` says which)."""
+
+    TYPE: ClassVar[str] = "device.removed"
+    device_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateRegistered(Payload):
+    """Version ``version`` of template ``template_id``: the checked definition
+    (consumers/templates/definition.py). An event of :data:`TEMPLATES_USER`, so every
+    template lives in that user's partition; versions are immutable."""
+
+    TYPE: ClassVar[str] = "template.registered"
+    template_id: str
+    version: int
+    definition: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,6 +350,10 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     AllRead,
     PreferencesChanged,
     ProfileChanged,
+    ContactChanged,
+    DeviceRegistered,
+    DeviceRemoved,
+    TemplateRegistered,
     UserErased,
     InboxSeen,
     NotificationUnarchived,

@@ -110,6 +110,16 @@ class Keys:
         """String: held (PX) by the one worker fetching a new WeChat access token."""
         return f"{self.prefix}:wechat:{{{appid}}}:token_lock"
 
+    def provider_token(self, provider: str, account: str) -> str:
+        """String: a provider's access token shared by every worker (WeCom, FCM's OAuth2
+        token, APNs' provider JWT), PX = its usable lifetime (consumers/channels/tokens.py).
+        ``account`` names the credentials (corp id and agent, project, team and key)."""
+        return f"{self.prefix}:token:{{{provider}:{account}}}"
+
+    def provider_token_lock(self, provider: str, account: str) -> str:
+        """String: held (PX) by the one worker fetching a new :meth:`provider_token`."""
+        return f"{self.provider_token(provider, account)}:lock"
+
     # -------------------------------------------------------------- the log
     def stream(self, partition: int) -> str:
         """Stream: the partition's log; every event of its users, in order."""
@@ -267,6 +277,24 @@ class Keys:
         """Hash: the user's delivery addresses."""
         return f"{self.ns_root(partition, ns)}:profile:{user}"
 
+    def devices(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Hash: the user's push devices, device id → packed record
+        (consumers/delivery/projection.py)."""
+        return f"{self.ns_root(partition, ns)}:devices:{user}"
+
+    # Templates are global, yet they are events like everything else: every one is an
+    # event of the reserved user ``~templates`` (streams/events.py TEMPLATES_USER), so
+    # they all live in that user's partition (one slot on a Cluster), are snapshotted,
+    # archived and replayed with it, and readers find them by that partition.
+    def template(self, partition: int, template_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: one template: ``latest`` (version), ``v<n>`` (packed definition) and
+        ``ts<n>`` (registered at, ms) per version."""
+        return f"{self.ns_root(partition, ns)}:tpl:{template_id}"
+
+    def template_index(self, partition: int, ns: str = LIVE_NS) -> str:
+        """Sorted set: every template id (score 0: lexical order)."""
+        return f"{self.ns_root(partition, ns)}:tpls"
+
     def status(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
         """Hash: per-channel delivery status of one notification."""
         return f"{self.ns_root(partition, ns)}:status:{notification_id}"
@@ -319,9 +347,10 @@ class Keys:
         """Sorted set: collected digest items (``user|digest key|field``) by window end (ms)."""
         return f"{self.ns_root(partition, ns)}:digests"
 
-    def retry_queue(self, channel: str, partition: int) -> str:
-        """Sorted set: deliveries waiting for their next attempt, by due time."""
-        return f"{self.tag(partition)}:retry:{channel}"
+    def retry_queue(self, channel: str, partition: int, critical: bool = False) -> str:
+        """Sorted set: deliveries waiting for their next attempt, by due time; critical
+        ones wait in their own, taken first (consumers/delivery/retry_queue.py)."""
+        return f"{self.tag(partition)}:retry:{channel}" + (":crit" if critical else "")
 
     def retry_jobs(self, channel: str, partition: int) -> str:
         """Hash: notification id → the packed delivery job waiting in :meth:`retry_queue`."""

@@ -27,6 +27,8 @@ from herald.streams import codec
 from herald.streams.crypto import CryptoError, DataKey, sealed_key_id
 from herald.streams.events import (
     REGISTRY,
+    ContactChanged,
+    DeviceRegistered,
     Envelope,
     NotificationContent,
     Payload,
@@ -34,12 +36,18 @@ from herald.streams.events import (
 )
 from herald.streams.keystore import KeyStore
 
-_CONTENT = ("title", "body", "data", "recipients")
-_PROFILE = ("phone", "email", "wechat_openid", "webhook_url", "webhook_secret")
+_CONTENT = ("title", "body", "data", "recipients", "variants")
+_PROFILE = ("phone", "email", "wechat_openid", "webhook_url", "webhook_secret",
+            "wecom_userid")
+# A contact's value and a device's token are as personal as the profile's addresses.
+# (A profile's locale is not sealed: it is a setting, not an address.)
+_OTHERS: dict[type[Payload], tuple[str, ...]] = {ContactChanged: ("value",),
+                                                 DeviceRegistered: ("token",)}
 
 SEALED: dict[type[Payload], tuple[str, ...]] = {
-    cls: _CONTENT if issubclass(cls, NotificationContent) else _PROFILE
-    for cls in REGISTRY.values() if issubclass(cls, NotificationContent | ProfileChanged)
+    **{cls: _CONTENT if issubclass(cls, NotificationContent) else _PROFILE
+       for cls in REGISTRY.values() if issubclass(cls, NotificationContent | ProfileChanged)},
+    **_OTHERS,
 }
 
 
@@ -48,7 +56,7 @@ def _blank(cls: type[Payload]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in SEALED[cls]:
-            out[f.name] = "" if f.name in ("title", "body") else {} \
+            out[f.name] = "" if f.name in ("title", "body", "token") else {} \
                 if f.name in ("data", "recipients") else None
     return out
 
@@ -57,7 +65,10 @@ _BLANKS: dict[type[Payload], dict[str, Any]] = {cls: _blank(cls) for cls in SEAL
 
 
 def sealable(payload: Payload) -> bool:
-    """Whether ``payload``'s type has personal fields."""
+    """Whether ``payload`` has personal fields to seal (a contact's removal has none,
+    and a locale is not personal)."""
+    if type(payload) is ContactChanged:
+        return payload.value is not None and payload.kind != "locale"  # type: ignore[attr-defined]
     return type(payload) in SEALED
 
 

@@ -153,6 +153,26 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _subset(*options: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = _csv(text)
+        unknown = [name for name in chosen if name not in options]
+        if unknown or len(set(chosen)) != len(chosen):
+            raise ValueError(f"must list some of {', '.join(options)} once each, got {text!r}")
+        return chosen
+
+    return parse
+
+
+def _share(text: str) -> float:
+    """``10%`` or ``0.1`` → 0.1 (from 0 to 0.9: bulk sends keep some room)."""
+    raw = text.strip()
+    value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    if not 0 <= value <= 0.9:
+        raise ValueError(f"must be between 0% and 90%, got {text!r}")
+    return value
+
+
 def _env(name: str, parser: Callable[[str], Any], default: Any) -> Any:
     return field(default=default, metadata={"env": name, "parse": parser})
 
@@ -256,6 +276,58 @@ class Settings:
     smtp_password: str = _env("HERALD_SMTP_PASSWORD", str, "")
     smtp_from: str = _env("HERALD_SMTP_FROM", str, "Herald <herald@localhost>")
     smtp_timeout_s: float = _env("HERALD_SMTP_TIMEOUT", parse_duration, 30.0)
+    # --- providers behind the channels (consumers/channels/registry.py): which one a
+    # channel uses, validated at worker start (consumers/channels/registry.py check)
+    sms_provider: str = _env("HERALD_SMS_PROVIDER", _choice("twilio", "aliyun", "tencent"),
+                             "twilio")
+    wechat_provider: str = _env("HERALD_WECHAT_PROVIDER",
+                                _choice("miniprogram", "official", "wecom"), "miniprogram")
+    push_providers: tuple[str, ...] = _env("HERALD_PUSH_PROVIDERS", _subset("fcm", "apns"),
+                                           ("fcm", "apns"))
+    # Alibaba Cloud SMS (SendSms, ACS3-HMAC-SHA256): endpoint, AccessKey, sign name, and
+    # the template code used when a notification brings none (its param: ${content}).
+    aliyun_sms_base_url: str = _env("HERALD_ALIYUN_SMS_BASE_URL", str,
+                                    "https://dysmsapi.aliyuncs.com")
+    aliyun_access_key_id: str = _env("HERALD_ALIYUN_ACCESS_KEY_ID", str, "")
+    aliyun_access_key_secret: str = _env("HERALD_ALIYUN_ACCESS_KEY_SECRET", str, "")
+    aliyun_sms_sign_name: str = _env("HERALD_ALIYUN_SMS_SIGN_NAME", str, "")
+    aliyun_sms_template_code: str = _env("HERALD_ALIYUN_SMS_TEMPLATE_CODE", str, "")
+    # Tencent Cloud SMS (SendSms 2021-01-11, TC3-HMAC-SHA256): endpoint, SecretId/Key,
+    # SmsSdkAppId, sign name, default template id (one parameter: the text), region.
+    tencent_sms_base_url: str = _env("HERALD_TENCENT_SMS_BASE_URL", str,
+                                     "https://sms.tencentcloudapi.com")
+    tencent_secret_id: str = _env("HERALD_TENCENT_SECRET_ID", str, "")
+    tencent_secret_key: str = _env("HERALD_TENCENT_SECRET_KEY", str, "")
+    tencent_sms_app_id: str = _env("HERALD_TENCENT_SMS_APP_ID", str, "")
+    tencent_sms_sign_name: str = _env("HERALD_TENCENT_SMS_SIGN_NAME", str, "")
+    tencent_sms_template_id: str = _env("HERALD_TENCENT_SMS_TEMPLATE_ID", str, "")
+    tencent_sms_region: str = _env("HERALD_TENCENT_SMS_REGION", str, "ap-guangzhou")
+    # WeCom (企业微信) application messages: API base, corp id, the app's secret and
+    # agent id (the access token is shared by every worker through Redis).
+    wecom_base_url: str = _env("HERALD_WECOM_BASE_URL", str, "https://qyapi.weixin.qq.com")
+    wecom_corp_id: str = _env("HERALD_WECOM_CORP_ID", str, "")
+    wecom_secret: str = _env("HERALD_WECOM_SECRET", str, "")
+    wecom_agent_id: str = _env("HERALD_WECOM_AGENT_ID", str, "")
+    # Push: total time per provider request, and devices kept per user.
+    push_timeout_s: float = _env("HERALD_PUSH_TIMEOUT", parse_duration, 10.0)
+    max_devices: int = _env("HERALD_MAX_DEVICES", _positive_int, 10)
+    # Firebase Cloud Messaging HTTP v1: API base, and the service account (a JSON file's
+    # path, or the JSON itself) whose key signs the OAuth2 assertion; the project id
+    # defaults to the service account's.
+    fcm_base_url: str = _env("HERALD_FCM_BASE_URL", str, "https://fcm.googleapis.com")
+    fcm_credentials: str = _env("HERALD_FCM_CREDENTIALS", str, "")
+    fcm_project_id: str = _env("HERALD_FCM_PROJECT_ID", str, "")
+    # APNs, token-based (a .p8 signing key) over HTTP/2: API base (sandbox:
+    # https://api.sandbox.push.apple.com), team id, key id, the key (PEM text or a file
+    # path), and the app's bundle id (apns-topic).
+    apns_base_url: str = _env("HERALD_APNS_BASE_URL", str, "https://api.push.apple.com")
+    apns_team_id: str = _env("HERALD_APNS_TEAM_ID", str, "")
+    apns_key_id: str = _env("HERALD_APNS_KEY_ID", str, "")
+    apns_private_key: str = _env("HERALD_APNS_PRIVATE_KEY", str, "")
+    apns_topic: str = _env("HERALD_APNS_TOPIC", str, "")
+    # --- priority routing: the share of each channel's HERALD_RATE_LIMITS kept free for
+    # critical sends (bulk sends use the rest; consumers/delivery/ratelimit.py)
+    critical_reserve: float = _env("HERALD_CRITICAL_RESERVE", _share, 0.1)
     # --- API
     host: str = _env("HERALD_HOST", str, "127.0.0.1")
     port: int = _env("HERALD_PORT", int, 8080)

@@ -18,7 +18,12 @@ from herald.streams import tenants
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
     BULK_ACTIONS,
+    CRITICAL,
+    TEMPLATES_USER,
+    ContactChanged,
     DeliveryEvent,
+    DeviceRegistered,
+    DeviceRemoved,
     DigestItemAdded,
     Envelope,
     InboxBulkMarked,
@@ -30,13 +35,17 @@ from herald.streams.events import (
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
+    TemplateRegistered,
     TopicSubscribed,
     TopicUnsubscribed,
 )
 from herald.streams.ids import is_id
 from herald.streams.settings import Settings
 
-CHANNELS = ("in_app", "webhook", "sms", "wechat", "email")
+CHANNELS = ("in_app", "webhook", "sms", "wechat", "email", "push")
+PRIORITIES = ("normal", CRITICAL)
+PLATFORMS = ("fcm", "apns")
+CONTACT_KINDS = ("phone", "email", "wechat_openid", "wecom_userid", "locale")
 RESERVED_USERS = frozenset({"me"})
 # A user id: any UTF-8 text of 1-256 bytes without control characters (C0, DEL, C1) or
 # lone surrogates; hash-tagged by partition in every key (streams/keys.py), so any
@@ -44,12 +53,20 @@ RESERVED_USERS = frozenset({"me"})
 USER_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,256}")
 USER_MAX_BYTES = 256
 USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
+# Users that only Herald itself appends for (refused on every API path and CLI).
+SYSTEM_USERS = frozenset({TEMPLATES_USER})
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
+TEMPLATE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+DEVICE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+HHMM_RE = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
+MAX_TOKEN = 4096  # longest device token (FCM's are ~160 characters, APNs' 64 hex)
+MAX_TEMPLATE_BYTES = 32 * 1024  # a template definition, encoded
 # The longest delay the API accepts for a schedule; cancel tombstones and markers live
 # at least this long (streams/schedule_cancel.py, consumers/schedule/projection.py).
 SCHEDULE_HORIZON_MS = 366 * 86_400_000
@@ -72,18 +89,25 @@ class Limits:
         )
 
 
-def check_user(user: Any, field: str = "user", *, scoped: bool = True) -> str:
+def check_user(user: Any, field: str = "user", *, scoped: bool = True,
+               system: bool = True) -> str:
     """A valid user id; ``scoped``: a tenant's user (``<tenant>\x1f<user>``,
-    streams/tenants.py) is valid too (what Herald writes; requests give plain ids)."""
+    streams/tenants.py) is valid too (what Herald writes; requests give plain ids);
+    ``system``: Herald's own users (``~templates``) too, which the log carries and the
+    API never names."""
+    if system and user in SYSTEM_USERS:
+        return str(user)
     if scoped and isinstance(user, str) and tenants.SEP in user:
         tenant, plain = tenants.split(user)
         if not tenants.is_tenant(tenant):
             raise ValidationError(field, "names no valid tenant before its separator")
-        check_user(plain, field, scoped=False)
+        check_user(plain, field, scoped=False, system=False)
         return user
     if (not isinstance(user, str) or not USER_RE.fullmatch(user)
             or len(user.encode()) > USER_MAX_BYTES):
         raise ValidationError(field, USER_RULE)
+    if user in SYSTEM_USERS:
+        raise ValidationError(field, f"{user!r} is reserved")
     if user in RESERVED_USERS:
         raise ValidationError(field, f"{user!r} is reserved")
     return user
@@ -133,6 +157,17 @@ def _check_content(p: NotificationContent, limits: Limits, encoded_size: int | N
     for name, address in p.recipients.items():
         if name not in CHANNELS or not isinstance(address, str) or len(address) > 2000:
             raise ValidationError(f"recipients.{name}", "must be a known channel and an address")
+    if p.priority is not None and p.priority not in PRIORITIES:
+        raise ValidationError("priority", f"must be one of {', '.join(PRIORITIES)}")
+    if p.template is not None:
+        ref = p.template
+        locale = str(ref.get("locale", ""))
+        if not (TEMPLATE_ID_RE.fullmatch(str(ref.get("id", ""))) and type(ref.get("version"))
+                is int and (locale == "default" or LOCALE_RE.fullmatch(locale))):
+            raise ValidationError("template", "must be {id, version, locale} of a template")
+    for name in p.variants or {}:
+        if name not in CHANNELS:
+            raise ValidationError(f"variants.{name}", "must name a channel")
 
 
 def _check_data_size(data: dict[str, Any], limits: Limits) -> None:
@@ -159,18 +194,79 @@ def _check_preferences(p: PreferencesChanged) -> None:
                 raise ValidationError(f"preferences.{category}.{channel}", "unknown channel")
             if not isinstance(enabled, bool):
                 raise ValidationError(f"preferences.{category}.{channel}", "must be true or false")
+    if p.quiet_hours is not None:
+        _check_quiet_hours(p.quiet_hours)
+
+
+def _check_quiet_hours(quiet: dict[str, str]) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only when quiet hours are set
+
+    if set(quiet) != {"start", "end", "timezone"}:
+        raise ValidationError("quiet_hours", "needs exactly start, end and timezone")
+    for name in ("start", "end"):
+        if not isinstance(quiet[name], str) or not HHMM_RE.fullmatch(quiet[name]):
+            raise ValidationError(f"quiet_hours.{name}", "must be HH:MM (24-hour)")
+    try:
+        ZoneInfo(str(quiet["timezone"]))
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValidationError("quiet_hours.timezone", "is not an IANA time zone") from exc
+
+
+_CONTACT_RULES = {"phone": PHONE_RE, "email": EMAIL_RE, "webhook_url": URL_RE,
+                  "locale": LOCALE_RE}
+
+
+def _check_contact_value(name: str, value: str, field: str) -> None:
+    rule = _CONTACT_RULES.get(name)
+    if rule is not None:
+        if not rule.fullmatch(value):
+            raise ValidationError(field, f"is not a valid {name.replace('_', ' ')}"
+                                  + (" (E.164, e.g. +8613800138000)" if name == "phone" else ""))
+    elif not 1 <= len(value) <= 256:
+        raise ValidationError(field, "must be 1-256 characters")
 
 
 def _check_profile(p: ProfileChanged) -> None:
-    rules = {"phone": PHONE_RE, "email": EMAIL_RE, "webhook_url": URL_RE}
-    for name, rule in rules.items():
+    for name in ("phone", "email", "webhook_url", "wechat_openid", "webhook_secret",
+                 "wecom_userid", "locale"):
         value = getattr(p, name)
-        if value is not None and not rule.fullmatch(value):
-            raise ValidationError(name, f"is not a valid {name.replace('_', ' ')}")
-    for name in ("wechat_openid", "webhook_secret"):
-        value = getattr(p, name)
-        if value is not None and not 1 <= len(value) <= 256:
-            raise ValidationError(name, "must be 1-256 characters")
+        if value is not None:
+            _check_contact_value(name, value, name)
+
+
+def _check_contact(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if p.kind not in CONTACT_KINDS:
+        raise ValidationError("kind", f"must be one of {', '.join(CONTACT_KINDS)}")
+    if p.value is not None and not (sealed and p.value == ""):
+        _check_contact_value(p.kind, p.value, "value")
+
+
+def _check_device(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not DEVICE_ID_RE.fullmatch(p.device_id):
+        raise ValidationError("device_id", "must be 16 hex digits")
+    if isinstance(p, DeviceRegistered):
+        if p.platform not in PLATFORMS:
+            raise ValidationError("platform", f"must be one of {', '.join(PLATFORMS)}")
+        if not sealed and not 1 <= len(p.token) <= MAX_TOKEN:
+            raise ValidationError("token", f"must be 1-{MAX_TOKEN} characters")
+        if p.app is not None and not KEY_RE.fullmatch(p.app):
+            raise ValidationError("app", "must be 1-200 characters of A-Z a-z 0-9 _ . : @ / + = -")
+    elif len(p.reason) > 500:
+        raise ValidationError("reason", "is longer than 500 characters")
+
+
+def _check_template(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not TEMPLATE_ID_RE.fullmatch(p.template_id):
+        raise ValidationError("template_id", "must be 1-64 of a-z 0-9 _ . - (lowercase)")
+    if p.version < 1:
+        raise ValidationError("version", "must be at least 1")
+    try:
+        size = len(msgpack.packb(p.definition, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError("definition", f"cannot be stored: {exc}") from exc
+    if size > MAX_TEMPLATE_BYTES:
+        raise ValidationError("definition", f"is {size} bytes encoded; the limit is "
+                              f"{MAX_TEMPLATE_BYTES}")
 
 
 def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
@@ -230,6 +326,10 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (ScheduleCancelled, _check_cancel),
     (PreferencesChanged, lambda p, limits, size, sealed: _check_preferences(p)),
     (ProfileChanged, lambda p, limits, size, sealed: _check_profile(p)),
+    (ContactChanged, _check_contact),
+    (DeviceRegistered, _check_device),
+    (DeviceRemoved, _check_device),
+    (TemplateRegistered, _check_template),
     (DeliveryEvent, _check_delivery),
     (InboxBulkMarked, _check_bulk),
     (TopicSubscribed, lambda p, limits, size, sealed: _check_topic(p)),
@@ -258,6 +358,9 @@ def validate_payload(payload: Payload, limits: Limits, encoded_size: int | None 
 def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> None:
     """Check an envelope and its encoded size; raises ValidationError."""
     check_user(envelope.user)
+    if (envelope.user == TEMPLATES_USER) != isinstance(envelope.payload, TemplateRegistered):
+        raise ValidationError("user", f"templates are events of {TEMPLATES_USER!r}, and only "
+                              "templates are")
     if envelope.idempotency_key is not None:
         check_key(envelope.idempotency_key, "idempotency_key")
     if envelope.correlation is not None:

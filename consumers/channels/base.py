@@ -1,6 +1,8 @@
-"""The channel interface: one outbound message in, one classified result out.
+"""The provider interface: one outbound message in, one classified result out.
 
-A channel sends one :class:`OutboundMessage` to one recipient and answers a
+A :class:`Provider` (a channel's implementation: Twilio, Alibaba Cloud or Tencent
+Cloud for ``sms``…; consumers/channels/registry.py picks one per channel from the
+settings) sends one :class:`OutboundMessage` to one recipient and answers a
 :class:`SendResult` that says what the delivery worker should do next:
 
 - ``sent``: the provider accepted it (``provider_id`` names it there);
@@ -9,6 +11,10 @@ A channel sends one :class:`OutboundMessage` to one recipient and answers a
 - ``failed``: a permanent failure (4xx other than 429, invalid recipient,
   rejected content); retrying cannot help;
 - ``disabled``: the endpoint asked never to be called again (webhook 410).
+
+A result may also name ``stale`` device ids (the provider said their tokens are no
+longer valid: delivery removes them) and, for a send to several devices, the
+``remaining`` ones a retry should still reach.
 
 Guarantees: ``send`` never raises for a provider outcome (HTTP status, timeout,
 connection error, SMTP reply); it raises only on cancellation or a programming
@@ -37,12 +43,14 @@ MAX_RETRY_AFTER_S = 86400.0
 # Longest error text kept in a result (it ends up in a DeliveryFailed event).
 MAX_DETAIL_CHARS = 300
 
-# Which profile field holds each channel's address (see events.ProfileChanged).
+# Which profile field holds each channel's address (see events.ProfileChanged); a
+# provider may name another (``Provider.contact``: WeCom's ``wecom_userid``).
 PROFILE_FIELDS: dict[str, str] = {
     "webhook": "webhook_url",
     "sms": "phone",
     "wechat": "wechat_openid",
     "email": "email",
+    "push": "devices",
 }
 WEBHOOK_SECRET_FIELD = "webhook_secret"
 
@@ -74,17 +82,19 @@ class Recipient:
 
 
 def recipient_for(
-    channel: str, profile: Mapping[str, str | None], overrides: Mapping[str, str] | None = None
+    channel: str, profile: Mapping[str, str | None], overrides: Mapping[str, str] | None = None,
+    field_name: str | None = None,
 ) -> Recipient | None:
     """The recipient of ``channel`` from a profile and per-notification overrides.
 
     ``overrides`` (NotificationContent.recipients) may name either the channel
     (``{"sms": "+86..."}``) or the profile field (``{"phone": "+86..."}``); it
     wins over the profile. None when the user has no address for the channel
-    (the worker records ``skipped``).
+    (the worker records ``skipped``). ``field_name``: the profile field to read
+    (default: the channel's in :data:`PROFILE_FIELDS`).
     """
     overrides = overrides or {}
-    field_name = PROFILE_FIELDS.get(channel, channel)
+    field_name = field_name or PROFILE_FIELDS.get(channel, channel)
     address = overrides.get(channel) or overrides.get(field_name) or profile.get(field_name)
     if not address:
         return None
@@ -94,12 +104,32 @@ def recipient_for(
     return Recipient(address=address, secret=secret or None)
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One push device of a user: its id (a digest of platform and token), platform
+    (``fcm`` or ``apns``), provider token and, for APNs, its app's topic if not the
+    default."""
+
+    id: str
+    platform: str
+    token: str
+    app: str | None = None
+    registered_at: int = 0
+
+    def __repr__(self) -> str:  # tokens are personal: never in logs
+        return f"Device(id={self.id!r}, platform={self.platform!r})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboundMessage:
     """One notification on its way to one recipient on one channel.
 
     ``created_at`` is the notification's time (ms, the envelope's), so the payload
-    is identical on every attempt; ``attempt`` counts from 1.
+    is identical on every attempt; ``attempt`` counts from 1. ``variant`` is the
+    channel's rendered template variant (consumers/templates/: an SMS template code
+    and parameters, a WeChat template id and fields…), empty when the notification has
+    none; ``priority`` is ``critical`` or None; ``devices`` are the push channel's
+    recipients (``recipient`` then names them all).
     """
 
     notification_id: str
@@ -112,10 +142,17 @@ class OutboundMessage:
     data: Mapping[str, Any] = field(default_factory=dict)
     created_at: int
     attempt: int = 1
+    variant: Mapping[str, Any] = field(default_factory=dict)
+    priority: str | None = None
+    devices: tuple[Device, ...] = ()
 
     @property
     def idempotency_key(self) -> str:
         return idempotency_key(self.notification_id, self.channel, self.recipient.address)
+
+    @property
+    def critical(self) -> bool:
+        return self.priority == "critical"
 
 
 class Outcome(enum.StrEnum):
@@ -130,15 +167,20 @@ class SendResult:
     """What happened to one send; see the module docstring for the outcomes.
 
     ``code`` is the provider's own code when there is one (HTTP status, SMTP
-    reply code, WeChat errcode, Twilio error code); ``detail`` is a short reason
-    fit for a status page; ``retry_after_s`` is the provider's minimum delay.
+    reply code, WeChat errcode, Twilio error code, Alibaba Cloud's ``isv.…``);
+    ``detail`` is a short reason fit for a status page, naming the provider's code;
+    ``retry_after_s`` is the provider's minimum delay. ``stale``: device ids whose
+    tokens the provider reported invalid; ``remaining``: the device ids a retry
+    should still reach (None: all of them).
     """
 
     outcome: Outcome
     provider_id: str | None = None
-    code: int | None = None
+    code: int | str | None = None
     detail: str = ""
     retry_after_s: float | None = None
+    stale: tuple[str, ...] = ()
+    remaining: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -149,23 +191,24 @@ class SendResult:
         return self.outcome is Outcome.RETRY
 
     @classmethod
-    def sent(cls, provider_id: str | None = None, code: int | None = None) -> SendResult:
+    def sent(cls, provider_id: str | None = None, code: int | str | None = None) -> SendResult:
         return cls(outcome=Outcome.SENT, provider_id=provider_id, code=code)
 
     @classmethod
     def retry(
-        cls, detail: str, *, code: int | None = None, retry_after_s: float | None = None
+        cls, detail: str, *, code: int | str | None = None, retry_after_s: float | None = None
     ) -> SendResult:
         return cls(
             outcome=Outcome.RETRY, code=code, detail=_clip(detail), retry_after_s=retry_after_s
         )
 
     @classmethod
-    def failed(cls, detail: str, *, code: int | None = None) -> SendResult:
-        return cls(outcome=Outcome.FAILED, code=code, detail=_clip(detail))
+    def failed(cls, detail: str, *, code: int | str | None = None,
+               stale: tuple[str, ...] = ()) -> SendResult:
+        return cls(outcome=Outcome.FAILED, code=code, detail=_clip(detail), stale=stale)
 
     @classmethod
-    def disabled(cls, detail: str, *, code: int | None = None) -> SendResult:
+    def disabled(cls, detail: str, *, code: int | str | None = None) -> SendResult:
         return cls(outcome=Outcome.DISABLED, code=code, detail=_clip(detail))
 
 
@@ -182,6 +225,23 @@ class Channel(Protocol):
     async def aclose(self) -> None:
         """Release connections; the channel is unusable afterwards."""
         ...
+
+
+@runtime_checkable
+class Provider(Channel, Protocol):
+    """One provider of a channel (README "Adding a provider"): a :class:`Channel` that
+    also says which provider it is and which profile field holds its recipients.
+
+    ``name`` is the channel it serves (``sms``), ``provider`` its registry name
+    (``aliyun``), ``contact`` the profile field of its recipient (``phone``; WeCom:
+    ``wecom_userid``; push: ``devices``). One instance per worker process; ``send``
+    is called concurrently, never raises for a provider outcome (timeouts and
+    connection errors are ``retry``), and names the provider's own error code in
+    the result's ``code`` and ``detail``.
+    """
+
+    provider: str
+    contact: str
 
 
 # ------------------------------------------------------------------ helpers

@@ -60,18 +60,22 @@ def html_body(title: str, body: str) -> str:
 
 
 def build_email(message: OutboundMessage, sender: str) -> EmailMessage:
-    """The MIME message for one recipient (UTF-8; headers encoded as needed)."""
+    """The MIME message for one recipient (UTF-8; headers encoded as needed). A
+    template's ``email`` variant may give the ``subject`` and ``body``."""
+    variant = message.variant or {}
+    title = str(variant.get("subject") or message.title)
+    body = str(variant.get("body") or message.body)
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = message.recipient.address
-    mail["Subject"] = " ".join(message.title.split())  # a header is one line
+    mail["Subject"] = " ".join(title.split())  # a header is one line
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = message_id(message.idempotency_key, sender)
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     mail["X-Herald-Notification-Id"] = message.notification_id
-    text = f"{message.title}\n\n{message.body}\n" if message.body else f"{message.title}\n"
+    text = f"{title}\n\n{body}\n" if body else f"{title}\n"
     mail.set_content(text, charset="utf-8")
-    mail.add_alternative(html_body(message.title, message.body), subtype="html", charset="utf-8")
+    mail.add_alternative(html_body(title, body), subtype="html", charset="utf-8")
     return mail
 
 
@@ -99,6 +103,8 @@ class EmailChannel:
     """One SMTP session per send (no pool); bounded by HERALD_SMTP_TIMEOUT."""
 
     name = "email"
+    provider = "smtp"
+    contact = "email"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

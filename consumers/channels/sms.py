@@ -1,4 +1,5 @@
-"""SMS channel: Twilio's Messages API shape, base URL configurable.
+"""SMS channel: Twilio's Messages API shape, base URL configurable (the ``twilio``
+provider of ``sms``; aliyun_sms.py and tencent_sms.py are the others).
 
 ``POST {base}/2010-04-01/Accounts/{sid}/Messages.json`` with form fields ``To``,
 ``From`` (or ``MessagingServiceSid`` when HERALD_SMS_FROM starts with ``MG``) and
@@ -11,7 +12,8 @@ connection errors retry.
 The delivery's idempotency key travels in HERALD_SMS_IDEMPOTENCY_HEADER
 (default ``I-Twilio-Idempotency-Token``); a provider that ignores it may send a
 duplicate when a request timed out after it was accepted. A recipient that is
-not an E.164 number (``+`` then 7-15 digits) fails without a request.
+not an E.164 number (``+`` then 7-15 digits) fails without a request. A template's
+``sms`` variant may give the ``text`` to send instead of the title and body.
 """
 
 from __future__ import annotations
@@ -39,8 +41,13 @@ RESPONSE_PEEK_BYTES = 4096
 
 
 def sms_text(message: OutboundMessage) -> str:
-    """The text sent: title and body on separate lines, clipped to MAX_BODY_CHARS."""
-    text = f"{message.title}\n{message.body}" if message.body else message.title
+    """The text sent: the variant's ``text``, else title and body on separate lines,
+    clipped to MAX_BODY_CHARS."""
+    variant_text = message.variant.get("text") if message.variant else None
+    if isinstance(variant_text, str) and variant_text:
+        text = variant_text
+    else:
+        text = f"{message.title}\n{message.body}" if message.body else message.title
     return text if len(text) <= MAX_BODY_CHARS else text[: MAX_BODY_CHARS - 1] + "…"
 
 
@@ -63,6 +70,8 @@ class SmsChannel:
     """Text messages through a Twilio-shaped Messages API."""
 
     name = "sms"
+    provider = "twilio"
+    contact = "phone"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

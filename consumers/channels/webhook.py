@@ -96,6 +96,8 @@ class WebhookChannel:
     """Signed JSON POSTs to each user's endpoint; one shared ClientSession."""
 
     name = "webhook"
+    provider = "standard-webhooks"
+    contact = "webhook_url"
 
     def __init__(self, settings: Settings) -> None:
         self._http = HttpSession(settings.webhook_timeout_s, settings.delivery_concurrency)

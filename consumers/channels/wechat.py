@@ -7,8 +7,14 @@ the answer is ``{"errcode", "errmsg"[, "msgid"]}`` and errcode 0 is sent.
 The title and body go into the template fields HERALD_WECHAT_TITLE_FIELD and
 HERALD_WECHAT_BODY_FIELD of HERALD_WECHAT_TEMPLATE_ID; a notification may pass
 its own under ``data["wechat"]`` = ``{"template_id", "page", "data": {field:
-value}, "miniprogram_state"}``. Values are clipped to WeChat's field limits
-(``thing`` 20 characters, ``phrase`` 5, ``character_string`` 32).
+value}, "miniprogram_state"}``, and a template's ``wechat`` variant
+(consumers/templates/) ``{"template_id", "fields": {field: value}, "page"}`` wins over
+both. Values are clipped to WeChat's field limits (``thing`` 20 characters,
+``phrase`` 5, ``character_string`` 32).
+
+This is the ``miniprogram`` provider of the ``wechat`` channel
+(HERALD_WECHAT_PROVIDER); wechat_official.py (Official Account template messages)
+shares its token handling and send loop.
 
 Token errors (40001, 40014, 42001) drop the cached token, fetch a fresh one and
 retry the send once. Errcode -1 (busy) and the quota codes retry; the rest fail
@@ -32,6 +38,7 @@ from herald.consumers.channels.base import (
     classify_http,
     error_detail,
 )
+from herald.consumers.channels.tokens import SharedToken
 from herald.consumers.channels.wechat_token import AccessTokens, TokenUnavailable
 from herald.streams.settings import Settings
 
@@ -72,21 +79,37 @@ def classify_errcode(errcode: int, errmsg: str, msgid: Any = None) -> SendResult
     return SendResult.failed(f"errcode {errcode} ({known}): {errmsg}", code=errcode)
 
 
+def custom_fields(message: OutboundMessage) -> Mapping[str, Any]:
+    """What the notification says about its WeChat message: the template variant
+    (``fields`` becomes ``data``), else ``data["wechat"]``, else nothing."""
+    variant = message.variant
+    if variant:
+        out = dict(variant)
+        if "fields" in out:
+            out["data"] = out.pop("fields")
+        return out
+    custom = message.data.get("wechat")
+    return custom if isinstance(custom, Mapping) else {}
+
+
 class WeChatChannel:
     """Subscribe messages with a Redis-shared access token."""
 
     name = "wechat"
+    provider = "miniprogram"
+    contact = "wechat_openid"
+    path = "/cgi-bin/message/subscribe/send"
+    token_errcodes: frozenset[int] = TOKEN_ERRCODES
 
     def __init__(self, settings: Settings, redis: Any) -> None:
         self._settings = settings
         self._http = HttpSession(settings.wechat_timeout_s, settings.delivery_concurrency)
-        self.tokens = AccessTokens(redis, settings, self._http)
-        self._url = settings.wechat_base_url.rstrip("/") + "/cgi-bin/message/subscribe/send"
+        self.tokens: SharedToken = AccessTokens(redis, settings, self._http)
+        self._url = settings.wechat_base_url.rstrip("/") + self.path
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any] | None:
         """The JSON document sent, or None when no template id is known."""
-        custom = message.data.get("wechat")
-        custom = custom if isinstance(custom, Mapping) else {}
+        custom = custom_fields(message)
         template_id = custom.get("template_id") or self._settings.wechat_template_id
         if not template_id:
             return None
@@ -115,18 +138,21 @@ class WeChatChannel:
         document = self.request_body(message)
         if document is None:
             return SendResult.failed("no WeChat template id (HERALD_WECHAT_TEMPLATE_ID)")
-        body = orjson.dumps(document)
+        return await self.post_with_token(orjson.dumps(document))
+
+    async def post_with_token(self, body: bytes) -> SendResult:
+        """POST ``body`` with the shared token; a token error refreshes it and retries once."""
         try:
             token = await self.tokens.get()
             result, errcode = await self._post(token, body)
-            if errcode not in TOKEN_ERRCODES:
+            if errcode not in self.token_errcodes:
                 return result
             await self.tokens.invalidate(token)
             token = await self.tokens.get()
         except TokenUnavailable as exc:
             return exc.result
         result, errcode = await self._post(token, body)
-        if errcode in TOKEN_ERRCODES:
+        if errcode in self.token_errcodes:
             return SendResult.retry(f"access token rejected twice: {result.detail}", code=errcode)
         return result
 
@@ -156,9 +182,13 @@ class WeChatChannel:
             return SendResult.retry(f"unreadable answer: {text}", code=status), None
         errcode = int(answer.get("errcode", 0))
         errmsg = str(answer.get("errmsg", ""))
-        if errcode in TOKEN_ERRCODES:
+        if errcode in self.token_errcodes:
             return SendResult.retry(f"errcode {errcode}: {errmsg}", code=errcode), errcode
-        return classify_errcode(errcode, errmsg, answer.get("msgid")), errcode
+        return self.classify(errcode, errmsg, answer), errcode
+
+    def classify(self, errcode: int, errmsg: str, answer: dict[str, Any]) -> SendResult:
+        """The result of an answer that is not a token error."""
+        return classify_errcode(errcode, errmsg, answer.get("msgid"))
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -2,14 +2,18 @@
 
 Per batch of jobs (fresh from the log, or due in the retry queue):
 
-1. Decide (fresh jobs only; consumers/delivery/policy.py): expired → DeliveryExpired;
-   opted out, no address, disabled endpoint → DeliverySkipped with the reason.
-   Retried jobs are only checked for expiry (their recipient is fixed).
+1. Decide (consumers/delivery/policy.py): expired → DeliveryExpired; opted out, no
+   address, disabled endpoint → DeliverySkipped with the reason; inside the user's
+   quiet hours (not critical) → deferred to their end. Retried jobs keep their
+   recipient, and are checked again for expiry, preferences and quiet hours as they
+   are now: a user who opted out while a send waited gets nothing.
 2. Pace (HERALD_RATE_LIMITS / HERALD_USER_RATE_LIMITS, consumers/delivery/ratelimit.py):
    a job refused a send slot is put in the retry queue for a later slot without
    using up an attempt — delayed, never dropped. Fresh jobs queue behind jobs
    this process already deferred, spaced at the channel's rate, so a backlog
-   after an outage drains at the limit in roughly log order.
+   after an outage drains at the limit in roughly log order. A critical job never
+   queues behind them: it asks for a slot at once (the limiter keeps a reserve for
+   critical sends), and when refused waits in the critical queue, taken first.
 3. Record DeliveryAttempted for every job about to be sent (one append).
 4. Send, at most HERALD_DELIVERY_CONCURRENCY at once per process.
 5. Jobs to retry go (back) into the retry queue with the next attempt number and
@@ -17,7 +21,9 @@ Per batch of jobs (fresh from the log, or due in the retry queue):
    then the outcomes are recorded (one append); then finished queue jobs are
    removed. A final ``failed`` follows the last attempt; permanent errors
    (4xx other than 429) are never retried; a webhook 410 is a final failure
-   whose detail disables that endpoint (consumers/delivery/projection.py).
+   whose detail disables that endpoint (consumers/delivery/projection.py). A device
+   whose token the provider reported invalid is removed (DeviceRemoved); a push
+   retried after a partial send goes only to the devices it did not reach.
 
 Crash safety: every event has a deterministic idempotency key (jobs.py), so a
 repeat of any step records nothing twice; a job is put in the queue before the
@@ -41,8 +47,9 @@ from typing import Any
 
 from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
 from herald.consumers.delivery.jobs import Job, Recorded
-from herald.consumers.delivery.policy import ERASED, decide, with_defaults
+from herald.consumers.delivery.policy import ERASED, decide, opted_out, with_defaults
 from herald.consumers.delivery.projection import disabled_detail
+from herald.consumers.delivery.quiet import quiet_until
 from herald.consumers.delivery.ratelimit import RateLimiter
 from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
@@ -85,7 +92,8 @@ class Dispatcher:
         self.producer = Producer(redis, settings)
         self.limiter = limiter or RateLimiter.from_settings(redis, settings)
         self.schedule = schedule or RetrySchedule.from_settings(settings)
-        self.state = state or ProjectedState(redis, settings)
+        self.state = state or ProjectedState(redis, settings, devices=channel.name == "push")
+        self.contact: str | None = getattr(channel, "contact", None)
         self.queue = RetryQueue(redis, settings, channel.name)
         self.gate = gate or asyncio.Semaphore(settings.delivery_concurrency)
         self.critical = frozenset(settings.critical_categories)
@@ -118,13 +126,18 @@ class Dispatcher:
         now = now_ms()
         events: list[Recorded] = []
         sendable: list[Job] = []
+        held: list[tuple[Job, int]] = []
         for job in jobs:
             user = users[job.user]
             defaults = self.tenant_defaults.get(tenants.tenant_of(job.user) or "-", {})
             decision = decide(job, now, user.profile,
-                              with_defaults(user.preferences, defaults), self.critical)
+                              with_defaults(user.preferences, defaults), self.critical,
+                              contact=self.contact, devices=user.devices,
+                              quiet=user.quiet_hours)
             if decision.action == "send":
                 sendable.append(decision.job)
+            elif decision.action == "defer":
+                held.append((decision.job, decision.until))
             elif decision.action == "skip":
                 events.append(job.skipped(decision.reason))
                 self.counters.skipped += 1
@@ -133,6 +146,7 @@ class Dispatcher:
                 events.append(job.expired_event())
                 self.counters.expired += 1
                 self._outcomes["expired"].inc()
+        await self._hold(partition, held)
         await self._run(partition, sendable, events, queued=False)
 
     async def retried(self, partition: int, jobs: Sequence[Job]) -> None:
@@ -145,9 +159,15 @@ class Dispatcher:
         events: list[Recorded] = []
         sendable: list[Job] = []
         ended: list[str] = []
-        for job in jobs:
-            if job.notification_id in done:
-                continue
+        held: list[tuple[Job, int]] = []
+        waiting = [job for job in jobs if job.notification_id not in done]
+        users = await self.state.load(partition, max_position(waiting),
+                                      {j.user for j in waiting}) if waiting else {}
+        for job in waiting:
+            user = users[job.user]
+            defaults = self.tenant_defaults.get(tenants.tenant_of(job.user) or "-", {})
+            reason = opted_out(job, with_defaults(user.preferences, defaults), self.critical)
+            until = None if job.critical else quiet_until(user.quiet_hours, now)
             if job.erased:
                 events.append(job.skipped(ERASED))
                 ended.append(job.notification_id)
@@ -158,9 +178,23 @@ class Dispatcher:
                 ended.append(job.notification_id)
                 self.counters.expired += 1
                 self._outcomes["expired"].inc()
+            elif reason is not None:  # preferences checked again at send time
+                events.append(job.skipped(f"{reason} while the send waited"))
+                ended.append(job.notification_id)
+                self.counters.skipped += 1
+                self._outcomes["skipped"].inc()
+            elif until is not None:
+                held.append((job, until))
             else:
                 sendable.append(job)
+        await self._hold(partition, held)
         await self._run(partition, sendable, events, queued=True, ended=ended)
+
+    async def _hold(self, partition: int, held: list[tuple[Job, int]]) -> None:
+        """Jobs deferred to the end of their user's quiet hours (no attempt used)."""
+        if held:
+            await self.queue.put(partition, held)
+            self.counters.deferred += len(held)
 
     # ----------------------------------------------------------------- steps
     async def _run(self, partition: int, jobs: list[Job], events: list[Recorded], *,
@@ -180,6 +214,8 @@ class Dispatcher:
             now = now_ms()
             for job, result in zip(granted, results, strict=True):
                 outcomes.append(self._outcome(job, result, now, retry))
+                outcomes.extend(job.device_removed(device, f"{result.detail}")
+                                for device in result.stale)
                 if not retry or retry[-1][0].notification_id != job.notification_id:
                     finished.append(job.notification_id)
             await self.queue.put(partition, retry)
@@ -197,15 +233,16 @@ class Dispatcher:
         deferred: list[tuple[Job, int]] = []
         now = now_ms()
         for job in jobs:
-            if not queued and self.spacing_ms and self._tail_ms > now:
+            critical = job.critical
+            if not queued and not critical and self.spacing_ms and self._tail_ms > now:
                 deferred.append((job, self._slot(now)))  # stay behind the backlog
                 continue
-            decision = await self.limiter.acquire(self.name, job.user)
+            decision = await self.limiter.acquire(self.name, job.user, critical=critical)
             if decision.allowed:
                 granted.append(job)
                 continue
             earliest = now + math.ceil(decision.retry_after_s * 1000)
-            if queued or not self.spacing_ms:
+            if queued or critical or not self.spacing_ms:
                 deferred.append((job, earliest + random.randint(0, REFUSED_JITTER_MS)))
             else:
                 deferred.append((job, self._slot(earliest)))
@@ -238,7 +275,7 @@ class Dispatcher:
             if due is not None:
                 self.counters.retried += 1
                 self._retries.inc()
-                retry.append((job.next_attempt(), due))
+                retry.append((job.next_attempt(result.remaining), due))
                 return job.failed(result.detail, due)
             detail = f"{result.detail} (gave up after {job.attempt} attempts)"
         elif result.outcome is Outcome.DISABLED:

@@ -6,9 +6,11 @@ specific first: ``prefs[category][channel]``, ``prefs["*"][channel]``; nothing
 said means allowed. A category in HERALD_CRITICAL_CATEGORIES is always delivered.
 
 The recipient comes from the notification's ``recipients`` override or the
-user's profile (consumers.channels.base.recipient_for). An endpoint that asked
-to be disabled (webhook 410, see consumers/delivery/projection.py) is skipped
-until the user's profile is set again.
+user's profile field the channel's provider reads (consumers.channels.base.recipient_for;
+``Provider.contact``), or, for ``push``, the user's registered devices. An endpoint
+that asked to be disabled (webhook 410, see consumers/delivery/projection.py) is
+skipped until the user's profile is set again. Inside the user's quiet hours
+(consumers/delivery/quiet.py) a send that is not critical is deferred to their end.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from herald.consumers.channels.base import PROFILE_FIELDS, Recipient, recipient_for
+from herald.consumers.channels.base import PROFILE_FIELDS, Device, Recipient, recipient_for
 from herald.consumers.delivery.jobs import Job
 from herald.consumers.delivery.projection import address_digest, disabled_field
+from herald.consumers.delivery.quiet import quiet_until
 
 ANY_CATEGORY = "*"
 ERASED = "the user's data was erased (herald erase): nothing to send"
@@ -55,34 +58,57 @@ def with_defaults(preferences: Mapping[str, Mapping[str, Any]],
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """``send`` (with the job's recipient set), ``skip`` or ``expire``, and why."""
+    """``send`` (with the job's recipient set), ``defer`` (the same, not before
+    ``until`` ms: quiet hours), ``skip`` or ``expire``, and why."""
 
     action: str
     job: Job
     reason: str = ""
+    until: int = 0
+
+
+def opted_out(job: Job, preferences: Mapping[str, Mapping[str, Any]],
+              critical: Collection[str] = ()) -> str | None:
+    """Why the job must not be sent under these preferences, or None."""
+    if allowed(preferences, job.category, job.channel, critical):
+        return None
+    return f"the user opted out of {job.channel} for category {job.category!r}"
 
 
 def decide(
     job: Job, now_ms: int, profile: Mapping[str, str],
-    preferences: Mapping[str, Mapping[str, Any]], critical: Collection[str] = (),
+    preferences: Mapping[str, Mapping[str, Any]], critical: Collection[str] = (), *,
+    contact: str | None = None, devices: tuple[Device, ...] = (),
+    quiet: Mapping[str, str] | None = None,
 ) -> Decision:
-    """The first decision about a fresh job (erasure, expiry, preferences, recipient)."""
+    """The first decision about a fresh job (erasure, expiry, preferences, recipient,
+    quiet hours). ``contact``: the profile field of the channel's provider."""
     if job.erased:
         return Decision("skip", job, ERASED)
     if job.expired(now_ms):
         return Decision("expire", job)
-    if not allowed(preferences, job.category, job.channel, critical):
-        return Decision("skip", job, f"the user opted out of {job.channel} for "
-                                     f"category {job.category!r}")
-    recipient = recipient_for(job.channel, profile, job.overrides)
-    if recipient is None:
-        field_name = PROFILE_FIELDS.get(job.channel, job.channel)
-        return Decision("skip", job, f"no address: the user's profile has no {field_name} "
-                                     "and the notification names no recipient")
-    if disabled(profile, job.channel, recipient):
-        return Decision("skip", job, f"the {job.channel} endpoint was disabled by its "
-                                     "receiver (HTTP 410); set the profile again to re-enable")
-    return Decision("send", job.with_recipient(recipient))
+    reason = opted_out(job, preferences, critical)
+    if reason is not None:
+        return Decision("skip", job, reason)
+    if job.channel == "push":
+        if not devices:
+            return Decision("skip", job, "no device: the user has registered none")
+        ready = job.with_devices(devices)
+    else:
+        recipient = recipient_for(job.channel, profile, job.overrides, contact)
+        if recipient is None:
+            field_name = contact or PROFILE_FIELDS.get(job.channel, job.channel)
+            return Decision("skip", job, f"no address: the user's profile has no {field_name} "
+                                         "and the notification names no recipient")
+        if disabled(profile, job.channel, recipient):
+            return Decision("skip", job, f"the {job.channel} endpoint was disabled by its "
+                                         "receiver (HTTP 410); set the profile again to "
+                                         "re-enable")
+        ready = job.with_recipient(recipient)
+    until = None if job.critical else quiet_until(quiet, now_ms)
+    if until is not None:
+        return Decision("defer", ready, "quiet hours", until)
+    return Decision("send", ready)
 
 
 def disabled(profile: Mapping[str, str], channel: str, recipient: Recipient) -> bool:

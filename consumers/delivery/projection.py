@@ -9,13 +9,20 @@ rebuilds exactly what live built.
 State they build (keys in streams/keys.py, all in the event's partition):
 
 - ``preferences`` hash of a user: ``prefs`` = packed ``{category: {channel: bool}}``
-  (replaced whole by each PreferencesChanged), ``ts`` = event time (ms). No expiry.
+  (replaced whole by each PreferencesChanged), ``quiet`` = packed quiet hours (when
+  set), ``ts`` = event time (ms). No expiry.
 - ``profile`` hash of a user: the ProfileChanged fields that are set (or, sealed,
-  ``s``: the sealed addresses, see streams/sealing.py), ``ts``, and
+  ``s``: the sealed addresses, see streams/sealing.py; ``locale`` is never sealed),
+  ``ts``; per ContactChanged since then ``c:<kind>`` (the value in clear, ``""`` when
+  removed) or ``cs:<kind>`` (the value sealed) — newer than anything in ``s``; and
   one ``off:<channel>:<address digest>`` field (ms) per endpoint that asked to be
   disabled (webhook 410, recorded as a final DeliveryFailed whose detail starts
   with :func:`disabled_detail`'s prefix). A ProfileChanged replaces the hash, so
   re-registering a profile re-enables its endpoints. No expiry.
+- ``devices`` hash of a user: per device id ``<id>:p`` platform, ``<id>:t`` token (or,
+  sealed, ``<id>:s``), ``<id>:a`` app (when set), ``<id>:ts`` registered (ms). A
+  DeviceRemoved deletes the device's fields. No expiry; bounded by HERALD_MAX_DEVICES
+  at registration (api/routes_devices.py).
 - ``status`` hash of a notification: ``u`` user, ``ts`` created (ms), ``ch``
   channels (comma-separated, in_app included), ``c`` category, ``t`` title (or ``s``,
   the sealed title), ``x``
@@ -41,12 +48,15 @@ from herald.consumers.errors import ProjectionError
 from herald.consumers.projection.base import Context, Projection, Write, checked_id
 from herald.streams import codec
 from herald.streams.events import (
+    ContactChanged,
     DeliveryAttempted,
     DeliveryEvent,
     DeliveryExpired,
     DeliveryFailed,
     DeliverySkipped,
     DeliverySucceeded,
+    DeviceRegistered,
+    DeviceRemoved,
     Envelope,
     NotificationCreated,
     PreferencesChanged,
@@ -56,7 +66,10 @@ from herald.streams.events import (
 IN_APP = "in_app"
 PENDING, SENT, FAILED, SKIPPED, EXPIRED = "pending", "sent", "failed", "skipped", "expired"
 STATES = (PENDING, SENT, FAILED, SKIPPED, EXPIRED)
-PROFILE_KEYS = ("phone", "email", "wechat_openid", "webhook_url", "webhook_secret")
+PROFILE_KEYS = ("phone", "email", "wechat_openid", "webhook_url", "webhook_secret",
+                "wecom_userid", "locale")
+CONTACT_PREFIX, SEALED_CONTACT_PREFIX = "c:", "cs:"  # profile fields of ContactChanged
+DEVICE_FIELDS = ("p", "t", "s", "a", "ts")  # per device id: <id>:<field>
 DISABLED_FIELD = "off"  # profile field prefix: off:<channel>:<digest>
 _DISABLED_PREFIX = "disabled "
 
@@ -96,8 +109,10 @@ def _expire_at(env: Envelope, ctx: Context) -> str:
 def project_preferences(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: PreferencesChanged = env.payload  # type: ignore[assignment]
     key = ctx.keys.preferences(ctx.partition, env.user, ctx.ns)
-    return [("call", "DEL", key),
-            ("call", "HSET", key, "prefs", codec.pack_value(p.preferences), "ts", str(env.time))]
+    fields = ["prefs", codec.pack_value(p.preferences), "ts", str(env.time)]
+    if p.quiet_hours is not None:
+        fields += ["quiet", codec.pack_value(p.quiet_hours)]
+    return [("call", "DEL", key), ("call", "HSET", key, *fields)]
 
 
 def project_profile(env: Envelope, position: str, ctx: Context) -> list[Write]:
@@ -113,11 +128,39 @@ def project_profile(env: Envelope, position: str, ctx: Context) -> list[Write]:
     return [("call", "DEL", key), ("call", "HSET", key, *fields)]
 
 
+def project_contact(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: ContactChanged = env.payload  # type: ignore[assignment]
+    key = ctx.keys.profile(ctx.partition, env.user, ctx.ns)
+    plain, sealed = f"{CONTACT_PREFIX}{p.kind}", f"{SEALED_CONTACT_PREFIX}{p.kind}"
+    if env.sealed is not None:
+        return [("call", "HSET", key, sealed, env.sealed), ("call", "HDEL", key, plain)]
+    return [("call", "HSET", key, plain, p.value or ""), ("call", "HDEL", key, sealed)]
+
+
+def project_device(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: DeviceRegistered = env.payload  # type: ignore[assignment]
+    key = ctx.keys.devices(ctx.partition, env.user, ctx.ns)
+    d = p.device_id
+    fields: list[Any] = [f"{d}:p", p.platform, f"{d}:ts", str(env.time)]
+    fields += [f"{d}:s", env.sealed] if env.sealed is not None else [f"{d}:t", p.token]
+    if p.app:
+        fields += [f"{d}:a", p.app]
+    return [("call", "HDEL", key, *(f"{d}:{f}" for f in DEVICE_FIELDS)),
+            ("call", "HSET", key, *fields)]
+
+
+def project_device_removed(env: Envelope, position: str, ctx: Context) -> list[Write]:
+    p: DeviceRemoved = env.payload  # type: ignore[assignment]
+    key = ctx.keys.devices(ctx.partition, env.user, ctx.ns)
+    return [("call", "HDEL", key, *(f"{p.device_id}:{f}" for f in DEVICE_FIELDS))]
+
+
 def project_erased(env: Envelope, position: str, ctx: Context) -> list[Write]:
-    """The user's preferences and profile go (their delivery statuses expire)."""
+    """The user's preferences, profile and devices go (their delivery statuses expire)."""
     k, part = ctx.keys, ctx.partition
     return [("call", "DEL", k.preferences(part, env.user, ctx.ns)),
-            ("call", "DEL", k.profile(part, env.user, ctx.ns))]
+            ("call", "DEL", k.profile(part, env.user, ctx.ns)),
+            ("call", "DEL", k.devices(part, env.user, ctx.ns))]
 
 
 # ------------------------------------------------------------------------- status
@@ -177,6 +220,9 @@ def project_delivery(env: Envelope, position: str, ctx: Context) -> list[Write]:
 PROJECTIONS: dict[str, Projection] = {
     PreferencesChanged.TYPE: project_preferences,
     ProfileChanged.TYPE: project_profile,
+    ContactChanged.TYPE: project_contact,
+    DeviceRegistered.TYPE: project_device,
+    DeviceRemoved.TYPE: project_device_removed,
     DeliveryAttempted.TYPE: project_delivery,
     DeliverySucceeded.TYPE: project_delivery,
     DeliveryFailed.TYPE: project_delivery,

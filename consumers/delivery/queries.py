@@ -35,7 +35,7 @@ from herald.consumers.delivery.projection import (
     address_digest,
     disabled_field,
 )
-from herald.consumers.delivery.state import open_profile
+from herald.consumers.delivery.state import open_devices, open_profile
 from herald.consumers.projection.queries import iso
 from herald.consumers.projection.views import Views
 from herald.streams import codec, positions
@@ -133,15 +133,37 @@ class DeliveryQueries:
         """``{"user", "preferences", "updated_at"}`` (empty preferences: all allowed)."""
         p = partition_for(user, self.settings.partitions)
         [raw] = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.hmget(self.keys.preferences(p, user, ns), "prefs", "ts"))
+            p, lambda pipe, ns: pipe.hmget(self.keys.preferences(p, user, ns), "prefs", "ts",
+                                           "quiet"))
         prefs: Any = {}
-        if raw[0]:
-            try:
-                prefs = codec.unpack_value(raw[0])
-            except CodecError:
-                prefs = {}
+        quiet: Any = None
+        try:
+            prefs = codec.unpack_value(raw[0]) if raw[0] else {}
+            quiet = codec.unpack_value(raw[2]) if raw[2] else None
+        except CodecError:
+            prefs, quiet = {}, None
         return {"user": user, "preferences": prefs if isinstance(prefs, dict) else {},
+                "quiet_hours": quiet if isinstance(quiet, dict) else None,
                 "updated_at": iso(raw[1])}
+
+    async def devices(self, user: str) -> list[dict[str, Any]]:
+        """The user's push devices, oldest first; a token is shown by its last 6
+        characters only."""
+        p = partition_for(user, self.settings.partitions)
+        [raw] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hgetall(self.keys.devices(p, user, ns)))
+        return [{"id": d.id, "platform": d.platform, "app": d.app,
+                 "token_hint": "…" + d.token[-6:], "registered_at": iso(d.registered_at)}
+                for d in await open_devices(self.data_keys, user, raw)]
+
+    async def locale(self, user: str) -> str | None:
+        """The user's locale (a contact's, set last, over the profile's), or None."""
+        p = partition_for(user, self.settings.partitions)
+        [raw] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.hmget(self.keys.profile(p, user, ns), "locale",
+                                           "c:locale"))
+        chosen = raw[1] if raw[1] is not None else raw[0]
+        return text(chosen) or None if chosen is not None else None
 
     async def profile(self, user: str) -> dict[str, Any]:
         """The user's addresses; the webhook secret is never shown, only whether it is set.

@@ -13,6 +13,15 @@ together (same hash tag), so a send refused by one bucket uses none of the
 other. A refused send is never dropped: the caller is told when to ask again
 (:attr:`Permit.retry_after_s`) and may :meth:`RateLimiter.wait`.
 
+Critical sends (priority ``critical``) go first without breaking the limit: a share
+of each channel's limit (HERALD_CRITICAL_RESERVE, default 10 %, at least one send
+when the limit is 2 or more, never all of it) is kept for them. A bulk send is
+granted while the channel's window holds fewer than ``limit - reserve`` grants, a
+critical one while it holds fewer than ``limit``; both count in the same window, so
+the limit holds for their sum, and whenever a slot is free for bulk it is free for a
+critical send too. A critical send therefore never waits behind bulk ones, and waits
+at all only when critical sends alone used the reserve up.
+
 Memory is one sorted-set member per grant in the window (``limit`` at most),
 so very large limits (say 100,000/s) cost accordingly. Redis errors propagate.
 """
@@ -52,6 +61,16 @@ class RateLimit:
     @property
     def window_ms(self) -> int:
         return max(round(self.period_s * 1000), 1)
+
+    def reserved(self, share: float) -> int:
+        """Sends per window kept for critical sends (see the module doc)."""
+        if share <= 0 or self.limit < 2:
+            return 0
+        return min(self.limit - 1, max(1, int(self.limit * share)))
+
+    def for_bulk(self, share: float) -> RateLimit:
+        """The limit a non-critical send sees."""
+        return RateLimit(self.limit - self.reserved(share), self.period_s)
 
 
 def parse_rate(text: str) -> RateLimit:
@@ -104,10 +123,12 @@ class RateLimiter:
         keys: Keys,
         channel_limits: Mapping[str, RateLimit],
         user_limits: Mapping[str, RateLimit] | None = None,
+        reserve: float = 0.0,
     ) -> None:
         self._keys = keys
         self._channel_limits = dict(channel_limits)
         self._user_limits = dict(user_limits or {})
+        self.reserve = reserve  # the share of channel limits kept for critical sends
         self._script = register(redis, __file__, "ratelimit_acquire")
 
     @classmethod
@@ -118,26 +139,31 @@ class RateLimiter:
             Keys(settings.prefix),
             parse_rate_limits(settings.rate_limits, "HERALD_RATE_LIMITS"),
             parse_rate_limits(settings.user_rate_limits, "HERALD_USER_RATE_LIMITS"),
+            settings.critical_reserve,
         )
 
-    def buckets(self, channel: str, user: str | None = None) -> list[tuple[str, RateLimit]]:
-        """The (key, limit) pairs that apply to one send on ``channel`` to ``user``."""
+    def buckets(self, channel: str, user: str | None = None, *, critical: bool = False
+                ) -> list[tuple[str, RateLimit]]:
+        """The (key, limit) pairs that apply to one send on ``channel`` to ``user``
+        (a bulk send sees the channel's limit less the critical reserve)."""
         found: list[tuple[str, RateLimit]] = []
         channel_limit = self._channel_limits.get(channel) or self._channel_limits.get(DEFAULT_KEY)
         if channel_limit is not None:
-            found.append((self._keys.channel_rate(channel), channel_limit))
+            limit = channel_limit if critical else channel_limit.for_bulk(self.reserve)
+            found.append((self._keys.channel_rate(channel), limit))
         if user is not None:
             user_limit = self._user_limits.get(channel) or self._user_limits.get(DEFAULT_KEY)
             if user_limit is not None:
                 found.append((self._keys.user_rate(channel, user), user_limit))
         return found
 
-    async def acquire(self, channel: str, user: str | None = None, count: int = 1) -> Permit:
+    async def acquire(self, channel: str, user: str | None = None, count: int = 1, *,
+                      critical: bool = False) -> Permit:
         """Take ``count`` sends now from every applicable bucket, or learn when to retry.
 
         Raises ValueError when ``count`` exceeds a bucket's limit (never grantable).
         """
-        buckets = self.buckets(channel, user)
+        buckets = self.buckets(channel, user, critical=critical)
         if not buckets:
             return Permit(allowed=True)
         if count < 1 or any(count > limit.limit for _, limit in buckets):

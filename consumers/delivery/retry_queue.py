@@ -1,8 +1,9 @@
 """The retry queue: delivery jobs waiting in Redis for their next attempt or a rate slot.
 
 Per (channel, partition): a sorted set ``Keys.retry_queue`` (notification id →
-due time, ms) and a hash ``Keys.retry_jobs`` (notification id → packed
-:class:`~consumers.delivery.jobs.Job`), both in the partition's slot and written
+due time, ms), a second one for critical jobs (taken first, so a critical send never
+waits behind queued bulk ones) and a hash ``Keys.retry_jobs`` (notification id →
+packed :class:`~consumers.delivery.jobs.Job`), all in the partition's slot and written
 together in one MULTI. A job is identified by its notification id: putting it
 again replaces it (a new attempt number, a new due time), never duplicates it. Its
 content and recipient are stored sealed with the user's data key (streams/sealing.py);
@@ -53,8 +54,8 @@ class RetryQueue:
         self.added = asyncio.Event()
         self._take = register(redis, __file__, "retry_take")
 
-    def queue_key(self, partition: int) -> str:
-        return self.keys.retry_queue(self.channel, partition)
+    def queue_key(self, partition: int, critical: bool = False) -> str:
+        return self.keys.retry_queue(self.channel, partition, critical)
 
     def jobs_key(self, partition: int) -> str:
         return self.keys.retry_jobs(self.channel, partition)
@@ -71,8 +72,11 @@ class RetryQueue:
                   for job, _ in jobs}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.jobs_key(partition), mapping=packed)
-            pipe.zadd(self.queue_key(partition),
-                      {job.notification_id: due for job, due in jobs})
+            for critical in (False, True):
+                chosen = {job.notification_id: due for job, due in jobs
+                          if job.critical is critical}
+                if chosen:
+                    pipe.zadd(self.queue_key(partition, critical), chosen)
             await pipe.execute()
         self.added.set()
 
@@ -88,12 +92,13 @@ class RetryQueue:
         parts = list(partitions)
         if not parts:
             return {}, None
+        calls = [(p, critical) for p in parts for critical in (True, False)]
         replies = await self._take.many(
-            [([self.queue_key(p), self.jobs_key(p)], [now_ms, limit, visibility_ms])
-             for p in parts])
+            [([self.queue_key(p, critical), self.jobs_key(p)], [now_ms, limit, visibility_ms])
+             for p, critical in calls])
         out: dict[int, list[Job]] = {}
         next_due: int | None = None
-        for p, reply in zip(parts, replies, strict=True):
+        for (p, _critical), reply in zip(calls, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
             due = int(reply[0])
@@ -110,7 +115,7 @@ class RetryQueue:
             if broken:
                 await self.done(p, broken)
             if jobs:
-                out[p] = jobs
+                out.setdefault(p, []).extend(jobs)  # a partition's critical jobs first
         return out, next_due
 
     async def _opened(self, job: Job, sealed: bytes | None) -> Job:
@@ -125,6 +130,7 @@ class RetryQueue:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.queue_key(partition), *notification_ids)
+            pipe.zrem(self.queue_key(partition, True), *notification_ids)
             pipe.hdel(self.jobs_key(partition), *notification_ids)
             await pipe.execute()
 
@@ -140,5 +146,6 @@ class RetryQueue:
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in partitions:
                 pipe.zcard(self.queue_key(p))
+                pipe.zcard(self.queue_key(p, True))
             replies = await pipe.execute()
         return sum(int(n) for n in replies)

@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from herald.consumers.channels.base import Device
 from herald.consumers.delivery.jobs import Job
+from herald.consumers.delivery.projection import CONTACT_PREFIX, SEALED_CONTACT_PREFIX
 from herald.consumers.errors import ConsumerError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views, ns_of
@@ -57,17 +59,23 @@ class ProjectorBehindError(ConsumerError):
 
 @dataclass(frozen=True, slots=True)
 class UserState:
-    """A user's projected profile (text fields) and preferences."""
+    """A user's projected profile (text fields), preferences, quiet hours and devices
+    (devices are read only for the push channel)."""
 
     profile: dict[str, str] = field(default_factory=dict)
     preferences: dict[str, Any] = field(default_factory=dict)
+    quiet_hours: dict[str, str] | None = None
+    devices: tuple[Device, ...] = ()
 
 
 class ProjectedState:
     """Reads of the live projection for delivery decisions; one per process."""
 
-    def __init__(self, redis: Any, settings: Settings, wait_s: float = PROJECTOR_WAIT_S) -> None:
+    def __init__(self, redis: Any, settings: Settings, wait_s: float = PROJECTOR_WAIT_S, *,
+                 devices: bool = False) -> None:
         self.redis = redis
+        self.devices = devices  # also read each user's devices (the push channel)
+        self.max_devices = settings.max_devices
         self.keys = Keys(settings.prefix)
         self.records = IdempotencyRecords.from_settings(settings)
         self.span_ms = self.records.span_ms
@@ -85,10 +93,15 @@ class ProjectedState:
         def reads(pipe: Any, ns: str) -> None:
             for user in names:
                 pipe.hgetall(k.profile(p, user, ns))
-                pipe.hget(k.preferences(p, user, ns), "prefs")
+                pipe.hmget(k.preferences(p, user, ns), "prefs", "quiet")
+                if self.devices:
+                    pipe.hgetall(k.devices(p, user, ns))
 
         replies = await self._projected(partition, position, reads)
-        return {user: await self._user_state(user, replies[2 * i], replies[2 * i + 1])
+        step = 3 if self.devices else 2
+        return {user: await self._user_state(
+                    user, replies[step * i], replies[step * i + 1],
+                    replies[step * i + 2] if self.devices else None)
                 for i, user in enumerate(names)}
 
     async def applied_at(self, partition: int, events: Sequence[tuple[str, str]]
@@ -156,30 +169,81 @@ class ProjectedState:
         return {job.notification_id for job, hit in zip(jobs, found, strict=True) if hit}
 
 
-    async def _user_state(self, user: str, profile: dict[Any, Any], prefs: Any) -> UserState:
+    async def _user_state(self, user: str, profile: dict[Any, Any], prefs: Any,
+                          devices: dict[Any, Any] | None) -> UserState:
         """The state of one user, the profile's sealed addresses opened."""
-        return _user_state(await open_profile(self.data_keys, user, profile), prefs)
+        opened = await open_devices(self.data_keys, user, devices or {})
+        return _user_state(await open_profile(self.data_keys, user, profile), prefs,
+                           tuple(opened[-self.max_devices:]))
 
 
 async def open_profile(data_keys: KeyStore, user: str, raw: dict[Any, Any]) -> dict[str, str]:
     """A projected profile hash as text fields, its sealed addresses (``s``) opened
-    (gone when the user's key was erased)."""
+    (gone when the user's key was erased), and the contacts set since (``c:``/``cs:``,
+    consumers/delivery/projection.py) laid over them."""
     fields = {text(k): v for k, v in raw.items()}
     blob = fields.pop("s", None)
+    contacts = {name: fields.pop(name) for name in [
+        n for n in fields if n.startswith((CONTACT_PREFIX, SEALED_CONTACT_PREFIX))]}
     out = {name: text(value) for name, value in fields.items()}
     if blob is not None:
         opened = await open_blob(data_keys, user, blob)
         out.update({name: str(value) for name, value in (opened or {}).items()})
+    for name, value in sorted(contacts.items()):
+        kind = name.partition(":")[2]
+        if name.startswith(CONTACT_PREFIX):
+            if text(value):
+                out[kind] = text(value)
+            else:
+                out.pop(kind, None)
+        else:
+            found = await open_blob(data_keys, user, value)
+            if found and found.get("value"):
+                out[kind] = str(found["value"])
+            else:
+                out.pop(kind, None)
     return out
 
 
-def _user_state(fields: dict[str, str], prefs: Any) -> UserState:
+async def open_devices(data_keys: KeyStore, user: str, raw: dict[Any, Any]) -> list[Device]:
+    """A projected devices hash as devices, oldest registration first, tokens opened
+    (none when the user's key was erased)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for name, value in raw.items():
+        device, _, part = text(name).rpartition(":")
+        by_id.setdefault(device, {})[part] = value
+    out: list[Device] = []
+    for device, parts in by_id.items():
+        token = text(parts["t"]) if "t" in parts else None
+        if token is None and "s" in parts:
+            found = await open_blob(data_keys, user, parts["s"])
+            token = str(found["token"]) if found and found.get("token") else None
+        if token is None or "p" not in parts:
+            continue
+        out.append(Device(id=device, platform=text(parts["p"]), token=token,
+                          app=text(parts["a"]) if "a" in parts else None,
+                          registered_at=int(text(parts.get("ts") or b"0"))))
+    out.sort(key=lambda d: (d.registered_at, d.id))
+    return out
+
+
+def _user_state(fields: dict[str, str], prefs: Any, devices: tuple[Device, ...] = ()
+                ) -> UserState:
     preferences: dict[str, Any] = {}
-    if prefs:
+    quiet: dict[str, str] | None = None
+    raw_prefs, raw_quiet = prefs if isinstance(prefs, list | tuple) else (prefs, None)
+    if raw_prefs:
         try:
-            unpacked = codec.unpack_value(prefs)
+            unpacked = codec.unpack_value(raw_prefs)
         except CodecError:
             unpacked = None
         if isinstance(unpacked, dict):
             preferences = unpacked
-    return UserState(profile=fields, preferences=preferences)
+    if raw_quiet:
+        try:
+            found = codec.unpack_value(raw_quiet)
+        except CodecError:
+            found = None
+        quiet = found if isinstance(found, dict) else None
+    return UserState(profile=fields, preferences=preferences, quiet_hours=quiet,
+                     devices=devices)

@@ -1,6 +1,6 @@
 """Delivery workers: one consumer group per channel, many processes, many sends each.
 
-``herald worker --roles webhook,sms,wechat,email`` runs, per named channel, one
+``herald worker --roles webhook,sms,wechat,email,push`` runs, per named channel, one
 consumer of that channel's group (consumers/group/runtime.py: partition leases,
 batched reads, claims of a dead consumer's pending entries, acks) whose handler
 is :class:`DeliveryHandler`, plus a retry poller over the retry queues of the
@@ -58,7 +58,7 @@ log = get_logger(__name__)
 def send_timeout_s(settings: Settings, channel: str) -> float:
     return {"webhook": settings.webhook_timeout_s, "sms": settings.sms_timeout_s,
             "wechat": settings.wechat_timeout_s, "email": settings.smtp_timeout_s,
-            }.get(channel, 30.0)
+            "push": settings.push_timeout_s}.get(channel, 30.0)
 
 
 class DeliveryHandler:

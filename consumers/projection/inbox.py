@@ -51,6 +51,8 @@ from herald.streams.events import (
 
 def project_created(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: NotificationCreated = env.payload  # type: ignore[assignment]
+    if not p.in_inbox:  # channels without in_app (an SMS-only code): no inbox item
+        return []
     nid = checked_id(p.notification_id) if p.notification_id else env.id
     data = codec.pack_value(p.data) if p.data else ""
     expires = "" if p.expires_at is None else str(p.expires_at)

@@ -1,10 +1,11 @@
 """Which projection applies which event type: the one table, and :func:`project`.
 
 Each room keeps its own pure projections beside the code that uses their state:
-the inbox (consumers/projection/inbox.py), delivery status, preferences and profile
-(consumers/delivery/projection.py), schedules and digests
-(consumers/schedule/projection.py). This module joins them; the applier
-(consumers/projection/applier.py) calls :func:`project` for every entry.
+the inbox (consumers/projection/inbox.py), delivery status, preferences, profile,
+contacts and devices (consumers/delivery/projection.py), schedules and digests
+(consumers/schedule/projection.py), templates (consumers/templates/projection.py).
+This module joins them; the applier (consumers/projection/applier.py) calls
+:func:`project` for every entry.
 
 To project another event type, add its function to the room's table (and remove
 the type from :data:`NOT_PROJECTED`). A function raises :class:`ProjectionError` for
@@ -17,12 +18,14 @@ from herald.consumers.delivery import projection as delivery
 from herald.consumers.projection import inbox, topics
 from herald.consumers.projection.base import Context, Projection, Write, chain
 from herald.consumers.schedule import projection as schedule
+from herald.consumers.templates import projection as templates
 from herald.streams.events import Envelope, NotificationCreated, UserErased
 
 PROJECTIONS: dict[str, Projection] = {
     **inbox.PROJECTIONS,
     **delivery.PROJECTIONS,
     **schedule.PROJECTIONS,
+    **templates.PROJECTIONS,
     **topics.PROJECTIONS,
     # A created notification also starts the delivery status of its push channels, and
     # one fired by the scheduler leaves the schedule (or its digest items their bucket).

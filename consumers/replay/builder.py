@@ -30,7 +30,7 @@ from typing import Any
 from herald.consumers.group.handler import Entry, entries_of
 from herald.consumers.projection.applier import BUILD, GROUP, Applier, Prepared, Preparer
 from herald.streams.archive import LogReader, SegmentStore, open_storage
-from herald.streams.archive.archiver import trimmed_to
+from herald.streams.archive.archiver import TRIMMED_TO, trimmed_to
 from herald.streams.archive.segments import successor
 from herald.streams.connection import Batch, text
 from herald.streams.keys import Keys
@@ -54,6 +54,16 @@ class BuildStats:
     entries: int = 0
     skipped: int = 0
     reasons: dict[str, str] = field(default_factory=dict)  # position → reason, first 20
+
+
+def _trimmed_past(trim: Any, cursor: str | None) -> bool:
+    """Whether a trim point read (HGET reply) is past the entry after ``cursor``: some
+    entries the build has not read yet may be in the archive only."""
+    if isinstance(trim, Exception):
+        raise trim
+    if trim is None:
+        return False
+    return parse(text(trim)) > parse(successor(cursor or ORIGIN))
 
 
 def _rows(replies: Sequence[Any]) -> Sequence[Any]:
@@ -101,16 +111,26 @@ class Builder:
         ckpt = await self.checkpoint(partition, ns)
         trimmed = await trimmed_to(self.redis, self.keys, partition)
         if trimmed is not None and parse(successor(ckpt or ORIGIN)) < parse(trimmed):
-            async for chunk in self.reader.chunks(partition, ckpt, until, BUILD_CHUNK):
-                entries = [Entry(position, raw) for position, raw in chunk]
-                await self._apply_chunk(partition, ns, entries, stats, track, only_user)
-            return stats
+            return await self._from_archive(partition, ns, ckpt, until, stats, track, only_user)
+        # The stream alone, each chunk's read sent with the previous chunk's apply. Each
+        # read is followed by the trim point: retention in another process may trim
+        # while this build reads (XTRIM and the trim point change in one transaction),
+        # and a read that found entries gone goes on from the archive instead.
         end = "+" if until is None else until
+        state = self.keys.archive_state(partition)
+        cursor = ckpt
         first = Batch(self.redis)
         first.execute_command("XRANGE", stream, "-" if ckpt is None else "(" + ckpt, end,
                               "COUNT", BUILD_CHUNK)
-        rows = _rows(await first.execute())
-        while rows:
+        first.execute_command("HGET", state, TRIMMED_TO)
+        replies = await first.execute()
+        rows, trim = _rows(replies[:1]), replies[1]
+        while True:
+            if _trimmed_past(trim, cursor):
+                return await self._from_archive(partition, ns, cursor, until, stats, track,
+                                                only_user)
+            if not rows:
+                return stats
             entries = entries_of(rows)
             batch = self.preparer.prepare(partition, ns, entries, only_user=only_user)
             more = len(rows) == BUILD_CHUNK
@@ -120,10 +140,21 @@ class Builder:
             if more:
                 step.execute_command("XRANGE", stream, "(" + entries[-1].position, end,
                                      "COUNT", BUILD_CHUNK)
+                step.execute_command("HGET", state, TRIMMED_TO)
             replies = await step.execute()
-            rows = _rows(replies[1:])
+            rows, trim = (_rows(replies[1:2]), replies[2]) if more else ([], None)
             self._count(partition, entries, batch, await self.applier.resend(replies[0], *call),
                         stats)
+            cursor = entries[-1].position
+
+    async def _from_archive(self, partition: int, ns: str, after: str | None,
+                            until: str | None, stats: BuildStats, track: bool,
+                            only_user: str | None) -> BuildStats:
+        """Apply the entries after ``after`` through the archive reader (segments, then
+        the stream)."""
+        async for chunk in self.reader.chunks(partition, after, until, BUILD_CHUNK):
+            entries = [Entry(position, raw) for position, raw in chunk]
+            await self._apply_chunk(partition, ns, entries, stats, track, only_user)
         return stats
 
     async def _apply_chunk(self, partition: int, ns: str, entries: list[Entry],

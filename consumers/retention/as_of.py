@@ -26,11 +26,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from herald.consumers.errors import RetentionError
 from herald.consumers.projection.queries import InboxPage, InboxQueries
 from herald.consumers.replay.builder import Builder
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import SnapshotStore
-from herald.consumers.retention.snapshotter import SCRATCH_PREFIX, drop_scratch
+from herald.consumers.retention.snapshotter import SCRATCH_PREFIX, SENTINEL, drop_scratch
 from herald.streams import positions
 from herald.streams.archive import open_storage
 from herald.streams.errors import ValidationError
@@ -79,6 +80,7 @@ class InboxAsOf:
         p = partition_for(user, self.settings.partitions)
         ns = f"{SCRATCH_PREFIX}q{int(time.time() * 1000):x}{secrets.token_hex(3)}"
         registry = self.keys.ns_registry(p, ns)
+        await self.redis.sadd(registry, SENTINEL)  # gone if retention drops the copy
         try:
             found = await self.snapshots.latest(p, at)
             if found is not None:
@@ -87,6 +89,9 @@ class InboxAsOf:
             await self.builder.build(p, ns, until=at, track=True, only_user=user)
             page = await self.queries.page(user, status=status, limit=limit, cursor=cursor,
                                            after=after, ns=ns)
+            if not await self.redis.sismember(registry, SENTINEL):
+                raise RetentionError("the partition's retention moved to another worker "
+                                     "during the query (its copy was dropped): ask again")
         finally:
             await drop_scratch(self.redis, registry)
         return page, at

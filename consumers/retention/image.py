@@ -56,6 +56,9 @@ async def dump(redis: Any, keys: Keys, partition: int, ns: str,
             values.execute_command(*READS[kind], name, *READ_ARGS.get(kind, ()))
         for (name, kind, expire), value in zip(present, _checked(await values.execute()),
                                                strict=True):
+            if value is None or value in ([], {}):  # gone between the two round trips
+                raise RetentionError(f"{name} vanished while it was read (expired, or the "
+                                     "server restarted): snapshot again")
             out.append([name[len(root):], kind, _plain(kind, value),
                         expire if expire > 0 else None])
     return out
@@ -94,6 +97,10 @@ async def load(redis: Any, keys: Keys, partition: int, ns: str, records: Sequenc
 
     ``registry``: also add every name to that set (a scratch namespace's registry)."""
     root = keys.ns_root(partition, ns) + ":"
+    for record in records:
+        if len(record) != 4 or record[2] is None:  # 0.5 wrote these when a dump raced
+            raise RetentionError(f"a record without a value ({record[0]!r}): the snapshot "
+                                 "was taken while its server restarted; delete it")
     ordered = sorted(records, key=lambda r: r[0] == CHECKPOINT)
     written: list[str] = []
     for start in range(0, len(ordered), CHUNK):

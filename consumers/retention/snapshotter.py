@@ -24,18 +24,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from herald.consumers.errors import RetentionError
 from herald.consumers.projection.applier import GROUP
 from herald.consumers.projection.views import Views
 from herald.consumers.replay.builder import Builder
 from herald.consumers.retention import image
 from herald.consumers.retention.snapshots import Snapshot, SnapshotStore
 from herald.streams.connection import text
+from herald.streams.durability import fence, run_id
 from herald.streams.keys import Keys
 from herald.streams.positions import parse
 from herald.streams.settings import Settings
 
 UNLINK_CHUNK = 1000
 SCRATCH_PREFIX = "s"
+SENTINEL = "~alive"  # a registry member that names no key (see Snapshotter.snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +80,17 @@ class Snapshotter:
         previous = await self.store.latest(partition, position)
         if previous is not None and previous.position == position:
             return None
+        # the log up to ``position`` must be on the server's disk before a file holds
+        # its fold (and the archive copies entries up to a snapshot): streams/durability.py
+        server = await run_id(self.redis, self.keys.stream(partition))
+        await fence(self.redis, self.keys.archive_state(partition))
         ns = f"{SCRATCH_PREFIX}{int(time.time() * 1000):x}{secrets.token_hex(3)}"
         registry = self.keys.ns_registry(partition, ns)
+        # A worker that takes the partition's retention lease over drops every scratch
+        # namespace it finds as a killed snapshotter's leftovers; this one may be alive
+        # and slow (its lease expired under load, or while the server was down). The
+        # sentinel goes with such a drop, and a scratch copy without it is not imaged.
+        await self.redis.sadd(registry, SENTINEL)
         try:
             if previous is not None:
                 records = await self.store.read(previous)
@@ -87,6 +99,15 @@ class Snapshotter:
             stats = await self.builder.build(partition, ns, until=position, track=True)
             names = [text(n) for n in await self.redis.smembers(registry)]
             records = await image.dump(self.redis, self.keys, partition, ns, names)
+            if not await self.redis.sismember(registry, SENTINEL):
+                raise RetentionError("another worker took over this partition's retention "
+                                     "and dropped the snapshot's scratch copy: snapshot again")
+            if await run_id(self.redis, self.keys.stream(partition)) != server:
+                raise RetentionError("the server restarted during the snapshot (its "
+                                     "scratch copy may have lost writes): snapshot again")
+            if not any(r[0] == image.CHECKPOINT and text(r[2]) == position for r in records):
+                raise RetentionError(f"the image of partition {partition} does not end at "
+                                     f"{position}: snapshot again")
             snapshot = await self.store.write(partition, position, records)
         finally:
             await drop_scratch(self.redis, registry)

@@ -12,6 +12,13 @@ Limits: a summary covers at most :data:`MAX_ITEMS` items and as many as fit in t
 data limit (bodies cut to :data:`ITEM_BODY_MAX` characters, an oversized item's own
 data left out); the rest stay collected and go into the next summary of the same
 window, fired on the next poll. Nothing is dropped.
+
+Words: the title and body come from a template in the user's locale (the scheduler
+passes :func:`build_summary` the one registered as ``digest.<digest key>``, else
+``digest``, else :data:`BUILTIN_DIGEST`: English and Chinese). It is rendered with
+``count``, ``titles``, ``items`` (``{id, title, body, category, created_at}``),
+``digest_key`` and ``window_end`` (ms); a title or body over the limits is cut. The
+summary records the template, its version (0: the built-in one) and the locale.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.consumers.schedule.projection import field_position, summary_key
+from herald.consumers.templates.render import Renderer, TemplateError
 from herald.streams import codec
 from herald.streams.events import Envelope, NotificationCreated
 from herald.streams.ids import new_id
@@ -30,6 +38,33 @@ MAX_ITEMS = 100
 ITEM_BODY_MAX = 300
 TITLE_ITEM_MAX = 60  # characters of each item title quoted in the summary's title
 DATA_MARGIN = 256  # bytes kept free under the data limit for the envelope around the items
+BUILTIN_ID = "digest"
+BUILTIN_DIGEST: dict[str, Any] = {
+    "default_locale": "en",
+    "locales": {
+        "default": {
+            "title": "{{ count }} {{ plural(count, one='update', other='updates') }}: "
+                     "{{ titles|map('cut', 60)|join(', ') }}",
+            "body": "• {{ titles|join('\n• ') }}",
+        },
+        "zh": {"title": "{{ count }} 条更新：{{ titles|map('cut', 60)|join('、') }}",
+               "body": "• {{ titles|join('\n• ') }}"},
+        "zh-Hant": {"title": "{{ count }} 則更新：{{ titles|map('cut', 60)|join('、') }}",
+                    "body": "• {{ titles|join('\n• ') }}"},
+    },
+}
+_RENDERER = Renderer()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestWords:
+    """The template a summary is written with: its id, version and definition, and the
+    user's locale (None: the template's default)."""
+
+    template_id: str = BUILTIN_ID
+    version: int = 0
+    definition: dict[str, Any] | None = None
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +101,35 @@ def title_of(titles: Sequence[str], count: int, limit: int) -> str:
     return _cut(head + quoted, limit)
 
 
+def _words(words: DigestWords, titles: list[str], covered: Sequence[tuple[str, dict[str, Any]]],
+           digest_key: str, window_end: int, limits: Limits
+           ) -> tuple[str, str, dict[str, Any] | None]:
+    """(title, body, template reference) of a summary in the user's locale; the built-in
+    words when a registered template fails on these items (a digest is never held back
+    by a template: its registration was checked with its example only)."""
+    params = {"count": len(covered), "titles": titles, "digest_key": digest_key,
+              "window_end": window_end,
+              "items": [{"id": item.get("id", ""), "title": str(item.get("t", "")),
+                         "body": str(item.get("b", "")), "category": item.get("c", "general"),
+                         "created_at": item.get("ts", 0)} for _, item in covered]}
+    limit = (limits.max_title, limits.max_body)
+    for chosen in (words, DigestWords(locale=words.locale)):
+        definition = chosen.definition or BUILTIN_DIGEST
+        try:
+            done = _RENDERER.render(definition, chosen.locale, params, clip=True, limits=limit)
+        except TemplateError:
+            continue
+        ref = {"id": chosen.template_id if chosen.definition else BUILTIN_ID,
+               "version": chosen.version if chosen.definition else 0, "locale": done.locale}
+        return done.title, done.body, ref
+    return (title_of(titles, len(covered), limits.max_title),
+            _cut("\n".join(f"• {t}" for t in titles), limits.max_body), None)
+
+
 def build_summary(
     partition: int, user: str, digest_key: str, window_end: int,
     items: Sequence[tuple[str, dict[str, Any]]], limits: Limits, now: int,
+    words: DigestWords | None = None,
 ) -> Summary | None:
     """The summary of ``items`` (``(field, item)`` in field order), or None if empty."""
     budget = limits.max_data_bytes - DATA_MARGIN
@@ -104,13 +165,15 @@ def build_summary(
         recipients.update(item.get("r") or {})
     categories = {item.get("c", "general") for _, item in covered}
     titles = [str(item.get("t", "")) for _, item in covered]
+    title, body, ref = _words(words or DigestWords(), titles, covered, digest_key, window_end,
+                              limits)
     payload = NotificationCreated(
-        title=title_of(titles, len(covered), limits.max_title),
-        body=_cut("\n".join(f"• {t}" for t in titles), limits.max_body),
+        title=title, body=body,
         category=categories.pop() if len(categories) == 1 else "digest",
         data=data, channels=tuple(channels), notification_id=nid, recipients=recipients,
         digest_of={"key": digest_key, "window_end": window_end,
                    "positions": [field_position(field) for field, _ in covered]},
+        inbox=None if "in_app" in channels else False, template=ref,
     )
     envelope = Envelope(
         id=new_id(partition, now), user=user, time=now, payload=payload,

@@ -71,6 +71,7 @@ def entry(env: Envelope, position: str) -> dict[str, Any]:
     created = NotificationCreated(
         title=p.title, body=p.body, category=p.category, data=p.data, channels=p.channels,
         notification_id=env.id, expires_at=p.expires_at, recipients=p.recipients,
+        priority=p.priority, inbox=p.inbox, template=p.template, variants=p.variants,
     )
     out: dict[str, Any] = {"u": env.user, "p": position, "d": p.deliver_at,
                            "c": codec.payload_to_dict(created)}

@@ -56,7 +56,7 @@ from herald.consumers.group.lease import LeaseChanges, Leases
 from herald.consumers.metrics import SCHEDULER, consumer_metrics
 from herald.consumers.projection.applier import GROUP as PROJECTOR
 from herald.consumers.projection.views import Views
-from herald.consumers.schedule.digest import build_summary
+from herald.consumers.schedule.digest import DigestWords, build_summary
 from herald.consumers.schedule.firing import (
     GROUP,
     Fire,
@@ -66,6 +66,7 @@ from herald.consumers.schedule.firing import (
     reminder_fire,
 )
 from herald.consumers.schedule.projection import parse_digest_member
+from herald.consumers.templates.store import Template, TemplateStore
 from herald.streams import codec, positions
 from herald.streams.clock import ServerClock
 from herald.streams.connection import REDIS_ERRORS, Backoff, text
@@ -78,6 +79,7 @@ from herald.streams.log import get_logger
 from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 from herald.streams.signals import SignalSubscriber
+from herald.streams.validation import TEMPLATE_ID_RE as _TEMPLATE_ID
 from herald.streams.validation import Limits
 
 POLL_INTERVAL_S = 0.05  # shortest time between ticks (timer resolution under load)
@@ -109,6 +111,7 @@ class Scheduler:
         self.clock = ServerClock(redis)
         self.script = FireScript(redis, IdempotencyRecords.from_settings(settings),
                                  self.consumer)
+        self.templates = TemplateStore(redis, settings)
         self.poll_s = poll_s
         self.counts: dict[str, int] = defaultdict(int)
         self.metrics = consumer_metrics()  # consumers/metrics.py
@@ -219,9 +222,12 @@ class Scheduler:
             self._views_at = time.monotonic()
         now = await self.clock.now_ms()  # the server's clock, not this machine's
         k = self.keys
+        asked: dict[int, bool] = {}  # whether p's checkpoint was read: the lease cycle
+        # may change self._pending while the pipeline runs, the replies must not shift
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in owned:
                 ns, waiting = self.views.cached(p), len(self._pending[p])
+                asked[p] = bool(waiting)
                 pipe.zrangebyscore(k.schedule(p, ns), "-inf", now, start=0,
                                    num=DUE_BATCH + waiting, withscores=True)
                 pipe.zrangebyscore(k.digests_due(p, ns), "-inf", now, start=0,
@@ -242,7 +248,7 @@ class Scheduler:
             for _member, score in (*next(replies), *next(replies)):
                 self._next_due = min(self._next_due, int(score))
             pending = self._pending[p]
-            if pending:
+            if asked[p]:
                 self._settle(pending, next(replies))
             waiting = len(pending)
             if len(due_rows) >= DUE_BATCH + waiting or len(digest_rows) >= DIGEST_BATCH + waiting:
@@ -288,9 +294,15 @@ class Scheduler:
             for (p, user, dkey), rows in groups.items():
                 pipe.hmget(k.digest(p, user, dkey, self.views.cached(p)), [f for _, f, _ in rows])
                 plan.append(("d", p, (user, dkey, rows)))
+                # the user's locale: a profile's, or a contact's set since (never sealed)
+                pipe.hmget(k.profile(p, user, self.views.cached(p)), "locale", "c:locale")
             replies = await pipe.execute() if plan else []
         fires: dict[int, list[Fire]] = defaultdict(list)
-        for (kind, p, what), value in zip(plan, replies, strict=True):
+        answers = iter(replies)
+        templates: dict[str, Template | None] = {}  # this tick's lookups
+        for kind, p, what in plan:
+            value = next(answers)
+            locale = next(answers) if kind == "d" else None
             try:
                 if kind == "r":
                     nid, score = what
@@ -298,7 +310,9 @@ class Scheduler:
                         fires[p].append(reminder_fire(k, p, nid, value, score, now, self.limits))
                 else:
                     user, dkey, rows = what
-                    fires[p].extend(await self._summaries(p, user, dkey, rows, value, now))
+                    words = await self._words(dkey, locale or [None, None], templates)
+                    fires[p].extend(await self._summaries(p, user, dkey, rows, value, now,
+                                                          words))
             except (CodecError, CryptoError, ValidationError, KeyError, TypeError) as exc:
                 token = what[0] if kind == "r" else f"{what[0]}|{what[1]}"
                 self._invalid.update([what[0]] if kind == "r" else [m for m, _, _ in what[2]])
@@ -306,9 +320,24 @@ class Scheduler:
                                 error=str(exc))
         return fires
 
+    async def _words(self, digest_key: str, locale: list[Any],
+                     templates: dict[str, Template | None]) -> DigestWords:
+        """The template of a user's summary (``digest.<key>``, ``digest``, else built in)
+        and their locale (the contact's, set last, over the profile's; "" = removed)."""
+        chosen = text(locale[1]) if locale[1] is not None else \
+            (text(locale[0]) if locale[0] is not None else "")
+        for name in (f"digest.{digest_key}".lower(), "digest"):
+            if name not in templates:
+                templates[name] = await self.templates.get(name) \
+                    if _TEMPLATE_ID.fullmatch(name) else None
+            found = templates[name]
+            if found is not None:
+                return DigestWords(found.id, found.version, found.definition, chosen or None)
+        return DigestWords(locale=chosen or None)
+
     async def _summaries(self, p: int, user: str, dkey: str,
-                         rows: list[tuple[str, str, int]], values: list[Any], now: int
-                         ) -> list[Fire]:
+                         rows: list[tuple[str, str, int]], values: list[Any], now: int,
+                         words: DigestWords | None = None) -> list[Fire]:
         """One summary per window (the first ones that fit; the rest on the next poll).
 
         Items whose content is sealed are opened with the user's data key, and the
@@ -323,7 +352,7 @@ class Scheduler:
         for window_end, items in sorted(windows.items()):
             items.sort(key=lambda row: row[0])
             summary = build_summary(p, user, dkey, window_end, [(f, i) for f, i, _, _ in items],
-                                    self.limits, now)
+                                    self.limits, now, words)
             if summary is not None:
                 covered = set(summary.fields)
                 members = [m for f, _, m, _ in items if f in covered]

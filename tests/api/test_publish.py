@@ -66,7 +66,7 @@ async def test_idempotency_key_answers_the_first_append(api: ApiClient, redis: A
     other = await api.post("/v1/notifications", json={**body, "title": "twice?"})
     assert other.status == 409, other.body
     assert other.body["first_id"] == first.body["id"]
-    assert other.body["type"] == "urn:herald:problem:idempotency_conflict"
+    assert other.body["type"] == "urn:herald:problem:conflict"
     assert len(await log_of(redis, api.settings, "bob")) == 1
 
 

@@ -58,18 +58,18 @@ class _full:
         self.redis = redis
 
     async def __aenter__(self) -> None:
+        # well below what the server uses: with noeviction every write that may grow
+        # memory is refused while used memory is above the limit, and the frees of
+        # other clients meanwhile (lazy deletions, expiries) cannot bring it under
         used = int((await self.redis.info("memory"))["used_memory"])
         await self.redis.config_set("maxmemory-policy", "noeviction")
-        await self.redis.config_set("maxmemory", used + 64 * 1024)
-        self.ballast = 0
-        for i in range(10_000):
-            try:
-                await self.redis.set(f"ballast:{i}", b"x" * 4096)
-            except Exception:
-                break
-            self.ballast = i + 1
+        await self.redis.config_set("maxmemory", max(1024 * 1024, used // 2))
+        try:
+            await self.redis.set("ballast", b"x")
+        except Exception:
+            return
+        await self.redis.config_set("maxmemory", 0)
+        raise AssertionError(f"the server accepts writes at a limit of half its {used} bytes")
 
     async def __aexit__(self, *exc: object) -> None:
         await self.redis.config_set("maxmemory", 0)
-        if self.ballast:
-            await self.redis.delete(*[f"ballast:{i}" for i in range(self.ballast)])

@@ -40,7 +40,7 @@ from aiohttp import web
 from herald.consumers.projection.queries import InboxQueries
 from herald.streams.connection import connect
 from herald.streams.keys import LIVE_NS, Keys
-from herald.streams.server import ServerHandle, free_port, start_server
+from herald.streams.server import ServerHandle, die_with_parent_hook, free_port, start_server
 from herald.streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,8 @@ class Deployment:
         log = (self.folder / f"{args[0]}-{len(self.workers)}-{time.monotonic_ns()}.log").open("wb")
         return subprocess.Popen([sys.executable, "-m", *module, *args],
                                 cwd=REPO, env=env or self.env(), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent_hook)  # a killed run leaves none
 
     def start_server(self) -> None:
         self.server = start_server(self.folder / "server", self.appendfsync,
@@ -384,14 +385,15 @@ class Ledger:
 
 class Loader:
     """Publishes ``events`` notifications through the API in batches; see the module
-    docstring. ``channels`` names where they go besides the inbox."""
+    docstring. ``channels`` names where they go besides the inbox (``in_app``, always
+    named: a notification without it makes no inbox item)."""
 
     def __init__(self, deployment: Deployment, ledger: Ledger, *, batch: int = 100,
                  channels: Sequence[str] = ("webhook",), run: str = "") -> None:
         self.d = deployment
         self.ledger = ledger
         self.batch = batch
-        self.channels = list(channels)
+        self.channels = ["in_app", *channels] if channels else []
         self.run = run or f"{random.randrange(16**6):06x}"
         self.published = 0  # sequence numbers handed out
         self.stop = asyncio.Event()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,9 +18,12 @@ from tests.chaos.harness import Deployment, Ledger, Loader, Result, measure_reco
 Scenario = Callable[[bool, random.Random], Awaitable[Result]]
 
 
-async def _recover_after(d: Deployment, recoveries: list[float]) -> None:
-    """Record how long the projector takes to reach the log's tail as of now."""
-    recoveries.append(await measure_recovery(d, timeout=120))
+async def _recover_after(d: Deployment, recoveries: list[float],
+                         since: float | None = None) -> None:
+    """Record how long the projector takes to reach the log's tail as of now (plus the
+    time since ``since``, a monotonic instant such as the fault's)."""
+    before = 0.0 if since is None else time.monotonic() - since
+    recoveries.append(before + await measure_recovery(d, timeout=120))
 
 
 async def worker_kills(quick: bool, rnd: random.Random) -> Result:
@@ -32,10 +36,11 @@ async def worker_kills(quick: bool, rnd: random.Random) -> Result:
         ledger = Ledger(users=100 if quick else 1000)
         loader = Loader(d, ledger)
         await loader.setup_profiles()
-        rate = 2_000 if quick else 4_000
+        rate = 1_600 if quick else 4_000
         load = asyncio.create_task(loader.publish(events, seconds=events / rate * 4,
                                                   rate=rate))
-        gap = events / rate / (kills + 1)
+        down = 0.25  # the mean pause below, before the victim's replacement starts
+        gap = max(0.05, events / rate / (kills + 1) - down)
         recoveries: list[float] = []
         watchers = []
         while result.faults < kills and not load.done():
@@ -45,7 +50,7 @@ async def worker_kills(quick: bool, rnd: random.Random) -> Result:
             d.workers.remove(victim)
             result.faults += 1
             watchers.append(asyncio.create_task(_recover_after(d, recoveries)))
-            await asyncio.sleep(rnd.uniform(0.0, 0.5))  # down for a moment, then back
+            await asyncio.sleep(rnd.uniform(0.0, 2 * down))  # down a moment, then back
             d.start_worker()
         await load
         await asyncio.gather(*watchers)
@@ -80,7 +85,8 @@ async def server_kills(quick: bool, rnd: random.Random, appendfsync: str = "alwa
         load = asyncio.create_task(loader.publish(events, seconds=events / rate * 6,
                                                   rate=rate))
         gap = events / rate / (kills + 1)
-        recoveries = []
+        recoveries: list[float] = []
+        watchers = []
         ready_false = 0
         while result.faults < kills and not load.done():
             await asyncio.sleep(gap * rnd.uniform(0.6, 1.4))
@@ -90,11 +96,13 @@ async def server_kills(quick: bool, rnd: random.Random, appendfsync: str = "alwa
             await asyncio.sleep(rnd.uniform(0.3, 1.0))
             ready_false += await _readyz_refuses(d)
             d.start_server()
-            waited = await d.wait_caught_up(120)
-            recoveries.append(time.monotonic() - killed_at if waited is not None
-                              else float("inf"))
+            # the load goes on: recovery is the projector reaching the tail as of the
+            # restart, measured beside the next faults rather than waited for
+            watchers.append(asyncio.create_task(_recover_after(d, recoveries, killed_at)))
         await load
+        await asyncio.gather(*watchers)
         result.recovery_s = max(recoveries, default=0.0)
+        result.expect(result.faults >= kills, f"only {result.faults} kills before the load ended")
         result.expect(ready_false == result.faults, f"/readyz answered ready during "
                       f"{result.faults - ready_false} outage(s)")
         result.expect(ledger.retry_after_seen > 0 or not ledger.failures,
@@ -154,11 +162,13 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
     start it again. ``always``: every acknowledged publish was fsynced before the
     acknowledgement, so the cut may start right after the last acknowledged write;
     ``everysec``: after what was in the file a second (one fsync period) before the
-    freeze — the loss window is measured."""
+    freeze — the loss window is measured. Either way never below what the file held
+    when retention last wrote a snapshot or segment: it waits for an fsync first
+    (WAITAOF, streams/durability.py ``fence``), so that much is surely on disk."""
     events, cuts = (3_000, 2) if quick else (30_000, 5)
     result = Result(f"power loss ({appendfsync})", events=events)
     d = Deployment(f"power-loss-{appendfsync}", workers=2, appendfsync=appendfsync)
-    sizes: list[tuple[float, int]] = []
+    sizes: list[tuple[float, float, str, int]] = []  # monotonic, wall, file, size
     try:
         await d.start()
         ledger = Ledger(users=100 if quick else 500)
@@ -171,7 +181,9 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
         async def sample() -> None:
             while True:
                 with contextlib.suppress(OSError, ValueError):
-                    sizes.append((time.monotonic(), _incr_file(d).stat().st_size))
+                    incr = _incr_file(d)
+                    sizes.append((time.monotonic(), time.time(), incr.name,
+                                  incr.stat().st_size))
                 await asyncio.sleep(0.05)
 
         sampler = asyncio.create_task(sample())
@@ -191,8 +203,10 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
                 lower = next((e for e in ends if e > found), len(data)) if found >= 0 else 0
             else:  # everysec: an fsync ran in the last second, so what was in the file
                 # a second before the freeze is on disk (a slow disk may lag more)
-                synced = [size for at, size in sizes if at <= frozen_at - 1.0]
+                synced = [size for at, _w, name, size in sizes
+                          if at <= frozen_at - 1.0 and name == incr.name]
                 lower = synced[-1] if synced else 0
+            lower = max(lower, _fenced_size(d, incr.name, sizes))
             cut = rnd.randint(min(lower, len(data)), len(data))
             d.kill_server()
             with incr.open("r+b") as f:
@@ -218,6 +232,16 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
     finally:
         await d.stop(keep=not result.ok)
     return result
+
+
+def _fenced_size(d: Deployment, name: str, sizes: list[tuple[float, float, str, int]]) -> int:
+    """The size of append-only file ``name`` when retention last wrote a file (the
+    first sample taken after it; it had waited for an fsync of everything before)."""
+    written = [f.stat().st_mtime for f in (d.folder / "data").rglob("*") if f.is_file()]
+    if not written:
+        return 0
+    after = [size for _at, wall, file, size in sizes if file == name and wall >= max(written)]
+    return after[0] if after else sys.maxsize  # written since the last sample: all of it
 
 
 async def _checkpoints_past_tail(d: Deployment) -> list[int]:

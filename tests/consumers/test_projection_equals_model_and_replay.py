@@ -24,9 +24,11 @@ from herald.streams.connection import connect
 from herald.streams.keys import Keys
 from herald.streams.producer import Producer
 from tests.consumers.helpers import (
+    REGISTRY_KINDS,
     inbox_state,
     make_settings,
     model_state,
+    registry_state,
     start_projector,
     wait_projected,
 )
@@ -95,11 +97,14 @@ async def scenario(redis_url: str, ops: list[Op], chaos: list[tuple[str, float]]
             assert task.cancelled()
 
         expected = model_state(model, USERS)
+        registry = model.registry.state(USERS, REGISTRY_KINDS)
         assert await inbox_state(queries, USERS) == expected
+        assert await registry_state(redis, cfg, USERS) == registry
         report = await Verifier(redis, cfg).run()
         assert report.identical, report.differences
         await Replay(redis, cfg).run()
         assert await inbox_state(queries, USERS) == expected
+        assert await registry_state(redis, cfg, USERS) == registry
     finally:
         stop.set()
         for _, task in live:

@@ -21,11 +21,14 @@ from typing import Any
 from herald.streams import codec
 from herald.streams.events import (
     AllRead,
+    ContactChanged,
     DeliveryAttempted,
     DeliveryExpired,
     DeliveryFailed,
     DeliverySkipped,
     DeliverySucceeded,
+    DeviceRegistered,
+    DeviceRemoved,
     DigestItemAdded,
     Envelope,
     InboxBulkMarked,
@@ -43,6 +46,7 @@ from herald.streams.events import (
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
+    TemplateRegistered,
     TopicSubscribed,
     TopicUnsubscribed,
     UserErased,
@@ -159,6 +163,28 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
         ("delivery.expired", "alice", DeliveryExpired(
             notification_id=nid, channel="wechat", detail="expired before it could be sent"),
          {}),
+        ("notification.created, critical, SMS only, from a template", "alice",
+         NotificationCreated(
+             title="Your code", channels=("sms",), priority="critical", inbox=False,
+             template={"id": "login-code", "version": 2, "locale": "zh-CN"},
+             variants={"sms": {"text": "验证码 123456", "template_code": "SMS_1",
+                               "params": {"code": "123456"}}}), {}),
+        ("preferences.changed, with quiet hours", "alice", PreferencesChanged(
+            preferences={"*": {"push": True}},
+            quiet_hours={"start": "22:00", "end": "08:00", "timezone": "Asia/Shanghai"}), {}),
+        ("profile.changed, WeCom and locale", "alice", ProfileChanged(
+            wecom_userid="zhangsan", locale="zh-CN"), {}),
+        ("contact.changed", "alice", ContactChanged(kind="phone", value="+8613800000000"), {}),
+        ("contact.changed, removed", "alice", ContactChanged(kind="wechat_openid"), {}),
+        ("device.registered", "alice", DeviceRegistered(
+            device_id="0123456789abcdef", platform="apns", token="ab" * 32,
+            app="com.example.shop"), {}),
+        ("device.removed", "alice", DeviceRemoved(
+            device_id="0123456789abcdef", reason="provider: Unregistered"), {}),
+        ("template.registered", "~templates", TemplateRegistered(
+            template_id="order-shipped", version=1,
+            definition={"title": "Order {{ order }} shipped", "body": "",
+                        "locales": {"zh-CN": {"title": "订单 {{ order }} 已发货"}}}), {}),
     ]
 
 

@@ -117,6 +117,8 @@ def _raw(**overrides: object) -> bytes:
         (_raw(d={"notification_id": "x", "extra": 1}), "invalid"),
         (_raw(d={}), "invalid"),
     ],
+    ids=["not-msgpack", "not-a-map", "type", "version", "format", "field-type", "extra-field",
+         "missing-field"],  # the raw bytes hold a new event id per run
 )
 def test_bad_entries_raise_codec_error_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(CodecError) as info:

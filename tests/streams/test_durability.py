@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from herald.streams.connection import connect_sync
+from herald.streams.durability import FENCE_FIELD, fence
 from herald.streams.errors import NotDurableError, SettingsError
 from herald.streams.events import NotificationCreated
+from herald.streams.keys import Keys
 from herald.streams.producer import Producer, SyncProducer
 from herald.streams.settings import Settings
 from tests.conftest import log_entries
@@ -76,3 +78,25 @@ async def test_the_api_answers_an_unconfirmed_publish_with_503(settings: Setting
     assert answer.status == 503 and answer.content_type == "application/problem+json"
     assert "same idempotency key" in answer.body["detail"]
     assert answer.headers["Retry-After"] == "1"
+
+
+@pytest.mark.cluster
+async def test_fence_waits_for_an_fsync_of_the_partition_slot(
+        redis: Any, settings: Settings, deployment: str) -> None:
+    """What retention calls before a snapshot or segment leaves Redis: a write in the
+    partition's slot, then WAITAOF on the same connection and node (a cluster routes
+    both to the partition's primary); True once the primary's file has it."""
+    keys = Keys(settings.prefix)
+    assert await fence(redis, keys.archive_state(3), timeout_ms=2_000) is True
+    assert await redis.hget(keys.archive_state(3), FENCE_FIELD) is not None
+
+
+async def test_fence_without_an_append_only_file(redis: Any, settings: Settings) -> None:
+    """A server that keeps no append-only file loses everything on restart anyway:
+    nothing to wait for, and the fence says so instead of failing."""
+    before = (await redis.config_get("appendonly"))["appendonly"]
+    await redis.config_set("appendonly", "no")
+    try:
+        assert await fence(redis, Keys(settings.prefix).archive_state(0)) is False
+    finally:
+        await redis.config_set("appendonly", before)

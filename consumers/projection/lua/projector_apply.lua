@@ -44,8 +44,9 @@
 -- {"gap", position}: an older entry above the checkpoint is pending (delivered to
 -- another consumer, e.g. a stale read of an ex-owner); applying this batch would skip
 -- it, so nothing is written and the caller recovers the pending entries first.
--- {"lost", position}: the batch's last entry is no longer in the log (the server lost
--- writes after it was read); nothing is written, the caller re-reads from the group.
+-- {"lost", position}: the batch's last entry is no longer in the log, or the group no
+-- longer has it delivered (the server lost writes after it was read); nothing is
+-- written, the caller re-reads from the group.
 local ckpt_key, lease_key, view_key, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local mode, consumer, ns, default_ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -94,6 +95,21 @@ if mode == 'live' then
   -- log no longer has would put the projection ahead of it.
   if target ~= '' and #call('XRANGE', stream, target, target) == 0 then
     return {'lost', target}
+  end
+  -- ... or it kept the entries but not their delivery to the group: then entries the
+  -- group has not delivered yet may lie between the checkpoint and this batch, and
+  -- applying it would move the checkpoint over them (delivered later, they would be
+  -- taken for applied ones). Re-read from the group instead.
+  if target ~= '' then
+    for _, group in ipairs(call('XINFO', 'GROUPS', stream)) do
+      local fields = {}
+      for i = 1, #group, 2 do
+        fields[group[i]] = group[i + 1]
+      end
+      if fields['name'] == ARGV[15] and pad(fields['last-delivered-id']) < pad(target) then
+        return {'lost', target}
+      end
+    end
   end
 end
 local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification id

@@ -32,6 +32,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
+from herald.provider_fakes import Fakes, provider_settings, serve_fakes
 from herald.streams.settings import Settings
 
 # Raw key of the endpoint secret used by the receiver (whsec_ + base64 of it).
@@ -299,3 +300,19 @@ def channel_settings(settings: Settings) -> Settings:
         smtp_timeout_s=3.0,
         smtp_tls="none",
     )
+
+
+# ------------------------------------------------------------------ other providers
+# The fakes of the providers added with the provider interface live in the package
+# (herald.provider_fakes), shared with scripts/bench_channels.py.
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Fakes]:
+    async with serve_fakes() as served:
+        yield served
+
+
+def provider_config(settings: Settings, fakes: Fakes, **changes: object) -> Settings:
+    """``settings`` pointing every provider at its fake, plus ``changes``."""
+    return settings.replace(**{**provider_settings(fakes), "push_timeout_s": 3.0, **changes})

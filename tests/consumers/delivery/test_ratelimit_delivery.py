@@ -78,8 +78,10 @@ async def test_two_workers_share_the_limit_and_the_backlog_drains_at_it(
         assert doc["channels"]["webhook"]["state"] == "sent"
     ids = [r.headers["webhook-id"] for r in webhook_receiver.received]
     assert len(ids) == COUNT and len(set(ids)) == COUNT  # none lost, none twice
-    # Redis grants are exact per 1 s window; arrivals add network jitter, hence 0.8 s.
-    assert most_in_window(timed.times, 0.8) <= LIMIT
+    # Redis grants are exact per sliding 1 s window; arrivals add the jitter between a
+    # grant and its request reaching the receiver (up to a few hundred ms on a loaded
+    # 2-core machine running two test processes), hence 0.6 s of arrivals.
+    assert most_in_window(timed.times, 0.6) <= LIMIT
     assert max(timed.times) - min(timed.times) >= 1.8  # 25 at 10/s need two full windows
 
 

@@ -73,6 +73,26 @@ async def inbox_state(queries: InboxQueries, users: Sequence[str]) -> dict[str, 
     return out
 
 
+REGISTRY_KINDS = ("phone", "locale", "wecom_userid")
+
+
+async def registry_state(redis: Any, settings: Settings, users: Sequence[str]
+                         ) -> dict[str, Any]:
+    """What the projection says of the registry, shaped as RegistryModel.state."""
+    from herald.consumers.delivery.queries import DeliveryQueries
+    from herald.consumers.templates.store import TemplateStore
+
+    queries = DeliveryQueries(redis, settings)
+    devices, contacts = {}, {}
+    for user in users:
+        devices[user] = dict(sorted((d["id"], d["platform"])
+                                    for d in await queries.devices(user)))
+        profile = await queries.profile(user)
+        contacts[user] = {k: profile.get(k) for k in REGISTRY_KINDS}
+    templates = {t["id"]: t["latest"] for t in await TemplateStore(redis, settings).list()}
+    return {"devices": devices, "contacts": contacts, "templates": dict(sorted(templates.items()))}
+
+
 def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
     return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u),
                 "unseen": model.unseen(u), "counts": model.counts(u),

@@ -14,7 +14,11 @@ from typing import Any
 
 from herald.consumers.projection.queries import iso
 from herald.streams.events import (
+    TEMPLATES_USER,
     AllRead,
+    ContactChanged,
+    DeviceRegistered,
+    DeviceRemoved,
     Envelope,
     InboxBulkMarked,
     InboxSeen,
@@ -26,8 +30,11 @@ from herald.streams.events import (
     NotificationUnarchived,
     NotificationUnread,
     NotificationWoke,
+    ProfileChanged,
+    TemplateRegistered,
     TopicSubscribed,
     TopicUnsubscribed,
+    UserErased,
 )
 from herald.streams.positions import parse
 
@@ -68,6 +75,7 @@ class InboxModel:
         self.inbox_max = inbox_max
         self.items: dict[str, ModelItem] = {}  # every live item by id
         self.topics: dict[str, set[str]] = {}  # user -> topics followed
+        self.registry = RegistryModel()
 
     def _mine(self, user: str, nid: str) -> ModelItem | None:
         item = self.items.get(nid)
@@ -82,6 +90,9 @@ class InboxModel:
 
     def apply(self, env: Envelope, position: str) -> None:
         p, user = env.payload, env.user
+        self.registry.apply(env)
+        if isinstance(p, NotificationCreated) and not p.in_inbox:
+            return  # channels without in_app: sent, never an inbox item
         if isinstance(p, TopicSubscribed):
             self.topics.setdefault(user, set()).add(p.topic)
         elif isinstance(p, TopicUnsubscribed):
@@ -186,3 +197,38 @@ class InboxModel:
                 "read": len(self.inbox(user, "read")),
                 "archived": len(self.inbox(user, "archived")),
                 "snoozed": len(self.inbox(user, "snoozed")), "categories": categories}
+
+class RegistryModel:
+    """What the registry must hold: each user's devices (id → platform) and contacts
+    (the profile fields ContactChanged sets), and each template's latest version."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, dict[str, str]] = {}
+        self.contacts: dict[str, dict[str, str]] = {}
+        self.templates: dict[str, int] = {}
+
+    def apply(self, env: Envelope) -> None:
+        p, user = env.payload, env.user
+        if isinstance(p, DeviceRegistered):
+            self.devices.setdefault(user, {})[p.device_id] = p.platform
+        elif isinstance(p, DeviceRemoved):
+            self.devices.get(user, {}).pop(p.device_id, None)
+        elif isinstance(p, ContactChanged):
+            mine = self.contacts.setdefault(user, {})
+            if p.value:
+                mine[p.kind] = p.value
+            else:
+                mine.pop(p.kind, None)
+        elif isinstance(p, ProfileChanged | UserErased):
+            self.contacts.pop(user, None)
+            if isinstance(p, UserErased):
+                self.devices.pop(user, None)
+        elif isinstance(p, TemplateRegistered) and user == TEMPLATES_USER:
+            self.templates[p.template_id] = max(p.version, self.templates.get(p.template_id, 0))
+
+    def state(self, users: list[str] | tuple[str, ...], kinds: tuple[str, ...]
+              ) -> dict[str, Any]:
+        return {"devices": {u: dict(sorted(self.devices.get(u, {}).items())) for u in users},
+                "contacts": {u: {k: self.contacts.get(u, {}).get(k) for k in kinds}
+                             for u in users},
+                "templates": dict(sorted(self.templates.items()))}

@@ -128,8 +128,9 @@ async def test_a_corrupt_or_missing_archive_makes_replay_fail_loudly(h: Harness)
     [snapshot] = await retention.snapshots.all(p)
     bad = Snapshot(p, snapshot.position, snapshot.name)
     raw = await storage.get(snapshot.name)
-    await storage.put(snapshot.name, raw.replace(b"\xa6layout" + bytes([LAYOUT]),
-                                                 b"\xa6layout\x09"))
+    current = b"\xa6layout" + bytes([LAYOUT])
+    assert current in raw
+    await storage.put(snapshot.name, raw.replace(current, b"\xa6layout\x09"))
     with pytest.raises(RetentionError, match="--from-start"):
         await retention.snapshots.read(bad)
 

@@ -94,3 +94,36 @@ async def test_replay_rebuilds_schedule_and_digest_state_identically(h: Harness)
 async def _digest_summary(h: Harness, user: str) -> bool:
     return any(isinstance(e.payload, NotificationCreated) and e.payload.digest_of is not None
                for _, e in await h.log(user))
+
+
+async def test_a_digest_summary_is_written_in_the_users_locale(h: Harness) -> None:
+    """The built-in words in Chinese for a zh-CN user; a registered ``digest`` template
+    in the user's locale for another; each summary records the template it used."""
+    from herald.streams.events import TEMPLATES_USER, ContactChanged, TemplateRegistered
+
+    h.start_projector()
+    h.start_scheduler("s1")
+    await h.publish("mei", ContactChanged(kind="locale", value="zh-CN"))
+    await h.publish(TEMPLATES_USER, TemplateRegistered(
+        template_id="digest.orders", version=1, definition={
+            "locales": {"default": {"title": "{{ count }} order updates"},
+                        "fr": {"title": "{{ count }} {{ plural(count, one='commande', "
+                                        "other='commandes') }}"}},
+            "example": {"count": 1}}))
+    await h.publish("luc", ContactChanged(kind="locale", value="fr-CA"))
+    await h.projected("mei")
+    await h.projected("luc")
+    await h.projected(TEMPLATES_USER)
+    window_end = now_ms() + 600
+    first = [await h.publish("mei", DigestItemAdded(title=f"订单 {i}", digest_key="daily",
+                                                    window_end=window_end)) for i in range(3)]
+    other = [await h.publish("luc", DigestItemAdded(title=f"c{i}", digest_key="orders",
+                                                    window_end=window_end)) for i in range(2)]
+    mei = await eventually(lambda: h.queries.item("mei", first[0].id))
+    assert mei["title"] == "3 条更新：订单 0、订单 1、订单 2"
+    luc = await eventually(lambda: h.queries.item("luc", other[0].id))
+    assert luc["title"] == "2 commandes"
+    refs = {e.user: e.payload.template for _, e in await h.log("mei") + await h.log("luc")
+            if isinstance(e.payload, NotificationCreated) and e.payload.digest_of}
+    assert refs == {"mei": {"id": "digest", "version": 0, "locale": "zh"},
+                    "luc": {"id": "digest.orders", "version": 1, "locale": "fr"}}
