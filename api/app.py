@@ -28,12 +28,14 @@ from herald.api import (
     routes_devices,
     routes_events,
     routes_inbox,
+    routes_inbox_states,
     routes_live,
     routes_ops,
     routes_pages,
     routes_publish,
     routes_schedule,
     routes_templates,
+    routes_topics,
     routes_users,
 )
 from herald.api.auth import Authenticator
@@ -77,9 +79,9 @@ class RouteModule(Protocol):
 
 
 DEFAULT_MODULES: tuple[RouteModule, ...] = (
-    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox,
-    routes_delivery, routes_devices, routes_templates, routes_live, routes_admin, routes_pages,
-    routes_users, routes_client,
+    routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
+    routes_inbox, routes_delivery, routes_devices, routes_templates, routes_live,
+    routes_admin, routes_pages, routes_users, routes_client, routes_topics,
 )
 
 

@@ -1,7 +1,9 @@
 """Authentication: service API keys and user tokens (JWT HS256), and who may act for whom.
 
 ``Authorization: Bearer <credential>``. A service key (one of ``HERALD_API_KEYS``)
-may act for any user. A user token is a JWT signed with HS256 and
+may act for any user of its tenant (``<tenant>:<key>``; a plain key: the default
+tenant; streams/tenants.py); a user token for its ``sub`` of its ``ten`` tenant.
+A user token is a JWT signed with HS256 and
 ``HERALD_TOKEN_SECRET`` whose ``sub`` is the user id and whose ``exp`` is required;
 it may act only for its own user, and ``me`` in a path stands for it.
 
@@ -31,9 +33,9 @@ from typing import Literal
 import jwt
 
 from herald.api.errors import Forbidden, Unauthorized, Unprocessable, field_error
+from herald.streams import tenants
 from herald.streams.errors import ValidationError
 from herald.streams.service_keys import (
-    DEFAULT_TENANT,
     ServiceKey,
     key_id,
     parse_service_keys,
@@ -49,12 +51,13 @@ VERIFIED_CACHE = 10_000  # user tokens remembered after their signature checked 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a service key (``subject`` = the key's id, with its scopes and
-    tenant) or a user (``subject`` = the user id)."""
+    tenant) or a user (``subject`` = the user id, ``tenant`` the token's ``ten``);
+    ``tenant`` is whose users it may act for (streams/tenants.py; "" = the default)."""
 
     kind: Literal["service", "user"]
     subject: str
     scopes: frozenset[str] = frozenset()
-    tenant: str = DEFAULT_TENANT
+    tenant: str = tenants.DEFAULT
     issued_at: float = 0.0  # a user token's ``iat`` (seconds; 0 when it has none)
 
     @property
@@ -68,11 +71,9 @@ class Principal:
 
 
 def valid_user(value: object, field: str) -> str:
-    """``check_user`` plus a whole-string match (``$`` alone would let a trailing newline by)."""
-    user = check_user(value, field, system=False)
-    if "\n" in user:
-        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . @ -")
-    return user
+    """A plain user id as a request gives it (never a tenant-scoped one, never one of
+    Herald's own users)."""
+    return check_user(value, field, scoped=False, system=False)
 
 
 def fingerprint(key: str) -> str:
@@ -82,10 +83,13 @@ def fingerprint(key: str) -> str:
 
 
 def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None,
-               issuer: str = "", audience: str = "") -> str:
-    """A user token for ``user`` valid for ``ttl_s`` seconds (ValidationError for a bad
-    user); ``iss`` and ``aud`` when given (``HERALD_TOKEN_ISSUER`` / ``_AUDIENCE``)."""
+               issuer: str = "", audience: str = "", tenant: str = tenants.DEFAULT) -> str:
+    """A user token for ``user`` (of ``tenant``: the ``ten`` claim) valid for ``ttl_s``
+    seconds (ValidationError for a bad user or tenant); ``iss`` and ``aud`` when given
+    (``HERALD_TOKEN_ISSUER`` / ``_AUDIENCE``)."""
     valid_user(user, "user")
+    if tenant != tenants.DEFAULT and not tenants.is_tenant(tenant):
+        raise ValidationError("tenant", "must be 1-64 of a-z 0-9 _ - (starting a-z 0-9)")
     issued = time.time() if now is None else now
     # iat to the millisecond, so "sign out everywhere" (ms) splits tokens of one second
     claims: dict[str, object] = {"sub": user, "iat": round(issued, 3),
@@ -94,13 +98,16 @@ def mint_token(secret: str, user: str, ttl_s: float, *, now: float | None = None
         claims["iss"] = issuer
     if audience:
         claims["aud"] = audience
+    if tenant != tenants.DEFAULT:
+        claims["ten"] = tenant
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def minted_for(settings: Settings, user: str, ttl_s: float) -> str:
+def minted_for(settings: Settings, user: str, ttl_s: float,
+               tenant: str = tenants.DEFAULT) -> str:
     """:func:`mint_token` with this deployment's secret, issuer and audience."""
     return mint_token(settings.token_secret, user, ttl_s, issuer=settings.token_issuer,
-                      audience=settings.token_audience)
+                      audience=settings.token_audience, tenant=tenant)
 
 
 class Authenticator:
@@ -117,7 +124,7 @@ class Authenticator:
         self._issuer = settings.token_issuer or None
         self._audience = settings.token_audience or None
         self._leeway = settings.token_leeway_s
-        self._verified: OrderedDict[str, tuple[str, float, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[str, float, float, str]] = OrderedDict()
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal of an ``Authorization`` header value; raises Unauthorized."""
@@ -130,8 +137,8 @@ class Authenticator:
         key = self._match_key(credential)
         if key is not None:
             return Principal("service", key.id, key.scopes, key.tenant)
-        user, issued = self._decode(credential)
-        return Principal("user", user, issued_at=issued)
+        user, issued, tenant = self._decode(credential)
+        return Principal("user", user, tenant=tenant, issued_at=issued)
 
     def _match_key(self, credential: str) -> ServiceKey | None:
         presented = hashlib.sha256(credential.encode("utf-8", "surrogateescape")).digest()
@@ -141,13 +148,14 @@ class Authenticator:
                 found = key
         return found
 
-    def _decode(self, token: str) -> tuple[str, float]:
-        """(user, issued-at seconds; 0 without ``iat``) of a valid token; Unauthorized."""
+    def _decode(self, token: str) -> tuple[str, float, str]:
+        """(user, issued-at seconds (0 without ``iat``), tenant) of a valid token;
+        Unauthorized."""
         known = self._verified.get(token)
         if known is not None:
             if known[1] + self._leeway > time.time():
                 self._verified.move_to_end(token)
-                return known[0], known[2]
+                return known[0], known[2], known[3]
             del self._verified[token]
             raise Unauthorized("the user token has expired")
         if not self._secret or token.count(".") != 2:
@@ -167,12 +175,15 @@ class Authenticator:
             user = valid_user(claims.get("sub"), "sub")
         except ValidationError as exc:
             raise Unauthorized(f"invalid user token: {exc}") from exc
+        tenant = claims.get("ten", tenants.DEFAULT)
+        if tenant != tenants.DEFAULT and not tenants.is_tenant(tenant):
+            raise Unauthorized("invalid user token: ten: not a tenant name")
         iat = claims.get("iat")
         issued = float(iat) if isinstance(iat, int | float) else 0.0
-        self._verified[token] = (user, float(claims["exp"]), issued)
+        self._verified[token] = (user, float(claims["exp"]), issued, tenant)
         if len(self._verified) > VERIFIED_CACHE:
             self._verified.popitem(last=False)
-        return user, issued
+        return user, issued, tenant
 
 
 def require_service(principal: Principal) -> None:
@@ -190,13 +201,13 @@ def act_for(principal: Principal, user: str) -> str:
     """
     if not principal.is_service:
         if user in (ME, principal.subject):
-            return principal.subject
+            return tenants.scoped(principal.tenant, principal.subject)
         raise Forbidden("a user token may act only for its own user")
     if user == ME:
         raise Forbidden("'me' stands for a user token's own user; a service key must name "
                         "the user")
     try:
-        return valid_user(user, "path.user")
+        return tenants.scoped(principal.tenant, valid_user(user, "path.user"))
     except ValidationError as exc:
         raise Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)]) from exc
 
@@ -206,3 +217,10 @@ def check_not_revoked(principal: Principal, epoch_ms: int) -> None:
     if not principal.is_service and epoch_ms and principal.issued_at * 1000 < epoch_ms:
         raise Unauthorized("the user token was revoked (signed out everywhere); sign in "
                            "again")
+
+
+def require_default_tenant(principal: Principal) -> None:
+    """Raise Forbidden unless the caller is a key of the default tenant (operator routes
+    that see every tenant's data)."""
+    if principal.tenant != tenants.DEFAULT:
+        raise Forbidden("this route is for the operator (a key without a tenant)")

@@ -24,7 +24,12 @@ import redis
 from aiohttp import web
 
 from herald.streams.connection import TRANSIENT_ERRORS
-from herald.streams.errors import NotDurableError, RedisUnavailableError, ValidationError
+from herald.streams.errors import (
+    IdempotencyConflictError,
+    NotDurableError,
+    RedisUnavailableError,
+    ValidationError,
+)
 from herald.streams.log import get_logger
 
 log = get_logger(__name__)
@@ -47,12 +52,14 @@ class Problem(Exception):
         errors: Sequence[dict[str, str]] | None = None,
         retry_after: float | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors) if errors else None
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
 
 
 class BadRequest(Problem):
@@ -84,8 +91,10 @@ class MethodNotAllowed(Problem):
 
 
 class Conflict(Problem):
-    """Raised when the request conflicts with the current state (a template version
-    registered meanwhile, a device limit reached)."""
+    """Raised when the request conflicts with the current state: an idempotency key
+    used within the window for another payload (``first_id`` / ``first_position`` name
+    the first append under it), a template version registered meanwhile, a device
+    limit reached."""
 
     status, slug, title = 409, "conflict", "Conflict"
 
@@ -126,6 +135,13 @@ class InsufficientStorage(Problem):
     status, slug, title = 507, "store_full", "Insufficient storage"
 
 
+def conflict(first_id: str, first_position: str) -> Conflict:
+    """The 409 of an idempotency key reused for another payload."""
+    return Conflict("idempotency_key was used within HERALD_DEDUPE_WINDOW for another "
+                    "payload; nothing was appended (use a new key for new content)",
+                    extra={"first_id": first_id, "first_position": first_position})
+
+
 def field_error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
@@ -142,6 +158,7 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     }
     if problem.errors is not None:
         doc["errors"] = problem.errors
+    doc.update(problem.extra)
     headers = dict(problem.headers)
     if problem.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="herald"')
@@ -200,6 +217,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             request, Unprocessable(str(exc), errors=[field_error(exc.field, exc.message)])
         )
+    except IdempotencyConflictError as exc:
+        return problem_response(request, conflict(exc.first_id, exc.position))
     except redis.exceptions.OutOfMemoryError as exc:  # maxmemory, noeviction: no write
         log.error("store_full", error=str(exc), path=request.path)
         return problem_response(request, InsufficientStorage(

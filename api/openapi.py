@@ -26,7 +26,9 @@ PROBLEM_TEXT = {
     401: "Missing, invalid or expired credentials.",
     403: "The credentials may not act on this resource.",
     404: "Not found (for this user).",
-    409: "Conflicts with the current state (see detail).",
+    409: "Conflicts with the current state (see detail): e.g. the idempotency_key was "
+         "used within HERALD_DEDUPE_WINDOW for another payload (nothing was appended; "
+         "first_id names the first append).",
     413: "The body is over HERALD_MAX_BODY (HERALD_MAX_BATCH_BODY for batches).",
     415: "The Content-Type is not one this operation reads.",
     422: "The request breaks the schema; `errors` names each field.",

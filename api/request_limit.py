@@ -25,6 +25,7 @@ from typing import Any
 
 from herald.api.auth import Principal
 from herald.api.errors import TooManyRequests
+from herald.streams import tenants
 from herald.streams.keys import Keys
 from herald.streams.scripts import register
 from herald.streams.settings import Settings, parse_rate
@@ -76,16 +77,27 @@ class RequestLimiter:
         self._take = register(redis, __file__, "request_limit_take")
         self._key_bucket = Bucket.from_rate(settings.api_rate_key)
         self._user_bucket = Bucket.from_rate(settings.api_rate_user)
+        self._tenant_buckets = {t: Bucket.from_rate(rate) for t, rate in settings.tenant_rates}
         self._leases: dict[str, _Lease] = {}
 
     def _bucket_for(self, principal: Principal) -> tuple[str, str, Bucket | None]:
         if principal.is_service:
             return "key", self._keys.api_key_rate(principal.subject), self._key_bucket
-        return "user", self._keys.api_user_rate(principal.subject), self._user_bucket
+        user = tenants.scoped(principal.tenant, principal.subject)
+        return "user", self._keys.api_user_rate(user), self._user_bucket
+
+    def _tenant_bucket(self, principal: Principal) -> tuple[str, Bucket | None]:
+        """The tenant's shared bucket (HERALD_TENANT_RATES), if it has one."""
+        name = principal.tenant or "-"
+        bucket = self._tenant_buckets.get(name, self._tenant_buckets.get("*"))
+        return self._keys.rate_bucket("api_tenant", name), bucket
 
     async def take(self, principal: Principal, cost: int = 1) -> Allowance:
         """Spend ``cost`` tokens of the principal's bucket; never raises for an empty one."""
         _scope, key, bucket = self._bucket_for(principal)
+        return await self._spend(key, bucket, cost)
+
+    async def _spend(self, key: str, bucket: Bucket | None, cost: int) -> Allowance:
         if bucket is None:
             return Allowance(True, 0.0, -1)
         now = time.monotonic()
@@ -115,7 +127,17 @@ class RequestLimiter:
         self._leases[key] = _Lease(tokens, now + LEASE_S)
 
     async def check(self, principal: Principal, cost: int = 1) -> str | None:
-        """Spend tokens or raise TooManyRequests; returns the scope spent from (or None)."""
+        """Spend tokens or raise TooManyRequests; returns the scope spent from (or None).
+
+        The tenant's bucket (HERALD_TENANT_RATES) is spent first, then the key's or
+        the user's."""
+        tenant_key, tenant_bucket = self._tenant_bucket(principal)
+        if tenant_bucket is not None:
+            shared = await self._spend(tenant_key, tenant_bucket, cost)
+            if not shared.allowed:
+                raise TooManyRequests(
+                    f"request rate limit of this tenant reached; retry in "
+                    f"{shared.retry_after_s:.1f}s", retry_after=shared.retry_after_s)
         scope, _key, bucket = self._bucket_for(principal)
         if bucket is None:
             return None

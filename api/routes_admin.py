@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from herald.api.auth import require_default_tenant
 from herald.api.context import REDIS
 from herald.api.jsonio import json_response
 from herald.api.live.hub import HUB
@@ -67,6 +68,8 @@ def totals_of(status: dict[str, Any]) -> dict[str, int]:
 
 
 async def admin_status(call: Call) -> web.Response:
+    if call.principal is not None:
+        require_default_tenant(call.principal)  # every tenant's streams: the operator's
     app = call.app
     status = await collect(app[REDIS], call.settings)
     rates = app[SAMPLER].update(totals_of(status), time.monotonic())
@@ -93,7 +96,7 @@ def routes(settings: Settings) -> list[Route]:
               "Operator status: partitions, groups, lag, dead letters, throughput, live",
               "operations", "service",
               {200: Reply("The status document (see `herald status --json`), with "
-                          "`throughput` and `live`.", "AdminStatus")},
+                          "`throughput` and `live`.", "AdminStatus")}, errors=(403,),
               description="For the operator page (/admin). Throughput is measured by this "
                           "process between calls at least 1 s apart (null on the first)."),
     ]

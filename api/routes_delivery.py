@@ -36,6 +36,7 @@ from herald.api.jsonio import json_response
 from herald.api.routing import ID_PARAM, USER_PARAM, Call, Reply, Route
 from herald.api.schemas import CATEGORY_PATTERN
 from herald.consumers.delivery.queries import DeliveryQueries
+from herald.streams import tenants
 from herald.streams.egress import url_refusal
 from herald.streams.events import PreferencesChanged, ProfileChanged
 from herald.streams.settings import Settings
@@ -92,7 +93,7 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
         "type": "object", "required": ["state"],
         "properties": {
             "state": {"enum": ["pending", "sent", "failed", "skipped", "expired",
-                               "scheduled"]},
+                               "scheduled", "cancelled"]},
             "attempts": {"type": "integer", "minimum": 0},
             "last_error": _OPTIONAL_TEXT, "updated_at": _TIME, "last_attempt_at": _TIME,
             "sent_at": _TIME, "next_attempt_at": _TIME, "in_inbox": {"type": "boolean"},
@@ -133,7 +134,9 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "id": {"type": "string"}, "user": {"type": "string"},
                 "category": {"type": "string"}, "title": {"type": "string"},
                 "body": _OPTIONAL_TEXT, "data": {"type": ["object", "null"]},
+                "status": {"enum": ["scheduled", "cancelled", "created"]},
                 "created_at": _TIME, "expires_at": _TIME, "scheduled_for": _TIME,
+                "cancelled_at": _TIME,
                 "channels": {"type": "object", "additionalProperties": channel_state},
             },
         },
@@ -145,7 +148,7 @@ def _queries(call: Call) -> DeliveryQueries:
 
 
 async def get_preferences(call: Call) -> web.Response:
-    return json_response(await _queries(call).preferences(call.owner))
+    return json_response(_plain(await _queries(call).preferences(call.owner)))
 
 
 async def put_preferences(call: Call) -> web.Response:
@@ -154,11 +157,11 @@ async def put_preferences(call: Call) -> web.Response:
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:
         return json_response(accepted_body(appended), 202)
-    return json_response(await _queries(call).preferences(call.owner))
+    return json_response(_plain(await _queries(call).preferences(call.owner)))
 
 
 async def get_profile(call: Call) -> web.Response:
-    return json_response(await _queries(call).profile(call.owner))
+    return json_response(_plain(await _queries(call).profile(call.owner)))
 
 
 async def put_profile(call: Call) -> web.Response:
@@ -172,11 +175,25 @@ async def put_profile(call: Call) -> web.Response:
     appended, projected = await append_and_wait(call.app, call.owner, event)
     if not projected:
         return json_response(accepted_body(appended), 202)
-    return json_response(await _queries(call).profile(call.owner))
+    return json_response(_plain(await _queries(call).profile(call.owner)))
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    """A user's document with the plain user id (a tenant's callers never see the scope)."""
+    return {**doc, "user": tenants.plain(doc["user"])}
+
+
+def visible_to(doc: dict[str, Any] | None, tenant: str) -> dict[str, Any] | None:
+    """A notification's document as a caller of ``tenant`` sees it: None when it is
+    another tenant's, else with the plain user id."""
+    if doc is None or tenants.tenant_of(doc["user"]) != tenant:
+        return None
+    return {**doc, "user": tenants.plain(doc["user"])}
 
 
 async def get_notification(call: Call) -> web.Response:
-    doc = await _queries(call).notification(call.path["id"])
+    tenant = call.principal.tenant if call.principal is not None else tenants.DEFAULT
+    doc = visible_to(await _queries(call).notification(call.path["id"]), tenant)
     if doc is None:
         raise NotFound("no notification with this id (or its status has expired)")
     return json_response(doc)

@@ -21,14 +21,15 @@ from aiohttp import web
 
 from herald.api import cloudevents as ce
 from herald.api.appending import count_published
+from herald.api.auth import valid_user
 from herald.api.context import PRODUCER, REDIS, SCHEMAS
 from herald.api.errors import NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
-from herald.api.routes_delivery import DELIVERY_QUERIES
-from herald.api.routes_publish import build_payload, published_body
+from herald.api.routes_delivery import DELIVERY_QUERIES, visible_to
+from herald.api.routes_publish import build_payload, conflict_result, published_body
 from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import USER, check
-from herald.streams import codec
+from herald.streams import codec, tenants
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import Appended, Envelope
 from herald.streams.idempotency import IdempotencyRecords
@@ -55,7 +56,8 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "type": "object", "required": ["index", "status"],
                 "properties": {**published["properties"],  # type: ignore[dict-item]
                                "index": {"type": "integer"},
-                               "status": {"enum": [200, 201, 422]},
+                               "status": {"enum": [200, 201, 409, 422]},
+                               "first_id": {"type": "string"},
                                "detail": {"type": "string"}, "errors": {"type": "array"}}}},
         },
     }
@@ -69,15 +71,16 @@ def schemas(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def _envelope(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
+def _envelope(producer: Producer, event: dict[str, Any], now: int, tenant: str) -> Envelope:
     """The envelope of a schema-valid CloudEvent, by its type's mapping."""
     mapping = MAPPINGS.get(event["type"])
     if mapping is None:  # a type in the schema's table without a mapping here: a bug
         raise RuntimeError(f"no mapping for the CloudEvents type {event['type']!r}")
-    return mapping(producer, event, now)
+    return mapping(producer, event, now, tenant)
 
 
-def _notification(producer: Producer, event: dict[str, Any], now: int) -> Envelope:
+def _notification(producer: Producer, event: dict[str, Any], now: int, tenant: str
+                  ) -> Envelope:
     """``com.herald.notification.created``: the notification its data describes, checked
     as the producer will."""
     item = ce.notification_item(event)
@@ -86,7 +89,12 @@ def _notification(producer: Producer, event: dict[str, Any], now: int) -> Envelo
     except Unprocessable as problem:  # a date-time in data: name it under data
         raise Unprocessable(f"data.{problem.detail}", errors=[
             {**e, "path": f"data.{e['path']}"} for e in problem.errors or []]) from problem
-    envelope = producer.envelope(item["user"], payload, idempotency_key=item["idempotency_key"],
+    try:
+        user = tenants.scoped(tenant, valid_user(item["user"], "subject"))
+    except ValidationError as exc:
+        raise Unprocessable(f"subject: {exc.message}",
+                            errors=[field_error("subject", exc.message)]) from exc
+    envelope = producer.envelope(user, payload, idempotency_key=item["idempotency_key"],
                                  time_ms=ce.event_time_ms(event, now))
     try:
         raw = codec.encode(envelope)
@@ -103,7 +111,7 @@ def _notification(producer: Producer, event: dict[str, Any], now: int) -> Envelo
 
 
 # CloudEvents type → its envelope (one entry per api/cloudevents.py ``TYPES`` entry).
-MAPPINGS: dict[str, Callable[[Producer, dict[str, Any], int], Envelope]] = {
+MAPPINGS: dict[str, Callable[[Producer, dict[str, Any], int, str], Envelope]] = {
     ce.NOTIFICATION_CREATED: _notification,
 }
 
@@ -113,11 +121,15 @@ def _body(event: dict[str, Any], envelope: Envelope, appended: Appended) -> dict
             "event_id": event["id"]}
 
 
+def _tenant(call: Call) -> str:
+    return call.principal.tenant if call.principal is not None else tenants.DEFAULT
+
+
 async def publish_events(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
     now = now_ms()
     if call.media_type != ce.BATCH_TYPE:
-        envelope = _envelope(producer, call.body, now)
+        envelope = _envelope(producer, call.body, now, _tenant(call))
         appended = await producer.publish(envelope)
         count_published(call.app, [envelope], [appended])
         return json_response(_body(call.body, envelope, appended),
@@ -129,7 +141,7 @@ async def publish_events(call: Call) -> web.Response:
     for index, item in enumerate(items):
         try:
             check(schema, item)
-            envelopes.append(_envelope(producer, item, now))
+            envelopes.append(_envelope(producer, item, now, _tenant(call)))
             indexes.append(index)
         except Unprocessable as problem:
             results[index] = {"index": index, "status": 422, "detail": problem.detail,
@@ -137,22 +149,31 @@ async def publish_events(call: Call) -> web.Response:
     done = await producer.publish_many(envelopes)
     count_published(call.app, envelopes, done)
     for index, envelope, one in zip(indexes, envelopes, done, strict=True):
+        if one.conflict:
+            results[index] = conflict_result(index, one)
+            continue
         results[index] = {"index": index, "status": 200 if one.duplicate else 201,
                           **_body(items[index], envelope, one)}
-    duplicates = sum(1 for a in done if a.duplicate)
-    return json_response({"results": results, "created": len(done) - duplicates,
-                          "duplicates": duplicates, "failed": len(items) - len(done)})
+    duplicates = sum(1 for a in done if a.duplicate and not a.conflict)
+    conflicts = sum(1 for a in done if a.conflict)
+    return json_response({"results": results, "created": len(done) - duplicates - conflicts,
+                          "duplicates": duplicates,
+                          "failed": len(items) - len(done) + conflicts})
 
 
 async def status_by_event(call: Call) -> web.Response:
     settings = call.settings
+    tenant = _tenant(call)
     key = ce.idempotency_key(call.query["source"], call.query["id"])
+    if tenant != tenants.DEFAULT:
+        key = tenants.record_key(tenants.scoped(tenant, "-"), key)
     subject = call.query["subject"]
-    partitions = ([partition_for(subject, settings.partitions)] if subject is not None
-                  else list(range(settings.partitions)))
+    partitions = ([partition_for(tenants.scoped(tenant, subject), settings.partitions)]
+                  if subject is not None else list(range(settings.partitions)))
     found = await IdempotencyRecords.from_settings(settings).first(
         call.app[REDIS], partitions, key)
     doc = None if found is None else await call.app[DELIVERY_QUERIES].notification(found[1])
+    doc = visible_to(doc, tenant)
     if doc is None:
         raise NotFound("no notification from this CloudEvent (none was published with this "
                        "source and id, or it was longer ago than HERALD_DEDUPE_WINDOW)")
@@ -169,7 +190,7 @@ def routes(settings: Settings) -> list[Route]:
                           "append. A batch: per-item results, in order.", "EventsAnswer")},
               body="CloudEvent",
               bodies=((ce.CLOUDEVENT_TYPE, "CloudEvent"), (ce.BATCH_TYPE, "CloudEventBatch")),
-              errors=(400, 413, 422), batch_body=True,
+              errors=(400, 409, 413, 422), batch_body=True,
               description=(
                   "application/cloudevents+json or application/json: one CloudEvent; "
                   "application/cloudevents-batch+json: an array (at most HERALD_MAX_BATCH; "

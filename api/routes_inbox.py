@@ -72,7 +72,8 @@ async def inbox(call: Call) -> web.Response:
         raise Unprocessable(f"{path}: {exc.message}", errors=[field_error(path, exc.message)]
                             ) from exc
     return json_response({"items": page.items, "next_cursor": page.next_cursor,
-                          "unread_count": page.unread_count})
+                          "unread_count": page.unread_count,
+                          "unseen_count": page.unseen_count})
 
 
 async def _as_of(call: Call) -> web.Response:

@@ -6,7 +6,9 @@ created event when due, unless cancelled first); ``digest.item_added`` when
 ``digest_key`` is given (the bucket closes at the end of the current window of
 ``digest_window_seconds``, aligned to the epoch so every item of a window shares
 it). 201 with ``id`` and ``position``; an ``idempotency_key`` seen within
-``HERALD_DEDUPE_WINDOW`` answers 200 with the first append's id and appends nothing.
+``HERALD_DEDUPE_WINDOW`` answers 200 with the first append's id and appends nothing
+when the request is the same (its digest: streams/idempotency.py), and 409 with the
+first append's ``first_id`` when it differs (a batch item: status 409).
 
 A batch (≤ ``HERALD_MAX_BATCH``) validates each item on its own: invalid items get
 a 422 result, the valid ones are appended together (one pipeline), in order per user.
@@ -33,8 +35,9 @@ from aiohttp import web
 
 from herald.api import routes_delivery, routes_templates
 from herald.api.appending import count_published
-from herald.api.context import PRODUCER, SCHEMAS
-from herald.api.errors import NotFound, Unprocessable, field_error
+from herald.api.auth import valid_user
+from herald.api.context import PRODUCER, QUERIES, SCHEMAS
+from herald.api.errors import NotFound, Unprocessable, conflict, field_error
 from herald.api.jsonio import json_response
 from herald.api.routes_delivery import DELIVERY_QUERIES
 from herald.api.routes_templates import RENDERER, TEMPLATES
@@ -42,7 +45,7 @@ from herald.api.routing import Call, Reply, Route
 from herald.api.schemas import check
 from herald.consumers.templates.definition import template_defaults
 from herald.consumers.templates.render import TemplateError
-from herald.streams import codec
+from herald.streams import codec, tenants
 from herald.streams.egress import url_refusal
 from herald.streams.errors import CodecError, ValidationError
 from herald.streams.events import (
@@ -54,10 +57,12 @@ from herald.streams.events import (
     NotificationScheduled,
     Payload,
 )
+from herald.streams.idempotency import request_digest
 from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings
 from herald.streams.validation import validate_envelope
 
+SCHEDULED_WAIT_S = 0.5  # at most this (and HERALD_ACTION_WAIT) for a schedule's projection
 KINDS = {NotificationCreated: "created", NotificationScheduled: "scheduled",
          DigestItemAdded: "digest"}
 
@@ -66,7 +71,7 @@ def _invalid(path: str, message: str) -> Unprocessable:
     return Unprocessable(f"{path}: {message}", errors=[field_error(path, message)])
 
 
-def _time_ms(text: str, path: str) -> int:
+def time_ms(text: str, path: str) -> int:
     try:
         moment = datetime.fromisoformat(text.upper())
         if moment.tzinfo is None:
@@ -76,7 +81,8 @@ def _time_ms(text: str, path: str) -> int:
         raise _invalid(path, f"is not a usable date-time: {exc}") from exc
 
 
-async def rendered_item(app: web.Application, item: dict[str, Any]) -> dict[str, Any]:
+async def rendered_item(app: web.Application, item: dict[str, Any],
+                        tenant: str = tenants.DEFAULT) -> dict[str, Any]:
     """``item`` with a template's title, body, variants and defaults filled in (as is
     without ``template``). NotFound for an unknown template or version; Unprocessable
     when the data does not render."""
@@ -87,7 +93,8 @@ async def rendered_item(app: web.Application, item: dict[str, Any]) -> dict[str,
         raise NotFound(f"no template {item['template']!r}"
                        + (f" version {item['template_version']}"
                           if "template_version" in item else ""))
-    locale = item.get("locale") or await app[DELIVERY_QUERIES].locale(item["user"])
+    locale = item.get("locale") or await app[DELIVERY_QUERIES].locale(
+        tenants.scoped(tenant, valid_user(item["user"], "user")))
     try:
         rendered = app[RENDERER].render(found.definition, locale, item.get("data", {}))
     except TemplateError as exc:
@@ -120,11 +127,11 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
         if refused is not None:
             raise _invalid("recipients.webhook", f"destination refused: the URL {refused}")
     if "expires_at" in item:
-        common["expires_at"] = _time_ms(item["expires_at"], "expires_at")
+        common["expires_at"] = time_ms(item["expires_at"], "expires_at")
     # Combinations of fields are rules of the schema (api/schemas.py), checked before this.
     if "deliver_at" in item or "delay_seconds" in item:
         if "deliver_at" in item:
-            due = _time_ms(item["deliver_at"], "deliver_at")
+            due = time_ms(item["deliver_at"], "deliver_at")
         else:
             due = now + round(float(item["delay_seconds"]) * 1000)
         return NotificationScheduled(deliver_at=due, cancel_key=item.get("cancel_key"), **common)
@@ -135,9 +142,12 @@ def build_payload(item: dict[str, Any], settings: Settings, now: int) -> Payload
     return NotificationCreated(**common)
 
 
-def build_envelope(producer: Producer, item: dict[str, Any], now: int) -> Envelope:
+def build_envelope(producer: Producer, item: dict[str, Any], now: int,
+                   tenant: str = tenants.DEFAULT) -> Envelope:
+    """The envelope of a (schema-valid) request item, for ``item["user"]`` of ``tenant``."""
     payload = build_payload(item, producer.settings, now)
-    return producer.envelope(item["user"], payload, idempotency_key=item.get("idempotency_key"),
+    user = tenants.scoped(tenant, valid_user(item["user"], "user"))
+    return producer.envelope(user, payload, idempotency_key=item.get("idempotency_key"),
                              time_ms=now)
 
 
@@ -146,22 +156,38 @@ def published_body(envelope: Envelope, appended: Appended) -> dict[str, Any]:
             "duplicate": appended.duplicate, "kind": KINDS[type(envelope.payload)]}
 
 
+def digest_of(item: dict[str, Any]) -> str | None:
+    """What a keyed request says (its whole item): a key reused with another is a 409."""
+    return request_digest(item) if "idempotency_key" in item else None
+
+
 async def publish_one(call: Call) -> web.Response:
     producer = call.app[PRODUCER]
-    envelope = build_envelope(producer, await rendered_item(call.app, call.body), now_ms())
-    appended = await producer.publish(envelope)
+    tenant = _tenant(call)
+    envelope = build_envelope(producer, await rendered_item(call.app, call.body, tenant),
+                              now_ms(), tenant)
+    appended = await producer.publish(envelope, digest=digest_of(call.body))
     count_published(call.app, [envelope], [appended])
+    if isinstance(envelope.payload, NotificationScheduled):
+        # Its status is ``scheduled`` from the answer on: wait (bounded) until the
+        # schedule is projected; a projector behind by more answers a little later.
+        await call.app[QUERIES].wait_for(appended.partition, appended.position,
+                                         min(call.settings.action_wait_s, SCHEDULED_WAIT_S))
     return json_response(published_body(envelope, appended), 200 if appended.duplicate else 201)
 
 
+def _tenant(call: Call) -> str:
+    return call.principal.tenant if call.principal is not None else tenants.DEFAULT
+
+
 async def _prevalidate(app: web.Application, producer: Producer, schema: dict[str, Any],
-                       item: Any, now: int) -> Envelope:
+                       item: Any, now: int, tenant: str) -> Envelope:
     check(schema, item)
     try:
-        item = await rendered_item(app, item)
+        item = await rendered_item(app, item, tenant)
     except NotFound as exc:  # per item: a 422 result, not the batch's 404
         raise _invalid("template", exc.detail) from exc
-    envelope = build_envelope(producer, item, now)
+    envelope = build_envelope(producer, item, now, tenant)
     try:
         raw = codec.encode(envelope)
     except CodecError as exc:
@@ -180,7 +206,8 @@ async def publish_batch(call: Call) -> web.Response:
     indexes: list[int] = []
     for index, item in enumerate(items):
         try:
-            envelopes.append(await _prevalidate(call.app, producer, schema, item, now))
+            envelopes.append(await _prevalidate(call.app, producer, schema, item, now,
+                                                _tenant(call)))
             indexes.append(index)
         except Unprocessable as problem:
             results[index] = {"index": index, "status": 422, "detail": problem.detail,
@@ -188,14 +215,27 @@ async def publish_batch(call: Call) -> web.Response:
         except ValidationError as exc:
             results[index] = {"index": index, "status": 422, "detail": str(exc),
                               "errors": [field_error(exc.field, exc.message)]}
-    appended = await producer.publish_many(envelopes)
+    appended = await producer.publish_many(
+        envelopes, digests=[digest_of(items[index]) for index in indexes])
     count_published(call.app, envelopes, appended)
     for index, envelope, done in zip(indexes, envelopes, appended, strict=True):
+        if done.conflict:
+            results[index] = conflict_result(index, done)
+            continue
         results[index] = {"index": index, "status": 200 if done.duplicate else 201,
                           **published_body(envelope, done)}
-    duplicates = sum(1 for a in appended if a.duplicate)
-    return json_response({"results": results, "created": len(appended) - duplicates,
-                          "duplicates": duplicates, "failed": len(items) - len(appended)})
+    duplicates = sum(1 for a in appended if a.duplicate and not a.conflict)
+    conflicts = sum(1 for a in appended if a.conflict)
+    return json_response({"results": results, "created": len(appended) - duplicates - conflicts,
+                          "duplicates": duplicates,
+                          "failed": len(items) - len(appended) + conflicts})
+
+
+def conflict_result(index: int, done: Appended) -> dict[str, Any]:
+    """A batch item's result for an idempotency key reused with another payload."""
+    problem = conflict(done.id, done.position)
+    return {"index": index, "status": 409, "detail": problem.detail, "first_id": done.id,
+            "errors": [field_error("idempotency_key", "was used for another payload")]}
 
 
 def routes(settings: Settings) -> list[Route]:
@@ -206,8 +246,9 @@ def routes(settings: Settings) -> list[Route]:
               tag, "service", {201: Reply("Appended.", "Published"),
                                200: Reply("Duplicate idempotency_key: the first append.",
                                           "Published")},
-              body="NotificationRequest", errors=(*errors, 404),
-              description="404: the template (or version) named is not registered."),
+              body="NotificationRequest", errors=(*errors, 404, 409),
+              description="404: the template (or version) named is not registered. "
+                          "409: the idempotency_key was used for another payload."),
         Route("POST", "/v1/notifications/batch", publish_batch, "publish_batch",
               f"Publish up to {settings.max_batch} notifications", tag, "service",
               {200: Reply("Per-item results, in request order.", "BatchResult")},

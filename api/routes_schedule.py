@@ -28,11 +28,13 @@ from typing import Any
 
 from aiohttp import web
 
+from herald.api.auth import valid_user
 from herald.api.context import CANCELLER, QUERIES, SETTINGS
 from herald.api.errors import NotFound
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Param, Reply, Route
 from herald.api.schemas import KEY, USER
+from herald.streams import tenants
 from herald.streams.events import Appended
 from herald.streams.settings import Settings
 
@@ -44,8 +46,12 @@ async def cancel_scheduled(call: Call) -> web.Response:
     app = call.app
     key: str = call.path["cancel_key"]
     user: str | None = call.query.get("user")
+    tenant = call.principal.tenant if call.principal is not None else tenants.DEFAULT
     canceller = app[CANCELLER]
-    targets = await canceller.targets(key, user, int(time.time() * 1000) - LATE_GRACE_MS)
+    scoped = None if user is None else tenants.scoped(tenant, valid_user(user, "query.user"))
+    targets = await canceller.targets(key, scoped, int(time.time() * 1000) - LATE_GRACE_MS)
+    # Only this tenant's users: a cancel key names schedules of one tenant.
+    targets = {u: due for u, due in targets.items() if tenants.tenant_of(u) == tenant}
     if not targets:
         raise NotFound(f"nothing is scheduled under cancel key {key!r} (or it is all due)")
     appended: list[Appended] = []
@@ -54,8 +60,8 @@ async def cancel_scheduled(call: Call) -> web.Response:
         chunk = {u: targets[u] for u in users[i : i + CANCEL_CHUNK]}
         appended += await canceller.cancel_many(key, chunk)
     projected = await _wait(app, appended)
-    entries = [{"user": u, "id": a.id, "position": a.position, "partition": a.partition,
-                "status": "projected" if ok else "accepted"}
+    entries = [{"user": tenants.plain(u), "id": a.id, "position": a.position,
+                "partition": a.partition, "status": "projected" if ok else "accepted"}
                for u, a, ok in zip(users, appended, projected, strict=True)]
     done = all(projected)
     body: dict[str, Any] = {"cancel_key": key, "status": "projected" if done else "accepted",

@@ -14,6 +14,7 @@ from herald.api.appending import append_and_wait
 from herald.api.context import PRODUCER, QUERIES, SETTINGS
 from herald.api.jsonio import json_response
 from herald.api.routing import USER_PARAM, Call, Reply, Route
+from herald.streams import tenants
 from herald.streams.erasure import erase_user
 from herald.streams.events import TokensRevoked
 from herald.streams.ids import now_ms
@@ -26,7 +27,7 @@ async def erase(call: Call) -> web.Response:
     appended, _had_key = await erase_user(app[PRODUCER], user)
     projected = await app[QUERIES].wait_for(appended.partition, appended.position,
                                             app[SETTINGS].action_wait_s)
-    body = {"user": user, "erased": True, "position": appended.position,
+    body = {"user": tenants.plain(user), "erased": True, "position": appended.position,
             "status": "projected" if projected else "accepted"}
     return json_response(body, 200 if projected else 202)
 

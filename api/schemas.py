@@ -31,17 +31,20 @@ from herald.streams.validation import (
     TEMPLATE_ID_RE,
 )
 
-USER_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
+# Any text without control characters; the 256-byte (UTF-8) bound is checked by the
+# API (422), as JSON Schema counts characters, not bytes.
+USER_PATTERN = r"^[^\u0000-\u001F\u007F-\u009F]{1,256}$"
 KEY_PATTERN = r"^[A-Za-z0-9_.:@/+=-]{1,200}$"
 CATEGORY_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 POSITION_PATTERN = r"^[0-9]{1,15}-[0-9]{1,19}$"  # 19 digits: always within 64 bits
 MAX_SCHEDULE_S = SCHEDULE_HORIZON_MS // 1000
 MAX_DIGEST_WINDOW_S = 7 * 86400
-STATUSES = ("unread", "read", "archived", "all")
+STATUSES = ("unread", "read", "archived", "all", "snoozed")
 
 USER = {"type": "string", "pattern": USER_PATTERN, "not": {"const": "me"},
-        "description": "A user id: 1-128 of A-Z a-z 0-9 _ . @ - (not 'me')."}
+        "description": "A user id: 1-256 bytes of UTF-8 without control characters "
+                       "(not 'me'); URL-encoded in paths."}
 KEY = {"type": "string", "pattern": KEY_PATTERN}
 NOTIFICATION_ID = {"type": "string", "pattern": ID_PATTERN, "description": "A Herald id (ULID)."}
 POSITION = {"type": "string", "pattern": POSITION_PATTERN,
@@ -153,6 +156,7 @@ PROBLEM = {
         "status": {"type": "integer"}, "detail": {"type": "string"},
         "instance": {"type": "string"}, "request_id": {"type": "string"},
         "retry_after": {"type": "integer"},
+        "first_id": {"type": "string"}, "first_position": {"type": "string"},
         "errors": {"type": "array", "items": {
             "type": "object", "required": ["path", "message"],
             "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}},
@@ -168,6 +172,9 @@ INBOX_ITEM = {
         "title": {"type": "string"}, "body": {"type": "string"}, "data": {"type": "object"},
         "created_at": {"type": "string"}, "read_at": {"type": ["string", "null"]},
         "archived": {"type": "boolean"}, "position": {"type": "string"},
+        "seen": {"type": "boolean", "description": "Seen (the inbox was opened) or read."},
+        "snoozed_until": {"type": ["string", "null"]},
+        "expires_at": {"type": ["string", "null"]},
     },
 }
 
@@ -199,7 +206,9 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
                 "results": {"type": "array", "items": {
                     "type": "object", "required": ["index", "status"],
                     "properties": {
-                        "index": {"type": "integer"}, "status": {"enum": [200, 201, 422]},
+                        "index": {"type": "integer"},
+                        "status": {"enum": [200, 201, 409, 422]},
+                        "first_id": {"type": "string"},
                         "id": {"type": "string"}, "position": {"type": "string"},
                         "partition": {"type": "integer"}, "duplicate": {"type": "boolean"},
                         "kind": {"type": "string"}, "detail": {"type": "string"},
@@ -213,6 +222,7 @@ def component_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
             "properties": {"items": {"type": "array", "items": ref("InboxItem")},
                            "next_cursor": {"type": ["string", "null"]},
                            "unread_count": {"type": "integer", "minimum": 0},
+                           "unseen_count": {"type": "integer", "minimum": 0},
                            "as_of": {"type": "string", "description":
                                      "With ?as_of: the log position the page stands for."}},
         },

@@ -1,12 +1,14 @@
 """Which scope a service key needs for each route (streams/service_keys.py).
 
-``publish``: appending notifications and cancelling schedules; ``read``: what an
-inbox client does for a user (reading inboxes, statuses, preferences and profiles,
-live streams, marking read, archiving, deleting, listing devices, reading and
-previewing templates); ``manage``: changing a user's profile, contacts, devices and
-preferences, registering templates, erasing a user; ``admin``: the operator's status. Routes
-that need no credential need no scope; a route not in the table (an extension
-module's) needs ``admin``, so a new route is closed until it is given a scope.
+``publish``: appending notifications (to users, topics, everyone) and cancelling
+schedules; ``read``: what an inbox client does for a user (reading inboxes, counts,
+statuses, fan-outs, topics, preferences and profiles, live streams, marking seen or
+read, snoozing, archiving and unarchiving, deleting, listing devices, reading and
+previewing templates); ``manage``: changing a user's profile, contacts, devices,
+topics and preferences, registering templates, erasing a user; ``admin``: the
+operator's status. Routes that need no credential need no scope; a route not in
+the table (an extension module's) needs ``admin``, so a new route is closed until
+it is given a scope.
 User tokens have no scopes: they act for their own user on ``user`` routes only.
 """
 
@@ -28,6 +30,10 @@ ROUTE_SCOPES: dict[str, str] = {
     "contact_put": "manage", "contact_delete": "manage",
     "templates_list": "read", "template_get": "read", "template_preview": "read",
     "template_put": "manage",
+    "topic_publish": "publish", "broadcast_publish": "publish", "fanout_status": "read",
+    "topics_list": "read", "topic_subscribe": "manage", "topic_unsubscribe": "manage",
+    "inbox_counts": "read", "inbox_seen": "read", "inbox_bulk": "read",
+    "inbox_snooze": "read", "inbox_unarchive": "read",
     "admin_status": "admin",
 }
 FALLBACK = "admin"

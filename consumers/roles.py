@@ -20,6 +20,7 @@ from typing import Any
 from herald.consumers.channels import registry as providers
 from herald.consumers.delivery import worker as delivery_worker
 from herald.consumers.errors import UnknownRoleError
+from herald.consumers.fanout import worker as fanout
 from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
 from herald.consumers.retention import role as retention
@@ -34,6 +35,7 @@ ROLES: dict[str, RoleFactory] = {
     "projector": projector.run,
     "scheduler": scheduler.run,
     "retention": retention.run,
+    "fanout": fanout.run,
 }
 
 DLQ_HANDLERS: dict[str, HandlerFactory] = {

@@ -69,7 +69,7 @@ def serve_main(kind: str, port: int) -> None:
             return
         redis = connect(settings)
         try:
-            await ROLES["projector"](settings, redis, stop)
+            await ROLES["projector" if kind == "worker" else kind](settings, redis, stop)
         finally:
             await redis.aclose()
 
@@ -80,7 +80,8 @@ CHILDREN: list[subprocess.Popen[bytes]] = []
 
 
 def spawn(kind: str, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
-    """Start ``kind`` (``api`` or ``worker``) in a child process with ``env``."""
+    """Start ``kind`` (``api``, ``worker`` = the projector, or another role's name, e.g.
+    ``fanout``) in a child process with ``env``."""
     proc = subprocess.Popen([sys.executable, __file__, kind, str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     CHILDREN.append(proc)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from herald.command import EXIT_OK, UsageError, command, connected
+from herald.command import EXIT_OK, UsageError, command, connected, scoped_user
 from herald.consumers.projection.queries import MAX_LIMIT, STATUSES, InboxQueries
 from herald.consumers.retention.as_of import InboxAsOf
 from herald.streams.settings import Settings
@@ -27,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", default="all", choices=STATUSES)
     parser.add_argument("--limit", type=int, default=50, help=f"items (1-{MAX_LIMIT})")
     parser.add_argument("--json", action="store_true", help="the page as one JSON document")
+    parser.add_argument("--tenant", default="", help="the user's tenant (default: none)")
 
 
 @command
@@ -38,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
 async def _inbox(args: argparse.Namespace, settings: Settings, redis: Any) -> int:
     doc: dict[str, Any] = {}
+    args.user = scoped_user(args.user, args.tenant)
     if args.as_of is None:
         page = await InboxQueries(redis, settings).page(args.user, status=args.status,
                                                        limit=args.limit)

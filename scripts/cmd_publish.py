@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from herald.command import EXIT_OK, UsageError, command, connected
+from herald.command import EXIT_OK, UsageError, command, connected, scoped_user
 from herald.streams.events import NotificationCreated, NotificationScheduled, Payload
 from herald.streams.producer import Producer, now_ms
 from herald.streams.settings import Settings, parse_duration
@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="an --at in the past fires now instead of being refused")
     parser.add_argument("--cancel-key", default=None, help="key to cancel a scheduled notification")
     parser.add_argument("--idempotency-key", default=None)
+    parser.add_argument("--tenant", default="", help="the user's tenant (default: none)")
 
 
 def _data(text: str | None) -> dict[str, Any]:
@@ -97,7 +98,8 @@ def main(args: argparse.Namespace) -> int:
 async def _publish(args: argparse.Namespace, payload: Payload, settings: Settings,
                    redis: Any) -> int:
     producer = Producer(redis, settings)
-    env = producer.envelope(args.user, payload, idempotency_key=args.idempotency_key)
+    env = producer.envelope(scoped_user(args.user, args.tenant), payload,
+                            idempotency_key=args.idempotency_key)
     appended = await producer.publish(env)
     out = {"id": appended.id, "partition": appended.partition, "position": appended.position,
            "duplicate": appended.duplicate}

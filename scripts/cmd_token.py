@@ -18,6 +18,7 @@ from herald.streams.settings import parse_duration
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("user", help="the user id the token acts for (its `sub`)")
     parser.add_argument("--ttl", default="1h", help="lifetime, e.g. 15m, 1h, 7d (default 1h)")
+    parser.add_argument("--tenant", default="", help="the user's tenant (default: none)")
 
 
 @command
@@ -34,5 +35,5 @@ def main(args: argparse.Namespace) -> int:
             "HERALD_TOKEN_SECRET is not set and there is no development secret in "
             f"{settings.data_dir} (start `herald run` once, or set the variable)"
         )
-    sys.stdout.write(minted_for(settings, args.user, ttl) + "\n")
+    sys.stdout.write(minted_for(settings, args.user, ttl, tenant=args.tenant) + "\n")
     return EXIT_OK

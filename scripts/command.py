@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from herald.streams import tenants
 from herald.streams.connection import connect, resolve_url
 from herald.streams.environment import SERVICE_LINK, UNKNOWN, audit, describe
 from herald.streams.errors import HeraldError, SettingsError, ValidationError
@@ -37,9 +38,18 @@ from herald.streams.log import configure_logging, get_logger
 from herald.streams.process import tune_gc
 from herald.streams.server import ServerHandle, ensure_server, reach
 from herald.streams.settings import Settings
+from herald.streams.validation import check_user
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = get_logger("herald.settings")
+
+
+def scoped_user(user: str, tenant: str) -> str:
+    """``--user`` of ``--tenant`` as Herald stores it (streams/tenants.py); UsageError
+    for a bad tenant, ValidationError for a bad user."""
+    if tenant and not tenants.is_tenant(tenant):
+        raise UsageError("--tenant must be 1-64 of a-z 0-9 _ - (starting a-z 0-9)")
+    return tenants.scoped(tenant, check_user(user, "user", scoped=False))
 
 
 class UsageError(HeraldError):

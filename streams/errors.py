@@ -45,6 +45,19 @@ class EntryRejectedError(HeraldError):
         self.message = message
 
 
+class IdempotencyConflictError(HeraldError):
+    """Raised by ``Producer.publish`` when the idempotency key was used within the
+    dedupe window for another payload (its digest differs): nothing was appended;
+    ``first_id`` and ``position`` name the first append under the key."""
+
+    def __init__(self, key: str, first_id: str, position: str) -> None:
+        super().__init__(f"idempotency_key {key!r} was used for another payload "
+                         f"(first event {first_id}); nothing was appended")
+        self.key = key
+        self.first_id = first_id
+        self.position = position
+
+
 class PartitionMismatchError(HeraldError):
     """Raised at start when HERALD_PARTITIONS differs from the count recorded in Redis."""
 

@@ -149,6 +149,75 @@ class AllRead(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InboxSeen(Payload):
+    """The user opened the inbox: every item at or below ``up_to`` (None = this event's
+    position) is *seen* — the badge clears — without being read."""
+
+    TYPE: ClassVar[str] = "notification.seen"
+    up_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationUnarchived(Payload):
+    """An archived item back in the inbox, read or unread as it was."""
+
+    TYPE: ClassVar[str] = "notification.unarchived"
+    notification_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSnoozed(Payload):
+    """The item is hidden until ``until`` (ms), then back as unread: the scheduler
+    appends :class:`NotificationWoke` at that time."""
+
+    TYPE: ClassVar[str] = "notification.snoozed"
+    notification_id: str
+    until: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationWoke(Payload):
+    """A snoozed item is back as unread (appended by the scheduler at the snooze's
+    ``until``; a woke whose ``until`` is not the item's current snooze changes nothing)."""
+
+    TYPE: ClassVar[str] = "notification.woke"
+    notification_id: str
+    until: int
+
+
+BULK_ACTIONS = ("seen", "read", "archived")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxBulkMarked(Payload):
+    """One action on every matching item at or below ``up_to`` (None = this event's
+    position): ``action`` is ``seen``, ``read`` or ``archived``; ``category`` (None =
+    any) filters the items."""
+
+    TYPE: ClassVar[str] = "notification.bulk_marked"
+    action: str
+    category: str | None = None
+    up_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSubscribed(Payload):
+    """The user follows ``topic`` (of their tenant): what is published to it from the
+    moment a fan-out reaches them lands in their inbox."""
+
+    TYPE: ClassVar[str] = "topic.subscribed"
+    topic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicUnsubscribed(Payload):
+    """The user leaves ``topic``: a fan-out that has not reached them yet skips them."""
+
+    TYPE: ClassVar[str] = "topic.unsubscribed"
+    topic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PreferencesChanged(Payload):
     """Replaces the user's preferences: ``{category: {channel: bool}}``.
 
@@ -296,12 +365,19 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     DeviceRemoved,
     TemplateRegistered,
     UserErased,
+    InboxSeen,
+    NotificationUnarchived,
+    NotificationSnoozed,
+    NotificationWoke,
+    InboxBulkMarked,
     DeliveryAttempted,
     DeliverySucceeded,
     DeliveryFailed,
     DeliverySkipped,
     DeliveryExpired,
     TokensRevoked,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {
@@ -355,13 +431,15 @@ class Appended:
     """Where an event landed: its id, partition and stream position.
 
     ``duplicate`` is True when an earlier append under the same idempotency key
-    answered instead (nothing new was appended).
+    answered instead (nothing new was appended); ``conflict`` is also True when that
+    earlier append had another payload (its digest differed): the key was refused.
     """
 
     id: str
     partition: int
     position: str
     duplicate: bool = False
+    conflict: bool = False
 
 
 def new_envelope(

@@ -2,7 +2,11 @@
 
 One hash per partition and time bucket of the dedupe window
 (``Keys.idempotency``): field = the idempotency key, value = ``event_id position``
-of the first append under it. Scripts that append under a key (the producer's
+of the first append under it, or ``event_id position digest`` when the append named
+its payload's digest (:func:`payload_digest`, :func:`request_digest`): a later append
+under the key with another digest is a conflict, refused (``Appended.conflict``; the
+API answers 409 with the first event's id), while the same digest answers the first
+append as before. Scripts that append under a key (the producer's
 append, the scheduler's fire) read the current and previous bucket with one HMGET
 each and write every new record with one HSET per call, instead of a GET and a
 ``SET … PX`` per event; the shared Lua is streams/lua/idempotency.lua.
@@ -24,13 +28,17 @@ record, which costs a repeated send (delivery is at least once), never a lost on
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 from redis.exceptions import ResponseError
 
+from herald.streams.codec import payload_to_dict
 from herald.streams.connection import text
+from herald.streams.events import Envelope
 from herald.streams.ids import now_ms
 from herald.streams.keys import Keys
 from herald.streams.settings import Settings
@@ -80,9 +88,37 @@ class IdempotencyRecords:
             replies = await pipe.execute()
         for i, reply in enumerate(replies):
             if reply is not None:
-                event_id, _, position = text(reply).partition(" ")
+                event_id, position, _ = split_record(reply)
                 return partitions[i // 3], event_id, position
         return None
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every map's keys sorted (so equal content packs to equal bytes)."""
+    if isinstance(value, dict):
+        return [[str(k), _canonical(value[k])] for k in sorted(value, key=str)]
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def request_digest(value: Any) -> str:
+    """The digest of any msgpack-able value (an HTTP request item): 32 hex digits of
+    BLAKE2b-128 over its canonical msgpack (map keys sorted)."""
+    packed = msgpack.packb(_canonical(value), use_bin_type=True)
+    return hashlib.blake2b(packed, digest_size=16).hexdigest()
+
+
+def payload_digest(envelope: Envelope) -> str:
+    """The digest of what an event says: its type, user and payload in clear (not its
+    id, time or seal, which differ between two attempts of one publish)."""
+    return request_digest([envelope.type, envelope.user, payload_to_dict(envelope.payload)])
+
+
+def split_record(record: Any) -> tuple[str, str, str]:
+    """``(event id, position, digest or "")`` of a stored record."""
+    parts = text(record).split(" ")
+    return parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
 
 
 def server_bucket(error: BaseException) -> int | None:

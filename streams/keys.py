@@ -18,6 +18,16 @@ from dataclasses import dataclass
 LIVE_NS = "v"
 
 
+def user_part(user: str) -> str:
+    """A user id inside a key name where more follows it (``…:<user>:<key>``): the id
+    itself when it holds no ``:`` and does not start with ``#`` (every id of the old
+    ASCII rule, so those keys keep their names), else ``#`` + its UTF-8 in hex — so two
+    (user, key) pairs never name one key, whatever characters a user id has."""
+    if ":" not in user and not user.startswith("#"):
+        return user
+    return "#" + user.encode().hex()
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builder for one prefix (``HERALD_PREFIX``)."""
@@ -201,7 +211,8 @@ class Keys:
         """Hash: one notification's content and state."""
         return f"{self.ns_root(partition, ns)}:item:{notification_id}"
 
-    # Every inbox item is in ``inbox`` and in exactly one of the three status sets.
+    # Every inbox item is in ``inbox`` and in exactly one of the four status sets
+    # (unread, read, archived, snoozed).
     def inbox_unread(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Sorted set: the user's unread items that are not archived (same members as inbox)."""
         return f"{self.ns_root(partition, ns)}:unread:{user}"
@@ -213,6 +224,45 @@ class Keys:
     def inbox_archived(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Sorted set: the user's archived items (read or not)."""
         return f"{self.ns_root(partition, ns)}:archived:{user}"
+
+    def inbox_snoozed(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's snoozed items (hidden), scored by when they wake (ms)."""
+        return f"{self.ns_root(partition, ns)}:snoozed:{user}"
+
+    def inbox_unseen(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's items not seen yet (the badge; any status set)."""
+        return f"{self.ns_root(partition, ns)}:unseen:{user}"
+
+    def inbox_expiring(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: the user's items that carry ``expires_at``, scored by it (ms)."""
+        return f"{self.ns_root(partition, ns)}:expiring:{user}"
+
+    def user_topics(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the topics the user follows."""
+        return f"{self.ns_root(partition, ns)}:utopics:{user}"
+
+    def topic_members(self, partition: int, tenant: str, topic: str, ns: str = LIVE_NS) -> str:
+        """Set: the users of this partition (and tenant) who follow ``topic``: a topic's
+        subscribers are spread over every partition, each share in its own slot."""
+        return f"{self.ns_root(partition, ns)}:topic:{user_part(tenant or '-')}:{topic}"
+
+    def tenant_users(self, partition: int, tenant: str, ns: str = LIVE_NS) -> str:
+        """Set: the users of this partition (and tenant) Herald knows — who ever had a
+        notification or followed a topic: a broadcast's recipients."""
+        return f"{self.ns_root(partition, ns)}:users:{user_part(tenant or '-')}"
+
+    def fanout_job(self, job_id: str) -> str:
+        """Hash: one topic publish being fanned out (consumers/fanout/jobs.py); not a
+        projection (its output, one notification.created per recipient, is the log)."""
+        return f"{self.prefix}:{{fanout}}:job:{job_id}"
+
+    def fanout_lease(self, job_id: str) -> str:
+        """String (PX): the worker fanning out a job now."""
+        return f"{self.prefix}:{{fanout}}:lease:{job_id}"
+
+    def fanout_queue(self) -> str:
+        """Sorted set: fan-out jobs not finished, by creation time (ms)."""
+        return f"{self.prefix}:{{fanout}}:queue"
 
     def user_state(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Hash: ``pos``, the highest log position that changed the user's inbox (the
@@ -249,6 +299,11 @@ class Keys:
         """Hash: per-channel delivery status of one notification."""
         return f"{self.ns_root(partition, ns)}:status:{notification_id}"
 
+    def schedule_dropped(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """String: ``user`` and time (ms) of a scheduled notification that was cancelled
+        and dropped (the status ``cancelled``); expires HERALD_STATUS_TTL after it."""
+        return f"{self.ns_root(partition, ns)}:sched_dropped:{notification_id}"
+
     def schedule(self, partition: int, ns: str = LIVE_NS) -> str:
         """Sorted set: scheduled notification ids by due time (ms)."""
         return f"{self.ns_root(partition, ns)}:sched"
@@ -261,7 +316,7 @@ class Keys:
         self, partition: int, user: str, cancel_key: str, ns: str = LIVE_NS
     ) -> str:
         """String: padded position of the user's last projected cancel under a cancel key."""
-        return f"{self.ns_root(partition, ns)}:sched_cancelled:{user}:{cancel_key}"
+        return f"{self.ns_root(partition, ns)}:sched_cancelled:{user_part(user)}:{cancel_key}"
 
     def cancel_tombstone(self, partition: int, user: str, cancel_key: str) -> str:
         """String (PX): position of the user's last cancel event under a cancel key.
@@ -269,14 +324,14 @@ class Keys:
         Written with the cancel event in one script (streams/schedule_cancel.py), read by
         the scheduler's fire script; not a projection. Users never contain ``:``.
         """
-        return f"{self.tag(partition)}:tomb:{user}:{cancel_key}"
+        return f"{self.tag(partition)}:tomb:{user_part(user)}:{cancel_key}"
 
     def digest(self, partition: int, user: str, digest_key: str, ns: str = LIVE_NS) -> str:
         """Hash: the user's collected digest items under a key, not yet summarized.
 
         Field ``<window end ms, 15 digits>|<padded position>`` (consumers/schedule/).
         """
-        return f"{self.ns_root(partition, ns)}:digest:{user}:{digest_key}"
+        return f"{self.ns_root(partition, ns)}:digest:{user_part(user)}:{digest_key}"
 
     def user_schedules(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
         """Set: the user's scheduled notification ids not yet fired or dropped (what an

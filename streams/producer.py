@@ -14,19 +14,19 @@ with a cancel key is routed before it is appended (streams/schedule_cancel.py).
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from herald.streams import codec, schedule_cancel
+from herald.streams import codec, schedule_cancel, tenants
 from herald.streams.codec import ENTRY_FIELD
 from herald.streams.connection import Batch, text
 from herald.streams.crypto import DataKey
 from herald.streams.durability import Durability
-from herald.streams.errors import CodecError, ValidationError
+from herald.streams.errors import CodecError, IdempotencyConflictError, ValidationError
 from herald.streams.events import Appended, Envelope, Payload, new_envelope
-from herald.streams.idempotency import IdempotencyRecords, server_bucket
+from herald.streams.idempotency import IdempotencyRecords, payload_digest, server_bucket
 from herald.streams.ids import now_ms, partition_of
 from herald.streams.keys import Keys
 from herald.streams.keystore import KeyStore
@@ -54,6 +54,7 @@ class _Group:
     ids: list[str]
     stream: str
     args: list[Any]  # per event: encoded, id, idempotency key or ""
+    digests: list[str] = field(default_factory=list)  # per event: its digest ("": no key)
     keyed: bool = False  # an event of the group has an idempotency key
     bucket: int | None = None  # the idempotency bucket the server named (a retry)
 
@@ -99,8 +100,10 @@ class _Base:
                     and has_secret(env.payload)}
         return {env.user for env in envelopes if env.sealed is None and sealable(env.payload)}
 
-    def _prepare(self, envelopes: Sequence[Envelope], data_keys: Mapping[str, DataKey]
-                 ) -> list[_Group]:
+    def _prepare(self, envelopes: Sequence[Envelope], data_keys: Mapping[str, DataKey],
+                 digests: Sequence[str | None] | None = None) -> list[_Group]:
+        """Validated, encoded groups; ``digests`` (per envelope, None = its payload's)
+        names what each keyed event says, for the conflict check."""
         groups: dict[int, _Group] = {}
         for index, env in enumerate(envelopes):
             key = data_keys.get(env.user) if env.sealed is None and sealable(env.payload) else None
@@ -121,9 +124,14 @@ class _Base:
                 )
             group.indexes.append(index)
             group.ids.append(env.id)
-            group.args.extend((raw, env.id, env.idempotency_key or ""))
+            group.args.extend((raw, env.id, "" if env.idempotency_key is None
+                               else tenants.record_key(env.user, env.idempotency_key)))
             if env.idempotency_key is not None:
                 group.keyed = True
+                given = digests[index] if digests is not None else None
+                group.digests.append(given or payload_digest(env))
+            else:
+                group.digests.append("")
         return list(groups.values())
 
     def _queue(self, pipe: Any, todo: Sequence[int], groups: Sequence[_Group]) -> list[int]:
@@ -164,7 +172,8 @@ class _Base:
         """Keys and arguments of one group's append script."""
         buckets, bucket = self.records.script_keys(group.partition, bucket=group.bucket)
         return ([group.stream, *buckets],
-                [self.records.span_ms, bucket, codec.pack_value(group.args)])
+                [self.records.span_ms, bucket, codec.pack_value(group.args),
+                 codec.pack_value(group.digests) if group.keyed and group.digests else ""])
 
     @staticmethod
     def _results(
@@ -174,8 +183,9 @@ class _Base:
         for group, reply in zip(groups, replies, strict=True):
             p, ids = group.partition, group.ids
             for n, (index, answer) in enumerate(zip(group.indexes, reply, strict=True)):
-                if type(answer) is list:  # a duplicate: [first id, first position]
-                    out[index] = Appended(text(answer[0]), p, text(answer[1]), True)
+                if type(answer) is list:  # a duplicate: [first id, first position(, conflict)]
+                    out[index] = Appended(text(answer[0]), p, text(answer[1]), True,
+                                          len(answer) > 2)
                 else:
                     out[index] = Appended(ids[n], p, text(answer), False)
         return out
@@ -225,6 +235,14 @@ class _Base:
         raise NoScriptError("producer_append could not be run (script or bucket kept failing)")
 
 
+def _single(envelope: Envelope, results: list[Appended]) -> Appended:
+    """The one result of a single publish; a conflict raises."""
+    done = results[0]
+    if done.conflict:
+        raise IdempotencyConflictError(envelope.idempotency_key or "", done.id, done.position)
+    return done
+
+
 class _Commands(list[tuple[Any, ...]]):
     """Commands collected for one round trip (what :meth:`_Base._queue` fills)."""
 
@@ -247,22 +265,29 @@ class Producer(_Base):
                                      self.records.span_ms)
         self._started = True
 
-    async def publish(self, envelope: Envelope) -> Appended:
-        """Append one event; raises ValidationError before anything is written."""
-        return (await self.publish_many([envelope]))[0]
+    async def publish(self, envelope: Envelope, *, digest: str | None = None) -> Appended:
+        """Append one event; raises ValidationError before anything is written, and
+        IdempotencyConflictError when its idempotency key was used for another payload
+        (``digest``: what the event says, default :func:`payload_digest`)."""
+        return _single(envelope, await self.publish_many(
+            [envelope], digests=None if digest is None else [digest]))
 
-    async def publish_many(self, envelopes: Sequence[Envelope]) -> list[Appended]:
+    async def publish_many(self, envelopes: Sequence[Envelope], *,
+                           digests: Sequence[str | None] | None = None) -> list[Appended]:
         """Append a batch (one pipeline, one script call per partition), in order per user.
 
         Validation of every event happens before any is written: a bad event
-        rejects the whole batch with a ValidationError.
+        rejects the whole batch with a ValidationError. An event whose idempotency
+        key was used for another payload is not appended: its result has
+        ``conflict=True`` (and ``duplicate=True``) and names the first append.
         """
         if not self._started:
             await self.start()
         if not envelopes:
             return []
         users = self._check_batch(envelopes)
-        groups = self._prepare(envelopes, await self.data_keys.for_writing(users) if users else {})
+        groups = self._prepare(envelopes, await self.data_keys.for_writing(users) if users else {},
+                               digests)
         await schedule_cancel.write_routes(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
         streams = [group.stream for group in groups]
@@ -296,14 +321,19 @@ class SyncProducer(_Base):
         ensure_partition_count_sync(redis, self.keys, settings.partitions,
                                     self.records.span_ms)
 
-    def publish(self, envelope: Envelope) -> Appended:
-        return self.publish_many([envelope])[0]
+    def publish(self, envelope: Envelope, *, digest: str | None = None) -> Appended:
+        """As :meth:`Producer.publish` (IdempotencyConflictError included)."""
+        return _single(envelope, self.publish_many(
+            [envelope], digests=None if digest is None else [digest]))
 
-    def publish_many(self, envelopes: Sequence[Envelope]) -> list[Appended]:
+    def publish_many(self, envelopes: Sequence[Envelope], *,
+                     digests: Sequence[str | None] | None = None) -> list[Appended]:
+        """As :meth:`Producer.publish_many` (conflicts as ``conflict=True`` results)."""
         if not envelopes:
             return []
         users = self._check_batch(envelopes)
-        groups = self._prepare(envelopes, self.data_keys.for_writing_sync(users) if users else {})
+        groups = self._prepare(envelopes, self.data_keys.for_writing_sync(users) if users else {},
+                               digests)
         schedule_cancel.write_routes_sync(self.redis, self.keys, envelopes)  # before append
         steps = self._appends(groups, len(envelopes))
         streams = [group.stream for group in groups]

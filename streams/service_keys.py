@@ -3,9 +3,9 @@
 Two variables give keys, and every key they give is valid at once (rotation: add
 the new key, move the callers, remove the old one):
 
-- ``HERALD_API_KEYS``: bare keys, comma-separated, as before. Each has every scope,
-  the default tenant, and the id ``k_<12 hex of its SHA-256>`` (the fingerprint the
-  logs and rate limits already used).
+- ``HERALD_API_KEYS``: keys, comma-separated, as before, each ``key`` (the default
+  tenant) or ``tenant:key`` (streams/tenants.py). Each has every scope and the id
+  ``k_<12 hex of its SHA-256>`` (the fingerprint the logs and rate limits use).
 - ``HERALD_SERVICE_KEYS``: ``id[@tenant]:scope+scope:secret`` entries, comma-separated,
   where ``secret`` is the key itself or ``sha256:<64 hex>``, its SHA-256 — so the
   environment need hold no usable key (``printf %s "$KEY" | sha256sum``). Example:
@@ -16,7 +16,9 @@ schedules), ``read`` (inboxes, counts, statuses, preferences and profiles, live
 streams, and inbox actions taken for a user), ``manage`` (profiles, preferences,
 erasure), ``admin`` (the operator page's status, dead letters). ``*`` means all four.
 
-``tenant`` is kept for multi-tenancy (#20) and is ``default`` until tenants exist.
+``tenant`` is whose users the key acts for: a key of tenant ``acme`` reaches only
+``acme``'s users (their ids are scoped, streams/tenants.py); without one, the default
+tenant's (plain ids) — and only a default-tenant key reaches the operator routes.
 
 Failure modes: :func:`parse_service_keys` raises ValueError naming the entry (never
 printing a secret) for a malformed entry, an unknown scope, a bad digest or an id
@@ -29,8 +31,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from herald.streams import tenants
+
 SCOPES = ("publish", "read", "manage", "admin")
-DEFAULT_TENANT = "default"
+DEFAULT_TENANT = tenants.DEFAULT  # "" (streams/tenants.py): plain user ids
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 
@@ -64,8 +68,8 @@ def _scopes(text: str, where: str) -> frozenset[str]:
 
 def parse_service_keys(bare: tuple[str, ...], scoped: str) -> tuple[ServiceKey, ...]:
     """Every valid key from ``HERALD_API_KEYS`` (``bare``) and ``HERALD_SERVICE_KEYS``."""
-    out = [ServiceKey(key_id(k), frozenset(SCOPES), hashlib.sha256(k.encode()).digest())
-           for k in bare]
+    out = [ServiceKey(key_id(k), frozenset(SCOPES), hashlib.sha256(k.encode()).digest(), tenant)
+           for tenant, k in map(tenants.parse_key, bare)]
     for index, entry in enumerate(p.strip() for p in scoped.split(",")):
         if not entry:
             continue
@@ -73,9 +77,9 @@ def parse_service_keys(bare: tuple[str, ...], scoped: str) -> tuple[ServiceKey, 
         name, _, rest = entry.partition(":")
         scopes, _, secret = rest.partition(":")
         ident, _, tenant = name.partition("@")
-        if not _ID.fullmatch(ident) or (tenant and not _ID.fullmatch(tenant)):
-            raise ValueError(f"{where}: write id[@tenant]:scopes:key (id and tenant of "
-                             "1-64 of A-Z a-z 0-9 _ . -)")
+        if not _ID.fullmatch(ident) or (tenant and not tenants.is_tenant(tenant)):
+            raise ValueError(f"{where}: write id[@tenant]:scopes:key (id 1-64 of A-Z a-z "
+                             "0-9 _ . -; tenant as in streams/tenants.py: 1-64 of a-z 0-9 _ -)")
         where = f"key {ident!r}"
         if not secret:
             raise ValueError(f"{where}: no key after the scopes (id:scopes:key)")

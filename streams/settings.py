@@ -10,6 +10,7 @@ did-you-mean), so a platform's injected variables never stop a process.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -109,6 +110,39 @@ def parse_snapshot_every(text: str) -> SnapshotEvery:
 
 def _rate(text: str) -> str:
     parse_rate(text)
+    return text.strip()
+
+
+def _tenant_rates(text: str) -> tuple[tuple[str, str], ...]:
+    """``tenant=rate,…`` (``*`` = every other tenant, the default one included)."""
+    out = []
+    for part in _csv(text):
+        tenant, sep, rate = part.partition("=")
+        tenant = tenant.strip()
+        if not sep or not (tenant == "*" or tenant == "-" or re.fullmatch(
+                r"[a-z0-9][a-z0-9_-]{0,63}", tenant)):
+            raise ValueError(f"not tenant=rate: {part!r} (e.g. acme=100/s,*=20/s)")
+        out.append((tenant, _rate(rate)))
+    return tuple(out)
+
+
+def tenant_preferences(text: str) -> dict[str, Any]:
+    """HERALD_TENANT_PREFERENCES read: JSON ``{"tenant": {category: {channel: bool}}}``
+    (``"-"`` = the default tenant); ValueError when it is not that shape."""
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f"is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not all(
+            isinstance(v, dict) and all(isinstance(c, dict) and all(
+                isinstance(b, bool) for b in c.values()) for c in v.values())
+            for v in doc.values()):
+        raise ValueError('must be JSON {"tenant": {"category": {"channel": true|false}}}')
+    return doc
+
+
+def _json_preferences(text: str) -> str:
+    tenant_preferences(text)
     return text.strip()
 
 
@@ -328,6 +362,15 @@ class Settings:
     max_page: int = _env("HERALD_MAX_PAGE", _positive_int, 100)
     api_rate_key: str = _env("HERALD_API_RATE_KEY", _rate, "5000/s")
     api_rate_user: str = _env("HERALD_API_RATE_USER", _rate, "50/s")
+    # Topic fan-out (consumers/fanout/): recipients per step and per second at most.
+    fanout_batch: int = _env("HERALD_FANOUT_BATCH", _positive_int, 1000)
+    fanout_rate: str = _env("HERALD_FANOUT_RATE", _rate, "100000/s")
+    # Per-tenant request limits (every key and user of a tenant together), "tenant=rate"
+    # pairs; "*" for every tenant not named, "-" for the default tenant. Empty: none.
+    tenant_rates: tuple[tuple[str, str], ...] = _env("HERALD_TENANT_RATES", _tenant_rates, ())
+    # Per-tenant preference defaults, JSON {"tenant": {category: {channel: bool}}}: what
+    # applies where the user's own preferences say nothing ("-" = default tenant).
+    tenant_preferences: str = _env("HERALD_TENANT_PREFERENCES", _json_preferences, "")
     api_max_inflight: int = _env("HERALD_API_MAX_INFLIGHT", _positive_int, 2000)
     ready_max_lag_s: float = _env("HERALD_READY_MAX_LAG", parse_duration, 30.0)
     access_log: bool = _env("HERALD_ACCESS_LOG", _bool, True)

@@ -14,8 +14,10 @@ from typing import Any
 
 import msgpack
 
+from herald.streams import tenants
 from herald.streams.errors import ValidationError
 from herald.streams.events import (
+    BULK_ACTIONS,
     CRITICAL,
     TEMPLATES_USER,
     ContactChanged,
@@ -24,14 +26,19 @@ from herald.streams.events import (
     DeviceRemoved,
     DigestItemAdded,
     Envelope,
+    InboxBulkMarked,
     NotificationContent,
     NotificationScheduled,
+    NotificationSnoozed,
+    NotificationWoke,
     Payload,
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
     TemplateRegistered,
     TokensRevoked,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 from herald.streams.ids import is_id
 from herald.streams.settings import Settings
@@ -41,11 +48,17 @@ PRIORITIES = ("normal", CRITICAL)
 PLATFORMS = ("fcm", "apns")
 CONTACT_KINDS = ("phone", "email", "wechat_openid", "wecom_userid", "locale")
 RESERVED_USERS = frozenset({"me"})
-# Users that only Herald itself appends for (never an API path: their ids fail USER_RE).
+# A user id: any UTF-8 text of 1-256 bytes without control characters (C0, DEL, C1) or
+# lone surrogates; hash-tagged by partition in every key (streams/keys.py), so any
+# character is safe in a key name, and URL-encoded in paths.
+USER_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,256}")
+USER_MAX_BYTES = 256
+USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
+# Users that only Herald itself appends for (refused on every API path and CLI).
 SYSTEM_USERS = frozenset({TEMPLATES_USER})
-USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
@@ -77,13 +90,25 @@ class Limits:
         )
 
 
-def check_user(user: Any, field: str = "user", *, system: bool = True) -> str:
-    """A valid user id; ``system`` also admits Herald's own users (``~templates``),
-    which the log carries and the API never names."""
+def check_user(user: Any, field: str = "user", *, scoped: bool = True,
+               system: bool = True) -> str:
+    """A valid user id; ``scoped``: a tenant's user (``<tenant>\x1f<user>``,
+    streams/tenants.py) is valid too (what Herald writes; requests give plain ids);
+    ``system``: Herald's own users (``~templates``) too, which the log carries and the
+    API never names."""
     if system and user in SYSTEM_USERS:
         return str(user)
-    if not isinstance(user, str) or not USER_RE.fullmatch(user):
-        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . @ -")
+    if scoped and isinstance(user, str) and tenants.SEP in user:
+        tenant, plain = tenants.split(user)
+        if not tenants.is_tenant(tenant):
+            raise ValidationError(field, "names no valid tenant before its separator")
+        check_user(plain, field, scoped=False, system=False)
+        return user
+    if (not isinstance(user, str) or not USER_RE.fullmatch(user)
+            or len(user.encode()) > USER_MAX_BYTES):
+        raise ValidationError(field, USER_RULE)
+    if user in SYSTEM_USERS:
+        raise ValidationError(field, f"{user!r} is reserved")
     if user in RESERVED_USERS:
         raise ValidationError(field, f"{user!r} is reserved")
     return user
@@ -266,6 +291,28 @@ def _check_revoked(p: TokensRevoked) -> None:
         raise ValidationError("before", "must be a time in ms since the epoch")
 
 
+def _check_bulk(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if p.action not in BULK_ACTIONS:
+        raise ValidationError("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+    if p.category is not None and not CATEGORY_RE.fullmatch(p.category):
+        raise ValidationError("category", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
+
+
+def check_topic(value: Any, field: str = "topic") -> str:
+    if not isinstance(value, str) or not TOPIC_RE.fullmatch(value):
+        raise ValidationError(field, "must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+    return value
+
+
+def _check_topic(p: Any) -> None:
+    check_topic(p.topic)
+
+
+def _check_until(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not 0 <= p.until < 10**15:
+        raise ValidationError("until", "must be a time in milliseconds")
+
+
 def _check_delivery(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.channel not in CHANNELS:
         raise ValidationError("channel", f"unknown channel {p.channel!r}")
@@ -291,6 +338,11 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (TemplateRegistered, _check_template),
     (DeliveryEvent, _check_delivery),
     (TokensRevoked, lambda p, limits, size, sealed: _check_revoked(p)),
+    (InboxBulkMarked, _check_bulk),
+    (TopicSubscribed, lambda p, limits, size, sealed: _check_topic(p)),
+    (TopicUnsubscribed, lambda p, limits, size, sealed: _check_topic(p)),
+    (NotificationSnoozed, _check_until),
+    (NotificationWoke, _check_until),
 )
 _CHECKS: dict[type, tuple[Check, ...]] = {}  # per payload class, built on first use
 

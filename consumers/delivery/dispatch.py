@@ -47,7 +47,7 @@ from typing import Any
 
 from herald.consumers.channels.base import Channel, Outcome, SendResult, error_detail
 from herald.consumers.delivery.jobs import Job, Recorded
-from herald.consumers.delivery.policy import ERASED, decide, opted_out
+from herald.consumers.delivery.policy import ERASED, decide, opted_out, with_defaults
 from herald.consumers.delivery.projection import disabled_detail
 from herald.consumers.delivery.quiet import quiet_until
 from herald.consumers.delivery.ratelimit import RateLimiter
@@ -55,9 +55,10 @@ from herald.consumers.delivery.retry import RetrySchedule
 from herald.consumers.delivery.retry_queue import RetryQueue
 from herald.consumers.delivery.state import ProjectedState
 from herald.consumers.metrics import consumer_metrics
+from herald.streams import tenants
 from herald.streams.log import get_logger
 from herald.streams.producer import Producer, now_ms
-from herald.streams.settings import Settings
+from herald.streams.settings import Settings, tenant_preferences
 
 REFUSED_JITTER_MS = 50  # spread for jobs refused at their slot (another process took it)
 
@@ -96,6 +97,7 @@ class Dispatcher:
         self.queue = RetryQueue(redis, settings, channel.name)
         self.gate = gate or asyncio.Semaphore(settings.delivery_concurrency)
         self.critical = frozenset(settings.critical_categories)
+        self.tenant_defaults = tenant_preferences(settings.tenant_preferences)
         self.counters = Counters()
         metrics = consumer_metrics()  # consumers/metrics.py: the same counts for Prometheus
         self._outcomes = {outcome: metrics.deliveries.labels(channel.name, outcome)
@@ -127,7 +129,9 @@ class Dispatcher:
         held: list[tuple[Job, int]] = []
         for job in jobs:
             user = users[job.user]
-            decision = decide(job, now, user.profile, user.preferences, self.critical,
+            defaults = self.tenant_defaults.get(tenants.tenant_of(job.user) or "-", {})
+            decision = decide(job, now, user.profile,
+                              with_defaults(user.preferences, defaults), self.critical,
                               contact=self.contact, devices=user.devices,
                               quiet=user.quiet_hours)
             if decision.action == "send":
@@ -161,7 +165,8 @@ class Dispatcher:
                                       {j.user for j in waiting}) if waiting else {}
         for job in waiting:
             user = users[job.user]
-            reason = opted_out(job, user.preferences, self.critical)
+            defaults = self.tenant_defaults.get(tenants.tenant_of(job.user) or "-", {})
+            reason = opted_out(job, with_defaults(user.preferences, defaults), self.critical)
             until = None if job.critical else quiet_until(user.quiet_hours, now)
             if job.erased:
                 events.append(job.skipped(ERASED))

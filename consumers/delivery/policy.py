@@ -42,6 +42,20 @@ def allowed(
     return True
 
 
+def with_defaults(preferences: Mapping[str, Mapping[str, Any]],
+                  defaults: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The user's preferences over their tenant's defaults (HERALD_TENANT_PREFERENCES):
+    per category and channel, the user's own rule wins; the user's ``*`` beats only a
+    default of the same ``*``."""
+    if not defaults:
+        return dict(preferences)
+    merged: dict[str, Any] = {scope: dict(rules) for scope, rules in defaults.items()}
+    for scope, rules in preferences.items():
+        if isinstance(rules, Mapping):
+            merged[scope] = {**merged.get(scope, {}), **rules}
+    return merged
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """``send`` (with the job's recipient set), ``defer`` (the same, not before

@@ -16,8 +16,10 @@ retry — then ``next_attempt_at`` is set), ``sent``, ``failed`` (final),
 ``skipped`` (opted out, no address, disabled endpoint: ``last_error`` says why),
 ``expired`` (its time-to-live passed first). ``in_app`` is ``sent`` once the
 projector put it in the inbox (``in_inbox`` false after it was deleted or pushed
-out by the inbox cap). A notification still waiting in the schedule has state
-``scheduled`` on every channel and ``scheduled_for`` set. Push-channel statuses
+out by the inbox cap). A notification still waiting in the schedule has ``status``
+``scheduled`` (that state on every channel) and ``scheduled_for`` set; once cancelled
+(by its cancel key, or dropped by the scheduler) ``status`` is ``cancelled`` with
+``cancelled_at``; any other has ``status`` ``created``. Push-channel statuses
 expire HERALD_STATUS_TTL after their last change; body and data come from the
 inbox item while it exists.
 """
@@ -36,7 +38,7 @@ from herald.consumers.delivery.projection import (
 from herald.consumers.delivery.state import open_devices, open_profile
 from herald.consumers.projection.queries import iso
 from herald.consumers.projection.views import Views
-from herald.streams import codec
+from herald.streams import codec, positions
 from herald.streams.connection import text
 from herald.streams.errors import CodecError
 from herald.streams.events import NotificationContent, NotificationCreated
@@ -89,12 +91,15 @@ class DeliveryQueries:
             pipe.hmget(k.item(p, notification_id, ns), *ITEM_FIELDS)
             pipe.get(k.scheduled(p, notification_id, ns))
             pipe.zscore(k.schedule(p, ns), notification_id)
+            pipe.get(k.schedule_dropped(p, notification_id, ns))
 
-        status_raw, item, scheduled, due = await self.views.snapshot(p, build)
+        status_raw, item, scheduled, due, dropped = await self.views.snapshot(p, build)
         sealed_status = status_raw.pop(b"s", None)
         status = _decoded(status_raw)
         in_inbox = item[0] is not None
         if not status and not in_inbox:
+            if dropped is not None:
+                return _dropped(notification_id, dropped)
             return await self._scheduled(notification_id, scheduled, due)
         user = status.get("u") or text(item[0])
         content = await self._content(user, item[8] if in_inbox else sealed_status)
@@ -106,6 +111,7 @@ class DeliveryQueries:
             "body": content.get("body", text(item[3])) if in_inbox else None,
             "data": content.get("data", codec.unpack_value(item[4]) if item[4] else {})
             if in_inbox else None,
+            "status": "created",
             "created_at": iso(status.get("ts") or item[5]),
             "expires_at": iso(status.get("x")),
             "scheduled_for": None,
@@ -199,14 +205,44 @@ class DeliveryQueries:
             return None
         assert isinstance(p, NotificationContent)
         content = await self._content(user, entry.get("s"))
-        return {
+        cancelled = await self._cancelled_at(notification_id, user, entry)
+        state = "scheduled" if cancelled is None else "cancelled"
+        doc = {
             "id": notification_id, "user": user, "category": p.category,
             "title": content.get("title", p.title), "body": content.get("body", p.body),
-            "data": content.get("data", p.data), "created_at": None,
+            "data": content.get("data", p.data), "status": state, "created_at": None,
             "expires_at": iso(p.expires_at),
             "scheduled_for": iso(int(float(due))) if due is not None else None,
-            "channels": {ch: {"state": "scheduled"} for ch in p.channels},
+            "channels": {ch: {"state": state} for ch in p.channels},
         }
+        if cancelled is not None:
+            doc["cancelled_at"] = cancelled
+        return doc
+
+    async def _cancelled_at(self, notification_id: str, user: str, entry: dict[str, Any]
+                            ) -> str | None:
+        """When a cancel by key of the entry's user came after the entry's schedule event
+        (the entry waits in the schedule until due, then is dropped), else None."""
+        cancel_key, scheduled_at = entry.get("k"), entry.get("p")
+        if not isinstance(cancel_key, str) or not isinstance(scheduled_at, str):
+            return None
+        p = partition_of(notification_id)
+        [marker] = await self.views.snapshot(p, lambda pipe, ns: pipe.get(
+            self.keys.schedule_cancelled(p, user, cancel_key, ns)))
+        if marker is None or text(marker) <= positions.padded(scheduled_at):
+            return None
+        return iso(positions.parse(positions.unpadded(text(marker)))[0])
+
+
+def _dropped(notification_id: str, raw: bytes) -> dict[str, Any] | None:
+    """The document of a scheduled notification that was cancelled and dropped."""
+    try:
+        user, at = codec.unpack_binary(raw)
+    except (CodecError, TypeError, ValueError):
+        return None
+    return {"id": notification_id, "user": str(user), "category": "", "title": "",
+            "body": None, "data": None, "status": "cancelled", "created_at": None,
+            "expires_at": None, "scheduled_for": None, "cancelled_at": iso(at), "channels": {}}
 
 
 def _channel(status: dict[str, str], ch: str) -> dict[str, Any]:

@@ -177,6 +177,7 @@ class Applier:
             cached = [
                 k.item(p, "", ns), k.inbox(p, "", ns), k.inbox_unread(p, "", ns),
                 k.inbox_read(p, "", ns), k.inbox_archived(p, "", ns), k.user_state(p, "", ns),
+                k.inbox_expiring(p, "", ns), k.inbox_snoozed(p, "", ns), k.inbox_unseen(p, "", ns),
             ]
             self._prefixes[(partition, ns)] = cached
         return cached
@@ -194,12 +195,12 @@ class Applier:
         channel = "" if mode == BUILD else k.signal_channel(partition)
         args: list[Any] = [
             mode, consumer, ns, LIVE_NS, "" if mode == LATE else batch.target,
-            self.settings.inbox_max, channel, *self.prefixes(partition, ns),
+            self.settings.inbox_max, channel, *self.prefixes(partition, ns)[:6],
             codec.pack_value(batch.records), GROUP,
             positions.padded(batch.first) if batch.first else "",
             batch.settle if mode == LIVE else "", DLQ_MAX_LEN, "1" if track else "",
             k.seen(partition, self.span_ms, "", ns), self.span_ms, DUPLICATE_HEAD,
-            DUPLICATE_TAIL,
+            DUPLICATE_TAIL, *self.prefixes(partition, ns)[6:],
         ]
         return keys, args
 

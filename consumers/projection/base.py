@@ -26,8 +26,9 @@ from herald.streams.keys import Keys
 # written under another layout is refused when loaded (replay --from-start rebuilds).
 # Raise it whenever a projection changes what it writes (2: the event-id buckets,
 # ``Keys.seen``, that dead-letter duplicates; 3: devices, contacts, templates;
-# notifications kept out of the inbox).
-LAYOUT = 3
+# notifications kept out of the inbox; 4: ``Keys.schedule_dropped``, user ids with
+# ``:`` hex-encoded inside cancel and digest keys, the inbox model of issue 20).
+LAYOUT = 4
 
 Write = tuple[Any, ...]
 # A projection's last "write" may be ``(WAKE, ms)``: not written, it tells whoever waits

@@ -23,6 +23,7 @@ and data are empty.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from herald.streams.scripts import register
 from herald.streams.sealing import open_blob
 from herald.streams.settings import Settings
 
-STATUSES = ("unread", "read", "archived", "all")
+STATUSES = ("unread", "read", "archived", "all", "snoozed")
 MAX_LIMIT = 100
 WAIT_POLL_FIRST_S = 0.002  # wait_for polls the checkpoint, doubling up to the max
 WAIT_POLL_MAX_S = 0.05
@@ -52,6 +53,7 @@ class InboxPage:
     items: list[dict[str, Any]]
     next_cursor: str | None
     unread_count: int
+    unseen_count: int = 0
 
 
 def iso(ms: Any) -> str | None:
@@ -63,8 +65,11 @@ def iso(ms: Any) -> str | None:
 
 
 def _item(nid: str, fields: list[Any]) -> tuple[dict[str, Any], bytes | None] | None:
-    """The item of a hash's :data:`ITEM_FIELDS`, and its sealed blob (None: in clear)."""
-    category, title, body, data, created, padded, read_at, archived, sealed = fields
+    """The item of a hash's :data:`ITEM_FIELDS` (and the seen flag), and its sealed blob
+    (None: in clear)."""
+    category, title, body, data, created, padded, read_at, archived, sealed = fields[:9]
+    snoozed, expires = (fields[9], fields[10]) if len(fields) > 10 else (None, None)
+    seen = len(fields) > 11 and fields[11] in (b"1", "1", 1)
     if padded is None:
         return None  # gone between two reads of a non-atomic caller; never inside a script
     return {
@@ -77,10 +82,13 @@ def _item(nid: str, fields: list[Any]) -> tuple[dict[str, Any], bytes | None] | 
         "read_at": iso(read_at),
         "archived": archived == b"1",
         "position": positions.unpadded(text(padded)),
+        "seen": seen or read_at is not None,
+        "snoozed_until": iso(snoozed),
+        "expires_at": iso(expires),
     }, sealed
 
 
-ITEM_FIELDS = ("c", "t", "b", "d", "ts", "p", "r", "a", "s")
+ITEM_FIELDS = ("c", "t", "b", "d", "ts", "p", "r", "a", "s", "z", "x")
 CONTENT = ("title", "body", "data")
 
 
@@ -107,13 +115,14 @@ class InboxQueries:
         self.views = Views(redis, settings)
         self.data_keys = KeyStore(redis, settings)
         self._page = register(redis, __file__, "inbox_page")
+        self._counts = register(redis, __file__, "inbox_counts")
 
     def partition(self, user: str) -> int:
         return partition_for(user, self.settings.partitions)
 
     def _set_key(self, p: int, user: str, status: str, ns: str) -> str:
         k = self.keys
-        if status == "all":
+        if status in ("all", "snoozed"):
             return k.inbox(p, user, ns)
         if status == "unread":
             return k.inbox_unread(p, user, ns)
@@ -145,46 +154,78 @@ class InboxQueries:
             ns = pinned or self.views.cached(p)
             reply = await self._page(
                 keys=[k.partition_view(p), self._set_key(p, user, status, ns),
-                      k.inbox_unread(p, user, ns)],
+                      k.inbox_unread(p, user, ns), k.inbox_unseen(p, user, ns),
+                      k.inbox_expiring(p, user, ns)],
                 args=[ns, LIVE_NS, upper, lower, limit + 1, k.item(p, "", ns),
-                      "pinned" if pinned else ""],
+                      "pinned" if pinned else "", "snoozed" if status == "snoozed" else ""],
             )
             if text(reply[0]) == "ns":
                 self.views.remember(p, text(reply[1]))
                 continue
             members = [text(m) for m in reply[2]]
             found = []
-            for member, fields in zip(members[:limit], reply[3 : 3 + limit], strict=False):
+            for member, fields in zip(members[:limit], reply[4 : 4 + limit], strict=False):
                 item = _item(member.partition(":")[2], fields)
                 if item is not None:
                     found.append(item)
             more = len(members) > limit
             next_cursor = positions.unpadded(members[limit - 1].partition(":")[0]) if more else None
             return InboxPage(items=await open_items(self.data_keys, user, found),
-                             next_cursor=next_cursor, unread_count=int(reply[1]))
+                             next_cursor=next_cursor, unread_count=int(reply[1]),
+                             unseen_count=int(reply[3]))
         raise RuntimeError(f"view of partition {p} keeps switching")
 
     async def unread_count(self, user: str) -> int:
+        """Unread items that are not archived, snoozed or expired."""
+        return (await self.page(user, status="unread", limit=1)).unread_count
+
+    async def counts(self, user: str) -> dict[str, Any]:
+        """Counts per state (``total``, ``unread``, ``unseen``, ``read``, ``archived``,
+        ``snoozed``) and per category (``{category: {total, unread}}``), one snapshot;
+        expired items are not counted, snoozed ones only as ``snoozed``."""
         p = self.partition(user)
-        replies = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.zcard(self.keys.inbox_unread(p, user, ns))
-        )
-        return int(replies[0])
+        k = self.keys
+        for _ in range(NS_RETRIES):
+            ns = self.views.cached(p)
+            reply = await self._counts(
+                keys=[k.partition_view(p), k.inbox(p, user, ns), k.inbox_unseen(p, user, ns)],
+                args=[ns, LIVE_NS, k.item(p, "", ns)])
+            if text(reply[0]) == "ns":
+                self.views.remember(p, text(reply[1]))
+                continue
+            doc: dict[str, Any] = json.loads(text(reply[1]))
+            return doc
+        raise RuntimeError(f"view of partition {p} keeps switching")
 
     async def item(self, user: str, notification_id: str) -> dict[str, Any] | None:
         """The item, or None when absent, deleted, evicted, or not this user's."""
         p = self.partition(user)
         if not is_id(notification_id) or partition_of(notification_id) != p:
             return None
-        replies = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.hmget(self.keys.item(p, notification_id, ns),
-                                           "u", *ITEM_FIELDS)
-        )
-        fields = replies[0]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.item(p, notification_id, self.views.cached(p)), "p")
+            [[padded]] = await pipe.execute()
+        member = f"{text(padded)}:{notification_id}" if padded is not None else ""
+
+        def read(pipe: Any, ns: str) -> None:
+            pipe.hmget(self.keys.item(p, notification_id, ns), "u", *ITEM_FIELDS)
+            pipe.zscore(self.keys.inbox_unseen(p, user, ns), member)
+
+        fields, unseen = await self.views.snapshot(p, read)
         if fields[0] is None or text(fields[0]) != user:
             return None
-        found = _item(notification_id, fields[1:])
+        expires = fields[11]
+        if expires is not None and int(expires) <= int(time.time() * 1000):
+            return None  # expired: hidden like in pages
+        found = _item(notification_id, [*fields[1:], b"0" if unseen is not None else b"1"])
         return None if found is None else (await open_items(self.data_keys, user, [found]))[0]
+
+    async def topics(self, user: str) -> list[str]:
+        """The topics the user follows, sorted."""
+        p = self.partition(user)
+        [members] = await self.views.snapshot(
+            p, lambda pipe, ns: pipe.smembers(self.keys.user_topics(p, user, ns)))
+        return sorted(text(m) for m in members)
 
     async def last_change(self, user: str) -> str | None:
         """The highest position that changed the user's inbox, or None."""

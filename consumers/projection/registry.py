@@ -15,7 +15,7 @@ an event it cannot apply; the entry is dead-lettered with that reason.
 from __future__ import annotations
 
 from herald.consumers.delivery import projection as delivery
-from herald.consumers.projection import inbox
+from herald.consumers.projection import inbox, topics
 from herald.consumers.projection.base import Context, Projection, Write, chain
 from herald.consumers.schedule import projection as schedule
 from herald.consumers.templates import projection as templates
@@ -26,12 +26,13 @@ PROJECTIONS: dict[str, Projection] = {
     **delivery.PROJECTIONS,
     **schedule.PROJECTIONS,
     **templates.PROJECTIONS,
+    **topics.PROJECTIONS,
     # A created notification also starts the delivery status of its push channels, and
     # one fired by the scheduler leaves the schedule (or its digest items their bucket).
     NotificationCreated.TYPE: chain(inbox.project_created, delivery.project_created_status,
-                                    schedule.project_fired),
+                                    schedule.project_fired, topics.project_known),
     UserErased.TYPE: chain(inbox.project_erased, schedule.project_erased,
-                           delivery.project_erased),
+                           delivery.project_erased, topics.project_erased),
 }
 
 # Known types that do not change the inbox: they only advance the checkpoint.

@@ -21,11 +21,16 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from herald.consumers.schedule.digest import Summary
-from herald.consumers.schedule.projection import fire_key
+from herald.consumers.schedule.projection import fire_key, wake_key
 from herald.streams import codec
 from herald.streams.connection import text
 from herald.streams.crypto import DataKey
-from herald.streams.events import Envelope, NotificationCreated, ScheduleCancelled
+from herald.streams.events import (
+    Envelope,
+    NotificationCreated,
+    NotificationWoke,
+    ScheduleCancelled,
+)
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
 from herald.streams.ids import new_id
 from herald.streams.keys import Keys
@@ -69,6 +74,8 @@ def reminder_fire(
     Raises CodecError/ValidationError for an entry that cannot become an event.
     """
     entry = codec.unpack_binary(packed)
+    if "w" in entry:  # a snoozed item's wake-up (consumers/projection/inbox.py)
+        return wake_fire(partition, nid, entry, due, now, limits)
     user, cancel_key = entry["u"], entry.get("k")
     created = codec.payload_from_dict(NotificationCreated.TYPE, NotificationCreated.VERSION,
                                       entry["c"])
@@ -84,6 +91,18 @@ def reminder_fire(
         nid, due, [keys.cancel_tombstone(partition, user, cancel_key)],
         [entry["p"], idem, fired.id, _encode(fired, limits), dropped.id, _encode(dropped, limits)],
     )
+
+
+def wake_fire(partition: int, nid: str, entry: dict[str, Any], due: int, now: int,
+              limits: Limits) -> Fire:
+    """The fire of a snooze's wake-up: one ``notification.woke`` under the idempotency
+    key ``wake:{id}:{until}`` (a snooze moved to another time wakes on its own)."""
+    until = int(entry["w"])
+    idem = wake_key(nid, until)
+    woke = Envelope(id=new_id(partition, now), user=str(entry["u"]), time=now,
+                    payload=NotificationWoke(notification_id=nid, until=until),
+                    idempotency_key=idem)
+    return Fire(nid, due, [], ["", idem, woke.id, _encode(woke, limits), "", ""])
 
 
 def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limits,

@@ -6,6 +6,9 @@ State (per partition, in the projection's namespace; keys in streams/keys.py):
 - ``Keys.scheduled(p, id)`` — string: a packed :func:`entry` — what the notification
   becomes (the ``notification.created`` payload), its user, cancel key, and the
   position of its schedule event (the fire script compares it with a tombstone).
+- ``Keys.schedule_dropped(p, id)`` — string: packed ``[user, ms]`` of a schedule the
+  scheduler dropped because it was cancelled (status ``cancelled``; expires at the
+  event's time + HERALD_STATUS_TTL).
 - ``Keys.schedule_cancelled(p, user, key)`` — string: padded position of the user's
   last cancel under ``key`` (expires at the event's time + :data:`CANCEL_KEEP_MS`).
 - ``Keys.digest(p, user, key)`` — hash: collected digest items, field
@@ -87,13 +90,14 @@ def digest_field(window_end: int, position: str) -> str:
 
 
 def digest_member(user: str, digest_key: str, field: str) -> str:
-    """Member of ``Keys.digests_due`` (users and keys never contain ``|``)."""
+    """Member of ``Keys.digests_due`` (digest keys and fields never contain ``|``; a user
+    id may: :func:`parse_digest_member` splits from the right)."""
     return f"{user}|{digest_key}|{field}"
 
 
 def parse_digest_member(member: str) -> tuple[str, str, int, str]:
     """``(user, digest key, window end, field)``; ValueError when malformed."""
-    user, digest_key, window, padded = member.split("|")
+    user, digest_key, window, padded = member.rsplit("|", 3)
     return user, digest_key, int(window), f"{window}|{padded}"
 
 
@@ -121,6 +125,11 @@ def fire_key(notification_id: str) -> str:
     return f"fire:{notification_id}"
 
 
+def wake_key(notification_id: str, until: int) -> str:
+    """Idempotency key of waking one snooze of an item."""
+    return f"wake:{notification_id}:{until}"
+
+
 # -------------------------------------------------------------- projections
 def _remove_entry(ctx: Context, user: str, nid: str) -> list[Write]:
     k, p, ns = ctx.keys, ctx.partition, ctx.ns
@@ -144,7 +153,11 @@ def project_scheduled(env: Envelope, position: str, ctx: Context) -> list[Write]
 def project_cancelled(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: ScheduleCancelled = env.payload  # type: ignore[assignment]
     if p.notification_id is not None:
-        return _remove_entry(ctx, env.user, checked_id(p.notification_id))
+        nid = checked_id(p.notification_id)
+        dropped = ctx.keys.schedule_dropped(ctx.partition, nid, ctx.ns)
+        return [*_remove_entry(ctx, env.user, nid),
+                ("call", "SET", dropped, codec.pack_binary([env.user, env.time])),
+                ("call", "PEXPIREAT", dropped, str(env.time + ctx.status_ttl_ms))]
     if p.cancel_key is None:
         raise ProjectionError("invalid: a cancel needs a cancel_key or a notification_id")
     key = ctx.keys.schedule_cancelled(ctx.partition, env.user, p.cancel_key, ctx.ns)

@@ -8,11 +8,17 @@
 --              event, its event id, and its idempotency key ("" when it has none);
 --              one argument instead of three per event keeps the client's command
 --              packing (pure Python in redis.asyncio) off the hot path
+-- ARGV[4]      optional: one msgpack array of one string per event, the digest of its
+--              payload ("" = none). A record keeps the first append's digest; a later
+--              event under the key with another digest is a conflict.
 -- Returns one value per event: its position, or for a duplicate {first event id,
--- first position} (a duplicate appends nothing).
+-- first position} (a duplicate appends nothing), or for a conflict {first event id,
+-- first position, "conflict"} (nothing appended either).
+-- A record is "event_id position" or "event_id position digest".
 local stream = KEYS[1]
 local span, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
 local events = cmsgpack.unpack(ARGV[3])
+local digests = (ARGV[4] and ARGV[4] ~= '') and cmsgpack.unpack(ARGV[4]) or nil
 local call, n = redis.call, #events
 -- Locals and counters instead of table lengths and helper calls per event: this loop
 -- is the producer's hot path (measured ~9% of the script's time).
@@ -38,13 +44,29 @@ for base = 1, n, 3 do
     prev = found[key]
   end
   no = no + 1
+  local digest = digests and digests[no] or ''
   if prev then
     local sep = string.find(prev, ' ', 1, true)
-    out[no] = {string.sub(prev, 1, sep - 1), string.sub(prev, sep + 1)}
+    local sep2 = string.find(prev, ' ', sep + 1, true)
+    local first_id = string.sub(prev, 1, sep - 1)
+    if sep2 then
+      local first_digest = string.sub(prev, sep2 + 1)
+      local position = string.sub(prev, sep + 1, sep2 - 1)
+      if digest ~= '' and first_digest ~= '' and digest ~= first_digest then
+        out[no] = {first_id, position, 'conflict'}
+      else
+        out[no] = {first_id, position}
+      end
+    else
+      out[no] = {first_id, string.sub(prev, sep + 1)}
+    end
   else
     local position = call('XADD', stream, '*', 'e', events[base])
     if key ~= '' then
       local record = events[base + 1] .. ' ' .. position
+      if digest ~= '' then
+        record = record .. ' ' .. digest
+      end
       found[key] = record -- a later event of this call with the same key is a duplicate
       fresh[nfresh + 1], fresh[nfresh + 2] = key, record
       nfresh = nfresh + 2

@@ -44,9 +44,11 @@ async def test_a_cloudevent_becomes_a_notification_once(api: ApiClient, redis: A
     assert first.body["kind"] == "created" and first.body["duplicate"] is False
     assert (first.body["source"], first.body["event_id"]) == ("https://shop.example/orders",
                                                               "A234-1234-1234")
-    again = await post(api, event(data={"title": "twice?"}), "application/json")
+    again = await post(api, event(), "application/json")
     assert again.status == 200 and again.body["duplicate"] is True
     assert again.body["id"] == first.body["id"]
+    other = await post(api, event(data={"title": "twice?"}), "application/json")
+    assert other.status == 409 and other.body["first_id"] == first.body["id"]
     [(_, env)] = await log_of(redis, api.settings, "alice")
     assert env.idempotency_key == idempotency_key("https://shop.example/orders", "A234-1234-1234")
     assert env.time == 1_796_112_000_000  # the CloudEvent's time

@@ -173,3 +173,45 @@ async def test_inbox_as_of_is_for_services_and_shows_the_past(api: ApiClient) ->
     assert [i["title"] for i in newer.body["items"]] == ["second"]  # no wait: the past
     before = await api.get("/v1/users/olga/inbox?as_of=1900-01-01T00:00:00Z")
     assert before.body["items"] == [] and before.body["as_of"] == "0-0"
+
+
+async def test_seen_snooze_unarchive_bulk_and_counts(api: ApiClient) -> None:
+    ids = [(await api.publish("sam", f"n{i}", category="orders" if i % 2 else "news")
+            ).body["id"] for i in range(4)]
+    page = await wait_inbox(api, "sam", 4)
+    assert page["unseen_count"] == 4 and page["unread_count"] == 4
+    seen = await api.post("/v1/users/sam/inbox/seen")
+    assert seen.status == 200, seen.body
+    assert seen.body["counts"]["unseen"] == 0 and seen.body["counts"]["unread"] == 4
+    snoozed = await api.post(f"/v1/users/sam/inbox/{ids[0]}/snooze", json={"seconds": 3600})
+    assert snoozed.status == 200 and snoozed.body["snoozed_until"] is not None, snoozed.body
+    listed = await api.get("/v1/users/sam/inbox")
+    assert ids[0] not in [i["id"] for i in listed.body["items"]]
+    assert [i["id"] for i in (await api.get("/v1/users/sam/inbox?status=snoozed")).body[
+        "items"]] == [ids[0]]
+    bulk = await api.post("/v1/users/sam/inbox/bulk",
+                          json={"action": "archived", "category": "orders"})
+    assert bulk.status == 200, bulk.body
+    counts = bulk.body["counts"]
+    assert (counts["archived"], counts["snoozed"], counts["unread"]) == (2, 1, 1)
+    assert counts["categories"] == {"orders": {"total": 2, "unread": 0},
+                                    "news": {"total": 1, "unread": 1}}
+    back = await api.post(f"/v1/users/sam/inbox/{ids[1]}/unarchive")
+    assert back.status == 200 and back.body["archived"] is False
+    assert (await api.get("/v1/users/sam/inbox/counts")).body["archived"] == 1
+    bad = await api.post("/v1/users/sam/inbox/bulk", json={"action": "exploded"})
+    assert bad.status == 422
+
+
+async def test_an_expired_notification_is_not_shown(api: ApiClient) -> None:
+    import datetime as dt
+
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)).isoformat()
+    await api.publish("tia", "keep")
+    await api.publish("tia", "flash sale", expires_at=soon)
+    page = await wait_inbox(api, "tia", 2)
+    assert page["unread_count"] == 2
+    await asyncio.sleep(1.6)
+    page = (await api.get("/v1/users/tia/inbox")).body
+    assert [i["title"] for i in page["items"]] == ["keep"] and page["unread_count"] == 1
+    assert (await api.get("/v1/users/tia/unread_count")).body == {"unread_count": 1}

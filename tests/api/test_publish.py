@@ -57,11 +57,16 @@ async def test_publish_appends_a_created_event(api: ApiClient, redis: Any) -> No
 async def test_idempotency_key_answers_the_first_append(api: ApiClient, redis: Any) -> None:
     body = {"user": "bob", "title": "once", "idempotency_key": "order-42-shipped"}
     first = await api.post("/v1/notifications", json=body)
-    again = await api.post("/v1/notifications", json={**body, "title": "twice?"})
+    again = await api.post("/v1/notifications", json=body)
     assert (first.status, again.status) == (201, 200)
     assert again.body["id"] == first.body["id"]
     assert again.body["position"] == first.body["position"]
     assert again.body["duplicate"] is True
+    # The same key with another payload: refused, naming the first append.
+    other = await api.post("/v1/notifications", json={**body, "title": "twice?"})
+    assert other.status == 409, other.body
+    assert other.body["first_id"] == first.body["id"]
+    assert other.body["type"] == "urn:herald:problem:conflict"
     assert len(await log_of(redis, api.settings, "bob")) == 1
 
 
@@ -96,22 +101,24 @@ async def test_batch_gives_per_item_results(api: ApiClient, redis: Any) -> None:
         {"user": "erin", "title": "one"},
         {"user": "erin", "title": ""},
         {"user": "frank", "title": "two", "idempotency_key": "k-1"},
-        {"user": "frank", "title": "two again", "idempotency_key": "k-1"},
+        {"user": "frank", "title": "two", "idempotency_key": "k-1"},
         {"user": "erin", "title": "three", "channels": ["pigeon"]},
         {"user": "erin", "title": "x", "colour": "red"},
         {"user": "erin", "title": "四", "delay_seconds": 5},
+        {"user": "frank", "title": "two again", "idempotency_key": "k-1"},
     ]
     answer = await api.post("/v1/notifications/batch", json={"notifications": items})
     assert answer.status == 200, answer.body
     results = answer.body["results"]
     assert [r["index"] for r in results] == list(range(len(items)))
-    assert [r["status"] for r in results] == [201, 422, 201, 200, 422, 422, 201]
+    assert [r["status"] for r in results] == [201, 422, 201, 200, 422, 422, 201, 409]
+    assert results[7]["first_id"] == results[2]["id"]
     assert results[3]["id"] == results[2]["id"] and results[3]["duplicate"] is True
     assert {e["path"] for e in results[1]["errors"]} == {"title"}
     assert {e["path"] for e in results[4]["errors"]} == {"channels.0"}
     assert results[6]["kind"] == "scheduled"
     assert {e["path"] for e in results[5]["errors"]} == {"colour"}
-    assert (answer.body["created"], answer.body["duplicates"], answer.body["failed"]) == (3, 1, 3)
+    assert (answer.body["created"], answer.body["duplicates"], answer.body["failed"]) == (3, 1, 4)
     erin = [env for _, env in await log_of(redis, api.settings, "erin")]
     assert [e.payload.title for e in erin] == ["one", "四"]  # type: ignore[attr-defined]
     assert len(await log_of(redis, api.settings, "frank")) == 1

@@ -129,3 +129,58 @@ async def _has_created(redis: Any, settings: Settings, user: str, nid: str) -> b
 async def _titles_when(api: ApiClient, user: str, count: int) -> list[str] | None:
     titles = await inbox_titles(api, user)
     return titles if len(titles) >= count else None
+
+
+async def test_a_scheduled_notification_has_its_status_from_acceptance(
+    api: ApiClient, redis: Any, projector: None
+) -> None:
+    published = await api.publish("kim", "later", delay_seconds=600, cancel_key="kim-1")
+    nid = published.body["id"]
+    status = await api.get(f"/v1/notifications/{nid}")  # right away: no wait, no retry
+    assert status.status == 200, status.body
+    assert status.body["status"] == "scheduled" and status.body["scheduled_for"] is not None
+    assert status.body["channels"] == {"in_app": {"state": "scheduled"}}
+    assert (await api.delete("/v1/scheduled/kim-1")).status == 200
+    cancelled = await api.get(f"/v1/notifications/{nid}")
+    assert cancelled.body["status"] == "cancelled" and cancelled.body["cancelled_at"]
+    assert cancelled.body["channels"] == {"in_app": {"state": "cancelled"}}
+
+
+async def test_a_dropped_schedule_stays_cancelled(
+    api: ApiClient, redis: Any, projector: None
+) -> None:
+    async with running_role("scheduler", api.settings, redis):
+        published = await api.publish("lou", "soon", delay_seconds=0.5, cancel_key="lou-1")
+        nid = published.body["id"]
+        assert (await api.delete("/v1/scheduled/lou-1")).status == 200
+
+        async def dropped() -> Any:
+            answer = await api.get(f"/v1/notifications/{nid}")
+            return answer if answer.status == 200 and answer.body["scheduled_for"] is None \
+                else None
+
+        answer = await until(dropped)
+    assert answer.body["status"] == "cancelled" and answer.body["user"] == "lou"
+
+
+async def test_a_snoozed_item_is_woken_by_the_scheduler(
+    api: ApiClient, redis: Any, projector: None
+) -> None:
+    async with running_role("scheduler", api.settings, redis):
+        nid = (await api.publish("max", "later please")).body["id"]
+        await until(lambda: _titles_when(api, "max", 1))
+        assert (await api.post(f"/v1/users/max/inbox/{nid}/read")).status == 200
+        snoozed = await api.post(f"/v1/users/max/inbox/{nid}/snooze", json={"seconds": 1})
+        assert snoozed.status == 200, snoozed.body
+        assert await inbox_titles(api, "max") == []
+
+        async def back() -> Any:
+            page = (await api.get("/v1/users/max/inbox")).body
+            return page if page["items"] else None
+
+        page = await until(back)
+    [item] = page["items"]
+    assert item["id"] == nid and item["read_at"] is None and item["snoozed_until"] is None
+    assert page["unread_count"] == 1 and page["unseen_count"] == 1
+    woke = [e for e in await log_of(redis, api.settings, "max") if e.type == "notification.woke"]
+    assert len(woke) == 1

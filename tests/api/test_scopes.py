@@ -35,7 +35,7 @@ CE = {"specversion": "1.0", "id": "scope-1", "source": "https://shop.example/ord
       "data": {"title": "from a cloudevent"}}
 
 
-def requests(nid: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
+def requests(nid: str, fanout: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
     """operation id → (method, path, json body, headers): a request valid in scope."""
     user = "/v1/users/alice"
     return {
@@ -73,6 +73,17 @@ def requests(nid: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
         "template_put": ("PUT", "/v1/templates/scoped", TEMPLATE, {}),
         "template_get": ("GET", "/v1/templates/scoped", None, {}),
         "template_preview": ("POST", "/v1/templates/scoped/preview", {"data": {"n": 1}}, {}),
+        "topic_publish": ("POST", "/v1/topics/news/notifications", {"title": "to news"}, {}),
+        "broadcast_publish": ("POST", "/v1/broadcasts", {"title": "to all"}, {}),
+        "fanout_status": ("GET", f"/v1/fanouts/{fanout}", None, {}),
+        "topics_list": ("GET", f"{user}/topics", None, {}),
+        "topic_subscribe": ("PUT", f"{user}/topics/news", None, {}),
+        "topic_unsubscribe": ("DELETE", f"{user}/topics/news", None, {}),
+        "inbox_counts": ("GET", f"{user}/inbox/counts", None, {}),
+        "inbox_seen": ("POST", f"{user}/inbox/seen", None, {}),
+        "inbox_bulk": ("POST", f"{user}/inbox/bulk", {"action": "seen"}, {}),
+        "inbox_snooze": ("POST", f"{user}/inbox/{nid}/snooze", {"seconds": 60}, {}),
+        "inbox_unarchive": ("POST", f"{user}/inbox/{nid}/unarchive", None, {}),
     }
 
 
@@ -100,7 +111,7 @@ async def scoped(api_settings: Settings) -> AsyncIterator[ApiClient]:
 def test_keys_parse_hashed_scoped_and_refuse_mistakes() -> None:
     keys = {k.id: k for k in parse_service_keys(("bare-key-0123456789",), SERVICE_KEYS)}
     assert keys["publish-key"].digest == hashlib.sha256(KEYS["publish"].encode()).digest()
-    assert keys["read-key"].scopes == {"read"} and keys["read-key"].tenant == "default"
+    assert keys["read-key"].scopes == {"read"} and keys["read-key"].tenant == ""
     bare = [k for k in keys.values() if k.id.startswith("k_")]
     assert len(bare) == 1 and bare[0].scopes == set(SCOPES)
     assert next(iter(parse_service_keys((), "ops@acme:*:" + "y" * 16))).tenant == "acme"
@@ -123,7 +134,8 @@ async def test_every_route_by_every_scope_is_2xx_or_403(scoped: ApiClient, redis
     await scoped.publish("zed", "to be erased")
     await scoped.publish("alice", "later", delay_seconds=3600, cancel_key="some-key")
     await asyncio.sleep(0.5)
-    table = requests(nid)
+    fanout = (await scoped.post("/v1/broadcasts", json={"title": "before"})).body["id"]
+    table = requests(nid, fanout)
     order = sorted(guarded, key=lambda r: r.operation_id in ("inbox_delete", "user_erase"))
     for route in order:
         method, path, body, headers = table[route.operation_id]

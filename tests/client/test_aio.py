@@ -26,7 +26,8 @@ async def test_operations(herald_server: Running) -> None:
     async with AsyncHerald(herald_server.url, api_key=herald_server.api_key) as herald:
         sent = await herald.publish("gus", "async hello", category="team",
                                     idempotency_key="gus-1")
-        assert (await herald.publish("gus", "async hello", idempotency_key="gus-1"))[
+        assert (await herald.publish("gus", "async hello", category="team",
+                                     idempotency_key="gus-1"))[
             "duplicate"] is True
         page = await herald.inbox("gus", after="0-1", wait=5)
         assert [i["id"] for i in page["items"]] == [sent["id"]]

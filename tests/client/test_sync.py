@@ -47,7 +47,9 @@ def test_publish_inbox_and_actions(herald: Herald) -> None:
                            category="orders", data={"order": 42},
                            idempotency_key="order-42-shipped")
     assert first["kind"] == "created" and first["duplicate"] is False
-    again = herald.publish("ada", "Your order has shipped", idempotency_key="order-42-shipped")
+    again = herald.publish("ada", "Your order has shipped", body="Arrives Friday.",
+                           category="orders", data={"order": 42},
+                           idempotency_key="order-42-shipped")
     assert again["duplicate"] is True and again["id"] == first["id"]
     second = herald.publish("ada", "订单已签收")
     [newest, oldest] = arrived(herald, "ada", 2)
@@ -68,7 +70,7 @@ def test_publish_inbox_and_actions(herald: Herald) -> None:
 
 def test_batch_schedule_cancel_and_status(herald: Herald) -> None:
     batch = herald.publish_batch([{"user": "bea", "title": f"n{i}"} for i in range(3)]
-                                 + [{"user": "bad user", "title": "x"}])
+                                 + [{"user": "bad\tuser", "title": "x"}])
     assert (batch["created"], batch["failed"]) == (3, 1)
     assert batch["results"][3]["status"] == 422
     later = herald.schedule("bea", "Reminder", delay=timedelta(hours=1), cancel_key="rem-1")
@@ -112,7 +114,7 @@ def test_users_and_operations(herald: Herald) -> None:
 
 def test_errors_carry_the_problem(herald_server: Running, herald: Herald) -> None:
     with pytest.raises(Unprocessable) as bad:
-        herald.publish("a b", "")
+        herald.publish("a\tb", "")
     paths = {e["path"] for e in bad.value.errors}
     assert {"user", "title"} <= paths
     assert bad.value.problem["type"].startswith("urn:herald:problem:")

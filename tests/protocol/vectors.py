@@ -31,18 +31,25 @@ from herald.streams.events import (
     DeviceRemoved,
     DigestItemAdded,
     Envelope,
+    InboxBulkMarked,
+    InboxSeen,
     NotificationArchived,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
     NotificationScheduled,
+    NotificationSnoozed,
+    NotificationUnarchived,
     NotificationUnread,
+    NotificationWoke,
     Payload,
     PreferencesChanged,
     ProfileChanged,
     ScheduleCancelled,
     TemplateRegistered,
     TokensRevoked,
+    TopicSubscribed,
+    TopicUnsubscribed,
     UserErased,
 )
 from herald.streams.ids import compose
@@ -131,6 +138,18 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
         ("profile.changed, cleared", "alice", ProfileChanged(), {}),
         ("user.erased", "alice", UserErased(), {}),
         ("user.tokens_revoked", "alice", TokensRevoked(before=T0), {}),
+        ("notification.seen", "张三", InboxSeen(), {}),
+        ("notification.unarchived", "alice", NotificationUnarchived(notification_id=nid), {}),
+        ("notification.snoozed", "alice", NotificationSnoozed(
+            notification_id=nid, until=T0 + 3_600_000), {}),
+        ("notification.woke", "alice", NotificationWoke(
+            notification_id=nid, until=T0 + 3_600_000),
+         {"idempotency_key": f"wake:{nid}:{T0 + 3_600_000}"}),
+        ("notification.bulk_marked", "alice", InboxBulkMarked(
+            action="read", category="orders", up_to="1765000000000-7"), {}),
+        ("topic.subscribed, a tenant's user", "acme\x1falice", TopicSubscribed(
+            topic="releases"), {}),
+        ("topic.unsubscribed", "alice", TopicUnsubscribed(topic="releases"), {}),
         ("delivery.attempted", "alice", DeliveryAttempted(
             notification_id=nid, channel="webhook", attempt=1), {"idempotency_key":
                                                                  f"d:{nid}:webhook:1:a"}),

@@ -45,16 +45,20 @@ def test_publish_prints_id_and_position(settings: Settings) -> None:
     assert done.returncode == 0, done.stderr
     out = orjson.loads(done.stdout)
     assert out["duplicate"] is False and "-" in out["position"]
-    again = herald(
+    again = herald(settings, "publish", "--user", "alice", "--title", "订单已发货", "--data",
+                   '{"order": 1}', "--idempotency-key", "ship-1")
+    assert orjson.loads(again.stdout)["id"] == out["id"]
+    other = herald(
         settings, "publish", "--user", "alice", "--title", "x", "--idempotency-key", "ship-1"
     )
-    assert orjson.loads(again.stdout)["id"] == out["id"]
+    assert other.returncode != 0 and "another payload" in other.stderr, other.stderr
+    assert out["id"] in other.stderr and "Traceback" not in other.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--user", "a b", "--title", "t"], "user"),
+        (["--user", "a\tb", "--title", "t"], "user"),
         (["--user", "a", "--title", ""], "title"),
         (["--user", "a", "--title", "t", "--data", "{oops"], "--data"),
         (["--user", "a", "--title", "t", "--data", "[1]"], "JSON object"),
@@ -75,3 +79,19 @@ def test_help_and_unknown_command(settings: Settings) -> None:
     assert herald(settings, "--help").returncode == 0
     assert "--idempotency-key" in herald(settings, "publish", "--help").stdout
     assert herald(settings, "frobnicate").returncode == 2
+
+
+def test_unicode_user_ids_through_the_cli(settings: Settings) -> None:
+    user = "张三 / ops"
+    done = herald(settings, "publish", "--user", user, "--title", "你好")
+    assert done.returncode == 0, done.stderr
+    published = orjson.loads(done.stdout)
+    token = subprocess.run([sys.executable, "-m", "herald.cli", "token", user],
+                           env={**os.environ, "HERALD_TOKEN_SECRET": "s" * 32},
+                           capture_output=True, text=True, timeout=60)
+    assert token.returncode == 0 and token.stdout.count(".") == 2, token.stderr
+    listed = herald(settings, "inbox", user, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert published["id"] in listed.stdout or orjson.loads(listed.stdout)["items"] == []
+    bad = herald(settings, "publish", "--user", "a\tb", "--title", "x")
+    assert bad.returncode != 0 and "user" in bad.stderr and "Traceback" not in bad.stderr

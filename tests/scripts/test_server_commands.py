@@ -44,7 +44,7 @@ async def test_token_command(tmp_path: Path) -> None:
     claims = jwt.decode(out.strip(), SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice"
     assert claims["exp"] - time.time() == pytest.approx(7200, abs=5)
-    code, _, err = await run("token", "bad user", env=env)
+    code, _, err = await run("token", "bad\tuser", env=env)
     assert code == 2 and "user" in err
     code, _, err = await run("token", "alice", env=base_env(HERALD_DATA_DIR=str(tmp_path)))
     assert code == 2 and "HERALD_TOKEN_SECRET" in err

@@ -9,7 +9,7 @@ from redis.exceptions import ResponseError
 
 from herald.streams import idempotency
 from herald.streams.events import NotificationCreated
-from herald.streams.idempotency import IdempotencyRecords
+from herald.streams.idempotency import IdempotencyRecords, payload_digest
 from herald.streams.producer import PLAIN_MAX, Producer
 from herald.streams.settings import Settings
 from tests.conftest import log_entries
@@ -58,17 +58,19 @@ async def test_records_live_in_one_expiring_hash_per_bucket(
     redis: Any, settings: Settings
 ) -> None:
     producer = Producer(redis, settings)
-    appended = await producer.publish_many([_created(producer, f"u{i}", f"k{i}")
-                                            for i in range(20)])
+    envs = [_created(producer, f"u{i}", f"k{i}") for i in range(20)]
+    appended = await producer.publish_many(envs)
     found = await producer.records.found(redis, appended[0].partition,
                                          ["k0", "k1", "never-used"])
     mine = [a for a in appended if a.partition == appended[0].partition]
+    first_env = envs[0]
     assert found[2] is False and found[0] is True
     keys, _bucket = producer.records.script_keys(appended[0].partition)
     ttl_ms = await redis.pttl(keys[2])
     assert 0 < ttl_ms <= 2 * producer.records.span_ms  # bounded: gone after two windows
     stored = await redis.hget(keys[2], "k0")
-    assert stored.decode() == f"{mine[0].id} {mine[0].position}"
+    # "id position digest": the digest of what the first append said (a conflict check).
+    assert stored.decode() == f"{mine[0].id} {mine[0].position} {payload_digest(first_env)}"
 
 
 async def test_small_unkeyed_groups_use_plain_xadds_in_order(

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from herald.streams import codec, sealing
-from herald.streams.errors import ValidationError
+from herald.streams.connection import connect_sync
+from herald.streams.errors import IdempotencyConflictError, ValidationError
 from herald.streams.events import Envelope, NotificationCreated, NotificationRead
 from herald.streams.ids import new_id
 from herald.streams.producer import Producer, SyncProducer
@@ -56,17 +57,44 @@ async def test_idempotency_key_answers_the_first_append(redis: Any, settings: Se
         producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid")
     )
     again = await producer.publish(
-        producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-1-paid")
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-1-paid")
     )
-    assert again.duplicate and not first.duplicate
+    assert again.duplicate and not first.duplicate and not again.conflict
     assert (again.id, again.position) == (first.id, first.position)
+    assert len(await log_entries(redis, settings, first.partition)) == 1
+
+
+async def test_idempotency_key_with_another_payload_is_refused(
+        redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    first = await producer.publish(
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-2")
+    )
+    with pytest.raises(IdempotencyConflictError) as refused:
+        await producer.publish(
+            producer.envelope("bob", NotificationCreated(title="b"), idempotency_key="order-2"))
+    assert (refused.value.first_id, refused.value.position) == (first.id, first.position)
+    many = await producer.publish_many([
+        producer.envelope("bob", NotificationCreated(title="c"), idempotency_key="order-2"),
+        producer.envelope("bob", NotificationCreated(title="a"), idempotency_key="order-2")])
+    assert [(r.duplicate, r.conflict, r.id) for r in many] == [
+        (True, True, first.id), (True, False, first.id)]
+    sync = SyncProducer(connect_sync(settings), settings)
+    try:
+        with pytest.raises(IdempotencyConflictError):
+            sync.publish(sync.envelope("bob", NotificationCreated(title="d"),
+                                       idempotency_key="order-2"))
+        assert sync.publish(sync.envelope("bob", NotificationCreated(title="a"),
+                                          idempotency_key="order-2")).id == first.id
+    finally:
+        sync.redis.close()
     assert len(await log_entries(redis, settings, first.partition)) == 1
 
 
 async def test_idempotency_within_one_batch(redis: Any, settings: Settings) -> None:
     producer = Producer(redis, settings)
     envs = [
-        producer.envelope("bob", NotificationCreated(title=str(i)), idempotency_key="k")
+        producer.envelope("bob", NotificationCreated(title="same"), idempotency_key="k")
         for i in range(5)
     ]
     results = await producer.publish_many(envs)
@@ -85,7 +113,7 @@ async def test_concurrent_publishers_of_one_key_append_once(settings: Settings) 
         async def one(i: int) -> Any:
             p = producers[i % len(producers)]
             return await p.publish(
-                p.envelope("carol", NotificationCreated(title=f"try {i}"), idempotency_key="once")
+                p.envelope("carol", NotificationCreated(title="try"), idempotency_key="once")
             )
 
         results = await asyncio.gather(*(one(i) for i in range(64)))
@@ -122,7 +150,7 @@ async def test_a_bad_event_rejects_the_whole_batch(redis: Any, settings: Setting
 @pytest.mark.parametrize(
     ("user", "payload", "field"),
     [
-        ("bad user", NotificationCreated(title="t"), "user"),
+        ("bad\nuser", NotificationCreated(title="t"), "user"),
         ("me", NotificationCreated(title="t"), "user"),
         ("u", NotificationCreated(title="  "), "title"),
         ("u", NotificationCreated(title="t", category="a b"), "category"),
@@ -184,8 +212,9 @@ async def test_script_flush_is_recovered_without_double_appends(
     assert total == 41
 
 
-@pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 129, "用户"])
-def test_user_ids_are_matched_whole(user: str) -> None:
+@pytest.mark.parametrize("user", ["alice\n", "alice\r\n", "a\x00b", "x" * 257, "用" * 86,
+                                  "", "a\x85b", "a\ud800", "me", 7])
+def test_user_ids_are_matched_whole(user: Any) -> None:
     from herald.streams.validation import check_user
 
     with pytest.raises(ValidationError):
@@ -203,3 +232,18 @@ async def test_a_burst_beyond_the_pool_waits_instead_of_failing(settings: Settin
         assert [r.id for r in results] == [e.id for e in envs]
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("user", ["张三", "a/b c", "x" * 256, "用" * 85 + "x", "📬 inbox", "a%2F"])
+def test_any_printable_utf8_up_to_256_bytes_is_a_user_id(user: str) -> None:
+    from herald.streams.validation import check_user
+
+    assert check_user(user) == user
+
+
+async def test_a_unicode_user_is_published_to_its_partition(redis: Any, settings: Settings) -> None:
+    producer = Producer(redis, settings)
+    env = producer.envelope("张三", NotificationCreated(title="你好"))
+    appended = await producer.publish(env)
+    assert appended.partition == producer.partition("张三")
+    assert await log_entries(redis, settings, appended.partition) == [env]

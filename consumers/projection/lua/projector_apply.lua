@@ -31,6 +31,8 @@
 -- ARGV[21] bucket span in ms (HERALD_DEDUPE_WINDOW)
 -- ARGV[22], ARGV[23] the dead-letter reason of a duplicate, before and after the
 --          position that applied its event id
+-- ARGV[24..26] key prefixes: expiring, snoozed, unseen (the inbox model: expiry,
+--          snooze, seen)
 -- Event ids: an entry whose event id was applied before, in the bucket of log time
 -- (position ms / span) of the entry or the one before it, is a duplicate: it is not
 -- applied; live with settling, its dead letter is written here (reason ARGV[22]
@@ -50,6 +52,7 @@ local mode, consumer, ns, default_ns = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local target, cap, channel = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local P_ITEM, P_INBOX, P_UNREAD = ARGV[8], ARGV[9], ARGV[10]
 local P_READ, P_ARCH, P_USER = ARGV[11], ARGV[12], ARGV[13]
+local P_EXP, P_SNZ, P_UNSEEN = ARGV[24], ARGV[25], ARGV[26]
 local records = cmsgpack.unpack(ARGV[14])
 local call = redis.call
 if ARGV[19] == '1' then
@@ -115,37 +118,74 @@ local PAD_LEN = 36 -- #pad(any position); a member is pad .. ':' .. notification
 -- Returns nil when the item does not exist or belongs to someone else.
 local function owned(user, nid)
   local key = P_ITEM .. nid
-  local f = call('HMGET', key, 'u', 'p', 'r', 'a')
+  local f = call('HMGET', key, 'u', 'p', 'r', 'a', 'z')
   if f[1] ~= user then
     return nil
   end
-  return key, f[2] .. ':' .. nid, f[3], f[4]
+  return key, f[2] .. ':' .. nid, f[3], f[4], f[5]
 end
 
 local function drop(user, member)
   call('ZREM', P_UNREAD .. user, member)
   call('ZREM', P_READ .. user, member)
   call('ZREM', P_ARCH .. user, member)
+  call('ZREM', P_SNZ .. user, member)
+  call('ZREM', P_UNSEEN .. user, member)
+  call('ZREM', P_EXP .. user, member)
   call('DEL', P_ITEM .. string.sub(member, PAD_LEN + 2))
+end
+
+-- Expiry as part of the projection: items whose expires_at is at or before the log
+-- time of an event that creates an item for the user go (replay decides the same).
+local function prune_expired(user, padded)
+  local expiring = P_EXP .. user
+  local gone = call('ZRANGEBYSCORE', expiring, '-inf', tonumber(string.sub(padded, 1, 15)))
+  for i = 1, #gone do
+    call('ZREM', P_INBOX .. user, gone[i])
+    drop(user, gone[i])
+  end
+end
+
+-- The members of `set` at or below `up_to` (padded) whose item is in `category`
+-- ("" = any).
+local function matching(set, up_to, category)
+  local members = call('ZRANGEBYLEX', set, '-', '(' .. up_to .. ';')
+  if category == '' then
+    return members
+  end
+  local out = {}
+  for i = 1, #members do
+    if call('HGET', P_ITEM .. string.sub(members[i], PAD_LEN + 2), 'c') == category then
+      out[#out + 1] = members[i]
+    end
+  end
+  return out
 end
 
 local OPS = {}
 
--- {create, nid, category, title, body, data, created_ms, sealed ("" = not sealed)}
+-- {create, nid, category, title, body, data, created_ms, sealed ("" = not sealed),
+--  expires_ms ("" = never)}
 OPS['create'] = function(op, position, padded, user)
   local key = P_ITEM .. op[2]
   if call('EXISTS', key) == 1 then
     return false
   end
+  prune_expired(user, padded)
   call('HSET', key, 'u', user, 'p', padded, 'c', op[3], 't', op[4], 'b', op[5],
     'd', op[6], 'ts', op[7])
   if op[8] and op[8] ~= '' then
     call('HSET', key, 's', op[8])
   end
   local member = padded .. ':' .. op[2]
+  if op[9] and op[9] ~= '' then
+    call('HSET', key, 'x', op[9])
+    call('ZADD', P_EXP .. user, op[9], member)
+  end
   local inbox = P_INBOX .. user
   call('ZADD', inbox, 0, member)
   call('ZADD', P_UNREAD .. user, 0, member)
+  call('ZADD', P_UNSEEN .. user, 0, member)
   local excess = call('ZCARD', inbox) - cap
   if excess > 0 then
     -- The inbox cap: the oldest items by position fall out, as part of the projection.
@@ -159,12 +199,13 @@ end
 
 -- {read, nid, read_ms}
 OPS['read'] = function(op, position, padded, user)
-  local key, member, read_at, archived = owned(user, op[2])
+  local key, member, read_at, archived, snoozed = owned(user, op[2])
   if not key or read_at then
     return false
   end
   call('HSET', key, 'r', op[3])
-  if not archived then
+  call('ZREM', P_UNSEEN .. user, member)
+  if not archived and not snoozed then
     call('ZREM', P_UNREAD .. user, member)
     call('ZADD', P_READ .. user, 0, member)
   end
@@ -173,12 +214,12 @@ end
 
 -- {unread, nid}
 OPS['unread'] = function(op, position, padded, user)
-  local key, member, read_at, archived = owned(user, op[2])
+  local key, member, read_at, archived, snoozed = owned(user, op[2])
   if not key or not read_at then
     return false
   end
   call('HDEL', key, 'r')
-  if not archived then
+  if not archived and not snoozed then
     call('ZREM', P_READ .. user, member)
     call('ZADD', P_UNREAD .. user, 0, member)
   end
@@ -187,14 +228,98 @@ end
 
 -- {archive, nid}
 OPS['archive'] = function(op, position, padded, user)
-  local key, member, read_at, archived = owned(user, op[2])
-  if not key or archived then
+  local key, member, read_at, archived, snoozed = owned(user, op[2])
+  if not key or archived or snoozed then
     return false
   end
   call('HSET', key, 'a', '1')
   call('ZREM', (read_at and P_READ or P_UNREAD) .. user, member)
+  call('ZREM', P_UNSEEN .. user, member)
   call('ZADD', P_ARCH .. user, 0, member)
   return true
+end
+
+-- {unarchive, nid}: back in the inbox, read or unread as it was (still seen).
+OPS['unarchive'] = function(op, position, padded, user)
+  local key, member, read_at, archived = owned(user, op[2])
+  if not key or not archived then
+    return false
+  end
+  call('HDEL', key, 'a')
+  call('ZREM', P_ARCH .. user, member)
+  call('ZADD', (read_at and P_READ or P_UNREAD) .. user, 0, member)
+  return true
+end
+
+-- {snooze, nid, until_ms}: hidden (out of the unread and read sets, seen) until woken;
+-- snoozing a snoozed item moves its wake time. Archived items are not snoozed.
+OPS['snooze'] = function(op, position, padded, user)
+  local key, member, read_at, archived, snoozed = owned(user, op[2])
+  if not key or archived or snoozed == op[3] then
+    return false
+  end
+  call('HSET', key, 'z', op[3])
+  if not snoozed then
+    call('ZREM', (read_at and P_READ or P_UNREAD) .. user, member)
+    call('ZREM', P_UNSEEN .. user, member)
+  end
+  call('ZADD', P_SNZ .. user, op[3], member)
+  return true
+end
+
+-- {woke, nid, until_ms, schedule zset, scheduled entry key, user schedules set}: the
+-- snooze that ends at until_ms is over: back as unread and unseen, and its wake-up
+-- leaves the schedule. A woke of an older snooze (moved since) changes nothing.
+OPS['woke'] = function(op, position, padded, user)
+  if tonumber(call('ZSCORE', op[4], op[2]) or '-1') == tonumber(op[3]) then
+    call('ZREM', op[4], op[2])
+    call('DEL', op[5])
+    call('SREM', op[6], op[2])
+  end
+  local key, member, read_at, archived, snoozed = owned(user, op[2])
+  if not key or snoozed ~= op[3] then
+    return false
+  end
+  call('HDEL', key, 'z', 'r')
+  call('ZREM', P_SNZ .. user, member)
+  call('ZADD', P_UNREAD .. user, 0, member)
+  call('ZADD', P_UNSEEN .. user, 0, member)
+  return true
+end
+
+-- {seen, up_to (padded), category ("" = any)}: every unseen item at or below up_to.
+OPS['seen'] = function(op, position, padded, user)
+  local unseen = P_UNSEEN .. user
+  local members = matching(unseen, op[2], op[3])
+  if #members == 0 then
+    return false
+  end
+  for from = 1, #members, 1000 do
+    call('ZREM', unseen, unpack(members, from, math.min(from + 999, #members)))
+  end
+  return true
+end
+
+-- {bulk_read, up_to (padded), category, read_ms}: read_all within one category.
+OPS['bulk_read'] = function(op, position, padded, user)
+  local members = matching(P_UNREAD .. user, op[2], op[3])
+  for i = 1, #members do
+    OPS['read']({'read', string.sub(members[i], PAD_LEN + 2), op[4]}, position, padded, user)
+  end
+  return #members > 0
+end
+
+-- {bulk_archive, up_to (padded), category}: every unread and read item at or below.
+OPS['bulk_archive'] = function(op, position, padded, user)
+  local changed = false
+  for _, set in ipairs({P_UNREAD .. user, P_READ .. user}) do
+    local members = matching(set, op[2], op[3])
+    for i = 1, #members do
+      OPS['archive']({'archive', string.sub(members[i], PAD_LEN + 2)}, position, padded, user)
+      changed = true
+    end
+  end
+  return changed
 end
 
 -- {delete, nid}
@@ -216,11 +341,12 @@ OPS['read_all'] = function(op, position, padded, user)
   if #members == 0 then
     return false
   end
-  local read = P_READ .. user
+  local read, unseen = P_READ .. user, P_UNSEEN .. user
   for i = 1, #members do
     local member = members[i]
     call('HSET', P_ITEM .. string.sub(member, PAD_LEN + 2), 'r', op[3])
     call('ZADD', read, 0, member)
+    call('ZREM', unseen, member)
   end
   call('ZREMRANGEBYLEX', unread, '-', bound)
   return true
@@ -233,7 +359,8 @@ OPS['erase_inbox'] = function(op, position, padded, user)
   for i = 1, #members do
     call('DEL', P_ITEM .. string.sub(members[i], PAD_LEN + 2))
   end
-  call('DEL', P_INBOX .. user, P_UNREAD .. user, P_READ .. user, P_ARCH .. user, P_USER .. user)
+  call('DEL', P_INBOX .. user, P_UNREAD .. user, P_READ .. user, P_ARCH .. user, P_USER .. user,
+    P_EXP .. user, P_SNZ .. user, P_UNSEEN .. user)
   return false
 end
 
@@ -255,6 +382,16 @@ OPS['erase_schedules'] = function(op, position, padded, user)
     call('DEL', bucket)
   end
   call('DEL', op[2], op[5])
+  return false
+end
+
+-- {erase_topics, user topics set, topic members prefix}: the user leaves every topic.
+OPS['erase_topics'] = function(op, position, padded, user)
+  local topics = call('SMEMBERS', op[2])
+  for i = 1, #topics do
+    call('SREM', op[3] .. topics[i], user)
+  end
+  call('DEL', op[2])
   return false
 end
 

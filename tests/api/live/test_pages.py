@@ -65,7 +65,7 @@ async def test_dev_routes_exist_only_in_dev_mode(live: LiveClient,
         assert sample.status == 201 and "-" in sample.body["position"]
         refused = await dev.post("/v1/dev/users/bob/sample", auth=token)
         assert refused.status == 403
-        bad = await dev.post("/v1/dev/token?user=bad%20user", auth=None)
+        bad = await dev.post("/v1/dev/token?user=bad%09user", auth=None)
         assert bad.status == 422
 
 

@@ -123,3 +123,30 @@ def contextlib_stack(live: LiveClient, user: str, count: int):  # type: ignore[n
             yield list(streams)
 
     return stack()
+
+
+async def test_a_unicode_user_gets_live_push(live: LiveClient) -> None:
+    from urllib.parse import quote
+
+    user = "张三 / ops"
+    async with live.sse(quote(user, safe=""), token=live.token(user)) as stream:
+        await stream.until("ready")
+        published = await live.publish(user, "你好")
+        event = await stream.next(within=3.0)
+    assert event.event == "item.created" and event.data["item"]["id"] == published.body["id"]
+
+
+async def test_a_tenants_user_gets_only_their_own_live_push(live_settings: Settings) -> None:
+    from herald.api.auth import mint_token
+    from tests.api.conftest import SECRET
+
+    settings = live_settings.replace(api_keys=(*live_settings.api_keys, "acme:acme-key-0123"))
+    async with running_live(settings) as live:
+        token = mint_token(SECRET, "alice", 600, tenant="acme")
+        async with live.sse("me", token=token) as stream:
+            await stream.until("ready")
+            await live.publish("alice", "the default tenant's alice")  # another user
+            mine = await live.post("/v1/notifications", auth="acme-key-0123",
+                                   json={"user": "alice", "title": "acme's"})
+            event = await stream.next(within=3.0)
+        assert event.event == "item.created" and event.data["item"]["id"] == mine.body["id"]

@@ -64,7 +64,7 @@ def test_created_with_push_channels_starts_them_pending_with_a_deterministic_exp
 
 def test_in_app_only_writes_no_status() -> None:
     env = BASE.envelope("u", NotificationCreated(title="T"), time_ms=5000)
-    assert [w[0] for w in project(env, "1-1", CTX)] == ["create"]
+    assert [w[0] for w in project(env, "1-1", CTX)] == ["create", "call"]  # call: known user
 
 
 @pytest.mark.parametrize(("event", "state"), [

@@ -60,7 +60,7 @@ async def test_poison_entries_are_dead_lettered_and_retried_after_a_fix(
     future = producer.envelope("alice", NotificationCreated(title="from the future"))
     v2 = msgpack.unpackb(codec.encode(future))
     v2["v"] = 2
-    unknown_type = dict(doc, t="notification.snoozed", i=future.id)
+    unknown_type = dict(doc, t="notification.teleported", i=future.id)
     for raw in (b"\x00garbage", msgpack.packb(unknown_type), msgpack.packb(v2)):
         await redis.xadd(keys.stream(p), {b"e": raw})
     last = await producer.publish(good)

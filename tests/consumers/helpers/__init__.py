@@ -66,7 +66,10 @@ async def inbox_state(queries: InboxQueries, users: Sequence[str]) -> dict[str, 
                 if cursor is None:
                     break
             per_status[status] = items
-        out[user] = {"items": per_status, "unread": await queries.unread_count(user)}
+        out[user] = {"items": per_status, "unread": await queries.unread_count(user),
+                     "unseen": (await queries.page(user, limit=1)).unseen_count,
+                     "counts": await queries.counts(user),
+                     "topics": await queries.topics(user)}
     return out
 
 
@@ -91,7 +94,9 @@ async def registry_state(redis: Any, settings: Settings, users: Sequence[str]
 
 
 def model_state(model: Any, users: Sequence[str]) -> dict[str, Any]:
-    return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u)}
+    return {u: {"items": {s: model.inbox(u, s) for s in STATUSES}, "unread": model.unread(u),
+                "unseen": model.unseen(u), "counts": model.counts(u),
+                "topics": sorted(model.topics.get(u, ()))}
             for u in users}
 
 

@@ -17,20 +17,31 @@ from herald.streams.events import (
     DeviceRegistered,
     DeviceRemoved,
     Envelope,
+    InboxBulkMarked,
+    InboxSeen,
     NotificationArchived,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
+    NotificationSnoozed,
+    NotificationUnarchived,
     NotificationUnread,
+    NotificationWoke,
     Payload,
     TemplateRegistered,
+    TopicSubscribed,
+    TopicUnsubscribed,
 )
 from herald.streams.ids import new_id
 from herald.streams.producer import Producer
 from tests.consumers.helpers.model import InboxModel
 
-USERS = ("u0", "u1", "u2")
-ITEM_OPS = ("read", "unread", "archive", "delete")
+# u2 of the tenant "acme" has the same plain name as u2 of the default tenant: two users.
+USERS = ("u0", "用户 1", "u2", "acme\x1fu2")
+TOPICS = ("news", "ops")
+ITEM_OPS = ("read", "unread", "archive", "delete", "unarchive")
+CATEGORIES = ("a", "b")
+FAR = 4_000_000_000_000  # snoozes end far in the future (woke ops are published directly)
 REGISTRY_OPS = ("sms_only", "device", "undevice", "contact", "template")
 TOKENS = 3  # device tokens per user the ops pick among
 CONTACTS = (("phone", "+8613800000001"), ("phone", "+8613800000002"), ("phone", None),
@@ -42,10 +53,20 @@ Op = tuple[Any, ...]
 
 ops_strategy = st.lists(
     st.one_of(
-        st.tuples(st.just("create"), st.sampled_from(USERS)),
+        st.tuples(st.just("create"), st.sampled_from(USERS), st.integers(0, 9)),
         st.tuples(st.sampled_from(ITEM_OPS), st.sampled_from(USERS), st.integers(0, 60)),
         st.tuples(st.just("read_all"), st.sampled_from(USERS),
                   st.one_of(st.none(), st.integers(0, 60))),
+        st.tuples(st.sampled_from(("snooze", "woke")), st.sampled_from(USERS),
+                  st.integers(0, 60), st.integers(0, 2)),
+        st.tuples(st.sampled_from(("subscribe", "unsubscribe")), st.sampled_from(USERS),
+                  st.sampled_from(TOPICS)),
+        st.tuples(st.just("seen"), st.sampled_from(USERS),
+                  st.one_of(st.none(), st.integers(0, 60))),
+        st.tuples(st.just("bulk"), st.sampled_from(USERS),
+                  st.one_of(st.none(), st.integers(0, 60)),
+                  st.sampled_from(("seen", "read", "archived")),
+                  st.sampled_from((None, *CATEGORIES))),
         st.tuples(st.sampled_from(("device", "undevice")), st.sampled_from(USERS),
                   st.integers(0, TOKENS - 1)),
         st.tuples(st.sampled_from(("sms_only", "contact", "template")), st.sampled_from(USERS),
@@ -80,22 +101,42 @@ class Materializer:
         self.positions: list[str] = []
         self.versions: dict[str, int] = {}  # template id → its latest version
 
+    def _up_to(self, pick: int | None) -> str | None:
+        return None if pick is None or not self.positions else \
+            self.positions[pick % len(self.positions)]
+
     def payload(self, op: Op) -> Payload:
         kind, user = op[0], op[1]
         if kind in REGISTRY_OPS:
             return self._registry(kind, user, op[2])
         if kind == "create":
+            # Every third with a category of its own, one in five already expired.
+            flavour = op[2] if len(op) > 2 else 0
             return NotificationCreated(title=f"t{len(self.created)}", body="b" * (len(user) % 3),
-                                       data={"n": len(self.created)})
+                                       data={"n": len(self.created)},
+                                       category=CATEGORIES[flavour % 2] if flavour % 3 else
+                                       "general",
+                                       expires_at=1 if flavour % 5 == 4 else
+                                       (FAR if flavour == 7 else None))
         if kind == "read_all":
-            pick = op[2]
-            up_to = None if pick is None or not self.positions else \
-                self.positions[pick % len(self.positions)]
-            return AllRead(up_to=up_to)
+            return AllRead(up_to=self._up_to(op[2]))
+        if kind == "subscribe":
+            return TopicSubscribed(topic=op[2])
+        if kind == "unsubscribe":
+            return TopicUnsubscribed(topic=op[2])
+        if kind == "seen":
+            return InboxSeen(up_to=self._up_to(op[2]))
+        if kind == "bulk":
+            return InboxBulkMarked(action=op[3], category=op[4], up_to=self._up_to(op[2]))
         nid = self.created[op[2] % len(self.created)] if self.created else \
             new_id(self.producer.partition(user))
+        if kind == "snooze":
+            return NotificationSnoozed(notification_id=nid, until=FAR + op[3])
+        if kind == "woke":
+            return NotificationWoke(notification_id=nid, until=FAR + op[3])
         cls = {"read": NotificationRead, "unread": NotificationUnread,
-               "archive": NotificationArchived, "delete": NotificationDeleted}[kind]
+               "archive": NotificationArchived, "delete": NotificationDeleted,
+               "unarchive": NotificationUnarchived}[kind]
         return cls(notification_id=nid)
 
     def _registry(self, kind: str, user: str, n: int) -> Payload:

@@ -17,11 +17,16 @@ from herald.consumers.replay.builder import Builder
 from herald.streams import codec
 from herald.streams.events import (
     AllRead,
+    InboxBulkMarked,
+    InboxSeen,
     NotificationArchived,
     NotificationCreated,
     NotificationDeleted,
     NotificationRead,
+    NotificationSnoozed,
+    NotificationUnarchived,
     NotificationUnread,
+    NotificationWoke,
     Payload,
 )
 from herald.streams.keys import LIVE_NS, Keys
@@ -78,10 +83,56 @@ async def h(redis: Any, settings: Settings) -> Harness:
 
 
 async def check(h: Harness, user: str) -> None:
-    for status in ("all", "unread", "read", "archived"):
+    for status in ("all", "unread", "read", "archived", "snoozed"):
         page = await h.queries.page(user, status=status, limit=100)
         assert page.items == h.model.inbox(user, status), status
         assert page.unread_count == h.model.unread(user)
+        assert page.unseen_count == h.model.unseen(user)
+    assert await h.queries.counts(user) == h.model.counts(user)
+
+
+async def test_seen_snooze_unarchive_bulk_and_expiry(h: Harness) -> None:
+    h.settings = h.settings.replace(inbox_max=10)
+    h.preparer, h.applier = Preparer(h.settings), Applier(h.redis, h.settings)
+    h.model.inbox_max = 10
+    far = 4_000_000_000_000
+    _, (a, b, _c, gone) = await h.send(
+        "zoe", NotificationCreated(title="a", category="orders"),
+        NotificationCreated(title="b", category="news"),
+        NotificationCreated(title="c", category="orders", expires_at=far),
+        NotificationCreated(title="expired", expires_at=1))
+    await check(h, "zoe")
+    page = await h.queries.page("zoe", limit=100)
+    assert [i["title"] for i in page.items] == ["c", "b", "a"]  # the expired one is hidden
+    assert page.unseen_count == 3 and page.unread_count == 3
+    await h.send("zoe", InboxSeen())  # the inbox opened: badge cleared, nothing read
+    page = await h.queries.page("zoe", limit=100)
+    assert page.unseen_count == 0 and page.unread_count == 3
+    assert all(i["seen"] and i["read_at"] is None for i in page.items)
+    await h.send("zoe", NotificationSnoozed(notification_id=a.id, until=far))
+    await check(h, "zoe")
+    assert [i["title"] for i in (await h.queries.page("zoe", status="snoozed")).items] == ["a"]
+    assert (await h.queries.counts("zoe"))["snoozed"] == 1
+    await h.send("zoe", NotificationWoke(notification_id=a.id, until=far - 1))  # stale: no-op
+    await check(h, "zoe")
+    await h.send("zoe", NotificationWoke(notification_id=a.id, until=far))
+    await check(h, "zoe")
+    woke = await h.queries.item("zoe", a.id)
+    assert woke is not None and woke["read_at"] is None and woke["seen"] is False
+    await h.send("zoe", InboxBulkMarked(action="read", category="orders"))
+    await check(h, "zoe")
+    assert (await h.queries.counts("zoe"))["categories"] == {
+        "orders": {"total": 2, "unread": 0}, "news": {"total": 1, "unread": 1}}
+    await h.send("zoe", InboxBulkMarked(action="archived"))
+    await check(h, "zoe")
+    await h.send("zoe", NotificationUnarchived(notification_id=b.id))
+    await check(h, "zoe")
+    assert [i["title"] for i in (await h.queries.page("zoe", status="unread")).items] == ["b"]
+    # A new item prunes the expired one from the projection (by log time).
+    await h.send("zoe", NotificationCreated(title="d"))
+    assert await h.redis.exists(Keys(h.settings.prefix).item(
+        h.producer.partition("zoe"), gone.id)) == 0
+    await check(h, "zoe")
 
 
 async def test_read_unread_archive_delete_follow_the_rules(h: Harness) -> None:

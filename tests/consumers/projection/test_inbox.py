@@ -36,8 +36,10 @@ def test_every_event_type_is_projected_or_explicitly_not() -> None:
 def test_created_writes_the_content_and_uses_the_event_id() -> None:
     env = BASE.envelope("alice", NotificationCreated(title="T", body="B", category="billing",
                                                      data={"k": [1, "x"]}), time_ms=1234)
-    [write] = project(env, "9-1", CTX)
+    write, known = project(env, "9-1", CTX)
     assert write[:5] == ("create", env.id, "billing", "T", "B")
+    # The user is one of the tenant's known users (a broadcast's recipients).
+    assert known == ("call", "SADD", CTX.keys.tenant_users(CTX.partition, "", CTX.ns), "alice")
     assert codec.unpack_value(write[5]) == {"k": [1, "x"]}
     assert write[6] == "1234"
 
@@ -46,7 +48,8 @@ def test_created_keeps_a_scheduled_notification_id_and_empty_data_is_empty() -> 
     env = BASE.envelope("alice", NotificationCreated(title="T", notification_id=NID))
     write, *rest = project(env, "9-1", CTX)  # rest: it leaves the schedule (schedule tests)
     assert write[1] == NID and write[5] == ""
-    assert [w[:2] for w in rest] == [("call", "ZREM"), ("call", "DEL"), ("call", "SREM")]
+    assert [w[:2] for w in rest] == [("call", "ZREM"), ("call", "DEL"), ("call", "SREM"),
+                                     ("call", "SADD")]
 
 
 @pytest.mark.parametrize(("payload", "op"), [

@@ -50,7 +50,7 @@ async def test_pages_walk_newest_first_without_gaps(filled: Any) -> None:
     first = (await queries.page("alice", limit=1)).items[0]
     assert first["data"] == {"i": 11} and first["created_at"].endswith("Z")
     assert set(first) == {"id", "category", "title", "body", "data", "created_at", "read_at",
-                          "archived", "position"}
+                          "archived", "position", "seen", "snoozed_until", "expires_at"}
 
 
 async def test_filters(filled: Any) -> None:

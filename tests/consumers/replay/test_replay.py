@@ -115,14 +115,14 @@ async def test_verify_prints_each_difference(live: Live, redis: Any) -> None:
     p = live.producer.partition("u0")
     await redis.hset(keys.item(p, item["id"]), "t", "tampered")
     await redis.set(keys.ns_root(p) + ":stray", "x")
-    p1 = live.producer.partition("u1")
-    await redis.delete(keys.user_state(p1, "u1"))
+    p1 = live.producer.partition("用户 1")
+    await redis.delete(keys.user_state(p1, "用户 1"))
     report = await Verifier(redis, s).run()
     text = "\n".join(report.differences)
     assert len(report.differences) == 3, text
     assert f"item:{item['id']}: field 't': live=b'tampered'" in text
     assert "stray: only in live" in text
-    assert "user:u1: only in replay" in text
+    assert "user:用户 1: only in replay" in text
     assert [k async for k in redis.scan_iter(match=keys.ns_pattern("scratch"))] == []
 
 

@@ -64,14 +64,17 @@ def test_drop_and_fired_remove_the_entry() -> None:
                           idempotency_key=ps.fire_key(nid))
     removal = [("call", "ZREM", KEYS.schedule(P), nid), ("call", "DEL", KEYS.scheduled(P, nid)),
                ("call", "SREM", KEYS.user_schedules(P, "alice"), nid)]
-    assert project(drop, "3-0", CTX) == removal
+    dropped = KEYS.schedule_dropped(P, nid)
+    assert project(drop, "3-0", CTX) == [
+        *removal, ("call", "SET", dropped, codec.pack_binary(["alice", drop.time])),
+        ("call", "PEXPIREAT", dropped, str(drop.time + CTX.status_ttl_ms))]  # "cancelled"
     writes = project(fired, "3-0", CTX)
-    assert writes[0][0] == "create" and writes[1:] == removal
+    assert writes[0][0] == "create" and writes[1:-1] == removal  # last: the known user
 
 
 def test_a_plain_created_touches_no_schedule() -> None:
     env = BASE.envelope("alice", NotificationCreated(title="T"))
-    assert [w[0] for w in project(env, "3-0", CTX)] == ["create"]
+    assert [w[0] for w in project(env, "3-0", CTX)] == ["create", "call"]  # the known user
 
 
 def test_digest_item_is_collected_under_its_window() -> None:
