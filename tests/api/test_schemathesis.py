@@ -32,7 +32,8 @@ SEED = os.environ.get("HERALD_TEST_SCHEMATHESIS_SEED", "20261127")
 RUN_LIMIT_S = 90
 
 
-async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int, str]:
+async def schemathesis(url: str, auth: str, tmp: Path, *extra: str,
+                       limit_s: float = RUN_LIMIT_S) -> tuple[int, str]:
     args = [
         str(ST), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {auth}",
         "--checks", "all", "--exclude-checks", "ensure_resource_availability",
@@ -47,7 +48,7 @@ async def schemathesis(url: str, auth: str, tmp: Path, *extra: str) -> tuple[int
         cwd=tmp,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), RUN_LIMIT_S)
+        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()

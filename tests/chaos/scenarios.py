@@ -593,7 +593,7 @@ async def hostile_input(quick: bool, rnd: random.Random) -> Result:
         with _tempfile.TemporaryDirectory() as tmp:
             code, out = await schemathesis(d.api_url, __import__(
                 "tests.chaos.harness", fromlist=["KEY"]).KEY, Path(tmp),
-                "--max-examples", "5" if quick else "50")
+                "--max-examples", "5" if quick else "50", limit_s=90 if quick else 900)
         result.faults += 1
         result.expect(code == 0 and clean(out), "schemathesis: " + out[-800:])
         found = await asyncio.to_thread(_fuzz_decoders, 300 if quick else 5000)
