@@ -593,7 +593,7 @@ async def hostile_input(quick: bool, rnd: random.Random) -> Result:
         with _tempfile.TemporaryDirectory() as tmp:
             code, out = await schemathesis(d.api_url, __import__(
                 "tests.chaos.harness", fromlist=["KEY"]).KEY, Path(tmp),
-                "--max-examples", "5" if quick else "50", limit_s=90 if quick else 900)
+                "--max-examples", "5" if quick else "25", limit_s=90 if quick else 600)
         result.faults += 1
         result.expect(code == 0 and clean(out), "schemathesis: " + out[-800:])
         found = await asyncio.to_thread(_fuzz_decoders, 300 if quick else 5000)
@@ -604,7 +604,7 @@ async def hostile_input(quick: bool, rnd: random.Random) -> Result:
         result.expect(not leaks, f"cross-user access: {leaks[:5]}")
         result.events = len(ledger.acked)
         result.expect(len(ledger.acked) == 20, f"seeding failed: {dict(ledger.failures)}")
-        result.notes.append(f"schemathesis ({'5' if quick else '50'} examples per operation, "
+        result.notes.append(f"schemathesis ({'5' if quick else '25'} examples per operation, "
                             "stateful), decoder fuzzing and a BOLA matrix over "
                             f"{_bola.routes} routes")
     finally:
