@@ -26,6 +26,7 @@ from herald.streams.settings import Settings
 from herald.streams.validation import (
     CHANNELS,
     LOCALE_RE,
+    NONBLANK,
     PRIORITIES,
     SCHEDULE_HORIZON_MS,
     TEMPLATE_ID_RE,
@@ -94,7 +95,7 @@ def notification_request() -> dict[str, Any]:
         ),
         "properties": {
             "user": USER,
-            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NONBLANK},
             "body": {"type": "string", "maxLength": 5000},
             "category": {"type": "string", "pattern": CATEGORY_PATTERN},
             "data": {"type": "object", "description": "Free JSON attached to the item."},

@@ -60,8 +60,11 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
-URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+EMAIL_RE = re.compile(r"^[^@\x00-\x20\x7f-\x9f]{1,64}@[^@\x00-\x20\x7f-\x9f]{1,255}"
+                      r"\.[^@\x00-\x20\x7f-\x9f]{1,63}$")
+# no control character or space; spelled out rather than \s, which Python and the
+# JSON Schema (ECMA) regexes the OpenAPI document uses read differently (\x1c-\x1f)
+URL_RE = re.compile(r"^https?://[^\x00-\x20\x7f]{1,2000}$")
 LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
 TEMPLATE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEVICE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -127,8 +130,14 @@ def check_id(value: Any, field: str = "notification_id") -> str:
     return value
 
 
+# A character that is not white space, as Python's str.isspace() sees it, spelled out:
+# the OpenAPI document's patterns are ECMA regexes, whose \S lets \x1c-\x1f and \x85 by.
+NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_NONBLANK_RE = re.compile(NONBLANK)
+
+
 def _check_text(value: str, field: str, limit: int, required: bool) -> None:
-    if required and not value.strip():
+    if required and not _NONBLANK_RE.search(value):
         raise ValidationError(field, "must not be empty")
     if len(value) > limit:
         raise ValidationError(field, f"is longer than {limit} characters")

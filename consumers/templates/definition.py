@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from herald.consumers.templates.render import DEFAULT, Renderer, TemplateError
-from herald.streams.validation import CATEGORY_RE, CHANNELS, LOCALE_RE, PRIORITIES
+from herald.streams.validation import CATEGORY_RE, CHANNELS, LOCALE_RE, NONBLANK, PRIORITIES
 
 SEND_CHANNELS = tuple(ch for ch in CHANNELS if ch not in ("in_app", "webhook"))
 LOCALE_PATTERN = LOCALE_RE.pattern
@@ -56,7 +56,7 @@ _VARIANT = {
 LOCALE_ENTRY = {
     "type": "object", "additionalProperties": False, "required": ["title"],
     "properties": {
-        "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S",
+        "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NONBLANK,
                   "description": "A template; renders to at most 200 characters."},
         "body": {"type": "string", "maxLength": 5000},
         "channels": {"type": "object", "propertyNames": {"enum": list(SEND_CHANNELS)},
