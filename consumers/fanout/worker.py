@@ -24,7 +24,7 @@ from typing import Any
 from herald.consumers.fanout.jobs import BROADCAST, FanoutJobs, Job, recipient_key
 from herald.consumers.projection.views import Views
 from herald.streams import tenants
-from herald.streams.connection import text
+from herald.streams.connection import REDIS_ERRORS, text
 from herald.streams.errors import HeraldError
 from herald.streams.keys import Keys
 from herald.streams.log import get_logger
@@ -32,6 +32,7 @@ from herald.streams.producer import Producer
 from herald.streams.settings import Settings, parse_rate
 
 POLL_S = 0.2
+RETRIED: tuple[type[Exception], ...] = (HeraldError, *REDIS_ERRORS)
 BACKOFF_S = 1.0
 LEASE_MS = 30_000
 
@@ -103,11 +104,14 @@ class Fanout:
 async def run(settings: Settings, redis: Any, stop: asyncio.Event) -> None:
     """The ``fanout`` role (see the module doc)."""
     fanout = Fanout(redis, settings)
-    await fanout.producer.start()
+    started = False
     while not stop.is_set():
-        try:
+        try:  # the store down or failing over: wait and go on, never end the role
+            if not started:
+                await fanout.producer.start()
+                started = True
             worked = await fanout.run_once()
-        except (HeraldError, OSError) as exc:
+        except RETRIED as exc:
             log.warning("fanout_failed", error=str(exc))
             worked = 0
             await asyncio.sleep(BACKOFF_S)
