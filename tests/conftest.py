@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis.strategies._internal.random  # noqa: F401  (see below)
 import pytest
 
 from herald.streams import codec, sealing
@@ -24,6 +25,11 @@ from herald.streams.keys import Keys
 from herald.streams.keystore import KeyStore
 from herald.streams.server import ServerHandle, start_server
 from herald.streams.settings import Settings
+
+# CPython 3.11.7 can fail to compile a module that is first imported deep in a test's
+# stack ("SystemError: AST constructor recursion depth mismatch", in pytest's assertion
+# rewriter); hypothesis imports its random strategy lazily, on first use: it is
+# imported above, at the top of the stack.
 
 
 async def log_entries(redis: Any, settings: Settings, partition: int) -> list[Envelope]:
