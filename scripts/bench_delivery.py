@@ -139,6 +139,8 @@ async def _spawn(settings: Settings, role: str) -> asyncio.subprocess.Process:
     env.update({"REDIS_URL": settings.redis_url or "", "HERALD_PREFIX": settings.prefix,
                 "HERALD_PARTITIONS": str(settings.partitions), "HERALD_LOG_FORMAT": "json",
                 "HERALD_LOG_LEVEL": "warning", "HERALD_LEASE_TTL": "2s",
+                # the receiver listens on 127.0.0.1, which the SSRF guard refuses unless allowed
+                "HERALD_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32",
                 "PYTHONPATH": str(REPO)})
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "herald.cli", "worker", "--roles", role, env=env,

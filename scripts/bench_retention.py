@@ -79,6 +79,8 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update({"REDIS_URL": settings.redis_url or "", "HERALD_PREFIX": settings.prefix,
                 "HERALD_PARTITIONS": str(settings.partitions), "HERALD_LOG_FORMAT": "json",
                 "HERALD_LOG_LEVEL": "warning", "HERALD_LEASE_TTL": "2s",
+                # the receiver listens on 127.0.0.1, which the SSRF guard refuses unless allowed
+                "HERALD_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32",
                 "HERALD_DATA_DIR": str(settings.data_dir),
                 "HERALD_INBOX_MAX": str(settings.inbox_max),
                 "HERALD_SNAPSHOT_EVERY": f"{every.events}" if every.events else "1h",
