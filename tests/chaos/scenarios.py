@@ -198,7 +198,9 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
             data = incr.read_bytes()
             ends = _command_ends(data)
             if appendfsync == "always":
-                last = [nid.encode() for _s, nid in sorted(ledger.acked.items())[-300:]]
+                # the last acknowledged, in the order of their answers (a publish refused
+                # during an outage is sent again later with its old sequence number)
+                last = [nid.encode() for nid in list(ledger.acked.values())[-1000:]]
                 found = max((data.rfind(nid) for nid in last), default=-1)
                 lower = next((e for e in ends if e > found), len(data)) if found >= 0 else 0
             else:  # everysec: an fsync ran in the last second, so what was in the file
