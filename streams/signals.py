@@ -54,6 +54,7 @@ class _Link:
         self.pubsub = pubsub
         self.client = client  # owned (a Cluster node's client), closed with the link
         self.channels: set[str] = set()
+        self.leaving: dict[str, int] = {}  # our own SUNSUBSCRIBEs not yet confirmed
         self.task: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -114,6 +115,7 @@ class SignalSubscriber:
                     link.channels.difference_update(mine)
                     with contextlib.suppress(*ERRORS):
                         for channel in mine:
+                            link.leaving[channel] = link.leaving.get(channel, 0) + 1
                             await link.pubsub.sunsubscribe(channel)
 
     async def stop(self) -> None:
@@ -180,6 +182,11 @@ class SignalSubscriber:
         elif kind == "ssubscribe":
             if channel in self._wanted:
                 self._on_subscribed(channel)
+        elif kind == "sunsubscribe" and link.leaving.get(channel, 0) > 0:
+            # Ours (the channel may be wanted again since: its SSUBSCRIBE follows).
+            link.leaving[channel] -= 1
+            if not link.leaving[channel]:
+                del link.leaving[channel]
         elif kind == "sunsubscribe" and channel in self._wanted and channel in link.channels:
             # Not asked for: the server dropped it (its slot moved to another node).
             self._lost(link, redis.exceptions.ConnectionError(f"{channel} moved"))

@@ -284,6 +284,7 @@ export class LiveFeed {
     try {
       if (!this.position) { // start from the newest item, as a stream's `ready` would
         const first = await this.client.inbox({ limit: 1, status: "all", signal });
+        if (this.closed) return;
         this.position = first.items.length ? first.items[0].position : "0-1";
         this._receive({ type: "ready", position: this.position, resumed: false, replayed: 0 });
       } else if (!this.connected) {

@@ -30,7 +30,7 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run",
         "--disable-dev-shm-usage"]
-WAIT_MS = 5000
+WAIT_MS = 10_000  # an upper bound: two test workers and a browser share two cores in CI
 HAVE_CHROMIUM = CHROMIUM.exists()
 
 LIVE_MODULES: tuple[RouteModule, ...] = tuple(dict.fromkeys((*DEFAULT_MODULES, routes_live)))
