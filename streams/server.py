@@ -9,8 +9,9 @@ The server is bound to 127.0.0.1, keeps an append-only file (``appendfsync
 everysec`` by default, ``always`` when configured) in the data folder, so a restart
 on the same folder keeps every event, and is stopped with SIGTERM (which flushes
 the append-only file). A lock file stops two processes from starting two servers
-on one folder. Raises :class:`ServerStartError` with the reason when nothing can be
-started.
+on one folder. Before a start, an unfinished transaction at the end of the
+append-only file (a power loss's torn write) is removed (streams/aof_tail.py).
+Raises :class:`ServerStartError` with the reason when nothing can be started.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import IO
 import redis
 
 from herald.streams.allocator import server_environment
+from herald.streams.aof_tail import drop_torn_transaction
 from herald.streams.configuration import redact_url
 from herald.streams.errors import RedisUnavailableError, ServerStartError
 from herald.streams.log import get_logger
@@ -223,6 +225,7 @@ def start_server(
     except ServerStartError:
         lock.close()
         raise
+    drop_torn_transaction(data_dir)  # a power loss's unfinished MULTI (streams/aof_tail.py)
     if malloc == "libc" and allocator == "auto":
         log.warning("server_allocator_libc", binary=binary,
                     hint="install jemalloc (Debian: libjemalloc2; make does): the server "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class StepReport:
     snapshot: str | None = None  # the position of a snapshot taken now
     archived: ArchiveReport | None = None
     blocked_by: str | None = None  # the group that keeps the stream from being trimmed
+    keys: int = 0  # keys in the snapshot taken now
 
 
 class Retention:
@@ -177,12 +179,12 @@ class Retention:
         """Snapshot when due (or ``force``), then archive and trim (unless ``trim``
         is False); see the module docstring. ``known``: entries added and archive
         state, as :meth:`survey` just read them."""
-        taken = None
+        taken, keys = None, 0
         added, state = known or (await self._added(partition), await self._state(partition))
         if force or self.due(added, state):
             report = await self.snapshotter.snapshot(partition)
             if report is not None:
-                taken = report.snapshot.position
+                taken, keys = report.snapshot.position, report.keys
                 self.metrics.snapshots.inc()
                 await self.redis.hset(self.keys.archive_state(partition), mapping={
                     "snapshot": taken, "snapshot_at": int(time.time() * 1000),
@@ -191,8 +193,8 @@ class Retention:
                                applied=report.applied, keys=report.keys,
                                duration_ms=round(report.seconds * 1000, 1))
         if not trim or not self._unarchived(state, taken):
-            return StepReport(partition, taken)
-        return await self._archive(partition, taken)
+            return StepReport(partition, taken, keys=keys)
+        return dataclasses.replace(await self._archive(partition, taken), keys=keys)
 
     async def _archive(self, partition: int, taken: str | None) -> StepReport:
         latest = await self.snapshots.latest(partition)

@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEY = "chaos-service-key-0123456789"
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3MtMDEyMw=="
 PROCESS_STOP_S = 10.0
+RETRY_SCHEDULE = "1s,2s,4s,8s,15s"
 SENDS_QUIET_S = 5.0  # no new send for this long: delivery is done (retries come sooner)
 
 
@@ -138,6 +139,7 @@ class Deployment:
         self.appendfsync = appendfsync
         self.server_args = list(server_args)
         self.extra_env = env or {}
+        self.sends_outstanding = 0  # what wait_sends left undecided
         self.lease_ttl = lease_ttl
         self.server: ServerHandle | None = None
         self.port = free_port()
@@ -170,6 +172,9 @@ class Deployment:
             HERALD_LEASE_TTL=self.lease_ttl, HERALD_CLAIM_IDLE="3s",
             HERALD_DATA_DIR=str(self.folder / "data"), HERALD_ACCESS_LOG="false",
             HERALD_INBOX_MAX="100000", HERALD_WEBHOOK_ALLOW_CIDRS="127.0.0.1/32",
+            # The shipped number of attempts, its delays compressed (1s,5s,30s,2m,10m
+            # would outlast a scenario): a send retried late is waited for, not lost.
+            HERALD_RETRY_SCHEDULE=RETRY_SCHEDULE,
             PYTHONPATH=str(REPO))
         env.update(self.extra_env)
         return env
@@ -301,20 +306,50 @@ class Deployment:
             await asyncio.sleep(0.1)
         return None
 
-    async def wait_sends(self, expected: int, timeout: float) -> None:  # noqa: ASYNC109
+    async def delivery_outstanding(self, channel: str = "webhook") -> int:
+        """Deliveries of ``channel`` not decided yet: entries its group has not read or
+        not acknowledged (``lag`` + ``pending``, a killed worker's included until they
+        are claimed) and jobs waiting in its retry queues for their next attempt."""
+        keys = Keys(self.prefix)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.xinfo_groups(keys.stream(p))
+                pipe.zcard(keys.retry_queue(channel, p))
+                pipe.zcard(keys.retry_queue(channel, p, critical=True))
+            replies = await pipe.execute(raise_on_error=False)
+        outstanding = 0
+        for n in range(0, len(replies), 3):
+            groups, queued, critical = replies[n:n + 3]
+            for info in groups if isinstance(groups, list) else []:
+                name = info.get("name") or info.get(b"name")
+                if (name.decode() if isinstance(name, bytes) else name) == channel:
+                    outstanding += int(info.get("pending") or 0) + int(info.get("lag") or 0)
+            outstanding += sum(int(x) for x in (queued, critical) if isinstance(x, int))
+        return outstanding
+
+    async def wait_sends(self, expected: int, timeout: float) -> int:  # noqa: ASYNC109
         """Until the sink received ``expected`` distinct notifications, or nothing new
-        arrived for :data:`SENDS_QUIET_S` (what was lost is never sent), or time is up."""
+        arrived for :data:`SENDS_QUIET_S` while no delivery is outstanding (what was
+        lost is never sent; what waits for a retry or a claim will be), or time is up.
+        Returns the deliveries still outstanding at the end (also kept for
+        :meth:`check`'s note)."""
         deadline = time.monotonic() + timeout
         count, changed = -1, time.monotonic()
+        outstanding = 0
         while time.monotonic() < deadline:
             distinct = len({nid for _w, nid in self.sink.received})
             if distinct >= expected:
-                return
+                return 0
             if distinct != count:
                 count, changed = distinct, time.monotonic()
             elif time.monotonic() - changed > SENDS_QUIET_S:
-                return
+                with contextlib.suppress(Exception):
+                    outstanding = await self.delivery_outstanding()
+                    if outstanding == 0:
+                        return 0
             await asyncio.sleep(0.2)
+        self.sends_outstanding = outstanding
+        return outstanding
 
     def verify(self, timeout: float = 300.0) -> str:
         """``herald replay --verify``: ``identical``, or what it printed."""
@@ -357,6 +392,9 @@ class Deployment:
             result.dup_sends = sum(1 for keys in by_nid.values() if len(keys) > 1)
             result.redelivered = sum(n - 1 for n in deliveries.values())
             result.sends_lost = sum(1 for nid in acked.values() if nid not in by_nid)
+            if result.sends_lost and self.sends_outstanding:
+                result.notes.append(f"{self.sends_outstanding} deliveries still outstanding "
+                                    "(pending or waiting for a retry) when the wait ended")
         if verify:
             result.verify = await asyncio.to_thread(self.verify)
         result.expect(result.acked_lost == 0, f"{result.acked_lost} acknowledged lost")

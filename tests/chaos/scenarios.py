@@ -236,6 +236,13 @@ async def power_loss(quick: bool, rnd: random.Random, appendfsync: str = "always
     return result
 
 
+def _failures(out: str, limit: int = 3000) -> str:
+    """Schemathesis's FAILURES section (each failing operation and the request that
+    reproduces it), else the end of its output."""
+    start = out.find("FAILURES")
+    return (out[start:start + limit] if start >= 0 else out[-800:]).strip()
+
+
 def _fenced_size(d: Deployment, name: str, sizes: list[tuple[float, float, str, int]]) -> int:
     """The size of append-only file ``name`` when retention last wrote a file (the
     first sample taken after it; it had waited for an fsync of everything before)."""
@@ -597,7 +604,8 @@ async def hostile_input(quick: bool, rnd: random.Random) -> Result:
                 "tests.chaos.harness", fromlist=["KEY"]).KEY, Path(tmp),
                 "--max-examples", "5" if quick else "25", limit_s=90 if quick else 600)
         result.faults += 1
-        result.expect(code == 0 and clean(out), "schemathesis: " + out[-800:])
+        (d.folder / "schemathesis.log").write_text(out)  # kept when the scenario fails
+        result.expect(code == 0 and clean(out), "schemathesis: " + _failures(out))
         found = await asyncio.to_thread(_fuzz_decoders, 300 if quick else 5000)
         result.faults += 1
         result.expect(not found, f"decoders raised unexpected errors: {found[:5]}")
