@@ -16,7 +16,15 @@ TRANSIENT_REPLIES = (
 
 
 class ConsumerError(HeraldError):
-    """Base of the consumer room's errors."""
+    """Base of the consumer room's errors.
+
+    ``excused``: the batch failed for a reason outside its entries (the store, another
+    consumer's pending entries, a projector that is behind): the re-read that follows
+    counts as a delivery in Redis but not toward ``HERALD_MAX_DELIVERIES``, so a
+    healthy entry is never dead-lettered for waiting (consumers/group/runtime.py).
+    """
+
+    excused = False
 
 
 class GroupMissingError(ConsumerError):
@@ -61,6 +69,8 @@ class PendingGapError(ConsumerError):
     The runtime then claims the group's pending entries of the partition and re-reads
     them in order before anything newer (nothing of the batch was written).
     """
+
+    excused = True
 
     def __init__(self, partition: int, position: str, message: str = "") -> None:
         super().__init__(message or f"partition {partition}: entry {position} is pending "

@@ -53,8 +53,11 @@ class ProjectorBehindError(ConsumerError):
     """Raised when the projector has not applied a delivery's entry in time.
 
     The delivery batch is left pending and redelivered; start (or fix) the
-    projector role if this persists.
+    projector role if this persists. Excused: waiting for the projector never counts
+    toward the delivery limit.
     """
+
+    excused = True
 
 
 @dataclass(frozen=True, slots=True)

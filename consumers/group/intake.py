@@ -3,7 +3,8 @@
 Per owned partition, :class:`Intake` decides between
 
 - **recovery** — after a takeover, a failed batch, a pending gap, or the periodic
-  sweep (every ``claim_idle_s``, of the partitions where XPENDING counts any): claim
+  sweep (every ``claim_idle_s``, of the partitions where XPENDING counts entries of
+  another consumer): claim
   the group's pending entries of the partition
   (XAUTOCLAIM, min idle per handler) and re-read this consumer's PEL from ``0`` in log
   order, until it is empty; nothing newer of that partition is handled meanwhile;
@@ -115,7 +116,11 @@ class Intake:
         owned = self.owned()
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.claim_idle_s
-            self.recover(await self.group.pending_holders(owned))  # only where any are
+            # Only where another consumer holds some: this one's own pending entries
+            # are a round in flight or its read-ahead, recovered on their own paths;
+            # re-reading them here would count one more delivery each sweep.
+            holders = await self.group.pending_holders(owned)
+            self.recover(p for p, names in holders.items() if names - {self.group.consumer})
         batches = await self._pending([p for p in owned if p in self.recovering])
         if batches:
             return batches

@@ -75,8 +75,9 @@ from herald.streams.settings import Settings
 
 BACKOFF_INITIAL_S = 0.1  # waits after a Redis error double from this ...
 BACKOFF_MAX_S = 5.0  # ... to this (streams/connection.py Backoff)
-BLOCK_MS = 5000  # longest blocking read (a stop or a lease change cuts it short): an
-# idle lane wakes this often
+BLOCK_MS = 15_000  # longest blocking read (a stop or a lease change cuts it short): an
+# idle lane wakes this often (on a Cluster: one read per owned partition), and a claim
+# sweep (every HERALD_CLAIM_IDLE) waits at most this long for an idle lane
 FRESH_S = 10.0  # after a takeover, look this long for entries an ex-owner still read
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
@@ -355,17 +356,19 @@ class GroupRuntime:
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
             elif isinstance(result, LogRegressedError):
+                self._store_failed([p])  # excused (consumers/errors.py)
                 self._recover([p])
                 self._log.warning("log_regressed", partition=p, entry_id=result.position,
                                   detail=str(result))
             elif isinstance(result, PendingGapError):
+                self._store_failed([p])
                 self._recover([p])
                 self._log.info("pending_gap", partition=p, entry_id=result.position)
             elif isinstance(result, GroupMissingError):
                 raise result
             elif isinstance(result, BaseException):
                 failed = True
-                if isinstance(result, STORE_ERRORS):
+                if isinstance(result, STORE_ERRORS) or getattr(result, "excused", False):
                     self._store_failed([p])
                 self._recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
@@ -376,8 +379,9 @@ class GroupRuntime:
         return failed
 
     def _store_failed(self, partitions: Iterable[int]) -> None:
-        """The store failed these partitions' round: the re-read that follows counts as
-        a delivery in Redis, but not toward the delivery limit (:meth:`_early_outcomes`)."""
+        """These partitions' round failed for a reason outside its entries (the store, or
+        an excused error, consumers/errors.py): the re-read that follows counts as a
+        delivery in Redis, but not toward the delivery limit (:meth:`_early_outcomes`)."""
         for p in partitions:
             self._store_failures[p] = self._store_failures.get(p, 0) + 1
 

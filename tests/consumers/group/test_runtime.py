@@ -495,3 +495,53 @@ async def test_rounds_the_store_refused_do_not_count_toward_the_delivery_limit(
     assert isinstance(runtime._early_outcomes(3, [entry])[0], DeadLetter)
     runtime._account({5: [entry]}, {5: RuntimeError("the handler broke")})
     assert isinstance(runtime._early_outcomes(5, [entry])[0], DeadLetter)
+
+
+@pytest.mark.cluster
+async def test_waiting_for_others_does_not_count_toward_the_delivery_limit(
+        redis: Any, settings: Settings) -> None:
+    """A gap, a regressed log or a projector that is behind fail the round for a reason
+    outside its entries: excused like the store's refusals. (The chaos suite's worker
+    kills: 1,353 healthy webhook entries dead-lettered after recoveries.)"""
+    from herald.consumers.delivery.state import ProjectorBehindError
+    from herald.consumers.errors import LogRegressedError, PendingGapError
+
+    settings = settings.replace(max_deliveries=2)
+    runtime = GroupRuntime(settings, redis, projector_factory, consumer="c1")
+    entry = Entry("1-0", b"x", 4)
+    for error in (PendingGapError(3, "1-0"), LogRegressedError(3, "1-0"),
+                  ProjectorBehindError("behind")):
+        runtime._account({3: [entry]}, {3: error})
+    assert runtime._early_outcomes(3, [entry]) == [None]
+
+
+async def test_the_sweep_leaves_this_consumers_own_pending_entries_alone(
+        redis: Any, settings: Settings) -> None:
+    """The periodic sweep recovers partitions where another consumer holds pending
+    entries; re-reading this consumer's own (a round in flight, its read-ahead) would
+    count one more delivery per sweep until healthy entries reach the limit."""
+    settings = settings.replace(partitions=1, claim_idle_s=0.05, max_deliveries=1)
+    producer = Producer(redis, settings)
+    group = StreamGroup(redis, Keys(settings.prefix), "slow", "me")
+    await group.ensure([0])
+    await producer.publish(producer.envelope("alice", NotificationCreated(title="x")))
+    assert await group.read_new([0], 10, None, per_partition=False)  # pending with "me"
+    leases = Leases(redis, settings, "slow", "me", [0])
+    await leases.cycle()
+    from herald.consumers.group.intake import Intake
+    from herald.streams.log import get_logger
+
+    intake = Intake(settings, group, leases, claim_min_idle_ms=50, block_ms=10,
+                    per_partition=False, log=get_logger("test"))
+    await asyncio.sleep(0.1)  # a sweep is due
+    stop = asyncio.Event()
+    stop.set()
+    assert await intake.next(stop) == {}  # nothing re-read ...
+    pending = await redis.xpending_range(Keys(settings.prefix).stream(0), "slow", "-", "+", 10)
+    assert [p["times_delivered"] for p in pending] == [1]  # ... nor counted again
+    other = StreamGroup(redis, Keys(settings.prefix), "slow", "other")
+    await producer.publish(producer.envelope("alice", NotificationCreated(title="y")))
+    assert await other.read_new([0], 10, None, per_partition=False)  # another one's
+    await asyncio.sleep(0.1)
+    batches = await intake.next(stop)  # recovered: claimed and re-read in order
+    assert [len(entries) for entries in batches.values()] == [2]
