@@ -8,7 +8,8 @@ event's position, and the event still applies, in order.
 
 The list long-polls with ``after`` and ``wait``: it answers as soon as an item
 newer than ``after`` exists, else an empty page when ``wait`` runs out
-(api/longpoll.py; ``wait`` without ``after`` is 422).
+(api/longpoll.py); ``wait`` without ``after`` waits for an item newer than the
+newest the inbox holds when the request arrives, then answers the page as usual.
 
 No route tells a caller anything about another user's items: a user token is
 refused (403) for another ``{user}`` before any lookup, and an item that is not in
@@ -59,10 +60,11 @@ async def inbox(call: Call) -> web.Response:
     if q["as_of"] is not None:
         return await _as_of(call)
     if q["wait"]:  # long-poll: hold until an item newer than `after` exists (api/longpoll.py)
-        if q["after"] is None:
-            raise Unprocessable("query.wait needs query.after (the newest position you have)",
-                                errors=[field_error("query.wait", "needs query.after")])
-        await wait_newer(call, call.owner, q["after"], q["wait"])
+        after = q["after"]
+        if after is None:  # newer than what the inbox holds now
+            newest = await call.app[QUERIES].page(call.owner, limit=1)
+            after = newest.items[0]["position"] if newest.items else "0-0"
+        await wait_newer(call, call.owner, after, q["wait"])
     try:
         page = await call.app[QUERIES].page(
             call.owner, status=q["status"], limit=q["limit"], cursor=q["cursor"], after=q["after"]
@@ -158,9 +160,10 @@ def routes(settings: Settings) -> list[Route]:
               description="Only items newer than this position."),
         Param("wait", "query", {"type": "number", "minimum": 0, "maximum": max_wait,
                                 "default": 0},
-              description="Long-poll (with `after`): hold the request up to this many "
-                          "seconds until an item newer than `after` exists; then answer at "
-                          "once, else an empty page when the time is up."),
+              description="Long-poll: hold the request up to this many seconds until "
+                          "an item newer than `after` exists (without `after`: newer than "
+                          "the newest item when the request arrives); then answer at once. "
+                          "With `after`, the page is empty when the time is up."),
         Param("as_of", "query", {"type": "string", "anyOf": [
                   {"pattern": POSITION_PATTERN}, {"format": "date-time"}]},
               description="Service keys only: the inbox exactly as it was at this log "
