@@ -335,21 +335,32 @@ class Deployment:
         :meth:`check`'s note)."""
         deadline = time.monotonic() + timeout
         count, changed = -1, time.monotonic()
-        outstanding = 0
         while time.monotonic() < deadline:
             distinct = len({nid for _w, nid in self.sink.received})
             if distinct >= expected:
+                self.sends_outstanding = 0
                 return 0
             if distinct != count:
                 count, changed = distinct, time.monotonic()
             elif time.monotonic() - changed > SENDS_QUIET_S:
                 with contextlib.suppress(Exception):
-                    outstanding = await self.delivery_outstanding()
-                    if outstanding == 0:
+                    if await self.delivery_outstanding() == 0:
+                        self.sends_outstanding = 0
                         return 0
             await asyncio.sleep(0.2)
-        self.sends_outstanding = outstanding
-        return outstanding
+        self.sends_outstanding = -1  # unknown unless counted below
+        with contextlib.suppress(Exception):
+            self.sends_outstanding = await self.delivery_outstanding()
+        return self.sends_outstanding
+
+    async def dead_lettered(self, group: str = "webhook") -> int:
+        """Entries of ``group`` in the dead-letter streams (each a send not made)."""
+        keys = Keys(self.prefix)
+        total = 0
+        for p in range(self.partitions):
+            for _pos, fields in await self.redis.xrange(keys.dead_letters(p)):
+                total += fields.get(b"group") == group.encode()
+        return total
 
     def verify(self, timeout: float = 300.0) -> str:
         """``herald replay --verify``: ``identical``, or what it printed."""
@@ -392,9 +403,14 @@ class Deployment:
             result.dup_sends = sum(1 for keys in by_nid.values() if len(keys) > 1)
             result.redelivered = sum(n - 1 for n in deliveries.values())
             result.sends_lost = sum(1 for nid in acked.values() if nid not in by_nid)
-            if result.sends_lost and self.sends_outstanding:
-                result.notes.append(f"{self.sends_outstanding} deliveries still outstanding "
-                                    "(pending or waiting for a retry) when the wait ended")
+            if result.sends_lost:
+                if self.sends_outstanding:
+                    result.notes.append(f"{self.sends_outstanding} deliveries still "
+                                        "outstanding (unread, pending or waiting for a "
+                                        "retry) when the wait ended")
+                with contextlib.suppress(Exception):
+                    if dead := await self.dead_lettered():
+                        result.notes.append(f"{dead} webhook entries dead-lettered")
         if verify:
             result.verify = await asyncio.to_thread(self.verify)
         result.expect(result.acked_lost == 0, f"{result.acked_lost} acknowledged lost")
