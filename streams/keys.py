@@ -295,6 +295,33 @@ class Keys:
         """Sorted set: every template id (score 0: lexical order)."""
         return f"{self.ns_root(partition, ns)}:tpls"
 
+    # Workflow definitions are events of the reserved user ``~workflows`` (like templates);
+    # a run lives in its recipient's partition (consumers/workflows/projection.py).
+    def workflow(self, partition: int, workflow_key: str, ns: str = LIVE_NS) -> str:
+        """Hash: one workflow: ``latest``, ``v<n>`` (packed definition), ``ts<n>`` (ms)."""
+        return f"{self.ns_root(partition, ns)}:wf:{workflow_key}"
+
+    def workflow_index(self, partition: int, ns: str = LIVE_NS) -> str:
+        """Sorted set: every workflow key (score 0: lexical order)."""
+        return f"{self.ns_root(partition, ns)}:wfs"
+
+    def workflow_run(self, partition: int, run_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: one run's state (consumers/workflows/projection.py)."""
+        return f"{self.ns_root(partition, ns)}:wfrun:{run_id}"
+
+    def workflow_run_log(self, partition: int, run_id: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: positions of the run's events (its timeline), scored 0."""
+        return f"{self.ns_root(partition, ns)}:wfrunlog:{run_id}"
+
+    def workflow_user_runs(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the user's runs not yet ended."""
+        return f"{self.ns_root(partition, ns)}:wfuser:{user}"
+
+    def workflow_note(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: a notification a run sent: ``run``, ``step``, and the first positions it
+        was ``read``, ``delivered`` and ``failed`` at."""
+        return f"{self.ns_root(partition, ns)}:wfnote:{notification_id}"
+
     def status(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
         """Hash: per-channel delivery status of one notification."""
         return f"{self.ns_root(partition, ns)}:status:{notification_id}"
