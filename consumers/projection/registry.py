@@ -21,7 +21,12 @@ from herald.consumers.projection.base import Context, Projection, Write, chain
 from herald.consumers.schedule import projection as schedule
 from herald.consumers.templates import projection as templates
 from herald.consumers.workflows import projection as workflows
-from herald.streams.events import Envelope, NotificationCreated, UserErased
+from herald.streams.events import (
+    BusinessEventReceived,
+    Envelope,
+    NotificationCreated,
+    UserErased,
+)
 
 PROJECTIONS: dict[str, Projection] = {
     **inbox.PROJECTIONS,
@@ -44,7 +49,9 @@ for _type, _mark in workflows.MARKS.items():
     PROJECTIONS[_type] = chain(PROJECTIONS[_type], _mark)
 
 # Known types that do not change the inbox: they only advance the checkpoint.
-NOT_PROJECTED: frozenset[str] = frozenset()
+NOT_PROJECTED: frozenset[str] = frozenset({
+    BusinessEventReceived.TYPE,  # read by the workflows role (consumers/workflows/engine.py)
+})
 
 
 def project(env: Envelope, position: str, ctx: Context) -> list[Write]:
