@@ -21,6 +21,7 @@ from herald.streams.events import (
     CRITICAL,
     TEMPLATES_USER,
     WORKFLOWS_USER,
+    BusinessEventReceived,
     ContactChanged,
     DeliveryEvent,
     DeviceRegistered,
@@ -60,6 +61,7 @@ USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
 # Users that only Herald itself appends for (refused on every API path and CLI).
 SYSTEM_USERS = frozenset({TEMPLATES_USER, WORKFLOWS_USER})
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+BUSINESS_EVENT_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -295,8 +297,18 @@ def _check_workflow(p: Any, limits: Limits, encoded_size: int | None, sealed: bo
         if size > MAX_TEMPLATE_BYTES:
             raise ValidationError("definition", f"is {size} bytes encoded; the limit is "
                                   f"{MAX_TEMPLATE_BYTES}")
-    elif p.cancel_key is not None:
-        check_key(p.cancel_key, "cancel_key")
+    else:
+        if p.cancel_key is not None:
+            check_key(p.cancel_key, "cancel_key")
+        if not sealed:
+            _check_data_size(p.data, limits)
+
+
+def _check_business(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not BUSINESS_EVENT_RE.fullmatch(p.name):
+        raise ValidationError("name", "must be 1-100 of A-Z a-z 0-9 _ . : -")
+    if not sealed:
+        _check_data_size(p.data, limits)
 
 
 def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
@@ -367,6 +379,7 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (TemplateRegistered, _check_template),
     (WorkflowRegistered, _check_workflow),
     (WorkflowTriggered, _check_workflow),
+    (BusinessEventReceived, _check_business),
     (DeliveryEvent, _check_delivery),
     (TokensRevoked, lambda p, limits, size, sealed: _check_revoked(p)),
     (InboxBulkMarked, _check_bulk),

@@ -55,6 +55,7 @@ from herald.streams.settings import Settings
 from herald.streams.validation import KEY_RE
 
 KEY_MAX = 200
+MAX_TIME_MS = 10**15  # what a schedule entry holds (consumers/workflows/projection.py)
 
 
 def idem(*parts: Any) -> str:
@@ -195,9 +196,12 @@ class Decider:
         field = step["until"]
         try:
             base = time_value_ms(run.data[field])
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, OverflowError) as exc:
             raise RunFailed(f"data.{field} is not a date-time: {exc}") from exc
-        return max(0, base + duration_ms(step.get("offset", "0s")))
+        end = max(0, base + duration_ms(step.get("offset", "0s")))
+        if end >= MAX_TIME_MS:
+            raise RunFailed(f"data.{field} is too far in the future")
+        return end
 
     async def _locale(self, p: int, ns: str, user: str) -> str:
         locale, contact = await self.redis.hmget(self.keys.profile(p, user, ns), "locale",
