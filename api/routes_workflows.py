@@ -39,17 +39,13 @@ from herald.api.schemas import KEY, USER
 from herald.consumers.projection.queries import iso
 from herald.consumers.templates.render import Renderer
 from herald.consumers.templates.store import TemplateStore
-from herald.consumers.workflows.definition import DEFINITION, EVENT_PATTERN, KEY_PATTERN, problems
+from herald.consumers.workflows import registration
+from herald.consumers.workflows.definition import DEFINITION, EVENT_PATTERN, KEY_PATTERN
 from herald.consumers.workflows.explain import Explainer
 from herald.consumers.workflows.store import Workflow, WorkflowStore
 from herald.streams import tenants
 from herald.streams.errors import ValidationError
-from herald.streams.events import (
-    WORKFLOWS_USER,
-    BusinessEventReceived,
-    WorkflowRegistered,
-    WorkflowTriggered,
-)
+from herald.streams.events import BusinessEventReceived, WorkflowTriggered
 from herald.streams.settings import Settings
 
 WORKFLOWS: web.AppKey[WorkflowStore] = web.AppKey("workflows")
@@ -137,48 +133,36 @@ def _version_doc(found: Workflow) -> dict[str, Any]:
             "registered_at": iso(found.registered_at), "definition": found.definition}
 
 
-async def check(definition: dict[str, Any], templates: TemplateStore,
-                renderer: Renderer) -> None:
-    """Unprocessable listing every error of ``definition`` (module doc)."""
-    steps = definition.get("steps")
-    names = {str(s.get("template")) for s in (steps if isinstance(steps, list) else [])
-             if isinstance(s, dict) and "template" in s}
-    found = {name: await templates.get(name) for name in names}
-    errors = problems(definition, lambda name: (t.definition if (t := found.get(name))
-                                                else None), renderer)
-    if errors:
-        summary = "; ".join(f"{path}: {message}" for path, message in errors[:3])
-        raise Unprocessable(f"the workflow is not valid: {summary}",
-                            errors=[field_error(path, message) for path, message in errors])
+async def _checked(app: web.Application, definition: Any) -> None:
+    try:
+        await registration.check(definition, app[TEMPLATES], app[RENDERER])
+    except registration.DefinitionInvalid as exc:
+        raise Unprocessable(f"the workflow is not valid: {exc}", errors=[
+            field_error(path, message) for path, message in exc.errors]) from exc
 
 
 async def explain_definition(app: web.Application, body: Any) -> None:
     """A definition the schema refused: every error in the words of the definition."""
     if isinstance(body, dict):
-        await check(body, app[TEMPLATES], app[RENDERER])
+        await _checked(app, body)
 
 
 async def put_workflow(call: Call) -> web.Response:
     key, definition = call.path["workflow_key"], call.body
-    await check(definition, call.app[TEMPLATES], call.app[RENDERER])
-    store = call.app[WORKFLOWS]
-    current = await store.get(key)
-    if current is not None and current.definition == definition:
-        return json_response({"key": key, "version": current.version, "created": False,
+    await _checked(call.app, definition)
+    try:
+        done = await registration.register(call.app[PRODUCER], call.app[WORKFLOWS],
+                                           call.app[TEMPLATES], call.app[RENDERER], key,
+                                           definition)
+    except registration.VersionTaken as exc:
+        raise Conflict(str(exc)) from exc
+    if done.appended is None:
+        return json_response({"key": key, "version": done.version, "created": False,
                               "status": "projected"})
-    version = (current.latest if current else 0) + 1
-    producer = call.app[PRODUCER]
-    envelope = producer.envelope(WORKFLOWS_USER, WorkflowRegistered(
-        workflow_key=key, version=version, definition=definition),
-        idempotency_key=f"wf:{key}:{version}")
-    appended = await producer.publish(envelope)
-    if appended.duplicate:
-        raise Conflict(f"version {version} of {key!r} was registered by another request just "
-                       "now; read it (GET) and register again if yours differs")
-    count_published(call.app, [envelope], [appended])
+    appended = done.appended
     projected = await call.app[QUERIES].wait_for(appended.partition, appended.position,
                                                  call.app[SETTINGS].action_wait_s)
-    return json_response({"key": key, "version": version, "created": True,
+    return json_response({"key": key, "version": done.version, "created": True,
                           "position": appended.position,
                           "status": "projected" if projected else "accepted"},
                          201 if projected else 202)
