@@ -12,12 +12,13 @@ once), so the cost of one evaluation is bounded by the expression's size
 bounds like a notification's data). The package compiles in Rust; an evaluation is a
 few microseconds.
 
-Variables a condition reads (:func:`inputs` builds them): ``data`` (the trigger's
-data), ``recipient`` (``id`` and ``locale``) and ``steps`` (each earlier step by id:
-``status`` — ``sent``, ``skipped``, ``delayed``, ``waiting``, ``matched``,
-``timed_out`` or ``pending`` — and ``read``, ``seen``, ``delivered``, ``failed``,
-``matched`` booleans). A step that has not run yet is present with status
-``pending``, so ``steps.x.read`` never fails for a known step.
+Variables a condition reads (consumers/workflows/state.py ``Run.inputs`` builds them):
+``data`` (the trigger's data), ``recipient`` (``id`` and ``locale``) and ``steps``
+(each earlier step by id: ``status`` — ``sent``, ``delivered``, ``failed``,
+``skipped``, ``delayed``, ``elapsed``, ``waiting``, ``matched``, ``timed_out`` or
+``pending`` — and the booleans ``read``, ``delivered``, ``failed``, ``matched``). A
+step that has not run yet is present with status ``pending``, so ``steps.x.read``
+never fails for a known step.
 
 Failure modes: :func:`compile_condition` raises :class:`ConditionError` for a
 condition that does not parse, names an unknown variable, or names a step that is
