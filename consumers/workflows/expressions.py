@@ -28,6 +28,7 @@ error or a result that is not a boolean (the run records the step ``failed``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -104,3 +105,9 @@ def compile_condition(source: str, earlier: Iterable[str]) -> Condition:
         raise ConditionError(f"names step {', '.join(sorted(later))}, which is not an earlier "
                              "step")
     return Condition(source, program, frozenset(refs))
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled(source: str, earlier: tuple[str, ...]) -> Condition:
+    """:func:`compile_condition`, cached (definitions are immutable versions)."""
+    return compile_condition(source, earlier)

@@ -1,40 +1,31 @@
-"""What a run does about one entry: the decisions, built and appended in order.
+"""Carrying out a plan: the live ``workflows`` role's side effects.
 
-:meth:`Decider.decide` takes the handled entry (its position and event), the runs it
-may concern (read as of that position: consumers/workflows/state.py) and appends, per
-run, the events of what happens next (consumers/workflows/engine.py says when).
-Time in a decision is log time — the handled event's ``time`` — never this machine's
-clock, so a delay's end is the same whenever the entry is handled.
+:meth:`Decider.decide` builds the :class:`~consumers.workflows.plan.Cause` of the
+handled entry, asks :func:`~consumers.workflows.plan.plan` what each concerned run
+does, and appends it in order: a step's notification (rendered from its template, or
+its inline title and body, in the recipient's locale), its ``workflow.step_decided``
+(with the notification's id) and the ``workflow.run_ended``
+(consumers/workflows/engine.py says when).
 
 Idempotency keys (``wfn:`` a step's notification, ``wfs:`` a step's decision with its
 outcome, ``wfe:`` the run's end) name the run and the step: an entry handled again
 appends nothing twice, and whichever of a match or a timeout was appended first is the
-only one.
+only one. A notification that cannot be rendered ends the run ``failed``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from herald.consumers.templates.render import Renderer, TemplateError
 from herald.consumers.templates.store import TemplateStore
-from herald.consumers.workflows.definition import (
-    content_definition,
-    duration_ms,
-    time_value_ms,
-)
-from herald.consumers.workflows.expressions import (
-    Condition,
-    ConditionError,
-    compile_condition,
-)
+from herald.consumers.workflows.definition import content_definition
+from herald.consumers.workflows.plan import Cause, Decide, End, Send, plan
 from herald.consumers.workflows.projection import timer_token
 from herald.consumers.workflows.state import Run
 from herald.consumers.workflows.store import WorkflowStore
-from herald.streams import positions
 from herald.streams.connection import text
 from herald.streams.events import (
     CRITICAL,
@@ -55,7 +46,6 @@ from herald.streams.settings import Settings
 from herald.streams.validation import KEY_RE
 
 KEY_MAX = 200
-MAX_TIME_MS = 10**15  # what a schedule entry holds (consumers/workflows/projection.py)
 
 
 def idem(*parts: Any) -> str:
@@ -66,12 +56,27 @@ def idem(*parts: Any) -> str:
     return f"{parts[0]}:h:" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
-class RunFailed(Exception):
-    """A run cannot go on (its definition is gone, a condition does not evaluate)."""
+def cause_of(env: Envelope, position: str) -> Cause | None:
+    """The plan's cause of an entry (None: not one the runs act on)."""
+    p = env.payload
+    if isinstance(p, WorkflowTriggered):
+        return Cause("trigger", position, env.time)
+    if isinstance(p, WorkflowTimerFired):
+        return Cause("timer", position, env.time, index=p.index, until=p.until)
+    if isinstance(p, BusinessEventReceived):
+        return Cause("business", position, env.time, name=p.name, data=p.data,
+                     event_id=env.id)
+    if isinstance(p, ScheduleCancelled) and p.notification_id is None and p.cancel_key:
+        return Cause("cancel", position, env.time, name=p.cancel_key)
+    return None
+
+
+class RenderFailed(Exception):
+    """A step's notification cannot be built (its template is gone, or does not render)."""
 
 
 class Decider:
-    """Builds and appends the decisions of the ``workflows`` role."""
+    """Carries out the plans of the ``workflows`` role."""
 
     def __init__(self, settings: Settings, redis: Any, producer: Producer) -> None:
         self.settings = settings
@@ -85,123 +90,37 @@ class Decider:
     async def decide(self, p: int, ns: str, position: str, env: Envelope,
                      runs: dict[str, Run]) -> list[str]:
         """Append what ``env`` (at ``position``) makes the runs do; the positions appended."""
+        cause = cause_of(env, position)
         out: list[str] = []
-        payload = env.payload
-        starts = isinstance(payload, WorkflowTriggered)
+        if cause is None:
+            return out
         for run in runs.values():
-            # a run triggered after the entry (its trigger is later in the log) is not
-            # concerned by it; the trigger itself is the one entry at the run's position
-            if not run.running or not (starts or run.started_before(position)):
+            # a run triggered later in the log than the entry is not concerned by it
+            if not run.running or (cause.kind != "trigger" and not run.started_before(position)):
                 continue
-            try:
-                await self._one(p, ns, position, env, run, out)
-            except RunFailed as exc:
-                await self._end(run, "failed", position, env, out, str(exc))
+            found = await self.definitions.get(run.key, run.version)
+            if found is None:
+                await self._end(run, End("failed", f"workflow {run.key!r} version "
+                                         f"{run.version} is not registered", None), env, out,
+                                position)
+                continue
+            locale = await self._locale(p, ns, run.user)
+            nid: str | None = None
+            for action in plan(run, found.definition, cause, {"id": run.user,
+                                                               "locale": locale}):
+                if isinstance(action, Send):
+                    try:
+                        nid = await self._send(run, action.step, action.index, env, locale, out)
+                    except RenderFailed as exc:
+                        await self._end(run, End("failed", str(exc), None), env, out,
+                                        position)
+                        break
+                elif isinstance(action, Decide):
+                    await self._step(run, action, position, env, out,
+                                     nid if action.outcome == "sent" else None)
+                else:
+                    await self._end(run, action, env, out, position)
         return out
-
-    async def _one(self, p: int, ns: str, position: str, env: Envelope, run: Run,
-                   out: list[str]) -> None:
-        payload = env.payload
-        found = await self.definitions.get(run.key, run.version)
-        if found is None:
-            raise RunFailed(f"workflow {run.key!r} version {run.version} is not registered")
-        steps: list[dict[str, Any]] = found.definition["steps"]
-        if isinstance(payload, WorkflowTriggered):
-            if not run.parked:
-                await self._advance(p, ns, position, env, run, steps, out)
-        elif isinstance(payload, WorkflowTimerFired):
-            if run.parked and run.at == payload.index and run.until == payload.until:
-                step = steps[run.at]
-                outcome = "elapsed" if run.parked == "delay" else "timed_out"
-                await self._step(run, step, run.at, outcome, position, env, out)
-                await self._advance(p, ns, position, env, run, steps, out)
-        elif isinstance(payload, ScheduleCancelled):
-            if payload.notification_id is None and payload.cancel_key and \
-                    run.fields.get("ck") == payload.cancel_key:
-                await self._end(run, "cancelled", position, env, out,
-                                f"cancel key {payload.cancel_key!r}")
-        elif isinstance(payload, BusinessEventReceived):
-            await self._business(p, ns, position, env, run, found.definition, out)
-
-    async def _business(self, p: int, ns: str, position: str, env: Envelope, run: Run,
-                        definition: Mapping[str, Any], out: list[str]) -> None:
-        event: BusinessEventReceived = env.payload  # type: ignore[assignment]
-        for rule in definition.get("cancel_on") or []:
-            if rule["event"] == event.name and self._matches(rule.get("match"), run, event):
-                await self._end(run, "cancelled", position, env, out,
-                                f"cancel_on {event.name}")
-                return
-        steps = definition["steps"]
-        if run.parked != "wait" or run.at >= len(steps):
-            return
-        step = steps[run.at]
-        began = run.step_position(step["id"])
-        if step.get("event") != event.name or began is None or not began < \
-                positions.padded(position) or not self._matches(step.get("match"), run, event):
-            return
-        await self._step(run, step, run.at, "matched", position, env, out,
-                         detail=f"{event.name} {env.id}")
-        if step.get("on_match") == "stop":
-            await self._end(run, "stopped", position, env, out, f"{step['id']} matched")
-            return
-        await self._advance(p, ns, position, env, run, steps, out)
-
-    @staticmethod
-    def _matches(field: str | None, run: Run, event: BusinessEventReceived) -> bool:
-        if field is None:
-            return True
-        return field in run.data and event.data.get(field) == run.data[field]
-
-    async def _advance(self, p: int, ns: str, position: str, env: Envelope, run: Run,
-                       steps: list[dict[str, Any]], out: list[str]) -> None:
-        """Run steps from ``run.at`` until one parks the run or the steps end."""
-        ids = [s["id"] for s in steps]
-        recipient = {"id": run.user, "locale": await self._locale(p, ns, run.user)}
-        while run.at < len(steps):
-            i = run.at
-            step = steps[i]
-            condition, result, inputs = step.get("if"), None, {}
-            if condition is not None:
-                inputs = run.inputs(ids[:i], position, recipient)
-                try:
-                    result = _compiled(condition, tuple(ids[:i])).evaluate(inputs)
-                except ConditionError as exc:
-                    raise RunFailed(f"steps.{i}.if {exc}") from exc
-                if not result:
-                    await self._step(run, step, i, "skipped", position, env, out,
-                                     condition=condition, result=False, inputs=inputs)
-                    continue
-            kind = step["type"]
-            if kind in ("send", "digest"):
-                nid = await self._send(run, step, i, env, recipient["locale"], out)
-                await self._step(run, step, i, "sent", position, env, out, nid=nid,
-                                 condition=condition, result=result, inputs=inputs)
-            elif kind == "delay":
-                until = self._delay_end(step, run, env)
-                await self._step(run, step, i, "delayed", position, env, out, until=until,
-                                 condition=condition, result=result, inputs=inputs)
-                return
-            else:  # wait_for
-                until = env.time + duration_ms(step["timeout"])
-                await self._step(run, step, i, "waiting", position, env, out, until=until,
-                                 condition=condition, result=result, inputs=inputs,
-                                 detail=step["event"])
-                return
-        await self._end(run, "completed", position, env, out, "")
-
-    @staticmethod
-    def _delay_end(step: Mapping[str, Any], run: Run, env: Envelope) -> int:
-        if "for" in step:
-            return env.time + duration_ms(step["for"])
-        field = step["until"]
-        try:
-            base = time_value_ms(run.data[field])
-        except (KeyError, ValueError, OverflowError) as exc:
-            raise RunFailed(f"data.{field} is not a date-time: {exc}") from exc
-        end = max(0, base + duration_ms(step.get("offset", "0s")))
-        if end >= MAX_TIME_MS:
-            raise RunFailed(f"data.{field} is too far in the future")
-        return end
 
     async def _locale(self, p: int, ns: str, user: str) -> str:
         locale, contact = await self.redis.hmget(self.keys.profile(p, user, ns), "locale",
@@ -212,19 +131,19 @@ class Decider:
     async def _send(self, run: Run, step: Mapping[str, Any], i: int, env: Envelope,
                     locale: str, out: list[str]) -> str:
         """Append the step's notification; its id (the first append's, when repeated)."""
-        ref, version = None, 0
+        ref, version, defaults = None, 0, {}
         if "template" in step:
             found = await self.templates.get(step["template"])
             if found is None:
-                raise RunFailed(f"template {step['template']!r} is not registered")
+                raise RenderFailed(f"template {step['template']!r} is not registered")
             definition, version = found.definition, found.version
             defaults = {n: definition[n] for n in ("category",) if n in definition}
         else:
-            definition, defaults = content_definition(step), {}
+            definition = content_definition(step)
         try:
             rendered = self.renderer.render(definition, locale or None, run.data, clip=True)
         except TemplateError as exc:
-            raise RunFailed(f"steps.{i} does not render: {exc}") from exc
+            raise RenderFailed(f"steps.{i} does not render: {exc}") from exc
         if "template" in step:
             ref = {"id": step["template"], "version": version, "locale": rendered.locale}
         channels = tuple(step["channels"])
@@ -246,35 +165,27 @@ class Decider:
             "wfn", run.id, i), time_ms=env.time)
         [done] = await self.producer.publish_many([note])
         out.append(done.position)
+        run.fields[f"n:{step['id']}"] = done.id
         return done.id
 
-    async def _step(self, run: Run, step: Mapping[str, Any], i: int, outcome: str,
-                    position: str, env: Envelope, out: list[str], *, nid: str | None = None,
-                    until: int | None = None, condition: str | None = None,
-                    result: bool | None = None, inputs: dict[str, Any] | None = None,
-                    detail: str = "") -> None:
+    async def _step(self, run: Run, d: Decide, position: str, env: Envelope, out: list[str],
+                    nid: str | None) -> None:
         decided = WorkflowStepDecided(
-            run_id=run.id, step=step["id"], index=i, outcome=outcome, at=position,
-            condition=condition, result=result, data=inputs or {}, notification_id=nid,
-            until=until, detail=detail)
+            run_id=run.id, step=str(d.step["id"]), index=d.index, outcome=d.outcome,
+            at=position, condition=d.condition, result=d.result, data=d.inputs or {},
+            notification_id=nid, until=d.until, detail=d.detail)
         envelope = self.producer.envelope(run.user, decided, idempotency_key=idem(
-            "wfs", run.id, i, outcome), time_ms=env.time)
+            "wfs", run.id, d.index, d.outcome), time_ms=env.time)
         [done] = await self.producer.publish_many([envelope])
         out.append(done.position)
-        run.record(step["id"], i, outcome, nid, until)
 
-    async def _end(self, run: Run, outcome: str, position: str, env: Envelope,
-                   out: list[str], detail: str) -> None:
-        timer = timer_token(run.id, run.at) if run.parked else ""
-        ended = WorkflowRunEnded(run_id=run.id, outcome=outcome, at=position, timer=timer,
-                                 detail=detail)
+    async def _end(self, run: Run, end: End, env: Envelope, out: list[str],
+                   position: str) -> None:
+        timer = timer_token(run.id, end.timer_index) if end.timer_index is not None else ""
+        ended = WorkflowRunEnded(run_id=run.id, outcome=end.outcome, at=position,
+                                 timer=timer, detail=end.detail)
         envelope = self.producer.envelope(run.user, ended, idempotency_key=idem("wfe", run.id),
                                           time_ms=env.time)
         [done] = await self.producer.publish_many([envelope])
         out.append(done.position)
-        run.fields.update(st=outcome, wt="")
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(source: str, earlier: tuple[str, ...]) -> Condition:
-    return compile_condition(source, earlier)
+        run.fields.update(st=end.outcome, wt="")
