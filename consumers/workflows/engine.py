@@ -111,27 +111,51 @@ class WorkflowHandler:
                     WorkflowTriggered, WorkflowTimerFired, BusinessEventReceived,
                     ScheduleCancelled)):
                 todo.append((entry.position, opened))
-        for position, env in todo:
-            await self._decide(partition, position, env)
+        if todo:
+            await self._decide(partition, todo)
         return outcomes
 
     async def retry(self, partition: int, entries: Sequence[Entry]) -> Sequence[Outcome]:
         return await self.handle(partition, entries)
 
-    async def _decide(self, p: int, position: str, env: Envelope) -> None:
+    async def _decide(self, p: int, todo: list[tuple[str, Envelope]]) -> None:
+        """Decide a batch's entries in order, each run read once (module doc)."""
+        last = todo[-1][0]
         if p not in self._tail:  # taken over: decisions of an earlier owner may be anywhere
-            last = await self.redis.xrevrange(self.keys.stream(p), count=1)
-            self._tail[p] = text(last[0][0]) if last else position
-        ns = await self._caught_up(p, max(position, self._tail[p], key=positions.parse))
-        payload = env.payload
-        if isinstance(payload, WorkflowTriggered):
-            runs = await self._runs(p, ns, [env.id])
-        elif isinstance(payload, WorkflowTimerFired):
-            runs = await self._runs(p, ns, [payload.run_id])
-        else:
-            members = await self.redis.smembers(self.keys.workflow_user_runs(p, env.user, ns))
-            runs = await self._runs(p, ns, sorted(text(m) for m in members))
-        appended = await self.decider.decide(p, ns, position, env, runs)
+            newest = await self.redis.xrevrange(self.keys.stream(p), count=1)
+            self._tail[p] = text(newest[0][0]) if newest else last
+        ns = await self._caught_up(p, max(last, self._tail[p], key=positions.parse))
+        wanted: dict[str, None] = {}
+        users: dict[str, None] = {}
+        for _position, env in todo:
+            payload = env.payload
+            if isinstance(payload, WorkflowTriggered):
+                wanted[env.id] = None
+            elif isinstance(payload, WorkflowTimerFired):
+                wanted[payload.run_id] = None
+            else:
+                users[env.user] = None
+        by_user: dict[str, list[str]] = {}
+        if users:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.smembers(self.keys.workflow_user_runs(p, user, ns))
+                replies = await pipe.execute()
+            for user, members in zip(users, replies, strict=True):
+                by_user[user] = sorted(text(m) for m in members)
+                wanted.update(dict.fromkeys(by_user[user]))
+        runs = await self._runs(p, ns, list(wanted))
+        plans: list[tuple[str, Envelope, list[Run]]] = []
+        for position, env in todo:
+            payload = env.payload
+            if isinstance(payload, WorkflowTriggered):
+                ids = [env.id]
+            elif isinstance(payload, WorkflowTimerFired):
+                ids = [payload.run_id]
+            else:
+                ids = by_user.get(env.user, [])
+            plans.append((position, env, [runs[i] for i in ids if i in runs]))
+        appended = await self.decider.decide(p, ns, plans)
         if appended:
             self._tail[p] = max(appended, key=positions.parse)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from herald.consumers.templates.render import Renderer, TemplateError
-from herald.consumers.templates.store import TemplateStore
+from herald.consumers.templates.store import Template, TemplateStore
 from herald.consumers.workflows.definition import content_definition
 from herald.consumers.workflows.plan import Cause, Decide, End, Send, plan
 from herald.consumers.workflows.projection import timer_token
@@ -86,41 +86,81 @@ class Decider:
         self.definitions = WorkflowStore(redis, settings)
         self.templates = TemplateStore(redis, settings)
         self.renderer = Renderer()
+        self._templates: dict[str, Template | None] = {}
 
-    async def decide(self, p: int, ns: str, position: str, env: Envelope,
-                     runs: dict[str, Run]) -> list[str]:
-        """Append what ``env`` (at ``position``) makes the runs do; the positions appended."""
-        cause = cause_of(env, position)
+    async def decide(self, p: int, ns: str, todo: list[tuple[str, Envelope, list[Run]]]
+                     ) -> list[str]:
+        """Append what each entry (position, event, the runs it may concern — one Run object
+        per run across the batch, so a later entry sees an earlier one's decisions) makes
+        the runs do, in two appends: the notifications, then the decisions (each with its
+        notification's id). The positions appended."""
+        sends: list[tuple[Envelope, str, str]] = []  # (notification, run id, step id)
+        later: list[tuple[Run, Any, str, Envelope]] = []  # (run, action, position, cause env)
+        locales: dict[str, str] = {}
+        self._templates = {}
+        for position, env, runs in todo:
+            cause = cause_of(env, position)
+            if cause is None:
+                continue
+            for run in runs:
+                # a run triggered later in the log than the entry is not concerned by it
+                if not run.running or (cause.kind != "trigger" and \
+                        not run.started_before(position)):
+                    continue
+                found = await self.definitions.get(run.key, run.version)
+                if found is None:
+                    end = End("failed", f"workflow {run.key!r} version {run.version} is not "
+                              "registered", None)
+                    run.fields.update(st="failed", wt="")
+                    later.append((run, end, position, env))
+                    continue
+                await self._need_templates(found.definition)
+                if run.user not in locales:
+                    locales[run.user] = await self._locale(p, ns, run.user)
+                locale = locales[run.user]
+                for action in plan(run, found.definition, cause, {"id": run.user,
+                                                                   "locale": locale}):
+                    if isinstance(action, Send):
+                        try:
+                            sends.append((self._notification(run, action.step, action.index,
+                                                             env, locale),
+                                          run.id, str(action.step["id"])))
+                        except RenderFailed as exc:
+                            later.append((run, End("failed", str(exc), None), position, env))
+                            run.fields.update(st="failed", wt="")
+                            break
+                    else:
+                        later.append((run, action, position, env))
         out: list[str] = []
-        if cause is None:
-            return out
-        for run in runs.values():
-            # a run triggered later in the log than the entry is not concerned by it
-            if not run.running or (cause.kind != "trigger" and not run.started_before(position)):
-                continue
-            found = await self.definitions.get(run.key, run.version)
-            if found is None:
-                await self._end(run, End("failed", f"workflow {run.key!r} version "
-                                         f"{run.version} is not registered", None), env, out,
-                                position)
-                continue
-            locale = await self._locale(p, ns, run.user)
-            nid: str | None = None
-            for action in plan(run, found.definition, cause, {"id": run.user,
-                                                               "locale": locale}):
-                if isinstance(action, Send):
-                    try:
-                        nid = await self._send(run, action.step, action.index, env, locale, out)
-                    except RenderFailed as exc:
-                        await self._end(run, End("failed", str(exc), None), env, out,
-                                        position)
-                        break
-                elif isinstance(action, Decide):
-                    await self._step(run, action, position, env, out,
-                                     nid if action.outcome == "sent" else None)
-                else:
-                    await self._end(run, action, env, out, position)
+        nids: dict[tuple[str, str], str] = {}
+        if sends:
+            done = await self.producer.publish_many([note for note, _, _ in sends])
+            for (_, rid, sid), appended in zip(sends, done, strict=True):
+                nids[(rid, sid)] = appended.id  # the first append's, when repeated
+                out.append(appended.position)
+        envelopes = [self._decision(run, action, position, env, nids)
+                     for run, action, position, env in later]
+        if envelopes:
+            out += [a.position for a in await self.producer.publish_many(envelopes)]
         return out
+
+    def _decision(self, run: Run, action: Any, position: str, env: Envelope,
+                  nids: dict[tuple[str, str], str]) -> Envelope:
+        if isinstance(action, Decide):
+            sid = str(action.step["id"])
+            decided = WorkflowStepDecided(
+                run_id=run.id, step=sid, index=action.index, outcome=action.outcome,
+                at=position, condition=action.condition, result=action.result,
+                data=action.inputs or {}, until=action.until, detail=action.detail,
+                notification_id=nids.get((run.id, sid)) if action.outcome == "sent" else None)
+            return self.producer.envelope(run.user, decided, idempotency_key=idem(
+                "wfs", run.id, action.index, action.outcome), time_ms=env.time)
+        end: End = action
+        timer = timer_token(run.id, end.timer_index) if end.timer_index is not None else ""
+        ended = WorkflowRunEnded(run_id=run.id, outcome=end.outcome, at=position, timer=timer,
+                                 detail=end.detail)
+        return self.producer.envelope(run.user, ended, idempotency_key=idem("wfe", run.id),
+                                      time_ms=env.time)
 
     async def _locale(self, p: int, ns: str, user: str) -> str:
         locale, contact = await self.redis.hmget(self.keys.profile(p, user, ns), "locale",
@@ -128,15 +168,16 @@ class Decider:
         chosen = contact if contact is not None else locale
         return text(chosen) if chosen is not None else ""
 
-    async def _send(self, run: Run, step: Mapping[str, Any], i: int, env: Envelope,
-                    locale: str, out: list[str]) -> str:
-        """Append the step's notification; its id (the first append's, when repeated)."""
-        ref, version, defaults = None, 0, {}
+    def _notification(self, run: Run, step: Mapping[str, Any], i: int, env: Envelope,
+                      locale: str) -> Envelope:
+        """The step's notification (idempotency key ``wfn:<run>:<index>``); RenderFailed
+        when its template is gone or does not render."""
+        ref, defaults, found = None, {}, None
         if "template" in step:
-            found = await self.templates.get(step["template"])
+            found = self._templates.get(str(step["template"]))
             if found is None:
                 raise RenderFailed(f"template {step['template']!r} is not registered")
-            definition, version = found.definition, found.version
+            definition = found.definition
             defaults = {n: definition[n] for n in ("category",) if n in definition}
         else:
             definition = content_definition(step)
@@ -144,8 +185,8 @@ class Decider:
             rendered = self.renderer.render(definition, locale or None, run.data, clip=True)
         except TemplateError as exc:
             raise RenderFailed(f"steps.{i} does not render: {exc}") from exc
-        if "template" in step:
-            ref = {"id": step["template"], "version": version, "locale": rendered.locale}
+        if found is not None:
+            ref = {"id": found.id, "version": found.version, "locale": rendered.locale}
         channels = tuple(step["channels"])
         common: dict[str, Any] = {
             "title": rendered.title, "body": rendered.body,
@@ -161,31 +202,13 @@ class Decider:
                                       window_end=(env.time // window_ms + 1) * window_ms, **common)
         else:
             payload = NotificationCreated(**common)
-        note = self.producer.envelope(run.user, payload, idempotency_key=idem(
+        return self.producer.envelope(run.user, payload, idempotency_key=idem(
             "wfn", run.id, i), time_ms=env.time)
-        [done] = await self.producer.publish_many([note])
-        out.append(done.position)
-        run.fields[f"n:{step['id']}"] = done.id
-        return done.id
 
-    async def _step(self, run: Run, d: Decide, position: str, env: Envelope, out: list[str],
-                    nid: str | None) -> None:
-        decided = WorkflowStepDecided(
-            run_id=run.id, step=str(d.step["id"]), index=d.index, outcome=d.outcome,
-            at=position, condition=d.condition, result=d.result, data=d.inputs or {},
-            notification_id=nid, until=d.until, detail=d.detail)
-        envelope = self.producer.envelope(run.user, decided, idempotency_key=idem(
-            "wfs", run.id, d.index, d.outcome), time_ms=env.time)
-        [done] = await self.producer.publish_many([envelope])
-        out.append(done.position)
-
-    async def _end(self, run: Run, end: End, env: Envelope, out: list[str],
-                   position: str) -> None:
-        timer = timer_token(run.id, end.timer_index) if end.timer_index is not None else ""
-        ended = WorkflowRunEnded(run_id=run.id, outcome=end.outcome, at=position,
-                                 timer=timer, detail=end.detail)
-        envelope = self.producer.envelope(run.user, ended, idempotency_key=idem("wfe", run.id),
-                                          time_ms=env.time)
-        [done] = await self.producer.publish_many([envelope])
-        out.append(done.position)
-        run.fields.update(st=end.outcome, wt="")
+    async def _need_templates(self, definition: Mapping[str, Any]) -> None:
+        """The latest version of each template the definition's sends name (read once
+        per batch)."""
+        for step in definition["steps"]:
+            name = step.get("template")
+            if name is not None and name not in self._templates:
+                self._templates[name] = await self.templates.get(name)
