@@ -21,7 +21,9 @@ Steps run in order. ``send`` appends one notification (a registered template of
 consumers/templates/, or inline ``title``/``body`` rendered the same way; ``category``,
 ``priority`` optional) to the channels named, through the ordinary delivery path;
 ``delay`` waits ``for`` a duration, or ``until`` a date-time field of the data plus an
-``offset`` (negative: before it); ``wait_for`` waits for a business event ``event``
+``offset`` (negative: before it), and with ``window: true`` a delay that would end
+inside the user's quiet hours ends when they do (the next send window, in the user's
+time zone: consumers/delivery/quiet.py); ``wait_for`` waits for a business event ``event``
 of the user whose ``data.<match>`` equals the trigger's (any such event when ``match``
 is absent), at most ``timeout``, then goes on (``on_match``: ``continue``, the default,
 or ``stop`` the run); ``digest`` collects the notification into the user's digest
@@ -76,6 +78,9 @@ _STEP_FIELDS: dict[str, Any] = {
     "until": {"type": "string", "pattern": FIELD_PATTERN,
               "description": "A field of the trigger's data holding an RFC 3339 date-time."},
     "offset": {"type": "string", "pattern": OFFSET_PATTERN},
+    "window": {"type": "boolean",
+               "description": "true: a delay that ends inside the user's quiet hours ends "
+                              "when they do (the next send window)."},
     "event": {"type": "string", "pattern": EVENT_PATTERN},
     "match": {"type": "string", "pattern": FIELD_PATTERN},
     "timeout": {"type": "string", "pattern": DURATION_PATTERN},
@@ -98,8 +103,8 @@ STEP_VARIANTS = {
                                   ("category",)),
     "digest (inline)": _variant("digest", ("channels", "title", "digest_key"),
                                 ("body", "category")),
-    "delay (for)": _variant("delay", ("for",), ()),
-    "delay (until)": _variant("delay", ("until",), ("offset",)),
+    "delay (for)": _variant("delay", ("for",), ("window",)),
+    "delay (until)": _variant("delay", ("until",), ("offset", "window")),
     "wait_for": _variant("wait_for", ("event", "timeout"), ("match", "on_match")),
 }
 STEP = {"oneOf": list(STEP_VARIANTS.values()),
@@ -167,7 +172,7 @@ def _check_step(step: Mapping[str, Any], i: int, earlier: list[str], example: Ma
     allowed = {"id", "type", "if"} | {
         "send": {"channels", "template", "title", "body", "category", "priority"},
         "digest": {"channels", "template", "title", "body", "category", "digest_key"},
-        "delay": {"for", "until", "offset"},
+        "delay": {"for", "until", "offset", "window"},
         "wait_for": {"event", "match", "timeout", "on_match"},
     }[str(kind)]
     for name in sorted(set(step) - allowed):

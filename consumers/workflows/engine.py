@@ -57,6 +57,8 @@ from herald.streams.settings import Settings
 
 GROUP = "workflows"
 CATCH_UP_S = 10.0  # longest wait for the projector before the batch is handed back
+POLL_MAX_S = 0.01  # longest pause between two looks at the projector's checkpoint
+LANES = 8
 _MARKS = (WorkflowTriggered.TYPE.encode(), WorkflowTimerFired.TYPE.encode(),
           BusinessEventReceived.TYPE.encode(), ScheduleCancelled.TYPE.encode())
 
@@ -78,7 +80,9 @@ class WorkflowHandler:
 
     group = GROUP
     claim_min_idle_ms: int | None = 0  # strict per-partition order, like the projector
-    lanes = 1
+    # Partitions are independent and a batch waits on the projector and on two appends:
+    # many lanes overlap those waits (consumers/group/handler.py).
+    lanes = LANES
 
     def __init__(self, settings: Settings, redis: Any, consumer: str) -> None:
         self.settings = settings
@@ -183,7 +187,7 @@ class WorkflowHandler:
                 raise ProjectorBehind(f"the projector has not applied partition {p} up to "
                                       f"{target} within {CATCH_UP_S:g}s")
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, POLL_MAX_S)
 
     async def aclose(self) -> None:
         return None

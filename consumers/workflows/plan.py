@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from herald.consumers.delivery.quiet import quiet_until
 from herald.consumers.workflows.definition import duration_ms, time_value_ms
 from herald.consumers.workflows.expressions import ConditionError, compiled
 from herald.consumers.workflows.state import Run
@@ -153,8 +154,9 @@ def _advance(run: Run, steps: Sequence[Mapping[str, Any]], cause: Cause,
             _decide(run, out, Decide(step, i, "sent", condition=condition, result=result,
                                      inputs=inputs))
         elif kind == "delay":
-            _decide(run, out, Decide(step, i, "delayed", until=_delay_end(step, run, cause),
-                                     condition=condition, result=result, inputs=inputs))
+            until, detail = _delay_end(step, run, cause, recipient)
+            _decide(run, out, Decide(step, i, "delayed", until=until, condition=condition,
+                                     result=result, inputs=inputs, detail=detail))
             return
         else:  # wait_for
             until = cause.time + duration_ms(str(step["timeout"]))
@@ -164,18 +166,28 @@ def _advance(run: Run, steps: Sequence[Mapping[str, Any]], cause: Cause,
     _end(run, out, "completed", "")
 
 
-def _delay_end(step: Mapping[str, Any], run: Run, cause: Cause) -> int:
+def _delay_end(step: Mapping[str, Any], run: Run, cause: Cause,
+               recipient: Mapping[str, Any]) -> tuple[int, str]:
+    """When the delay ends, and why it ends later than asked (``""``: it does not)."""
     if "for" in step:
-        return cause.time + duration_ms(str(step["for"]))
-    name = str(step["until"])
-    try:
-        base = time_value_ms(run.data[name])
-    except (KeyError, ValueError, OverflowError) as exc:
-        raise _Failed(f"data.{name} is not a date-time: {exc}") from exc
-    end = max(0, base + duration_ms(str(step.get("offset", "0s"))))
+        end = cause.time + duration_ms(str(step["for"]))
+    else:
+        name = str(step["until"])
+        try:
+            base = time_value_ms(run.data[name])
+        except (KeyError, ValueError, OverflowError) as exc:
+            raise _Failed(f"data.{name} is not a date-time: {exc}") from exc
+        end = max(0, base + duration_ms(str(step.get("offset", "0s"))))
     if end >= MAX_TIME_MS:
-        raise _Failed(f"data.{name} is too far in the future")
-    return end
+        raise _Failed("the delay ends too far in the future")
+    if step.get("window"):
+        quiet = recipient.get("quiet_hours")
+        if isinstance(quiet, Mapping):
+            opens = quiet_until(quiet, end)
+            if opens is not None:
+                return opens, (f"quiet hours {quiet.get('start')}-{quiet.get('end')} "
+                               f"{quiet.get('timezone')}: the next send window")
+    return end, ""
 
 
 def _decide(run: Run, out: list[Action], decision: Decide) -> None:

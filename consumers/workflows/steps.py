@@ -26,6 +26,7 @@ from herald.consumers.workflows.plan import Cause, Decide, End, Send, plan
 from herald.consumers.workflows.projection import timer_token
 from herald.consumers.workflows.state import Run
 from herald.consumers.workflows.store import WorkflowStore
+from herald.streams import codec
 from herald.streams.connection import text
 from herald.streams.events import (
     CRITICAL,
@@ -96,7 +97,7 @@ class Decider:
         notification's id). The positions appended."""
         sends: list[tuple[Envelope, str, str]] = []  # (notification, run id, step id)
         later: list[tuple[Run, Any, str, Envelope]] = []  # (run, action, position, cause env)
-        locales: dict[str, str] = {}
+        recipients: dict[str, dict[str, Any]] = {}
         self._templates = {}
         for position, env, runs in todo:
             cause = cause_of(env, position)
@@ -115,11 +116,11 @@ class Decider:
                     later.append((run, end, position, env))
                     continue
                 await self._need_templates(found.definition)
-                if run.user not in locales:
-                    locales[run.user] = await self._locale(p, ns, run.user)
-                locale = locales[run.user]
-                for action in plan(run, found.definition, cause, {"id": run.user,
-                                                                   "locale": locale}):
+                if run.user not in recipients:
+                    recipients[run.user] = await self._recipient(p, ns, run.user)
+                recipient = recipients[run.user]
+                locale = str(recipient["locale"])
+                for action in plan(run, found.definition, cause, recipient):
                     if isinstance(action, Send):
                         try:
                             sends.append((self._notification(run, action.step, action.index,
@@ -162,11 +163,20 @@ class Decider:
         return self.producer.envelope(run.user, ended, idempotency_key=idem("wfe", run.id),
                                       time_ms=env.time)
 
-    async def _locale(self, p: int, ns: str, user: str) -> str:
-        locale, contact = await self.redis.hmget(self.keys.profile(p, user, ns), "locale",
-                                                 "c:locale")
+    async def _recipient(self, p: int, ns: str, user: str) -> dict[str, Any]:
+        """What conditions and delays read of the user: id, locale (a contact's, set
+        last, over the profile's) and quiet hours (their preferences)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.profile(p, user, ns), "locale", "c:locale")
+            pipe.hget(self.keys.preferences(p, user, ns), "quiet")
+            (locale, contact), quiet = await pipe.execute()
         chosen = contact if contact is not None else locale
-        return text(chosen) if chosen is not None else ""
+        out: dict[str, Any] = {"id": user, "locale": text(chosen) if chosen is not None else ""}
+        if quiet:
+            value = codec.unpack_value(quiet)
+            if isinstance(value, dict):
+                out["quiet_hours"] = value
+        return out
 
     def _notification(self, run: Run, step: Mapping[str, Any], i: int, env: Envelope,
                       locale: str) -> Envelope:
