@@ -120,6 +120,18 @@ class Keys:
         """String: held (PX) by the one worker fetching a new :meth:`provider_token`."""
         return f"{self.provider_token(provider, account)}:lock"
 
+    def provider_breaker(self, channel: str, provider: str) -> str:
+        """Hash: a provider's circuit breaker, shared by every worker: ``failures``
+        (retryable failures in the current window, which expires) and ``open_until``
+        (ms; consumers/channels/fallback.py). One hash: one slot on a Cluster."""
+        return f"{self.prefix}:breaker:{{{channel}:{provider}}}"
+
+    def provider_pin(self, channel: str, message_key: str) -> str:
+        """String (PX): the provider a message went to when its outcome was unknown (a
+        timeout after the request left): every retry goes to that provider, with the
+        same idempotency key, never to another one."""
+        return f"{self.prefix}:pin:{channel}:{message_key}"
+
     # -------------------------------------------------------------- the log
     def stream(self, partition: int) -> str:
         """Stream: the partition's log; every event of its users, in order."""
