@@ -25,7 +25,7 @@ from herald.consumers.workflows.definition import content_definition
 from herald.consumers.workflows.plan import Cause, Decide, End, Send, plan
 from herald.consumers.workflows.projection import timer_token
 from herald.consumers.workflows.state import Run
-from herald.consumers.workflows.store import WorkflowStore
+from herald.consumers.workflows.store import Workflow, WorkflowStore
 from herald.streams import codec
 from herald.streams.connection import text
 from herald.streams.events import (
@@ -47,6 +47,7 @@ from herald.streams.settings import Settings
 from herald.streams.validation import KEY_RE
 
 KEY_MAX = 200
+DEFINITIONS_KEPT = 1024
 
 
 def idem(*parts: Any) -> str:
@@ -88,6 +89,7 @@ class Decider:
         self.templates = TemplateStore(redis, settings)
         self.renderer = Renderer()
         self._templates: dict[str, Template | None] = {}
+        self._definitions: dict[tuple[str, int], Workflow] = {}
 
     async def decide(self, p: int, ns: str, todo: list[tuple[str, Envelope, list[Run]]]
                      ) -> list[str]:
@@ -97,8 +99,9 @@ class Decider:
         notification's id). The positions appended."""
         sends: list[tuple[Envelope, str, str]] = []  # (notification, run id, step id)
         later: list[tuple[Run, Any, str, Envelope]] = []  # (run, action, position, cause env)
-        recipients: dict[str, dict[str, Any]] = {}
         self._templates = {}
+        recipients = await self._recipients(p, ns, {run.user for _, _, runs in todo
+                                                    for run in runs})
         for position, env, runs in todo:
             cause = cause_of(env, position)
             if cause is None:
@@ -116,8 +119,6 @@ class Decider:
                     later.append((run, end, position, env))
                     continue
                 await self._need_templates(found.definition)
-                if run.user not in recipients:
-                    recipients[run.user] = await self._recipient(p, ns, run.user)
                 recipient = recipients[run.user]
                 locale = str(recipient["locale"])
                 for action in plan(run, found.definition, cause, recipient):
@@ -163,19 +164,40 @@ class Decider:
         return self.producer.envelope(run.user, ended, idempotency_key=idem("wfe", run.id),
                                       time_ms=env.time)
 
-    async def _recipient(self, p: int, ns: str, user: str) -> dict[str, Any]:
-        """What conditions and delays read of the user: id, locale (a contact's, set
-        last, over the profile's) and quiet hours (their preferences)."""
+    async def _definition(self, key: str, version: int) -> Workflow | None:
+        """A version of a definition (immutable once registered: kept, at most
+        :data:`DEFINITIONS_KEPT`)."""
+        found = self._definitions.get((key, version))
+        if found is None:
+            found = await self.definitions.get(key, version)
+            if found is not None:
+                if len(self._definitions) >= DEFINITIONS_KEPT:
+                    self._definitions.clear()
+                self._definitions[(key, version)] = found
+        return found
+
+    async def _recipients(self, p: int, ns: str, users: set[str]) -> dict[str, dict[str, Any]]:
+        """What conditions and delays read of each user (one pipeline): id, locale (a
+        contact's, set last, over the profile's) and quiet hours (their preferences)."""
+        if not users:
+            return {}
+        ordered = sorted(users)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.keys.profile(p, user, ns), "locale", "c:locale")
-            pipe.hget(self.keys.preferences(p, user, ns), "quiet")
-            (locale, contact), quiet = await pipe.execute()
-        chosen = contact if contact is not None else locale
-        out: dict[str, Any] = {"id": user, "locale": text(chosen) if chosen is not None else ""}
-        if quiet:
-            value = codec.unpack_value(quiet)
-            if isinstance(value, dict):
-                out["quiet_hours"] = value
+            for user in ordered:
+                pipe.hmget(self.keys.profile(p, user, ns), "locale", "c:locale")
+                pipe.hget(self.keys.preferences(p, user, ns), "quiet")
+            replies = iter(await pipe.execute())
+        out: dict[str, dict[str, Any]] = {}
+        for user in ordered:
+            (locale, contact), quiet = next(replies), next(replies)
+            chosen = contact if contact is not None else locale
+            one: dict[str, Any] = {"id": user,
+                                   "locale": text(chosen) if chosen is not None else ""}
+            if quiet:
+                value = codec.unpack_value(quiet)
+                if isinstance(value, dict):
+                    one["quiet_hours"] = value
+            out[user] = one
         return out
 
     def _notification(self, run: Run, step: Mapping[str, Any], i: int, env: Envelope,
