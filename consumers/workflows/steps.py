@@ -30,6 +30,7 @@ from herald.streams import codec
 from herald.streams.connection import text
 from herald.streams.events import (
     CRITICAL,
+    Appended,
     BusinessEventReceived,
     DigestItemAdded,
     Envelope,
@@ -136,15 +137,23 @@ class Decider:
         out: list[str] = []
         nids: dict[tuple[str, str], str] = {}
         if sends:
-            done = await self.producer.publish_many([note for note, _, _ in sends])
+            done = await self._append([note for note, _, _ in sends])
             for (_, rid, sid), appended in zip(sends, done, strict=True):
                 nids[(rid, sid)] = appended.id  # the first append's, when repeated
                 out.append(appended.position)
         envelopes = [self._decision(run, action, position, env, nids)
                      for run, action, position, env in later]
         if envelopes:
-            out += [a.position for a in await self.producer.publish_many(envelopes)]
+            out += [a.position for a in await self._append(envelopes)]
         return out
+
+    async def _append(self, envelopes: list[Envelope]) -> list[Appended]:
+        """Append in order, in batches the producer takes (``HERALD_MAX_BATCH``)."""
+        done: list[Appended] = []
+        size = self.settings.max_batch
+        for first in range(0, len(envelopes), size):
+            done += await self.producer.publish_many(envelopes[first:first + size])
+        return done
 
     def _decision(self, run: Run, action: Any, position: str, env: Envelope,
                   nids: dict[tuple[str, str], str]) -> Envelope:

@@ -67,12 +67,13 @@ class Deployment:
         self.tasks: list[asyncio.Task[None]] = []
         self.versions: dict[str, int] = {}
 
-    def start(self) -> None:
+    def start(self, workflows: bool = True) -> None:
         _, task = start_projector(self.settings, self.redis, self.stop)
         self.tasks.append(task)
         self.tasks.append(asyncio.create_task(
             Scheduler(self.settings, self.redis, consumer="s1").run(self.stop)))
-        self.start_workflows("w1")
+        if workflows:
+            self.start_workflows("w1")
 
     def start_workflows(self, consumer: str) -> asyncio.Task[None]:
         runtime = GroupRuntime(self.settings, self.redis, workflows_factory, consumer=consumer,

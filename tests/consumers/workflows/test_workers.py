@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from herald.consumers.replay.verify import Verifier
-from herald.streams.events import NotificationCreated
+from herald.streams.events import NotificationCreated, WorkflowTriggered
 from tests.consumers.workflows.conftest import Deployment
 
 pytestmark = pytest.mark.slow
@@ -67,3 +67,22 @@ async def test_a_killed_worker_is_replaced_and_nothing_is_doubled(settings: Any,
         assert sent == ([f"first {i}"] if matched else [f"first {i}", f"last {i}"]), (u, sent)
         ended = [e for e in log if e.type == "workflow.run_ended"]
         assert len(ended) == 1 and ended[0].payload.outcome == "completed"  # type: ignore[attr-defined]
+
+
+async def test_a_batch_that_decides_more_than_a_producer_batch_is_appended_in_parts(
+        settings: Any, redis: Any) -> None:
+    # HERALD_MAX_BATCH 4: twenty triggers read together make ~60 events to append
+    d = Deployment(settings.replace(max_batch=4), redis)
+    d.start(workflows=False)
+    try:
+        await d.register("flow", FLOW)
+        envs = [d.producer.envelope(f"b{i}", WorkflowTriggered(
+            workflow_key="flow", version=1, data={"n": i})) for i in range(20)]
+        for first in range(0, 20, 4):
+            await d.producer.publish_many(envs[first:first + 4])
+        d.start_workflows("w1")  # it finds all twenty waiting in the log
+        for env in envs:
+            end = await d.ended(env.user, env.id)
+            assert end.payload.outcome == "completed"  # type: ignore[attr-defined]
+    finally:
+        await d.close()
