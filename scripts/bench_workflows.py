@@ -181,11 +181,21 @@ async def bench(url: str, runs: int, wait_s: float, matches: int, partitions: in
         settle = max(0.0, (last_due - now_ms()) / 1000) + 30 + runs / 1000
 
         async def all_ended() -> bool:
+            """No timer left, and the workflows and projector groups have nothing left
+            to read or acknowledge (so every decision is in the log)."""
+            if now_ms() <= last_due:
+                return False
             async with redis.pipeline(transaction=False) as pipe:
                 for p in range(partitions):
                     pipe.zcard(keys.schedule(p))
-                counts = await pipe.execute()
-            return sum(counts) == 0 and now_ms() > last_due
+                    pipe.xinfo_groups(keys.stream(p))
+                replies = await pipe.execute()
+            for timers, groups in zip(replies[0::2], replies[1::2], strict=True):
+                if timers or any((g.get("lag") or 0) or g.get("pending") for g in groups
+                                 if g.get("name") in (b"workflows", "workflows",
+                                                      b"projector", "projector")):
+                    return False
+            return True
 
         out["all_ended"] = await _until(all_ended, settle)
         await asyncio.sleep(1.0)

@@ -104,7 +104,10 @@ class WorkflowHandler:
                 continue
             try:
                 env = self.reader.read(entry.raw, partition)
-                opened = await sealing.opened(self.data_keys, env)
+                # only a business event's data is read here (a run's own data is read
+                # with the run): nothing else is opened
+                opened = await sealing.opened(self.data_keys, env) \
+                    if isinstance(env.payload, BusinessEventReceived) else env
             except EntryRejectedError as exc:
                 outcomes[i] = DeadLetter(str(exc))
                 continue

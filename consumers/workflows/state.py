@@ -14,6 +14,7 @@ user was erased) reads with empty data.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,12 +118,11 @@ async def load_runs(redis: Any, keys: Keys, data_keys: KeyStore, partition: int,
         for rid in run_ids:
             pipe.hgetall(keys.workflow_run(partition, rid, ns))
         raw = await pipe.execute()
-    runs: dict[str, Run] = {}
-    for rid, doc in zip(run_ids, raw, strict=True):
-        if not doc:
-            continue
-        fields = {text(k): (v if text(k) in ("s", "d") else text(v)) for k, v in doc.items()}
-        runs[rid] = Run(rid, fields, await _data(data_keys, fields))
+    found = [(rid, {text(k): (v if text(k) in ("s", "d") else text(v)) for k, v in doc.items()})
+             for rid, doc in zip(run_ids, raw, strict=True) if doc]
+    datas = await asyncio.gather(*(_data(data_keys, fields) for _, fields in found))
+    runs = {rid: Run(rid, fields, data) for (rid, fields), data in zip(found, datas,
+                                                                       strict=True)}
     nids = [(rid, v) for rid, run in runs.items() for k, v in run.fields.items()
             if k.startswith("n:")]
     if nids:
