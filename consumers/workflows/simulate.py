@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from herald.consumers.workflows.plan import Cause, Decide, Send, plan
 from herald.consumers.workflows.state import Run
 from herald.streams import codec, positions, sealing
@@ -113,9 +115,14 @@ class Simulator:
     async def _entries(self, p: int, start_ms: int, end_ms: int,
                        report: Report) -> list[tuple[str, Envelope]]:
         stream = self.keys.stream(p)
-        first = await self.redis.xrange(stream, count=1)
-        if first and positions.parse(first[0][0].decode())[0] > start_ms:
-            report.trimmed_partitions.append(p)  # the period's start is in the archive
+        try:
+            info = await self.redis.xinfo_stream(stream)
+        except ResponseError:  # no such stream: nothing happened there
+            return []
+        deleted = info.get("max-deleted-entry-id") or b"0-0"
+        deleted = deleted.decode() if isinstance(deleted, bytes) else str(deleted)
+        if positions.parse(deleted)[0] >= start_ms:
+            report.trimmed_partitions.append(p)  # the period's start was trimmed (archived)
         out: list[tuple[str, Envelope]] = []
         low: str = f"{start_ms}-0"
         while True:
