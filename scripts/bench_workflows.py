@@ -236,8 +236,10 @@ def _measure(log: list[tuple[int, Any]], out: dict[str, Any], paid: set[str],
                 sends[(p.run_id, p.step)] += 1
             elif p.outcome == "matched" and env.user in business:
                 matched.append(ms - business[env.user])
-    waits = {(env.payload.run_id): env.payload.until for _, env in log
-             if isinstance(env.payload, WorkflowStepDecided) and env.payload.outcome == "waiting"}
+    waits: dict[str, int] = {
+        env.payload.run_id: env.payload.until for _, env in log
+        if isinstance(env.payload, WorkflowStepDecided) and env.payload.outcome == "waiting"
+        and env.payload.until is not None}
     for ms, env in log:
         p = env.payload
         if isinstance(p, WorkflowStepDecided) and p.outcome == "timed_out" and p.run_id in waits:
