@@ -37,6 +37,7 @@ from herald.api import (
     routes_templates,
     routes_topics,
     routes_users,
+    routes_workflows,
 )
 from herald.api.auth import Authenticator
 from herald.api.context import (
@@ -82,6 +83,7 @@ DEFAULT_MODULES: tuple[RouteModule, ...] = (
     routes_ops, routes_publish, routes_events, routes_schedule, routes_inbox_states,
     routes_inbox, routes_delivery, routes_devices, routes_templates, routes_live,
     routes_admin, routes_pages, routes_users, routes_client, routes_topics,
+    routes_workflows,
 )
 
 

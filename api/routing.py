@@ -105,6 +105,10 @@ class Route:
     # Content-Type must be one of them or application/json (415 otherwise), and the
     # handler sees which in ``Call.media_type``.
     bodies: tuple[tuple[str, str], ...] = ()
+    # Called with a body the schema refused: it may raise its own Unprocessable that names
+    # every error in the words of the domain (a workflow definition's steps); when it
+    # returns, the schema's 422 stands.
+    explain_body: Callable[[web.Application, Any], Awaitable[None]] | None = None
 
     def body_schemas(self) -> dict[str, str]:
         """Media type → body schema name, as documented."""
@@ -217,7 +221,12 @@ def make_endpoint(
             limit = settings.max_batch_body_bytes if route.batch_body else settings.max_body_bytes
             body = await read_json(request, limit, required=route.body_required)
             if body is not NO_BODY:
-                check(schema, body)
+                try:
+                    check(schema, body)
+                except Unprocessable:
+                    if route.explain_body is not None:
+                        await route.explain_body(request.app, body)  # its own, precise 422
+                    raise
                 call.body = body
         if request.method == "HEAD" and not route.timeout and 200 in route.replies:
             return web.Response(status=200, content_type=route.replies[200].content_type)

@@ -34,6 +34,8 @@ ROUTE_SCOPES: dict[str, str] = {
     "topics_list": "read", "topic_subscribe": "manage", "topic_unsubscribe": "manage",
     "inbox_counts": "read", "inbox_seen": "read", "inbox_bulk": "read",
     "inbox_snooze": "read", "inbox_unarchive": "read",
+    "workflows_list": "read", "workflow_get": "read", "workflow_run_get": "read",
+    "workflow_put": "manage", "workflow_trigger": "publish", "business_event": "publish",
     "admin_status": "admin",
 }
 FALLBACK = "admin"

@@ -25,6 +25,7 @@ from herald.consumers.group.handler import HandlerFactory
 from herald.consumers.projection import projector
 from herald.consumers.retention import role as retention
 from herald.consumers.schedule import scheduler
+from herald.consumers.workflows import engine as workflows
 from herald.streams.connection import eviction_warning
 from herald.streams.log import get_logger
 from herald.streams.settings import Settings
@@ -36,10 +37,12 @@ ROLES: dict[str, RoleFactory] = {
     "scheduler": scheduler.run,
     "retention": retention.run,
     "fanout": fanout.run,
+    "workflows": workflows.run,
 }
 
 DLQ_HANDLERS: dict[str, HandlerFactory] = {
     projector.GROUP: projector.projector_factory,
+    workflows.GROUP: workflows.factory,
 }
 
 log = get_logger(__name__)

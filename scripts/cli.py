@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "token": "mint a user token (development and tests)",
     "secrets": "re-wrap every data key with the newest master key (rotate), or count them",
     "dev-cluster": "a local Redis Cluster (3 primaries, 3 replicas) for development",
+    "workflow": "workflow definitions: put FILE, list, show KEY",
+    "explain": "why a workflow run did what it did (a run or notification id)",
     "config": "the effective configuration (secrets masked) and where each value came from",
 }
 

@@ -22,6 +22,7 @@ from herald.streams.partitions import partition_for
 
 CRITICAL = "critical"  # the one priority that changes routing (NotificationContent)
 TEMPLATES_USER = "~templates"  # the reserved user whose events are the templates
+WORKFLOWS_USER = "~workflows"  # the reserved user whose events are the workflow definitions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,6 +293,90 @@ class TemplateRegistered(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowRegistered(Payload):
+    """Version ``version`` of workflow ``workflow_key``: the checked definition
+    (consumers/workflows/definition.py). An event of :data:`WORKFLOWS_USER`; versions
+    are immutable (a run keeps the version it started with)."""
+
+    TYPE: ClassVar[str] = "workflow.registered"
+    workflow_key: str
+    version: int
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTriggered(Payload):
+    """A run of version ``version`` of ``workflow_key`` for the event's user starts; the
+    run's id is the event's id. ``data`` (sealed) is what conditions and templates read;
+    ``cancel_key`` stops the run (``DELETE /v1/scheduled/{cancel_key}``)."""
+
+    TYPE: ClassVar[str] = "workflow.triggered"
+    workflow_key: str
+    version: int
+    data: dict[str, Any] = field(default_factory=dict)
+    cancel_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStepDecided(Payload):
+    """One decision of a run about its step ``index`` (id ``step``), appended by the
+    ``workflows`` role: ``outcome`` is ``sent``, ``skipped``, ``delayed``, ``elapsed``,
+    ``waiting``, ``matched`` or ``timed_out``. ``at`` is the log position the decision
+    was taken as of; ``condition`` and ``result`` the step's condition and its value;
+    ``data`` (sealed) the condition's inputs; ``notification_id`` the sent
+    notification; ``until`` (ms) when a delay or a wait ends; ``detail`` more words."""
+
+    TYPE: ClassVar[str] = "workflow.step_decided"
+    run_id: str
+    step: str
+    index: int
+    outcome: str
+    at: str
+    condition: str | None = None
+    result: bool | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    notification_id: str | None = None
+    until: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowRunEnded(Payload):
+    """The run is over: ``outcome`` ``completed`` (past its last step), ``stopped`` (a
+    wait matched with ``on_match: stop``), ``cancelled`` (cancel key or ``cancel_on``)
+    or ``failed`` (``detail`` says why). ``at`` is the position it was decided as of;
+    ``timer`` the pending timer it removes ("" = none)."""
+
+    TYPE: ClassVar[str] = "workflow.run_ended"
+    run_id: str
+    outcome: str
+    at: str
+    timer: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTimerFired(Payload):
+    """The scheduler's wake-up of a run's delay or wait (step ``index``) due at
+    ``until`` (ms)."""
+
+    TYPE: ClassVar[str] = "workflow.timer_fired"
+    run_id: str
+    index: int
+    until: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusinessEventReceived(Payload):
+    """A business event of the user (``name``, e.g. ``order.paid``) with its ``data``
+    (sealed): what a workflow's ``wait_for`` and ``cancel_on`` match."""
+
+    TYPE: ClassVar[str] = "business.event"
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserErased(Payload):
     """Forgets the user: inbox, read state, preferences, profile, pending schedules and
     digests go (``herald erase``). Their data key was deleted first, so every sealed
@@ -378,6 +463,12 @@ PAYLOAD_TYPES: tuple[type[Payload], ...] = (
     TokensRevoked,
     TopicSubscribed,
     TopicUnsubscribed,
+    WorkflowRegistered,
+    WorkflowTriggered,
+    WorkflowStepDecided,
+    WorkflowRunEnded,
+    WorkflowTimerFired,
+    BusinessEventReceived,
 )
 
 REGISTRY: dict[tuple[str, int], type[Payload]] = {

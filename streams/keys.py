@@ -120,6 +120,18 @@ class Keys:
         """String: held (PX) by the one worker fetching a new :meth:`provider_token`."""
         return f"{self.provider_token(provider, account)}:lock"
 
+    def provider_breaker(self, channel: str, provider: str) -> str:
+        """Hash: a provider's circuit breaker, shared by every worker: ``failures``
+        (retryable failures in the current window, which expires) and ``open_until``
+        (ms; consumers/channels/fallback.py). One hash: one slot on a Cluster."""
+        return f"{self.prefix}:breaker:{{{channel}:{provider}}}"
+
+    def provider_pin(self, channel: str, message_key: str) -> str:
+        """String (PX): the provider a message went to when its outcome was unknown (a
+        timeout after the request left): every retry goes to that provider, with the
+        same idempotency key, never to another one."""
+        return f"{self.prefix}:pin:{channel}:{message_key}"
+
     # -------------------------------------------------------------- the log
     def stream(self, partition: int) -> str:
         """Stream: the partition's log; every event of its users, in order."""
@@ -294,6 +306,33 @@ class Keys:
     def template_index(self, partition: int, ns: str = LIVE_NS) -> str:
         """Sorted set: every template id (score 0: lexical order)."""
         return f"{self.ns_root(partition, ns)}:tpls"
+
+    # Workflow definitions are events of the reserved user ``~workflows`` (like templates);
+    # a run lives in its recipient's partition (consumers/workflows/projection.py).
+    def workflow(self, partition: int, workflow_key: str, ns: str = LIVE_NS) -> str:
+        """Hash: one workflow: ``latest``, ``v<n>`` (packed definition), ``ts<n>`` (ms)."""
+        return f"{self.ns_root(partition, ns)}:wf:{workflow_key}"
+
+    def workflow_index(self, partition: int, ns: str = LIVE_NS) -> str:
+        """Sorted set: every workflow key (score 0: lexical order)."""
+        return f"{self.ns_root(partition, ns)}:wfs"
+
+    def workflow_run(self, partition: int, run_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: one run's state (consumers/workflows/projection.py)."""
+        return f"{self.ns_root(partition, ns)}:wfrun:{run_id}"
+
+    def workflow_run_log(self, partition: int, run_id: str, ns: str = LIVE_NS) -> str:
+        """Sorted set: positions of the run's events (its timeline), scored 0."""
+        return f"{self.ns_root(partition, ns)}:wfrunlog:{run_id}"
+
+    def workflow_user_runs(self, partition: int, user: str, ns: str = LIVE_NS) -> str:
+        """Set: the user's runs not yet ended."""
+        return f"{self.ns_root(partition, ns)}:wfuser:{user}"
+
+    def workflow_note(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
+        """Hash: a notification a run sent: ``run``, ``step``, and the first positions it
+        was ``read``, ``delivered`` and ``failed`` at."""
+        return f"{self.ns_root(partition, ns)}:wfnote:{notification_id}"
 
     def status(self, partition: int, notification_id: str, ns: str = LIVE_NS) -> str:
         """Hash: per-channel delivery status of one notification."""

@@ -37,6 +37,7 @@ from herald.streams.events import (
     Envelope,
     NotificationScheduled,
     ScheduleCancelled,
+    WorkflowTriggered,
     new_envelope,
 )
 from herald.streams.keys import Keys
@@ -48,16 +49,26 @@ from herald.streams.validation import SCHEDULE_HORIZON_MS, Limits, validate_enve
 DAY_MS = 86_400_000
 HORIZON_MS = SCHEDULE_HORIZON_MS
 GRACE_MS = 7 * DAY_MS  # how long routes and tombstones outlive the latest due time
+RUN_HORIZON_MS = 30 * DAY_MS  # a workflow run's cancel key is routed this long
 
 
 def schedule_routes(envelopes: Sequence[Envelope]) -> dict[str, dict[str, int]]:
-    """``{cancel key: {user: latest due}}`` of the scheduled events that have a key."""
+    """``{cancel key: {user: latest due}}`` of the scheduled events that have a key (and
+    of workflow runs, which may wait up to :data:`RUN_HORIZON_MS` after their trigger)."""
     out: dict[str, dict[str, int]] = {}
     for env in envelopes:
         payload = env.payload
-        if type(payload) is NotificationScheduled and payload.cancel_key is not None:
-            users = out.setdefault(payload.cancel_key, {})
-            users[env.user] = max(users.get(env.user, 0), payload.deliver_at)
+        cancel_key = getattr(payload, "cancel_key", None)
+        if cancel_key is None:
+            continue
+        if type(payload) is NotificationScheduled:
+            due = payload.deliver_at
+        elif type(payload) is WorkflowTriggered:
+            due = env.time + RUN_HORIZON_MS
+        else:
+            continue
+        users = out.setdefault(cancel_key, {})
+        users[env.user] = max(users.get(env.user, 0), due)
     return out
 
 

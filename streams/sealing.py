@@ -27,12 +27,15 @@ from herald.streams import codec
 from herald.streams.crypto import CryptoError, DataKey, sealed_key_id
 from herald.streams.events import (
     REGISTRY,
+    BusinessEventReceived,
     ContactChanged,
     DeviceRegistered,
     Envelope,
     NotificationContent,
     Payload,
     ProfileChanged,
+    WorkflowStepDecided,
+    WorkflowTriggered,
 )
 from herald.streams.keystore import KeyStore
 
@@ -41,8 +44,13 @@ _PROFILE = ("phone", "email", "wechat_openid", "webhook_url", "webhook_secret",
             "wecom_userid")
 # A contact's value and a device's token are as personal as the profile's addresses.
 # (A profile's locale is not sealed: it is a setting, not an address.)
+# A workflow's trigger data, a business event's data and the inputs a run's condition
+# read are content like a notification's data.
 _OTHERS: dict[type[Payload], tuple[str, ...]] = {ContactChanged: ("value",),
-                                                 DeviceRegistered: ("token",)}
+                                                 DeviceRegistered: ("token",),
+                                                 WorkflowTriggered: ("data",),
+                                                 WorkflowStepDecided: ("data",),
+                                                 BusinessEventReceived: ("data",)}
 
 SEALED: dict[type[Payload], tuple[str, ...]] = {
     **{cls: _CONTENT if issubclass(cls, NotificationContent) else _PROFILE

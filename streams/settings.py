@@ -292,6 +292,13 @@ class Settings:
     # channel uses, validated at worker start (consumers/channels/registry.py check)
     sms_provider: str = _env("HERALD_SMS_PROVIDER", _choice("twilio", "aliyun", "tencent"),
                              "twilio")
+    # An ordered fallback list (consumers/channels/fallback.py): when set (two or more),
+    # SMS moves to the next provider while one's circuit is open; empty: the one above.
+    sms_providers: tuple[str, ...] = _env("HERALD_SMS_PROVIDERS",
+                                          _subset("twilio", "aliyun", "tencent"), ())
+    breaker_failures: int = _env("HERALD_BREAKER_FAILURES", _positive_int, 5)
+    breaker_window_s: float = _env("HERALD_BREAKER_WINDOW", parse_duration, 30.0)
+    breaker_open_s: float = _env("HERALD_BREAKER_OPEN", parse_duration, 60.0)
     wechat_provider: str = _env("HERALD_WECHAT_PROVIDER",
                                 _choice("miniprogram", "official", "wecom"), "miniprogram")
     push_providers: tuple[str, ...] = _env("HERALD_PUSH_PROVIDERS", _subset("fcm", "apns"),

@@ -20,6 +20,8 @@ from herald.streams.events import (
     BULK_ACTIONS,
     CRITICAL,
     TEMPLATES_USER,
+    WORKFLOWS_USER,
+    BusinessEventReceived,
     ContactChanged,
     DeliveryEvent,
     DeviceRegistered,
@@ -39,6 +41,8 @@ from herald.streams.events import (
     TokensRevoked,
     TopicSubscribed,
     TopicUnsubscribed,
+    WorkflowRegistered,
+    WorkflowTriggered,
 )
 from herald.streams.ids import is_id
 from herald.streams.settings import Settings
@@ -55,8 +59,9 @@ USER_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,256}")
 USER_MAX_BYTES = 256
 USER_RULE = "must be 1-256 bytes of UTF-8 without control characters"
 # Users that only Herald itself appends for (refused on every API path and CLI).
-SYSTEM_USERS = frozenset({TEMPLATES_USER})
+SYSTEM_USERS = frozenset({TEMPLATES_USER, WORKFLOWS_USER})
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
+BUSINESS_EVENT_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 CATEGORY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TOPIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -279,6 +284,33 @@ def _check_template(p: Any, limits: Limits, encoded_size: int | None, sealed: bo
                               f"{MAX_TEMPLATE_BYTES}")
 
 
+def _check_workflow(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not TEMPLATE_ID_RE.fullmatch(p.workflow_key):
+        raise ValidationError("workflow_key", "must be 1-64 of a-z 0-9 _ . - (lowercase)")
+    if p.version < 1:
+        raise ValidationError("version", "must be at least 1")
+    if isinstance(p, WorkflowRegistered):
+        try:
+            size = len(msgpack.packb(p.definition, use_bin_type=True))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValidationError("definition", f"cannot be stored: {exc}") from exc
+        if size > MAX_TEMPLATE_BYTES:
+            raise ValidationError("definition", f"is {size} bytes encoded; the limit is "
+                                  f"{MAX_TEMPLATE_BYTES}")
+    else:
+        if p.cancel_key is not None:
+            check_key(p.cancel_key, "cancel_key")
+        if not sealed:
+            _check_data_size(p.data, limits)
+
+
+def _check_business(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    if not BUSINESS_EVENT_RE.fullmatch(p.name):
+        raise ValidationError("name", "must be 1-100 of A-Z a-z 0-9 _ . : -")
+    if not sealed:
+        _check_data_size(p.data, limits)
+
+
 def _check_scheduled(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
     if p.cancel_key is not None:
         check_key(p.cancel_key, "cancel_key")
@@ -345,6 +377,9 @@ _RULES: tuple[tuple[type, Check], ...] = (  # in the order they run
     (DeviceRegistered, _check_device),
     (DeviceRemoved, _check_device),
     (TemplateRegistered, _check_template),
+    (WorkflowRegistered, _check_workflow),
+    (WorkflowTriggered, _check_workflow),
+    (BusinessEventReceived, _check_business),
     (DeliveryEvent, _check_delivery),
     (TokensRevoked, lambda p, limits, size, sealed: _check_revoked(p)),
     (InboxBulkMarked, _check_bulk),
@@ -377,6 +412,9 @@ def validate_envelope(envelope: Envelope, encoded_size: int, limits: Limits) -> 
     if (envelope.user == TEMPLATES_USER) != isinstance(envelope.payload, TemplateRegistered):
         raise ValidationError("user", f"templates are events of {TEMPLATES_USER!r}, and only "
                               "templates are")
+    if (envelope.user == WORKFLOWS_USER) != isinstance(envelope.payload, WorkflowRegistered):
+        raise ValidationError("user", f"workflow definitions are events of {WORKFLOWS_USER!r}, "
+                              "and only they are")
     if envelope.idempotency_key is not None:
         check_key(envelope.idempotency_key, "idempotency_key")
     if envelope.correlation is not None:

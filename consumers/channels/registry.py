@@ -4,7 +4,9 @@
 implement it (each a :class:`~consumers.channels.base.Provider`), the settings it
 needs and an optional deeper check of them. The settings choose:
 
-- ``sms``: HERALD_SMS_PROVIDER = ``twilio`` (default), ``aliyun``, ``tencent``;
+- ``sms``: HERALD_SMS_PROVIDER = ``twilio`` (default), ``aliyun``, ``tencent``; or
+  HERALD_SMS_PROVIDERS, an ordered list the channel falls back along
+  (consumers/channels/fallback.py);
 - ``wechat``: HERALD_WECHAT_PROVIDER = ``miniprogram`` (default), ``official``,
   ``wecom``;
 - ``push``: HERALD_PUSH_PROVIDERS = some of ``fcm``, ``apns`` (a device's platform
@@ -127,6 +129,8 @@ def chosen(channel: str, settings: Settings) -> list[str]:
     attr = CHOICE.get(channel)
     if attr is None:
         return list(PROVIDERS[channel])
+    if channel == "sms" and settings.sms_providers:  # HERALD_SMS_PROVIDERS: a fallback list
+        return list(settings.sms_providers)
     value = getattr(settings, attr)
     return list(value) if isinstance(value, tuple) else [value]
 
@@ -147,12 +151,18 @@ def open_channel(name: str, settings: Settings, redis: Any) -> Channel:
 
         return PushChannel({p: open_provider(PROVIDERS["push"][p], settings, redis)
                             for p in names})
+    if len(names) > 1:  # an ordered fallback list (consumers/channels/fallback.py)
+        from herald.consumers.channels.fallback import FallbackChannel
+
+        return FallbackChannel(name, [open_provider(PROVIDERS[name][n], settings, redis)
+                                      for n in names], settings, redis)
     return open_provider(PROVIDERS[name][names[0]], settings, redis)
 
 
 def _explicit(spec: ProviderSpec, settings: Settings) -> bool:
     attr = CHOICE.get(spec.channel)
-    picked = attr is not None and getattr(settings, attr) != _DEFAULTS[attr]
+    picked = (attr is not None and getattr(settings, attr) != _DEFAULTS[attr]) or \
+        (spec.channel == "sms" and spec.name in settings.sms_providers)
     return picked or any(getattr(settings, f) != _DEFAULTS[f] for f in spec.own)
 
 

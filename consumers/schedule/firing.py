@@ -30,6 +30,7 @@ from herald.streams.events import (
     NotificationCreated,
     NotificationWoke,
     ScheduleCancelled,
+    WorkflowTimerFired,
 )
 from herald.streams.idempotency import IdempotencyRecords, server_bucket
 from herald.streams.ids import new_id
@@ -76,6 +77,8 @@ def reminder_fire(
     entry = codec.unpack_binary(packed)
     if "w" in entry:  # a snoozed item's wake-up (consumers/projection/inbox.py)
         return wake_fire(partition, nid, entry, due, now, limits)
+    if "wf" in entry:  # a workflow run's timer (consumers/workflows/projection.py)
+        return timer_fire(partition, nid, entry, due, now, limits)
     user, cancel_key = entry["u"], entry.get("k")
     created = codec.payload_from_dict(NotificationCreated.TYPE, NotificationCreated.VERSION,
                                       entry["c"])
@@ -103,6 +106,18 @@ def wake_fire(partition: int, nid: str, entry: dict[str, Any], due: int, now: in
                     payload=NotificationWoke(notification_id=nid, until=until),
                     idempotency_key=idem)
     return Fire(nid, due, [], ["", idem, woke.id, _encode(woke, limits), "", ""])
+
+
+def timer_fire(partition: int, token: str, entry: dict[str, Any], due: int, now: int,
+               limits: Limits) -> Fire:
+    """The fire of a workflow run's timer: one ``workflow.timer_fired`` under the
+    idempotency key ``wft:{run}:{index}`` (a step parks at most once)."""
+    run, index = str(entry["wf"]), int(entry["i"])
+    idem = f"wft:{run}:{index}"
+    fired = Envelope(id=new_id(partition, now), user=str(entry["u"]), time=now,
+                     payload=WorkflowTimerFired(run_id=run, index=index, until=due),
+                     idempotency_key=idem)
+    return Fire(token, due, [], ["", idem, fired.id, _encode(fired, limits), "", ""])
 
 
 def digest_fire(summary: Summary, members: Sequence[str], due: int, limits: Limits,

@@ -35,7 +35,8 @@ CE = {"specversion": "1.0", "id": "scope-1", "source": "https://shop.example/ord
       "data": {"title": "from a cloudevent"}}
 
 
-def requests(nid: str, fanout: str) -> dict[str, tuple[str, str, Any, dict[str, str]]]:
+def requests(nid: str, fanout: str, run: str = "") -> dict[str, tuple[str, str, Any,
+                                                                    dict[str, str]]]:
     """operation id → (method, path, json body, headers): a request valid in scope."""
     user = "/v1/users/alice"
     return {
@@ -84,10 +85,18 @@ def requests(nid: str, fanout: str) -> dict[str, tuple[str, str, Any, dict[str, 
         "inbox_bulk": ("POST", f"{user}/inbox/bulk", {"action": "seen"}, {}),
         "inbox_snooze": ("POST", f"{user}/inbox/{nid}/snooze", {"seconds": 60}, {}),
         "inbox_unarchive": ("POST", f"{user}/inbox/{nid}/unarchive", None, {}),
+        "workflows_list": ("GET", "/v1/workflows", None, {}),
+        "workflow_put": ("PUT", "/v1/workflows/scoped", WORKFLOW, {}),
+        "workflow_get": ("GET", "/v1/workflows/scoped", None, {}),
+        "workflow_trigger": ("POST", "/v1/workflows/scoped/trigger", {"to": "alice"}, {}),
+        "business_event": ("POST", "/v1/business-events", {"type": "order.paid",
+                                                           "user": "alice"}, {}),
+        "workflow_run_get": ("GET", f"/v1/workflow-runs/{run}", None, {}),
     }
 
 
 TOKEN = "fcm-token-of-the-scope-matrix"
+WORKFLOW = {"steps": [{"id": "hi", "type": "send", "channels": ["in_app"], "title": "hi"}]}
 TEMPLATE = {"category": "orders", "default_locale": "en",
             "locales": {"default": {"title": "n {{ n }}", "body": ""}}, "example": {"n": 1}}
 
@@ -135,7 +144,14 @@ async def test_every_route_by_every_scope_is_2xx_or_403(scoped: ApiClient, redis
     await scoped.publish("alice", "later", delay_seconds=3600, cancel_key="some-key")
     await asyncio.sleep(0.5)
     fanout = (await scoped.post("/v1/broadcasts", json={"title": "before"})).body["id"]
-    table = requests(nid, fanout)
+    await scoped.call("PUT", "/v1/workflows/setup", json=WORKFLOW)
+    run = (await scoped.post("/v1/workflows/setup/trigger", json={"to": "alice"})
+           ).body["runs"][0]["run_id"]
+    for _ in range(200):  # until projected: the run exists
+        if (await scoped.get(f"/v1/workflow-runs/{run}", auth=SERVICE_KEY)).status == 200:
+            break
+        await asyncio.sleep(0.05)
+    table = requests(nid, fanout, run)
     order = sorted(guarded, key=lambda r: r.operation_id in ("inbox_delete", "user_erase"))
     for route in order:
         method, path, body, headers = table[route.operation_id]

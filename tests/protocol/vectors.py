@@ -21,6 +21,7 @@ from typing import Any
 from herald.streams import codec
 from herald.streams.events import (
     AllRead,
+    BusinessEventReceived,
     ContactChanged,
     DeliveryAttempted,
     DeliveryExpired,
@@ -51,6 +52,11 @@ from herald.streams.events import (
     TopicSubscribed,
     TopicUnsubscribed,
     UserErased,
+    WorkflowRegistered,
+    WorkflowRunEnded,
+    WorkflowStepDecided,
+    WorkflowTimerFired,
+    WorkflowTriggered,
 )
 from herald.streams.ids import compose
 from herald.streams.keys import Keys
@@ -187,6 +193,28 @@ def _cases() -> list[tuple[str, str, Payload, dict[str, Any]]]:
             template_id="order-shipped", version=1,
             definition={"title": "Order {{ order }} shipped", "body": "",
                         "locales": {"zh-CN": {"title": "订单 {{ order }} 已发货"}}}), {}),
+        ("workflow.registered", "~workflows", WorkflowRegistered(
+            workflow_key="order-unpaid", version=1,
+            definition={"steps": [{"id": "remind", "type": "send", "channels": ["sms"],
+                                   "title": "Order {{ order_id }} is not paid"}]}), {}),
+        ("workflow.triggered", "alice", WorkflowTriggered(
+            workflow_key="order-unpaid", version=1, data={"order_id": "A1"},
+            cancel_key="order:A1"), {}),
+        ("workflow.step_decided, skipped", "alice", WorkflowStepDecided(
+            run_id="01HF7YAT004C3BSXSEQ76JFC03", step="sms", index=4, outcome="skipped",
+            at="1700000000000-0", condition="!steps.remind.read", result=False,
+            data={"steps": {"remind": {"read": True}}}), {}),
+        ("workflow.step_decided, waiting", "alice", WorkflowStepDecided(
+            run_id="01HF7YAT004C3BSXSEQ76JFC03", step="paid", index=3, outcome="waiting",
+            at="1700000000000-0", until=1700000600000, detail="order.paid"), {}),
+        ("workflow.run_ended", "alice", WorkflowRunEnded(
+            run_id="01HF7YAT004C3BSXSEQ76JFC03", outcome="cancelled",
+            at="1700000000001-0", timer="wft.01HF7YAT004C3BSXSEQ76JFC03.3",
+            detail="cancel_on order.paid"), {}),
+        ("workflow.timer_fired", "alice", WorkflowTimerFired(
+            run_id="01HF7YAT004C3BSXSEQ76JFC03", index=3, until=1700000600000), {}),
+        ("business.event", "alice", BusinessEventReceived(
+            name="order.paid", data={"order_id": "A1"}), {}),
     ]
 
 

@@ -42,7 +42,8 @@ def test_every_key_of_a_partition_is_in_one_slot(partition: int) -> None:
                "key": "order:{9}", "group": "projector", "ns": "r2", "channel": "sms",
                "cancel_key": "c{1}", "digest_key": "daily", "span_ms": 86_400_000,
                "bucket": 20_000, "tenant": "acme", "topic": "news:{x}",
-               "template_id": "order.shipped", "critical": True}
+               "template_id": "order.shipped", "critical": True,
+               "workflow_key": "order.unpaid", "run_id": "01HF7YAT00APF0XHPYJ0P8BC1Z"}
     slots = set()
     builders = _partition_key_builders()
     assert len(builders) >= 10

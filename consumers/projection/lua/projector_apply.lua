@@ -407,6 +407,15 @@ OPS['call'] = function(op, position, padded, user)
   return false
 end
 
+-- {mark_if, key, field, value}: the field, unless set, of a hash that exists (a workflow
+-- run's notification: consumers/workflows/projection.py); nothing for any other key.
+OPS['mark_if'] = function(op, position, padded, user)
+  if call('EXISTS', op[2]) == 1 then
+    call('HSETNX', op[2], op[3], op[4])
+  end
+  return false
+end
+
 -- {touch}: signal "user changed" for an event whose writes were plain calls.
 OPS['touch'] = function(op, position, padded, user)
   return true

@@ -40,6 +40,8 @@ STATUS = Keys("herald").status(3, NID)
 def calls(writes: list[tuple[object, ...]]) -> dict[str, list[tuple[object, ...]]]:
     out: dict[str, list[tuple[object, ...]]] = {}
     for w in writes:
+        if w[0] == "mark_if":  # a workflow run's notification (consumers/workflows/)
+            continue
         assert w[0] == "call"
         out.setdefault(str(w[1]), []).append(w[2:])
     return out

@@ -60,10 +60,15 @@ def test_created_keeps_a_scheduled_notification_id_and_empty_data_is_empty() -> 
 ])
 def test_state_changes_name_the_item(payload: object, op: str) -> None:
     env = BASE.envelope("alice", payload, time_ms=77)  # type: ignore[arg-type]
-    [write] = project(env, "9-1", CTX)
+    write, *more = project(env, "9-1", CTX)
     assert write[0] == op and write[1] == NID
     if op == "read":
         assert write[2] == "77"
+        # kept for a workflow run's conditions, if a run sent it (consumers/workflows/)
+        assert more == [("mark_if", CTX.keys.workflow_note(CTX.partition, NID, CTX.ns),
+                         "read", "000000000000009-00000000000000000001")]
+    else:
+        assert more == []
 
 
 def test_all_read_defaults_to_its_own_position() -> None:
