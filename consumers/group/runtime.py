@@ -75,9 +75,9 @@ from herald.streams.settings import Settings
 
 BACKOFF_INITIAL_S = 0.1  # waits after a Redis error double from this ...
 BACKOFF_MAX_S = 5.0  # ... to this (streams/connection.py Backoff)
-BLOCK_MS = 15_000  # longest blocking read (a stop or a lease change cuts it short): an
-# idle lane wakes this often (on a Cluster: one read per owned partition), and a claim
-# sweep (every HERALD_CLAIM_IDLE) waits at most this long for an idle lane
+BLOCK_MS = 5000  # longest blocking read (a stop or a lease change cuts it short): an
+# idle lane wakes this often (on a Cluster: one read per owned partition). 15 s was
+# tried: a stop then waited out the Cluster's per-partition reads (not cut short).
 FRESH_S = 10.0  # after a takeover, look this long for entries an ex-owner still read
 LANES = 4  # default read/handle loops over disjoint partition subsets: while one lane
 # waits for Redis (its read, its work), another runs — a handler may ask for fewer
