@@ -1,113 +1,22 @@
-"""Reading templates: the projection of ``~templates``'s partition, cached per process.
-
-A version never changes once registered, so a definition read once is kept (at most
-:data:`CACHE_MAX` versions per process); which version is the latest is read from
-Redis every time (one HGET), so a new version is used by the next publish. Reads go
-through the partition's view pointer like every projection read
-(consumers/projection/views.py), so a ``herald replay`` switch is followed.
-
-Failure modes: Redis errors propagate; a stored definition that does not unpack
-raises CodecError (never written by Herald).
-"""
+"""Reading templates: the ``~templates`` partition's versioned definitions
+(consumers/projection/versions.py), one store per process."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
-from herald.consumers.projection.views import Views
-from herald.streams import codec
-from herald.streams.connection import text
+from herald.consumers.projection.versions import Version, VersionedStore
 from herald.streams.events import TEMPLATES_USER
 from herald.streams.keys import Keys
-from herald.streams.partitions import partition_for
 from herald.streams.settings import Settings
 
-CACHE_MAX = 2048
-LIST_MAX = 1000
+__all__ = ["Template", "TemplateStore"]
+
+Template = Version  # one version of a template
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
-    """One version of a template."""
-
-    id: str
-    version: int
-    definition: dict[str, Any]
-    registered_at: int  # ms
-    latest: int
-
-
-class TemplateStore:
+class TemplateStore(VersionedStore):
     """Template reads of one prefix; one per process."""
 
     def __init__(self, redis: Any, settings: Settings) -> None:
-        self.redis = redis
-        self.keys = Keys(settings.prefix)
-        self.views = Views(redis, settings)
-        self.partition = partition_for(TEMPLATES_USER, settings.partitions)
-        self._cache: OrderedDict[tuple[str, int], tuple[dict[str, Any], int]] = OrderedDict()
-
-    async def get(self, template_id: str, version: int | None = None) -> Template | None:
-        """Version ``version`` (default: the latest) of a template; None when unknown."""
-        p, k = self.partition, self.keys
-        wanted = version
-        cached = self._cache.get((template_id, version)) if version is not None else None
-
-        def build(pipe: Any, ns: str) -> None:
-            pipe.hget(k.template(p, template_id, ns), "latest")
-            if version is not None and cached is None:
-                pipe.hmget(k.template(p, template_id, ns), f"v{version}", f"ts{version}")
-
-        replies = await self.views.snapshot(p, build)
-        if replies[0] is None:
-            return None
-        latest = int(text(replies[0]))
-        wanted = latest if version is None else version
-        if wanted > latest or wanted < 1:
-            return None
-        found = cached or self._cache.get((template_id, wanted))
-        if found is None:
-            raw = replies[1] if version is not None else await self._version(template_id, wanted)
-            if raw is None or raw[0] is None:
-                return None
-            found = (codec.unpack_value(raw[0]), int(text(raw[1])))
-            self._cache[(template_id, wanted)] = found
-            if len(self._cache) > CACHE_MAX:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end((template_id, wanted))
-        return Template(template_id, wanted, found[0], found[1], latest)
-
-    async def _version(self, template_id: str, version: int) -> list[Any] | None:
-        p, k = self.partition, self.keys
-        [raw] = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.hmget(k.template(p, template_id, ns), f"v{version}",
-                                           f"ts{version}"))
-        return list(raw)
-
-    async def latest(self, template_id: str) -> int | None:
-        """The latest version's number; None when the template is unknown."""
-        p, k = self.partition, self.keys
-        [raw] = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.hget(k.template(p, template_id, ns), "latest"))
-        return None if raw is None else int(text(raw))
-
-    async def list(self, limit: int = LIST_MAX) -> list[dict[str, Any]]:
-        """``[{"id", "latest"}]`` in id order (at most ``limit``)."""
-        p, k = self.partition, self.keys
-        [ids] = await self.views.snapshot(
-            p, lambda pipe, ns: pipe.zrange(k.template_index(p, ns), 0, limit - 1))
-        names = [text(i) for i in ids]
-        if not names:
-            return []
-
-        def build(pipe: Any, ns: str) -> None:
-            for name in names:
-                pipe.hget(k.template(p, name, ns), "latest")
-
-        latest = await self.views.snapshot(p, build)
-        return [{"id": name, "latest": int(text(v))} for name, v in zip(names, latest,
-                                                                         strict=True)
-                if v is not None]
+        super().__init__(redis, settings, TEMPLATES_USER, Keys.template, Keys.template_index)
