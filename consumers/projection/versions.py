@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from herald.consumers.projection.base import Write
 from herald.consumers.projection.views import Views
 from herald.streams import codec
 from herald.streams.connection import text
@@ -27,6 +28,16 @@ from herald.streams.settings import Settings
 
 CACHE_MAX = 2048
 LIST_MAX = 1000
+
+
+def version_writes(record: str, index: str, id_: str, version: int,
+                   definition: dict[str, Any], time_ms: int) -> list[Write]:
+    """The projection of one registered version: ``v<n>`` (packed) and ``ts<n>`` written
+    once, ``latest`` = n, the id in the index — what :class:`VersionedStore` reads."""
+    n = str(version)
+    return [("call", "HSET", record, f"v{n}", codec.pack_value(definition), f"ts{n}",
+             str(time_ms), "latest", n),
+            ("call", "ZADD", index, "0", id_)]
 
 
 @dataclass(frozen=True, slots=True)

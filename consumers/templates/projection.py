@@ -11,18 +11,15 @@ the partition of the reserved user ``~templates``.
 from __future__ import annotations
 
 from herald.consumers.projection.base import Context, Projection, Write
-from herald.streams import codec
+from herald.consumers.projection.versions import version_writes
 from herald.streams.events import Envelope, TemplateRegistered
 
 
 def project_template(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: TemplateRegistered = env.payload  # type: ignore[assignment]
-    key = ctx.keys.template(ctx.partition, p.template_id, ctx.ns)
-    n = str(p.version)
-    return [("call", "HSET", key, f"v{n}", codec.pack_value(p.definition), f"ts{n}",
-             str(env.time), "latest", n),
-            ("call", "ZADD", ctx.keys.template_index(ctx.partition, ctx.ns), "0",
-             p.template_id)]
+    return version_writes(ctx.keys.template(ctx.partition, p.template_id, ctx.ns),
+                          ctx.keys.template_index(ctx.partition, ctx.ns), p.template_id,
+                          p.version, p.definition, env.time)
 
 
 PROJECTIONS: dict[str, Projection] = {TemplateRegistered.TYPE: project_template}

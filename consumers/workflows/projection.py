@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from herald.consumers.errors import ProjectionError
 from herald.consumers.projection.base import WAKE, Context, Projection, Write, checked_id
+from herald.consumers.projection.versions import version_writes
 from herald.streams import codec, positions
 from herald.streams.events import (
     DeliveryFailed,
@@ -59,12 +60,9 @@ def timer_token(run_id: str, index: int) -> str:
 
 def project_registered(env: Envelope, position: str, ctx: Context) -> list[Write]:
     p: WorkflowRegistered = env.payload  # type: ignore[assignment]
-    key = ctx.keys.workflow(ctx.partition, p.workflow_key, ctx.ns)
-    n = str(p.version)
-    return [("call", "HSET", key, f"v{n}", codec.pack_value(p.definition), f"ts{n}",
-             str(env.time), "latest", n),
-            ("call", "ZADD", ctx.keys.workflow_index(ctx.partition, ctx.ns), "0",
-             p.workflow_key)]
+    return version_writes(ctx.keys.workflow(ctx.partition, p.workflow_key, ctx.ns),
+                          ctx.keys.workflow_index(ctx.partition, ctx.ns), p.workflow_key,
+                          p.version, p.definition, env.time)
 
 
 def _logged(ctx: Context, run_id: str, position: str) -> Write:
