@@ -32,6 +32,7 @@ from herald.api.errors import Conflict, NotFound, Unprocessable, field_error
 from herald.api.jsonio import json_response
 from herald.api.routing import Call, Param, Reply, Route
 from herald.consumers.projection.queries import iso
+from herald.consumers.projection.versions import VersionTaken, register_version
 from herald.consumers.templates.definition import (
     DEFINITION,
     ID_PATTERN,
@@ -126,20 +127,18 @@ async def put_template(call: Call) -> web.Response:
         check_definition(definition, call.app[RENDERER])
     except TemplateError as exc:
         raise template_problem(exc) from exc
-    current = await _store(call).get(tid)
-    if current is not None and current.definition == definition:
-        return json_response({"id": tid, "version": current.version, "created": False,
+    try:
+        done = await register_version(
+            _store(call), call.app[PRODUCER], TEMPLATES_USER, tid, definition,
+            lambda version: TemplateRegistered(template_id=tid, version=version,
+                                               definition=definition), "tpl")
+    except VersionTaken as exc:
+        raise Conflict(str(exc)) from exc
+    if done.appended is None or done.envelope is None:
+        return json_response({"id": tid, "version": done.version, "created": False,
                               "status": "projected"})
-    version = (current.latest if current else 0) + 1
-    producer = call.app[PRODUCER]
-    envelope = producer.envelope(TEMPLATES_USER, TemplateRegistered(
-        template_id=tid, version=version, definition=definition),
-        idempotency_key=f"tpl:{tid}:{version}")
-    appended = await producer.publish(envelope)
-    if appended.duplicate:
-        raise Conflict(f"version {version} of {tid!r} was registered by another request just "
-                       "now; read it (GET) and register again if yours differs")
-    count_published(call.app, [envelope], [appended])
+    appended, version = done.appended, done.version
+    count_published(call.app, [done.envelope], [appended])
     projected = await call.app[QUERIES].wait_for(appended.partition, appended.position,
                                                  call.app[SETTINGS].action_wait_s)
     return json_response({"id": tid, "version": version, "created": True,

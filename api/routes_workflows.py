@@ -133,12 +133,16 @@ def _version_doc(found: Workflow) -> dict[str, Any]:
             "registered_at": iso(found.registered_at), "definition": found.definition}
 
 
+def _invalid(exc: registration.DefinitionInvalid) -> Unprocessable:
+    return Unprocessable(f"the workflow is not valid: {exc}", errors=[
+        field_error(path, message) for path, message in exc.errors])
+
+
 async def _checked(app: web.Application, definition: Any) -> None:
     try:
         await registration.check(definition, app[TEMPLATES], app[RENDERER])
     except registration.DefinitionInvalid as exc:
-        raise Unprocessable(f"the workflow is not valid: {exc}", errors=[
-            field_error(path, message) for path, message in exc.errors]) from exc
+        raise _invalid(exc) from exc
 
 
 async def explain_definition(app: web.Application, body: Any) -> None:
@@ -149,17 +153,19 @@ async def explain_definition(app: web.Application, body: Any) -> None:
 
 async def put_workflow(call: Call) -> web.Response:
     key, definition = call.path["workflow_key"], call.body
-    await _checked(call.app, definition)
-    try:
+    try:  # checked first (every error by path), then appended
         done = await registration.register(call.app[PRODUCER], call.app[WORKFLOWS],
                                            call.app[TEMPLATES], call.app[RENDERER], key,
                                            definition)
+    except registration.DefinitionInvalid as exc:
+        raise _invalid(exc) from exc
     except registration.VersionTaken as exc:
         raise Conflict(str(exc)) from exc
-    if done.appended is None:
+    if done.appended is None or done.envelope is None:
         return json_response({"key": key, "version": done.version, "created": False,
                               "status": "projected"})
     appended = done.appended
+    count_published(call.app, [done.envelope], [appended])
     projected = await call.app[QUERIES].wait_for(appended.partition, appended.position,
                                                  call.app[SETTINGS].action_wait_s)
     return json_response({"key": key, "version": done.version, "created": True,

@@ -18,16 +18,55 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from herald.consumers.errors import ConsumerError
 from herald.consumers.projection.base import Write
 from herald.consumers.projection.views import Views
 from herald.streams import codec
 from herald.streams.connection import text
+from herald.streams.events import Appended, Envelope, Payload
 from herald.streams.keys import Keys
 from herald.streams.partitions import partition_for
+from herald.streams.producer import Producer
 from herald.streams.settings import Settings
 
 CACHE_MAX = 2048
 LIST_MAX = 1000
+
+
+class VersionTaken(ConsumerError):
+    """Raised when another registration appended the same version first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What registering a definition did: the version it is, and whether it was new
+    (``appended``: its log entry; None when equal to the latest, nothing appended)."""
+
+    id: str
+    version: int
+    created: bool
+    appended: Appended | None = None
+    envelope: Envelope | None = None  # what was appended
+
+
+async def register_version(store: VersionedStore, producer: Producer, user: str, id_: str,
+                           definition: dict[str, Any], event: Callable[[int], Payload],
+                           idempotency: str) -> Registered:
+    """Append version latest + 1 of ``id_`` as ``event(version)`` of the reserved
+    ``user`` under the idempotency key ``<idempotency>:<id>:<version>`` — unless the
+    definition equals the latest (kept, nothing appended). Two racing registrations
+    yield one: the second gets :class:`VersionTaken`."""
+    current = await store.get(id_)
+    if current is not None and current.definition == definition:
+        return Registered(id_, current.version, False)
+    version = (current.latest if current else 0) + 1
+    envelope = producer.envelope(user, event(version),
+                                 idempotency_key=f"{idempotency}:{id_}:{version}")
+    appended = await producer.publish(envelope)
+    if appended.duplicate:
+        raise VersionTaken(f"version {version} of {id_!r} was registered by another request "
+                           "just now; read it and register again if yours differs")
+    return Registered(id_, version, True, appended, envelope)
 
 
 def version_writes(record: str, index: str, id_: str, version: int,

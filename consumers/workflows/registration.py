@@ -7,21 +7,24 @@ as an event of the reserved user ``~workflows`` under the idempotency key
 
 Failure modes: :class:`DefinitionInvalid` (every error, by path) before anything is
 appended; :class:`VersionTaken` when another registration appended that version
-first; Redis errors propagate.
+first (consumers/projection/versions.py ``register_version``, shared with templates);
+Redis errors propagate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from herald.consumers.errors import ConsumerError
+from herald.consumers.projection.versions import Registered, VersionTaken, register_version
 from herald.consumers.templates.render import Renderer
 from herald.consumers.templates.store import TemplateStore
 from herald.consumers.workflows.definition import Problem, problems
 from herald.consumers.workflows.store import WorkflowStore
-from herald.streams.events import WORKFLOWS_USER, Appended, WorkflowRegistered
+from herald.streams.events import WORKFLOWS_USER, WorkflowRegistered
 from herald.streams.producer import Producer
+
+__all__ = ["DefinitionInvalid", "Registered", "VersionTaken", "check", "register"]
 
 
 class DefinitionInvalid(ConsumerError):
@@ -30,18 +33,6 @@ class DefinitionInvalid(ConsumerError):
     def __init__(self, errors: list[Problem]) -> None:
         super().__init__("; ".join(f"{path}: {message}" for path, message in errors[:3]))
         self.errors = errors
-
-
-class VersionTaken(ConsumerError):
-    """Raised when another registration appended the same version first."""
-
-
-@dataclass(frozen=True, slots=True)
-class Registered:
-    key: str
-    version: int
-    created: bool
-    appended: Appended | None = None
 
 
 async def check(definition: Any, templates: TemplateStore, renderer: Renderer) -> None:
@@ -62,15 +53,7 @@ async def register(producer: Producer, store: WorkflowStore, templates: Template
                    renderer: Renderer, key: str, definition: dict[str, Any]) -> Registered:
     """Check and append one version (module doc)."""
     await check(definition, templates, renderer)
-    current = await store.get(key)
-    if current is not None and current.definition == definition:
-        return Registered(key, current.version, False)
-    version = (current.latest if current else 0) + 1
-    envelope = producer.envelope(WORKFLOWS_USER, WorkflowRegistered(
-        workflow_key=key, version=version, definition=definition),
-        idempotency_key=f"wf:{key}:{version}")
-    appended = await producer.publish(envelope)
-    if appended.duplicate:
-        raise VersionTaken(f"version {version} of {key!r} was registered by another request "
-                           "just now; read it and register again if yours differs")
-    return Registered(key, version, True, appended)
+    return await register_version(
+        store, producer, WORKFLOWS_USER, key, definition,
+        lambda version: WorkflowRegistered(workflow_key=key, version=version,
+                                           definition=definition), "wf")
