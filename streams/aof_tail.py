@@ -18,10 +18,9 @@ Servers Herald does not start are the operator's: ``aof-load-truncated no`` make
 such a server refuse to start, and ``valkey-check-aof --fix`` truncates before an
 unfinished ``MULTI`` (README, Persistence).
 
-Finding the block reads backwards from the end for the last ``MULTI`` and checks
-that everything after it parses as commands without an ``EXEC`` (a value that merely
-contains the bytes of ``MULTI`` fails that check); when the check cannot decide,
-the whole file is parsed from its start.
+Finding the block reads the file's last :data:`TAIL_BYTES` backwards for the last
+``MULTI`` and checks that everything after it parses as commands without an ``EXEC``
+(a value that merely contains the bytes of ``MULTI`` fails that check).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ log = get_logger(__name__)
 MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 MANIFEST_SUFFIX = ".manifest"
+TAIL_BYTES = 64 << 20  # what a start reads of the newest incremental file
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +99,23 @@ def parse(data: bytes, start: int = 0) -> Parsed:
     return Parsed(at, open_multi, True)
 
 
-def torn_transaction(data: bytes) -> int | None:
+def torn_transaction(data: bytes, *, whole: bool = True) -> int | None:
     """The offset of an unfinished ``MULTI`` block at the end of ``data`` (None: the
-    file ends outside any transaction)."""
+    file ends outside any transaction). ``whole``: ``data`` is the file from its start
+    (else its tail: a candidate must then be found in it)."""
     candidate = data.rfind(MULTI)
     if candidate < 0:
-        return None  # no transaction anywhere
+        return None  # no transaction anywhere (in the tail: none that could be open)
     while candidate >= 0:
         if candidate == 0 or data[candidate - 2:candidate] == b"\r\n":
             tail = parse(data, candidate)
             if tail.valid:
                 return tail.open_multi
         candidate = data.rfind(MULTI, 0, candidate)
-    whole = parse(data)  # undecided from the end: read it all
-    return whole.open_multi if whole.valid else None
+    if not whole:
+        return None  # only values that look like MULTI in the tail: none is open
+    parsed = parse(data)  # undecided from the end: read it all
+    return parsed.open_multi if parsed.valid else None
 
 
 def last_incr_file(data_dir: Path) -> Path | None:
@@ -133,19 +136,27 @@ def last_incr_file(data_dir: Path) -> Path | None:
 
 def drop_torn_transaction(data_dir: Path) -> int:
     """Truncate the newest incremental file before an unfinished ``MULTI`` at its end;
-    the bytes removed (0: nothing to do). Call only while no server runs on it."""
+    the bytes removed (0: nothing to do). Call only while no server runs on it.
+
+    Reads only the last :data:`TAIL_BYTES` of the file: Herald's blocks are one script's
+    writes (a batch of at most ``HERALD_MAX_BATCH`` events), far smaller."""
     path = last_incr_file(data_dir)
     if path is None or not path.is_file():
         return 0
-    data = path.read_bytes()
-    offset = torn_transaction(data)
-    if offset is None:
+    size = path.stat().st_size
+    start = max(0, size - TAIL_BYTES)
+    with path.open("rb") as f:
+        f.seek(start)
+        data = f.read()
+    found = torn_transaction(data, whole=start == 0)
+    if found is None:
         return 0
+    offset = start + found
     with path.open("r+b") as f:
         f.truncate(offset)
         f.flush()
         os.fsync(f.fileno())
-    removed = len(data) - offset
+    removed = size - offset
     log.warning("aof_torn_transaction_removed", file=str(path), offset=offset,
                 bytes=removed)
     return removed

@@ -97,3 +97,7 @@ def test_the_open_transaction_is_found_whatever_the_values_hold(
     else:  # the MULTI itself is torn: nothing after the last complete command
         assert found is None
     assert parse(torn[:found] if found is not None else torn).open_multi is None
+    # A start reads only the file's tail: cut anywhere before the block, the same answer.
+    cut_at = min(len(head), cut % (len(head) + 1))
+    tail = aof_tail.torn_transaction(torn[cut_at:], whole=False)
+    assert tail == (None if found is None else found - cut_at)
