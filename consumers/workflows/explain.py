@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from herald.consumers.projection.queries import iso
 from herald.consumers.projection.views import Views
 from herald.streams import codec, positions, sealing
 from herald.streams.connection import text
@@ -24,13 +25,6 @@ from herald.streams.keystore import KeyStore
 from herald.streams.settings import Settings
 
 MAX_LINES = 500
-
-
-def _iso(ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
 
 
 class Explainer:
@@ -89,7 +83,7 @@ class Explainer:
 def _line(position: str, env: Any) -> dict[str, Any]:
     """One event of the run as a timeline line."""
     p = env.payload
-    line: dict[str, Any] = {"position": position, "time": _iso(env.time), "event": env.type}
+    line: dict[str, Any] = {"position": position, "time": iso(env.time), "event": env.type}
     if env.type == "workflow.triggered":
         line.update(what="started", data=p.data)
     elif env.type == "workflow.step_decided":
@@ -99,13 +93,13 @@ def _line(position: str, env: Any) -> dict[str, Any]:
         if p.notification_id:
             line["notification_id"] = p.notification_id
         if p.until is not None:
-            line["until"] = _iso(p.until)
+            line["until"] = iso(p.until)
         if p.detail:
             line["detail"] = p.detail
     elif env.type == "workflow.run_ended":
         line.update(what=p.outcome, decided_as_of=p.at, detail=p.detail)
     elif env.type == "workflow.timer_fired":
-        line.update(what="timer_fired", index=p.index, until=_iso(p.until))
+        line.update(what="timer_fired", index=p.index, until=iso(p.until))
     return line
 
 
