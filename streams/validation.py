@@ -270,13 +270,18 @@ def _check_device(p: Any, limits: Limits, encoded_size: int | None, sealed: bool
         raise ValidationError("reason", "is longer than 500 characters")
 
 
-def _check_template(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
-    if not TEMPLATE_ID_RE.fullmatch(p.template_id):
-        raise ValidationError("template_id", "must be 1-64 of a-z 0-9 _ . - (lowercase)")
-    if p.version < 1:
+def _check_versioned(field: str, name: str, version: int) -> None:
+    """The id and version of a versioned definition (a template, a workflow)."""
+    if not TEMPLATE_ID_RE.fullmatch(name):
+        raise ValidationError(field, "must be 1-64 of a-z 0-9 _ . - (lowercase)")
+    if version < 1:
         raise ValidationError("version", "must be at least 1")
+
+
+def _check_definition(definition: Any) -> None:
+    """A definition storable as it is, within :data:`MAX_TEMPLATE_BYTES` encoded."""
     try:
-        size = len(msgpack.packb(p.definition, use_bin_type=True))
+        size = len(msgpack.packb(definition, use_bin_type=True))
     except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError("definition", f"cannot be stored: {exc}") from exc
     if size > MAX_TEMPLATE_BYTES:
@@ -284,19 +289,15 @@ def _check_template(p: Any, limits: Limits, encoded_size: int | None, sealed: bo
                               f"{MAX_TEMPLATE_BYTES}")
 
 
+def _check_template(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
+    _check_versioned("template_id", p.template_id, p.version)
+    _check_definition(p.definition)
+
+
 def _check_workflow(p: Any, limits: Limits, encoded_size: int | None, sealed: bool) -> None:
-    if not TEMPLATE_ID_RE.fullmatch(p.workflow_key):
-        raise ValidationError("workflow_key", "must be 1-64 of a-z 0-9 _ . - (lowercase)")
-    if p.version < 1:
-        raise ValidationError("version", "must be at least 1")
+    _check_versioned("workflow_key", p.workflow_key, p.version)
     if isinstance(p, WorkflowRegistered):
-        try:
-            size = len(msgpack.packb(p.definition, use_bin_type=True))
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValidationError("definition", f"cannot be stored: {exc}") from exc
-        if size > MAX_TEMPLATE_BYTES:
-            raise ValidationError("definition", f"is {size} bytes encoded; the limit is "
-                                  f"{MAX_TEMPLATE_BYTES}")
+        _check_definition(p.definition)
     else:
         if p.cancel_key is not None:
             check_key(p.cancel_key, "cancel_key")
