@@ -120,7 +120,7 @@ class GroupRuntime:
         self.gained = asyncio.Event()  # set whenever partitions are taken (for side loops)
         self._fresh: dict[int, float] = {}  # partition -> until when to look for strays
         # partition -> rounds the store failed since its last success (not the entries')
-        self._store_failures: dict[int, int] = {}
+        self._excused: dict[int, int] = {}
         self.metrics = consumer_metrics()  # consumers/metrics.py
         self.metrics.track(self.handler.group)
         self._latency = getattr(self.handler, "publish_latency", False)
@@ -223,7 +223,7 @@ class GroupRuntime:
                                   retry_in=backoff.current)
                 failed = True
                 if isinstance(exc, STORE_ERRORS):
-                    self._store_failed(lane.owned())
+                    self._excuse(lane.owned())
             if failed:
                 lane.recover(lane.owned())
                 await sleep_unless(stop, backoff.next())
@@ -356,12 +356,12 @@ class GroupRuntime:
                 self._forget(p)
                 self._log.warning("lease_lost", partition=p)
             elif isinstance(result, LogRegressedError):
-                self._store_failed([p])  # excused (consumers/errors.py)
+                self._excuse([p])  # consumers/errors.py ConsumerError.excused
                 self._recover([p])
                 self._log.warning("log_regressed", partition=p, entry_id=result.position,
                                   detail=str(result))
             elif isinstance(result, PendingGapError):
-                self._store_failed([p])
+                self._excuse([p])
                 self._recover([p])
                 self._log.info("pending_gap", partition=p, entry_id=result.position)
             elif isinstance(result, GroupMissingError):
@@ -369,27 +369,27 @@ class GroupRuntime:
             elif isinstance(result, BaseException):
                 failed = True
                 if isinstance(result, STORE_ERRORS) or getattr(result, "excused", False):
-                    self._store_failed([p])
+                    self._excuse([p])
                 self._recover([p])
                 self._log.error("batch_failed", partition=p, error=repr(result),
                                 exc_info=result if not isinstance(result, REDIS_ERRORS) else None)
             else:
-                self._store_failures.pop(p, None)
+                self._excused.pop(p, None)
                 self._count(p, batches[p], result)
         return failed
 
-    def _store_failed(self, partitions: Iterable[int]) -> None:
+    def _excuse(self, partitions: Iterable[int]) -> None:
         """These partitions' round failed for a reason outside its entries (the store, or
         an excused error, consumers/errors.py): the re-read that follows counts as a
         delivery in Redis, but not toward the delivery limit (:meth:`_early_outcomes`)."""
         for p in partitions:
-            self._store_failures[p] = self._store_failures.get(p, 0) + 1
+            self._excused[p] = self._excused.get(p, 0) + 1
 
     def _early_outcomes(self, partition: int, entries: Sequence[Entry]) -> list[Outcome]:
         """Outcomes decided without the handler: an entry that is not one field ``e``, too
         many deliveries (a deleted entry is acked as it is)."""
         limit = self.settings.max_deliveries
-        excused = self._store_failures.get(partition, 0)  # redeliveries the store caused
+        excused = self._excused.get(partition, 0)  # redeliveries not of the entries' making
         out: list[Outcome] = []
         for entry in entries:
             if entry.problem is not None:
